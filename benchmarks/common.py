@@ -1,0 +1,56 @@
+"""Helpers every benchmark script shares: the machine description, running edgeface commands, saving results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edgeface import __version__
+from edgeface.files import write_json
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for pkg in ("numpy", "ai_edge_litert", "cv2", "tensorflow"):
+        try:
+            mod = __import__(pkg) if pkg != "tensorflow" or "tensorflow" in sys.modules else None
+            versions[pkg] = getattr(mod, "__version__", "?") if mod else None
+        except ImportError:
+            versions[pkg] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
+            "edgeface": __version__, "packages": {k: v for k, v in versions.items() if v}}
+
+
+def edgeface_json(*args: str) -> dict:
+    """Run ``edgeface ARGS --json`` in a subprocess (exactly what a user runs) and parse its output."""
+    cmd = [sys.executable, "-m", "edgeface", *args, "--json"]
+    print("$", shlex.join(["edgeface", *args, "--json"]), file=sys.stderr, flush=True)
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"command failed ({done.returncode}): {shlex.join(cmd)}")
+    return json.loads(done.stdout)
+
+
+def save(name: str, payload: dict, started: float) -> Path:
+    path = RESULTS / name
+    doc = {"command": shlex.join(["python", *sys.argv]), "machine": machine(),
+           "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(time.time() - started, 1), **payload}
+    write_json(path, doc)
+    print(f"wrote {path}", file=sys.stderr)
+    return path

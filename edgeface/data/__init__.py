@@ -1,0 +1,1 @@
+"""Device half: dataset layouts and face preparation (detect + align + manifest)."""

@@ -1,0 +1,118 @@
+"""``edgeface data prepare``: every source image -> its main face aligned to 112x112 + one manifest line.
+
+The manifest (``manifest.jsonl``) is appended line by line and flushed, so an interrupted run resumes where
+it stopped (sources already listed are skipped). Images with no face or several faces are counted, never
+silently dropped; with several, the largest most central face is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+from collections import Counter
+from pathlib import Path
+
+from edgeface.data.layouts import Item, list_items
+from edgeface.errors import EdgefaceError
+from edgeface.evaluate.lfw import parse_pairs
+from edgeface.progress import progress_bar
+
+MANIFEST = "manifest.jsonl"
+UNLABELED = "_unlabeled"
+
+_finder = None
+
+
+def _init_worker() -> None:
+    global _finder
+    from edgeface.vision.detect import FaceFinder
+
+    _finder = FaceFinder(threads=1)
+
+
+def process_item(item: Item, dst: Path) -> dict:
+    """Detect, pick the main face, align, write the crop; return the manifest record."""
+    from edgeface.vision.align import align_face
+    from edgeface.vision.detect import main_face
+    from edgeface.vision.image import read_image, write_image
+
+    record: dict = {"source": str(item.path), "identity": item.identity}
+    try:
+        image = read_image(item.path)
+    except EdgefaceError as exc:
+        return {**record, "status": "unreadable", "error": str(exc)}
+    assert _finder is not None
+    faces = _finder.find(image)
+    record["faces"] = len(faces)
+    if not faces:
+        return {**record, "status": "no_face"}
+    face = main_face(faces, image.shape)
+    out = Path(item.identity or UNLABELED) / f"{item.path.stem}.jpg"
+    write_image(dst / out, align_face(image, face))
+    return {**record, "status": "ok", "file": str(out), "score": round(face.score, 4),
+            "landmarks": [[round(float(v), 2) for v in p] for p in face.keypoints[:4]]}
+
+
+def _work(args: tuple[Item, Path]) -> dict:
+    return process_item(*args)
+
+
+def read_manifest(dst: Path) -> list[dict]:
+    """Records of a prepared folder; a line cut by a crash is ignored (it will be redone)."""
+    path = Path(dst) / MANIFEST
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, layout: str = "auto",
+            exclude_pairs: Path | None = None, prefix: str = "", workers: int = 2, limit: int = 0) -> dict:
+    """Prepare a dataset; returns counts (ok, no_face, several_faces, unreadable, skipped, excluded)."""
+    src, dst = Path(src), Path(dst)
+    if workers < 1:
+        raise EdgefaceError(f"--workers must be at least 1, got {workers}")
+    exclude: set[str] = set()
+    if exclude_pairs is not None:
+        pairs = parse_pairs(exclude_pairs)
+        exclude = {name.split("/")[0] for name in pairs.images}
+    items = list_items(src, layout, identities, prefix, exclude)
+    if limit:
+        items = items[:limit]
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgefaceError(f"cannot create {dst}: {exc.strerror}") from None
+    done = {r["source"] for r in read_manifest(dst)}
+    todo = [it for it in items if str(it.path) not in done]
+    counts: Counter = Counter()
+    counts["skipped (already prepared)"] = len(items) - len(todo)
+    with open(dst / MANIFEST, "a", encoding="utf-8") as manifest, progress_bar() as bar:
+        task = bar.add_task(f"aligning {src.name}", total=len(todo))
+
+        def record(rec: dict) -> None:
+            manifest.write(json.dumps(rec) + "\n")
+            manifest.flush()
+            counts[rec["status"]] += 1
+            if rec.get("faces", 0) > 1:
+                counts["several_faces (main face kept)"] += 1
+            bar.advance(task)
+
+        if workers == 1 or len(todo) < 8:
+            _init_worker()
+            for it in todo:
+                record(process_item(it, dst))
+        else:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(workers, initializer=_init_worker) as pool:
+                for rec in pool.imap(_work, [(it, dst) for it in todo], chunksize=16):
+                    record(rec)
+        os.fsync(manifest.fileno())
+    return {"dst": str(dst), "sources": len(items), **{k: int(v) for k, v in counts.items()},
+            "excluded people": len(exclude)}

@@ -1,0 +1,1 @@
+"""Device half: verification metrics (numpy only) and the LFW View 2 protocol."""

@@ -1,0 +1,118 @@
+"""LFW View 2: parse the official pairs.txt, embed every referenced image, score the 6,000 pairs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.evaluate.metrics import roc_curve, verification_report
+from edgeface.vision.embed import Embedder
+from edgeface.vision.pipeline import embed_paths
+
+
+@dataclass
+class Pairs:
+    """Parsed pairs: image paths (relative ``Name/Name_NNNN.jpg``), index pairs, same/different, fold id."""
+
+    images: list[str]
+    left: np.ndarray
+    right: np.ndarray
+    same: np.ndarray
+    fold: np.ndarray
+
+
+def image_name(person: str, number: str, where: str) -> str:
+    if not number.isdigit() or int(number) < 1:
+        raise EdgefaceError(f"{where}: image number must be a positive integer, got {number!r}")
+    return f"{person}/{person}_{int(number):04d}.jpg"
+
+
+def parse_pairs(path: str | Path) -> Pairs:
+    """Read pairs.txt: header ``folds n``, then per fold n same-person lines and n different-person lines."""
+    path = Path(path)
+    try:
+        lines = [ln.split() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except FileNotFoundError:
+        raise EdgefaceError(f"pairs file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EdgefaceError(f"cannot read pairs file {path}: {exc}") from None
+    if not lines:
+        raise EdgefaceError(f"pairs file is empty: {path}")
+    header = lines[0]
+    if len(header) != 2 or not all(h.isdigit() for h in header) or int(header[0]) < 1 or int(header[1]) < 1:
+        raise EdgefaceError(f"{path}:1: expected a header 'FOLDS PAIRS_PER_CLASS' (e.g. '10 300')")
+    folds, per = int(header[0]), int(header[1])
+    expected = folds * per * 2
+    if len(lines) - 1 != expected:
+        raise EdgefaceError(f"{path}: header promises {folds}x{per}x2 = {expected} pairs, found {len(lines) - 1}")
+    index: dict[str, int] = {}
+    left, right, same, fold = [], [], [], []
+    for n, parts in enumerate(lines[1:]):
+        where = f"{path}:{n + 2}"
+        is_same = (n % (2 * per)) < per
+        if is_same and len(parts) == 3:
+            a, b = image_name(parts[0], parts[1], where), image_name(parts[0], parts[2], where)
+        elif not is_same and len(parts) == 4:
+            a, b = image_name(parts[0], parts[1], where), image_name(parts[2], parts[3], where)
+        else:
+            kind = "same-person 'NAME N1 N2'" if is_same else "different-person 'NAME1 N1 NAME2 N2'"
+            raise EdgefaceError(f"{where}: expected a {kind} line, got {' '.join(parts)[:80]!r}")
+        left.append(index.setdefault(a, len(index)))
+        right.append(index.setdefault(b, len(index)))
+        same.append(is_same)
+        fold.append(n // (2 * per))
+    return Pairs(list(index), np.array(left), np.array(right), np.array(same), np.array(fold))
+
+
+def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path, workers: int = 2,
+                 plot: str | Path | None = None) -> dict:
+    """The whole View 2 evaluation of one model; returns the report ``edgeface eval --json`` prints."""
+    start = time.perf_counter()
+    lfw_dir = Path(lfw_dir)
+    if not lfw_dir.is_dir():
+        raise EdgefaceError(f"LFW directory not found: {lfw_dir}")
+    pairs = parse_pairs(pairs_file)
+    paths = [lfw_dir / name for name in pairs.images]
+    embeddings, fell_back = embed_paths(paths, embedder, workers=workers, group=f"lfw|{lfw_dir.resolve()}",
+                                        description="LFW View 2")
+    scores = np.sum(embeddings[pairs.left] * embeddings[pairs.right], axis=1)
+    report = verification_report(scores, pairs.same, pairs.fold)
+    report.update({
+        "model": embedder.name,
+        "n_images": len(paths),
+        "n_detect_failed": int(sum(fell_back)),
+        "seconds": round(time.perf_counter() - start, 2),
+    })
+    if plot:
+        save_roc_plot(scores, pairs.same, plot, f"{embedder.name}: LFW View 2 ROC")
+        report["plot"] = str(plot)
+    return report
+
+
+def save_roc_plot(scores: np.ndarray, labels: np.ndarray, path: str | Path, title: str) -> None:
+    """ROC curve PNG on a log FAR axis (matplotlib, an optional dependency)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise EdgefaceError("--plot needs matplotlib: pip install matplotlib") from None
+    from edgeface.files import atomic_write
+
+    far, tar = roc_curve(scores, labels)
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+    ax.plot(np.maximum(far, 1e-4), tar)
+    ax.set_xscale("log")
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)

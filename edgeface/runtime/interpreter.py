@@ -1,0 +1,169 @@
+"""Load and run a .tflite model with transparent quantized I/O.
+
+Backends are tried in order ai-edge-litert -> tflite_runtime -> tensorflow.lite so a Raspberry Pi needs no
+TensorFlow; the one in use is reported in ``Model.backend``. Callers always pass and receive float32 arrays:
+int8/uint8 inputs are quantized with the tensor's own scale/zero point and outputs dequantized.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+
+_TFLITE_MAGIC = b"TFL3"
+
+
+def _interpreter_classes() -> list[tuple[str, Any, Any]]:
+    """(backend name, Interpreter class, OpResolverType or None) for every runtime that imports here."""
+    found = []
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        found.append(("ai-edge-litert", Interpreter, OpResolverType))
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter, OpResolverType  # type: ignore[import-not-found]
+
+        found.append(("tflite_runtime", Interpreter, OpResolverType))
+    except ImportError:
+        pass
+    if not found and os.environ.get("EDGEFACE_ALLOW_TF_RUNTIME", "1") == "1":
+        try:
+            import tensorflow as tf  # type: ignore[import-not-found]
+
+            found.append(("tensorflow.lite", tf.lite.Interpreter, tf.lite.experimental.OpResolverType))
+        except ImportError:
+            pass
+    return found
+
+
+def check_tflite_file(path: str | Path) -> bytes:
+    """Read a model file and refuse anything that is not a TFLite flatbuffer, with a message naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise EdgefaceError(f"model file not found: {path}")
+    if path.is_dir():
+        raise EdgefaceError(f"model path is a directory, expected a .tflite file: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EdgefaceError(f"cannot read model {path}: {exc.strerror}") from None
+    if len(data) < 8 or data[4:8] != _TFLITE_MAGIC:
+        raise EdgefaceError(f"not a TFLite model (no TFL3 flatbuffer header): {path}")
+    return data
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """What a caller needs to know about one input or output tensor."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.dtype in ("int8", "uint8", "int16") and self.scale > 0
+
+
+def _spec(detail: dict) -> TensorSpec:
+    scale, zero = detail.get("quantization", (0.0, 0))
+    return TensorSpec(detail["name"], tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name,
+                      float(scale), int(zero))
+
+
+class Model:
+    """A loaded .tflite model: ``model(x)`` takes a float batch and returns the float outputs (first output).
+
+    The interpreter is created once and reused; batches are run one item at a time because many TFLite
+    models are exported with a fixed batch of 1.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 1, xnnpack: bool = True) -> None:
+        if threads < 1:
+            raise EdgefaceError(f"--threads must be at least 1, got {threads}")
+        self.path = Path(path)
+        self.content = check_tflite_file(self.path)
+        classes = _interpreter_classes()
+        if not classes:
+            raise EdgefaceError("no TFLite runtime found: pip install ai-edge-litert")
+        self.backend, interpreter_cls, resolver = classes[0]
+        if self.backend != "ai-edge-litert":
+            print(f"edgeface: ai-edge-litert not installed, running on {self.backend}", file=sys.stderr)
+        self.threads = threads
+        self.xnnpack = xnnpack
+        self.interpreter = self._create(interpreter_cls, resolver, xnnpack)
+        self.inputs = [_spec(d) for d in self.interpreter.get_input_details()]
+        self.outputs = [_spec(d) for d in self.interpreter.get_output_details()]
+        self._in_index = self.interpreter.get_input_details()[0]["index"]
+        self._out_indices = [d["index"] for d in self.interpreter.get_output_details()]
+
+    def _create(self, interpreter_cls: Any, resolver: Any, xnnpack: bool) -> Any:
+        kwargs: dict[str, Any] = {"model_content": self.content, "num_threads": self.threads}
+        if not xnnpack:
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            interpreter = interpreter_cls(**kwargs)
+            interpreter.allocate_tensors()
+            return interpreter
+        except (ValueError, RuntimeError) as exc:
+            if xnnpack and "delegate" in str(exc).lower():
+                # Sparse + int8 graphs are sometimes refused by XNNPACK: run them on the reference kernels.
+                print(f"edgeface: XNNPACK could not run {self.path.name}; using the built-in kernels",
+                      file=sys.stderr)
+                self.xnnpack = False
+                return self._create(interpreter_cls, resolver, xnnpack=False)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EdgefaceError(f"cannot load TFLite model {self.path}: {first}") from None
+
+    @property
+    def input(self) -> TensorSpec:
+        return self.inputs[0]
+
+    @property
+    def output(self) -> TensorSpec:
+        return self.outputs[0]
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float -> the input tensor's dtype, using its quantization parameters when it has them."""
+        spec = self.input
+        if spec.quantized:
+            info = np.iinfo(spec.dtype)
+            q = np.round(x / spec.scale + spec.zero_point)
+            return np.clip(q, info.min, info.max).astype(spec.dtype)
+        return x.astype(spec.dtype, copy=False)
+
+    def dequantize(self, y: np.ndarray, spec: TensorSpec) -> np.ndarray:
+        if spec.quantized:
+            return (y.astype(np.float32) - spec.zero_point) * spec.scale
+        return y.astype(np.float32, copy=False)
+
+    def invoke(self, item: np.ndarray) -> list[np.ndarray]:
+        """Run one already-quantized input of the exact input shape; return every output as float32."""
+        self.interpreter.set_tensor(self._in_index, item)
+        self.interpreter.invoke()
+        pairs = zip(self._out_indices, self.outputs, strict=True)
+        return [self.dequantize(self.interpreter.get_tensor(i), s) for i, s in pairs]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Float batch (N, ...input shape without batch) -> float first output (N, ...)."""
+        batch = np.asarray(batch)
+        expected = self.input.shape[1:]
+        if batch.shape[1:] != expected:
+            raise EdgefaceError(
+                f"{self.path.name} expects input {list(expected)}, got {list(batch.shape[1:])}")
+        if len(batch) == 0:
+            return np.zeros((0, *self.output.shape[1:]), np.float32)
+        q = self.quantize_input(batch)
+        rows = [self.invoke(q[i : i + 1])[0][0] for i in range(len(q))]
+        return np.stack(rows)

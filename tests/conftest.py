@@ -1,0 +1,74 @@
+"""Shared fixtures: real data from ../shared (read-only), caches in a temp dir, tiny pairs files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGEFACE_SHARED", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+LFW = DATA / "lfw" / "lfw-deepfunneled"
+PAIRS = DATA / "lfw" / "pairs.txt"
+PEER_FLOAT = SHARED / "peers" / "mobilefacenet_float32.tflite"
+PEER_UINT8 = SHARED / "peers" / "mobilefacenet_uint8.tflite"
+MEDIA = DATA / "media"
+
+needs_shared = pytest.mark.skipif(not PAIRS.exists(), reason="../shared data not present")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Caches and user data go to a temp dir, never to ~/.cache or beside the shared data."""
+    root = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("EDGEFACE_CACHE", str(root / "cache"))
+    monkeypatch.setenv("EDGEFACE_HOME", str(root / "home"))
+    monkeypatch.setenv("EDGEFACE_QUIET", "1")
+    return root
+
+
+def small_pairs(path: Path, folds: int = 2, per: int = 3) -> Path:
+    """A View-2-shaped pairs file: the first ``per`` same and different pairs of the first ``folds`` folds."""
+    lines = PAIRS.read_text().splitlines()
+    total_per = int(lines[0].split()[1])
+    out = [f"{folds}\t{per}"]
+    for f in range(folds):
+        base = 1 + f * 2 * total_per
+        out += lines[base : base + per] + lines[base + total_per : base + total_per + per]
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+BLOCK_TF = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow.") or name in ("tf_keras", "keras"):
+            raise ImportError("tensorflow is blocked in this test")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def run_cli(*args: str, block_tf: bool = True, env: dict | None = None, timeout: int = 300,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``edgeface ARGS`` in a fresh interpreter, optionally with TensorFlow made unimportable."""
+    launcher = "from edgeface.cli import main\nsys.argv = ['edgeface', *sys.argv[1:]]\nmain()\n"
+    code = (BLOCK_TF if block_tf else "") + launcher
+    if not block_tf:
+        code = "import sys\n" + code
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
+                          env=full_env, cwd=cwd)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("edgeface: error:")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle.lower() in lines[0].lower(), lines[0]

@@ -1,0 +1,96 @@
+"""The device half end to end through the CLI, with TensorFlow blocked from import."""
+
+import json
+import shutil
+
+import numpy as np
+from conftest import LFW, PAIRS, PEER_FLOAT, PEER_UINT8, assert_one_line_error, needs_shared, run_cli, small_pairs
+
+from edgeface.vision.image import write_image
+
+EVAL_KEYS = {"accuracy", "accuracy_se", "roc_auc", "tar_at_far", "threshold", "n_pairs", "n_detect_failed", "model",
+             "seconds"}
+
+
+@needs_shared
+def test_eval_runs_without_tensorflow_and_reports_every_key(tmp_path):
+    pairs = small_pairs(tmp_path / "pairs.txt", folds=3, per=4)
+    result = run_cli("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(pairs), "--json",
+                     "--plot", str(tmp_path / "roc.png"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= EVAL_KEYS
+    assert set(report["tar_at_far"]) == {"0.001", "0.01"}
+    assert report["n_pairs"] == 24
+    assert report["accuracy"] >= 0.9  # the peer separates these easy pairs
+    assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    # second run hits the embedding cache and gives the identical answer
+    again = json.loads(run_cli("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(pairs),
+                               "--json").stdout)
+    assert again["accuracy"] == report["accuracy"] and again["roc_auc"] == report["roc_auc"]
+
+
+@needs_shared
+def test_quantized_model_and_flip_through_the_cli(tmp_path):
+    pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=3)
+    result = run_cli("eval", str(PEER_UINT8), "--lfw-dir", str(LFW), "--pairs", str(pairs), "--flip", "--json",
+                     "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["n_pairs"] == 12
+
+
+@needs_shared
+def test_faceless_image_falls_back_to_centre_crop_and_is_counted(tmp_path):
+    lfw = tmp_path / "lfw"
+    pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=2)
+    names = {part for ln in pairs.read_text().splitlines()[1:] for part in ln.split() if not part.isdigit()}
+    for name in names:
+        shutil.copytree(LFW / name, lfw / name)
+    victim = sorted((lfw / next(iter(sorted(names)))).glob("*.jpg"))[0]
+    write_image(victim, np.full((250, 250, 3), 90, np.uint8))  # a grey square: no face
+    result = run_cli("eval", str(PEER_FLOAT), "--lfw-dir", str(lfw), "--pairs", str(pairs), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["n_detect_failed"] >= 1
+
+
+@needs_shared
+def test_bad_inputs_give_one_line_errors(tmp_path):
+    pairs = small_pairs(tmp_path / "pairs.txt")
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"definitely not a flatbuffer" * 10)
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(PEER_FLOAT.read_bytes()[:100_000])
+    bad_pairs = tmp_path / "bad.txt"
+    bad_pairs.write_text("10 300\nAaron 1\n")
+    lfw = tmp_path / "lfw"
+    shutil.copytree(LFW / "Aaron_Peirsol", lfw / "Aaron_Peirsol")
+    (lfw / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg").write_bytes(b"")
+    one = tmp_path / "one.txt"
+    one.write_text("1 1\nAaron_Peirsol 1 3\nAaron_Peirsol 3 Aaron_Peirsol 4\n")
+    cases = [
+        (("eval", str(junk), "--lfw-dir", str(LFW), "--pairs", str(pairs)), "not a TFLite model"),
+        (("eval", str(cut), "--lfw-dir", str(LFW), "--pairs", str(pairs)), "cut.tflite"),
+        (("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(bad_pairs)), "header promises"),
+        (("eval", str(PEER_FLOAT), "--lfw-dir", str(tmp_path / "nope"), "--pairs", str(pairs)), "not found"),
+        (("eval", str(PEER_FLOAT), "--lfw-dir", str(lfw), "--pairs", str(one)), "empty image"),
+        (("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(pairs), "--threads", "0"), "threads"),
+        (("info", str(tmp_path / "missing.tflite")), "not found"),
+    ]
+    for args, needle in cases:
+        assert_one_line_error(run_cli(*args), needle)
+
+
+@needs_shared
+def test_info_reads_tensors_without_tensorflow():
+    result = run_cli("info", str(PEER_UINT8), "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["backend"] == "ai-edge-litert"
+    assert info["tensors"][0]["dtype"] == "uint8"
+
+
+def test_help_lists_only_real_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "eval" in result.stdout and "data" in result.stdout
+    assert PAIRS.name  # keep the import used in environments without data

@@ -1,0 +1,110 @@
+"""Detection, alignment and image decoding on real photos."""
+
+import cv2
+import numpy as np
+import pytest
+from conftest import LFW, MEDIA, needs_shared
+
+from edgeface.errors import EdgefaceError
+from edgeface.vision.align import ARCFACE_TEMPLATE, BLAZEFACE_TEMPLATE, align, align_face, similarity_transform
+from edgeface.vision.detect import Detector, FaceFinder, anchors, main_face
+from edgeface.vision.image import decode_image, read_image
+
+
+def test_anchor_layouts_match_the_models():
+    from edgeface.vision.detect import DETECTORS
+
+    assert anchors(DETECTORS["short"]).shape == (896, 2)
+    assert anchors(DETECTORS["full"]).shape == (2304, 2)
+    a = anchors(DETECTORS["short"])
+    assert np.allclose(a[0], [0.5 / 16, 0.5 / 16]) and np.allclose(a[1], a[0])
+
+
+@needs_shared
+def test_detects_both_people_and_keypoints_inside_their_boxes():
+    image = read_image(MEDIA / "probes" / "two_people.jpg")
+    faces = Detector().detect(image)
+    assert len(faces) == 2
+    for face in faces:
+        assert face.score > 0.7
+        x0, y0, x1, _ = face.box
+        eyes = face.keypoints[:2]
+        assert (eyes[:, 0] > x0).all() and (eyes[:, 0] < x1).all() and (eyes[:, 1] > y0).all()
+        assert face.keypoints[0, 0] < face.keypoints[1, 0]  # subject's right eye is on the image's left
+
+
+@needs_shared
+def test_channel_order_is_respected():
+    image = read_image(LFW / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg")
+    det = Detector()
+    rgb = det.detect(image)[0]
+    bgr = det.detect(np.ascontiguousarray(image[..., ::-1]), bgr=True)[0]
+    assert np.allclose(rgb.box, bgr.box, atol=1e-3)
+
+
+@needs_shared
+def test_aligned_face_lands_on_the_template():
+    """Re-detecting on the aligned crop (padded for context) puts the eyes near the template's eyes."""
+    image = read_image(LFW / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg")
+    finder = FaceFinder()
+    aligned = align_face(image, main_face(finder.find(image), image.shape))
+    assert aligned.shape == (112, 112, 3) and aligned.dtype == np.uint8
+    again = finder.find(aligned)
+    assert again, "no face found in the aligned crop"
+    assert np.abs(again[0].keypoints[:2] - BLAZEFACE_TEMPLATE[:2]).max() < 6
+
+
+@needs_shared
+def test_tight_crops_are_found_with_padding():
+    paths = sorted((MEDIA.parent / "utkface-subset").glob("*.jpg"))[:10]
+    finder = FaceFinder()
+    assert sum(bool(finder.find(read_image(p))) for p in paths) >= 9
+
+
+def test_similarity_transform_recovers_a_known_transform():
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -5.0])
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    src = ARCFACE_TEMPLATE.astype(np.float64)
+    dst = scale * src @ rot.T + shift
+    m = similarity_transform(src, dst)
+    assert np.allclose(m[:, :2], scale * rot, atol=1e-4)
+    assert np.allclose(m[:, 2], shift, atol=1e-3)
+
+
+@pytest.mark.parametrize("landmarks", [np.zeros((5, 2)), np.full((5, 2), np.nan), np.zeros((3, 3))])
+def test_degenerate_landmarks_are_refused(landmarks):
+    with pytest.raises(EdgefaceError):
+        align(np.zeros((50, 50, 3), np.uint8), landmarks)
+
+
+def _encode(image: np.ndarray, ext: str = ".png") -> bytes:
+    ok, buf = cv2.imencode(ext, image)
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.mark.parametrize("image", [
+    np.full((20, 30), 128, np.uint8),  # greyscale
+    np.full((20, 30, 4), 200, np.uint8),  # RGBA
+    np.full((20, 30, 3), 40000, np.uint16),  # 16-bit
+])
+def test_any_depth_and_channel_count_decodes_to_rgb_uint8(image):
+    out = decode_image(_encode(image))
+    assert out.shape == (20, 30, 3) and out.dtype == np.uint8
+
+
+def test_bad_image_bytes_are_refused_by_name():
+    good = _encode(np.zeros((10, 10, 3), np.uint8), ".jpg")
+    with pytest.raises(EdgefaceError, match="empty"):
+        decode_image(b"", "x.jpg")
+    with pytest.raises(EdgefaceError, match="not a readable image"):
+        decode_image(good[: len(good) // 3] + b"\0" * 10, "cut.jpg")
+    with pytest.raises(EdgefaceError, match="not a readable image"):
+        decode_image(b"hello world, not an image", "x.txt")
+
+
+def test_huge_image_is_refused_before_decoding():
+    png = bytearray(_encode(np.zeros((4, 4, 3), np.uint8)))
+    png[16:24] = (20000).to_bytes(4, "big") + (20000).to_bytes(4, "big")  # IHDR claims 400 MP
+    with pytest.raises(EdgefaceError, match="too large"):
+        decode_image(bytes(png), "huge.png")
