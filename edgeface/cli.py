@@ -123,6 +123,139 @@ def data_prepare_command(
     print_table(f"prepared {dst}", ["count", "images"], [(k, v) for k, v in summary.items() if k != "dst"])
 
 
+DataDirs = Annotated[list[Path], typer.Argument(help="prepared folders (output of 'edgeface data prepare')")]
+Arch = Annotated[str, typer.Option(help="architecture from 'edgeface models'")]
+Out = Annotated[Path, typer.Option("--out", "-o", help="output folder: checkpoint, log.csv, model.keras + .json")]
+Epochs = Annotated[int, typer.Option(help="epochs (a resumed run keeps the schedule it started with)")]
+Batch = Annotated[int, typer.Option(help="batch size")]
+LR = Annotated[float, typer.Option(help="peak learning rate (AdamW, warm-up then cosine decay)")]
+Width = Annotated[Optional[float], typer.Option(help="channel width multiplier (default: the architecture's)")]
+Resume = Annotated[bool, typer.Option(help="continue from the checkpoint in --out")]
+Strategy = Annotated[str, typer.Option(help="none, mirrored (all local devices) or multiworker (TF_CONFIG)")]
+ValLFW = Annotated[Optional[Path], typer.Option(help="LFW image root: validate on View 2 every --val-every epochs")]
+ValPairs = Annotated[Optional[Path], typer.Option(help="pairs.txt for validation")]
+ValEvery = Annotated[int, typer.Option(help="epochs between LFW validations")]
+
+
+def train_config(arch: str, out: Path, width: float | None, epochs: int, batch: int, lr: float, resume: bool,
+                 strategy: str, val_lfw_dir: Path | None, val_pairs: Path | None, val_every: int):
+    from edgeface.train.loop import TrainConfig
+
+    if epochs < 1 or batch < 1 or lr <= 0:
+        raise EdgefaceError("--epochs and --batch must be at least 1 and --lr positive")
+    return TrainConfig(arch=arch, out=out, width=width, epochs=epochs, batch=batch, lr=lr, resume=resume,
+                       strategy=strategy, val_lfw_dir=val_lfw_dir, val_pairs=val_pairs, val_every=val_every)
+
+
+def print_training(summary: dict, json_out: bool) -> None:
+    from edgeface.report_format import print_json, print_table
+
+    if json_out:
+        print_json(summary)
+        return
+    history = summary["history"]
+    rows = [("model", summary["model"]), ("parameters", f"{summary['params']:,}"),
+            ("GFLOPs", f"{summary['flops'] / 1e9:.3f}"), ("epochs run", summary["epochs_run"]),
+            ("final loss", f"{history['loss'][-1]:.4f}"), ("seconds", summary["train_seconds"])]
+    if "lfw_accuracy" in history:
+        rows.append(("LFW View 2 (last validation)", f"{100 * history['lfw_accuracy'][-1]:.2f} %"))
+    print_table("training", ["", "value"], rows)
+
+
+@app.command("models")
+def models_command(json_out: Json = False) -> None:
+    """List the registered architectures with their parameters and FLOPs at 112x112."""
+    from edgeface.models import ARCHITECTURES, describe
+    from edgeface.report_format import print_json, print_table
+
+    rows = [describe(name) for name in sorted(ARCHITECTURES)]
+    if json_out:
+        print_json(rows)
+        return
+    print_table("architectures (112x112 input)", ["name", "parameters", "GFLOPs", "embedding", "summary"],
+                [(r["name"], f"{r['params']:,}", f"{r['flops'] / 1e9:.3f}", r["embedding"], r["summary"])
+                 for r in rows])
+
+
+@app.command("train")
+def train_command(
+    data: DataDirs,
+    arch: Arch = "mobilefacenet",
+    out: Out = Path("runs/train"),
+    head: Annotated[str, typer.Option(help="softmax, arcface or cosface")] = "arcface",
+    margin: Annotated[float, typer.Option(help="angular (arcface) or cosine (cosface) margin")] = 0.3,
+    scale: Annotated[float, typer.Option(help="logit scale of the margin heads")] = 32.0,
+    width: Width = None,
+    epochs: Epochs = 20,
+    batch: Batch = 128,
+    lr: LR = 2e-3,
+    resume: Resume = False,
+    strategy: Strategy = "none",
+    val_lfw_dir: ValLFW = None,
+    val_pairs: ValPairs = None,
+    val_every: ValEvery = 5,
+    json_out: Json = False,
+) -> None:
+    """Train an embedding network as an identity classifier (softmax / ArcFace / CosFace head)."""
+    from edgeface.train.train import train
+
+    config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every)
+    print_training(train(data, config, head=head, margin=margin, scale=scale), json_out)
+
+
+@app.command("distill")
+def distill_command(
+    data: DataDirs,
+    teacher: Annotated[str, typer.Option(help="'dlib', a .tflite file or a Keras model")],
+    arch: Arch = "mobilefacenet",
+    out: Out = Path("runs/distill"),
+    width: Width = None,
+    epochs: Epochs = 20,
+    batch: Batch = 128,
+    lr: LR = 2e-3,
+    resume: Resume = False,
+    strategy: Strategy = "none",
+    val_lfw_dir: ValLFW = None,
+    val_pairs: ValPairs = None,
+    val_every: ValEvery = 5,
+    workers: Annotated[int, typer.Option(help="processes computing teacher embeddings (cached)")] = 2,
+    json_out: Json = False,
+) -> None:
+    """Train a student to reproduce a teacher's embeddings (cosine loss); works on unlabelled folders."""
+    from edgeface.train.distill import distill
+
+    config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every)
+    print_training(distill(data, teacher, config, workers=workers), json_out)
+
+
+@app.command("export")
+def export_command(
+    model: Annotated[Path, typer.Argument(help="a tf_keras model (.keras, .h5 or SavedModel folder)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output .tflite (a .json manifest is written beside)")],
+    format: Annotated[str, typer.Option("--format", help="export format")] = "tflite",
+    quantize: Annotated[str, typer.Option(help="float32, float16, dynamic or int8")] = "float32",
+    calib_data: Annotated[Optional[list[Path]], typer.Option(help="prepared folders for int8 calibration")] = None,
+    calib: Annotated[int, typer.Option(help="number of calibration faces")] = 300,
+    io: Annotated[str, typer.Option(help="int8 models: int8 or float inputs/outputs")] = "int8",
+    json_out: Json = False,
+) -> None:
+    """Export a Keras model to TFLite with a manifest (normalisation, quantization, sha256, chain), atomically."""
+    from edgeface.export import calibration_faces, export
+    from edgeface.report_format import print_json, print_table
+
+    if format != "tflite":
+        raise EdgefaceError(f"unsupported --format {format!r}: only tflite")
+    faces = calibration_faces(calib_data, calib) if quantize == "int8" and calib_data else None
+    path, manifest = export(model, out, quantize, faces, io)
+    info = {"model": str(path), "size_bytes": manifest.size_bytes, "sha256": manifest.sha256,
+            "quantize": quantize, "params": manifest.params, "flops": manifest.flops,
+            "quantization": manifest.quantization}
+    if json_out:
+        print_json(info)
+        return
+    print_table(f"exported {path}", ["", "value"], [(k, v) for k, v in info.items() if k != "quantization"])
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     try:

@@ -51,7 +51,8 @@ def process_item(item: Item, dst: Path) -> dict:
     out = Path(item.identity or UNLABELED) / f"{item.path.stem}.jpg"
     write_image(dst / out, align_face(image, face))
     return {**record, "status": "ok", "file": str(out), "score": round(face.score, 4),
-            "landmarks": [[round(float(v), 2) for v in p] for p in face.keypoints[:4]]}
+            "box": [round(float(v), 2) for v in face.box],
+            "landmarks": [[round(float(v), 2) for v in p] for p in face.keypoints]}
 
 
 def _work(args: tuple[Item, Path]) -> dict:

@@ -18,9 +18,9 @@ import numpy as np
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, cache_dir
 from edgeface.progress import progress_bar
-from edgeface.vision.align import centre_face
+from edgeface.vision.align import align_face, centre_face
 from edgeface.vision.detect import Face, FaceFinder, main_face
-from edgeface.vision.embed import Embedder
+from edgeface.vision.embed import AlignedEmbedder, Embedder
 from edgeface.vision.image import read_image
 
 DETECTOR_VERSION = "blazeface-short+full-v1"
@@ -32,12 +32,15 @@ def file_signature(path: Path) -> str:
 
 
 class KeyedArrayCache:
-    """An ``.npz`` of rows keyed by string: load once, add rows, save atomically. No pickle."""
+    """An ``.npz`` of rows keyed by string: load once, add rows, save atomically. No pickle.
 
-    def __init__(self, path: Path) -> None:
+    With ``path=None`` it lives in memory only.
+    """
+
+    def __init__(self, path: Path | None) -> None:
         self.path = path
         self.rows: dict[str, np.ndarray] = {}
-        if path.exists():
+        if path is not None and path.exists():
             try:
                 with np.load(path, allow_pickle=False) as data:
                     self.rows = dict(zip(data["keys"].tolist(), data["values"], strict=True))
@@ -53,7 +56,7 @@ class KeyedArrayCache:
         self.dirty = True
 
     def save(self) -> None:
-        if not self.dirty or not self.rows:
+        if self.path is None or not self.dirty or not self.rows:
             return
         keys = np.array(list(self.rows))
         values = np.stack(list(self.rows.values()))
@@ -87,7 +90,8 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
     if missing:
         raise EdgefaceError(f"image not found: {missing[0]} ({len(missing)} missing)")
     detections = KeyedArrayCache(_cache_file("detections", f"{DETECTOR_VERSION}|{group}"))
-    embeddings = KeyedArrayCache(_cache_file("embeddings", f"{embedder.key}|{group}"))
+    # an embedder without a stable identity (a model mid-training) keeps its embeddings in memory only
+    embeddings = KeyedArrayCache(_cache_file("embeddings", f"{embedder.key}|{group}") if embedder.key else None)
     out: list[np.ndarray | None] = [embeddings.get(s) for s in signatures]
     fell_back = [False] * len(paths)
     for i, s in enumerate(signatures):
@@ -96,29 +100,36 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
             fell_back[i] = bool(row[5] > 0.5)
     todo = [i for i, e in enumerate(out) if e is None]
     local = threading.local()
+    batched = isinstance(embedder, AlignedEmbedder)  # our crops: align in the workers, embed 64 at a time
 
     def load(i: int) -> tuple[int, np.ndarray, Face]:
         image = read_image(paths[i])
         row = detections.get(signatures[i])
         if row is not None:
-            return i, image, row_to_face(row)
-        if not hasattr(local, "finder"):
-            local.finder = FaceFinder(threads=detector_threads)
-        faces = local.finder.find(image)
-        face = main_face(faces, image.shape) if faces else centre_face(image)
-        return i, image, face
+            face = row_to_face(row)
+        else:
+            if not hasattr(local, "finder"):
+                local.finder = FaceFinder(threads=detector_threads)
+            faces = local.finder.find(image)
+            face = main_face(faces, image.shape) if faces else centre_face(image)
+        return i, (align_face(image, face) if batched else image), face
 
     try:
         with progress_bar() as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             task = bar.add_task(description, total=len(todo))
             for start in range(0, len(todo), 64):
-                for i, image, face in pool.map(load, todo[start : start + 64]):
+                chunk = list(pool.map(load, todo[start : start + 64]))
+                for i, _, face in chunk:
                     detections.put(signatures[i], face_to_row(face))
                     fell_back[i] = face.fallback
-                    vec = embedder.embed_faces(image, [face])[0]
+                if batched:
+                    vectors = embedder.embed(np.stack([crop for _, crop, _ in chunk]))
+                else:
+                    vectors = np.stack([embedder.embed_faces(image, [face])[0] for _, image, face in chunk])
+                for (i, _, _), vec in zip(chunk, vectors, strict=True):
                     embeddings.put(signatures[i], vec)
                     out[i] = vec
-                    bar.advance(task)
+                bar.advance(task, len(chunk))
     finally:
         detections.save()
         embeddings.save()

@@ -1,0 +1,127 @@
+"""Keras -> .tflite (+ quantization) + manifest, written atomically.
+
+Quantization modes: ``float32`` (none), ``float16`` (fp16 weights), ``dynamic`` (int8 weights, float
+activations), ``int8`` (full integer with a representative dataset of aligned faces; ``--io int8`` makes the
+inputs/outputs int8 too, ``--io float`` keeps float I/O with quantize/dequantize ops inside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.manifest import InputSpec, Manifest, load_manifest, save_manifest
+from edgeface.tf_setup import keras, tf
+
+MODES = ("float32", "float16", "dynamic", "int8")
+
+
+def calibration_faces(data: Sequence[str | Path], count: int, seed: int = 0) -> np.ndarray:
+    """``count`` aligned faces (uint8 RGB) drawn evenly from prepared folders, for int8 calibration."""
+    from edgeface.train.dataset import prepared_faces
+    from edgeface.vision.image import read_image
+
+    paths, _ = prepared_faces(data)
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(paths), size=min(count, len(paths)), replace=False)
+    return np.stack([read_image(paths[i]) for i in sorted(chosen)])
+
+
+def representative(faces: np.ndarray, spec: InputSpec) -> Iterator[list[np.ndarray]]:
+    from edgeface.vision.embed import preprocess
+
+    for face in faces:
+        yield [preprocess(face[None], spec).astype(np.float32)]
+
+
+def convert(model: keras.Model, mode: str, spec: InputSpec, calibration: np.ndarray | None = None,
+            io: str = "int8") -> bytes:
+    """The TFLite flatbuffer of ``model`` in quantization ``mode``."""
+    if mode not in MODES:
+        raise EdgefaceError(f"unknown quantization {mode!r}; choose one of {', '.join(MODES)}")
+    shape = [1, *model.inputs[0].shape[1:]]
+    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(tf.TensorSpec(shape, tf.float32))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        if calibration is None or len(calibration) == 0:
+            raise EdgefaceError("int8 export needs calibration faces: pass --calib-data DIR (prepared faces)")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: representative(calibration, spec)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io == "int8":
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        elif io != "float":
+            raise EdgefaceError(f"--io must be int8 or float, got {io!r}")
+    try:
+        return converter.convert()
+    except Exception as exc:  # the converter raises assorted types; name the problem in one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise EdgefaceError(f"TFLite conversion failed: {first}") from None
+
+
+def write_model(content: bytes, out: str | Path) -> Path:
+    """Write bytes atomically: a crash or a full disk leaves the previous file in place."""
+    from edgeface.files import atomic_write
+
+    out = Path(out)
+    with atomic_write(out) as handle:
+        handle.write(content)
+    return out
+
+
+def export(model: keras.Model | str | Path, out: str | Path, mode: str = "float32",
+           calibration: np.ndarray | None = None, io: str = "int8", manifest: Manifest | None = None,
+           step: dict | None = None) -> tuple[Path, Manifest]:
+    """Export a Keras model (object or file) to ``out`` + ``out.json``; returns (path, manifest)."""
+    from edgeface.models.registry import INPUT_SPEC, count_flops
+    from edgeface.train.keras_io import load_keras
+
+    if isinstance(model, (str, Path)):
+        manifest = manifest or load_manifest(model)
+        model = load_keras(model)
+    out = Path(out)
+    if out.suffix != ".tflite":
+        raise EdgefaceError(f"output must end in .tflite, got {out.name}")
+    base = manifest or Manifest(input=INPUT_SPEC)
+    content = convert(model, mode, base.input, calibration, io)
+    path = write_model(content, out)
+    from edgeface.runtime.interpreter import Model
+
+    runtime = Model(path)
+    quant = {role: {"dtype": t.dtype, "scale": t.scale, "zero_point": t.zero_point}
+             for role, t in (("input", runtime.input), ("output", runtime.output)) if t.quantized}
+    result = Manifest(
+        input=InputSpec(size=int(model.inputs[0].shape[1]), channels=base.input.channels, mean=base.input.mean,
+                        scale=base.input.scale),
+        embedding_size=int(model.outputs[0].shape[-1]), params=int(model.count_params()),
+        flops=base.flops or count_flops(model), dtype=mode, quantization=quant, architecture=base.architecture,
+        threshold=base.threshold, threshold_far=base.threshold_far, threshold_source=base.threshold_source,
+        chain=[*base.chain, {"step": "export", "quantize": mode, **({"io": io} if mode == "int8" else {}),
+                             **(step or {})}],
+        metrics={})
+    save_manifest(path, result)
+    return path, result
+
+
+@contextlib.contextmanager
+def temporary_tflite() -> Iterator[Path]:
+    fd, name = tempfile.mkstemp(suffix=".tflite")
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+            os.unlink(Path(name).with_suffix(".json"))

@@ -1,0 +1,1 @@
+"""Training half (needs TensorFlow): datasets, margin-loss training, distillation, Keras model I/O."""

@@ -1,0 +1,46 @@
+"""A Keras model as an embedder, so training, compression and eval all score models the same way."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.files import sha256_file
+from edgeface.manifest import InputSpec, load_manifest
+from edgeface.tf_setup import keras
+from edgeface.vision.embed import AlignedEmbedder, preprocess
+
+
+class KerasEmbedder(AlignedEmbedder):
+    """Embeds with a tf_keras model (a file, or a model object during training)."""
+
+    def __init__(self, model: str | Path | keras.Model, flip: bool = False, mean: float | None = None,
+                 scale: float | None = None, channels: str | None = None, name: str | None = None) -> None:
+        from edgeface.models.registry import INPUT_SPEC
+        from edgeface.train.keras_io import load_keras
+
+        manifest = None
+        if isinstance(model, (str, Path)):
+            path = Path(model)
+            self.model = load_keras(path)
+            manifest = load_manifest(path)
+            identity = sha256_file(path) if path.is_file() else str(path.resolve())
+            self.name = path.name
+        else:
+            self.model = model
+            identity = ""  # a model still training has no stable identity: nothing may be cached for it
+            self.name = name or model.name
+        base = manifest.input if manifest else INPUT_SPEC
+        size = int(self.model.inputs[0].shape[1])
+        self.spec = InputSpec(size=size, channels=channels or base.channels,
+                              mean=base.mean if mean is None else mean, scale=base.scale if scale is None else scale)
+        self.size = int(self.model.outputs[0].shape[-1])
+        self.flip = flip
+        self.threshold = manifest.threshold if manifest else None
+        settings = f"keras|{identity}|{self.spec}|flip={flip}"
+        self.key = hashlib.sha256(settings.encode()).hexdigest()[:24] if identity else ""
+
+    def forward(self, aligned: np.ndarray) -> np.ndarray:
+        return self.model(preprocess(aligned, self.spec), training=False).numpy()

@@ -1,0 +1,152 @@
+"""The one training loop behind ``train`` and ``distill``: strategy, optimiser and cosine schedule,
+checkpoint every epoch, ``--resume``, LFW View 2 validation through the same code as ``edgeface eval``,
+a CSV log per epoch and a JSON summary.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeface.errors import EdgefaceError
+from edgeface.files import write_json
+from edgeface.manifest import Manifest
+from edgeface.models.registry import INPUT_SPEC, build_model, count_flops
+from edgeface.tf_setup import keras, tf
+from edgeface.train.keras_io import load_keras, save_keras
+
+CHECKPOINT = "checkpoint.keras"
+FINAL = "model.keras"
+
+
+@dataclass
+class TrainConfig:
+    arch: str
+    out: Path
+    width: float | None = None
+    input_size: int = 112
+    embedding_size: int = 128
+    epochs: int = 20
+    batch: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    resume: bool = False
+    strategy: str = "none"
+    seed: int = 0
+    val_lfw_dir: Path | None = None
+    val_pairs: Path | None = None
+    val_every: int = 5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``none``: default; ``mirrored``: all local GPUs (or the CPU); ``multiworker``: TF_CONFIG cluster."""
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise EdgefaceError(f"unknown --strategy {name!r}; choose none, mirrored or multiworker")
+
+
+def schedule(lr: float, total_steps: int, warmup_steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Linear warm-up then cosine decay to zero."""
+    return keras.optimizers.schedules.CosineDecay(0.0 if warmup_steps else lr, max(1, total_steps - warmup_steps),
+                                                  warmup_target=lr if warmup_steps else None,
+                                                  warmup_steps=warmup_steps)
+
+
+def embedding_part(model: keras.Model) -> keras.Model:
+    """The embedding network inside a training model (a margin head wraps it as layer ``backbone``)."""
+    try:
+        return model.get_layer("backbone")
+    except ValueError:
+        return model
+
+
+class LFWValidation(keras.callbacks.Callback):
+    """Score the current embedding network on LFW View 2 every N epochs (and after the last)."""
+
+    def __init__(self, lfw_dir: Path, pairs: Path, every: int, epochs: int) -> None:
+        super().__init__()
+        self.lfw_dir, self.pairs, self.every, self.epochs = lfw_dir, pairs, max(1, every), epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if (epoch + 1) % self.every and epoch + 1 != self.epochs:
+            return
+        from edgeface.evaluate.lfw import evaluate_lfw
+        from edgeface.train.keras_embedder import KerasEmbedder
+
+        report = evaluate_lfw(KerasEmbedder(embedding_part(self.model), name="training"), self.lfw_dir, self.pairs)
+        if logs is not None:
+            logs["lfw_accuracy"] = report["accuracy"]
+            logs["lfw_accuracy_se"] = report["accuracy_se"]
+        print(f"\nepoch {epoch + 1}: LFW View 2 {100 * report['accuracy']:.2f} % +- "
+              f"{100 * report['accuracy_se']:.2f}", file=sys.stderr, flush=True)
+
+
+def fit(config: TrainConfig, datasets: Callable, loss: Callable, steps_per_epoch: int,
+        build_train_model: Callable[[keras.Model], keras.Model] | None = None, extra: dict | None = None) -> dict:
+    """Build (or resume) and train; save ``out/model.keras`` (embedding network) + manifest; return a summary."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if steps_per_epoch < 1:
+        raise EdgefaceError(f"fewer faces than one batch ({config.batch}): lower --batch or add data")
+    if config.resume and not (out / CHECKPOINT).exists():
+        raise EdgefaceError(f"--resume: no checkpoint in {out}")
+    tf.keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy)
+    log_path = out / "log.csv"
+    initial_epoch = 0
+    with strategy.scope():
+        if config.resume:
+            model = load_keras(out / CHECKPOINT, compile=True)
+            initial_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
+        else:
+            backbone = build_model(config.arch, config.input_size, config.embedding_size, config.width)
+            model = build_train_model(backbone) if build_train_model else backbone
+            total = steps_per_epoch * config.epochs
+            lr = schedule(config.lr, total, int(config.warmup_epochs * steps_per_epoch))
+            model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=config.weight_decay), loss=loss)
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.ModelCheckpoint(str(out / CHECKPOINT), save_weights_only=False),
+        keras.callbacks.CSVLogger(str(log_path), append=config.resume),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if config.val_lfw_dir and config.val_pairs:
+        callbacks.insert(0, LFWValidation(config.val_lfw_dir, config.val_pairs, config.val_every, config.epochs))
+    started = time.time()
+    history = model.fit(datasets(INPUT_SPEC, config.batch), epochs=config.epochs, initial_epoch=initial_epoch,
+                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2)
+    seconds = time.time() - started
+    if any(not tf.math.is_finite(v) for v in history.history.get("loss", [])):
+        raise EdgefaceError("training diverged (loss became NaN): lower --lr")
+    embedder = embedding_part(model)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    manifest = Manifest(input=INPUT_SPEC, embedding_size=int(embedder.outputs[0].shape[-1]),
+                        params=int(embedder.count_params()), flops=count_flops(embedder), architecture=config.arch,
+                        chain=[{"step": "train", **settings, **(extra or {})}])
+    save_keras(embedder, out / FINAL, manifest)
+    summary = {"model": str(out / FINAL), "epochs_run": config.epochs - initial_epoch, "train_seconds": round(seconds),
+               "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+               "params": manifest.params, "flops": manifest.flops, **(extra or {})}
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def read_log(out: Path) -> list[dict]:
+    path = Path(out) / "log.csv"
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    head = lines[0].split(",")
+    return [dict(zip(head, ln.split(","), strict=False)) for ln in lines[1:]]
+
+
+__all__ = ["TrainConfig", "fit", "read_log"]
