@@ -55,6 +55,8 @@ def eval_command(
     input_scale: InputScale = None,
     channels: Channels = None,
     plot: Annotated[Optional[Path], typer.Option(help="write the ROC curve to this PNG")] = None,
+    save_threshold: Annotated[bool, typer.Option(
+        help="store the FAR 1e-3 threshold and the result in the model's manifest")] = False,
     json_out: Json = False,
 ) -> None:
     """Score a model on LFW View 2: 10-fold accuracy +- SE, ROC AUC, TAR at FAR 1e-3 and 1e-2."""
@@ -65,6 +67,10 @@ def eval_command(
     embedder = load_embedder(model, threads=threads, flip=flip, mean=input_mean, scale=input_scale,
                              channels=channels)
     report = evaluate_lfw(embedder, lfw_dir, pairs, workers=threads, plot=plot)
+    if save_threshold:
+        from edgeface.evaluate.lfw import record_in_manifest
+
+        report["manifest"] = str(record_in_manifest(model, report))
     if json_out:
         print_json(report)
         return
@@ -80,6 +86,54 @@ def eval_command(
         ("detection failed (centre crop)", str(report["n_detect_failed"])),
         ("seconds", f"{report['seconds']:.1f}"),
     ])
+
+
+@app.command("bench")
+def bench_command(
+    models: Annotated[Optional[list[str]], typer.Argument(help=".tflite files; default: the shipped model")] = None,
+    threads: Annotated[str, typer.Option(help="comma-separated thread counts, e.g. 1,2,4")] = "1",
+    runs: Annotated[int, typer.Option(help="timed inferences per model")] = 200,
+    warmup: Annotated[int, typer.Option(help="untimed inferences before timing")] = 20,
+    xnnpack: Annotated[bool, typer.Option(help="use the XNNPACK delegate (--no-xnnpack: reference kernels)")] = True,
+    pipeline: Annotated[Optional[str], typer.Option(
+        help="time the whole per-frame path (decode, detect, align, embed, match) on a video, image or folder")] = None,
+    json_out: Json = False,
+) -> None:
+    """Latency (p50/p90/p99), init time, memory, size and roofline efficiency on the light runtime."""
+    from edgeface.report_format import print_json, print_table
+    from edgeface.runtime.bench import bench
+
+    try:
+        thread_list = [int(t) for t in threads.split(",") if t.strip()]
+    except ValueError:
+        raise EdgefaceError(f"--threads must be comma-separated integers, got {threads!r}") from None
+    if not models:
+        from edgeface.default_model import default_model_path
+
+        models = [str(default_model_path())]
+    if pipeline:
+        from edgeface.recognize.profile import profile_pipeline
+
+        report = profile_pipeline(pipeline, models[0], threads=thread_list[0])
+        if json_out:
+            print_json(report)
+            return
+        print_table(f"per-frame pipeline on {pipeline} ({report['frames']} frames, {report['faces']} faces)",
+                    ["stage", "mean ms", "p50 ms", "p90 ms", "share"],
+                    [(k, v["mean_ms"], v["p50_ms"], v["p90_ms"], f"{100 * v['share']:.0f} %")
+                     for k, v in report["stages"].items()])
+        return
+    rows = bench(models, thread_list, runs=runs, warmup=warmup, xnnpack=xnnpack)
+    if json_out:
+        print_json(rows)
+        return
+    print_table("edgeface bench (ratio: p50 relative to the first model at the same thread count)",
+                ["model", "threads", "init ms", "p50 ms", "p90 ms", "p99 ms", "ratio", "RSS MB", "size KB",
+                 "GFLOP/s", "of peak"],
+                [(Path(r["model"]).name, r["threads"], round(r["init_ms"], 1), round(r["p50_ms"], 3),
+                  round(r["p90_ms"], 3), round(r["p99_ms"], 3), f"{r['ratio_to_first']:.2f}x",
+                  round(r["peak_rss_mb"], 1), round(r["size_bytes"] / 1024), round(r["achieved_gflops"], 1),
+                  f"{100 * r['efficiency']:.0f} %") for r in rows])
 
 
 @app.command("info")
@@ -141,8 +195,6 @@ def train_config(arch: str, out: Path, width: float | None, epochs: int, batch: 
                  strategy: str, val_lfw_dir: Path | None, val_pairs: Path | None, val_every: int):
     from edgeface.train.loop import TrainConfig
 
-    if epochs < 1 or batch < 1 or lr <= 0:
-        raise EdgefaceError("--epochs and --batch must be at least 1 and --lr positive")
     return TrainConfig(arch=arch, out=out, width=width, epochs=epochs, batch=batch, lr=lr, resume=resume,
                        strategy=strategy, val_lfw_dir=val_lfw_dir, val_pairs=val_pairs, val_every=val_every)
 

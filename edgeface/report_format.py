@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 stdout = Console()
+if not stdout.is_terminal:  # logs and pipes: do not squeeze tables into 80 columns
+    stdout = Console(width=160)
 
 
 def print_json(obj: Any) -> None:

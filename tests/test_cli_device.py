@@ -4,6 +4,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from conftest import LFW, PAIRS, PEER_FLOAT, PEER_UINT8, assert_one_line_error, needs_shared, run_cli, small_pairs
 
 from edgeface.vision.image import write_image
@@ -94,3 +95,13 @@ def test_help_lists_only_real_commands():
     assert result.returncode == 0
     assert "eval" in result.stdout and "data" in result.stdout
     assert PAIRS.name  # keep the import used in environments without data
+
+
+@needs_shared
+def test_dlib_peer_embeds_with_its_own_alignment(tmp_path):
+    pytest.importorskip("dlib")
+    pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=2)
+    result = run_cli("eval", "dlib", "--lfw-dir", str(LFW), "--pairs", str(pairs), "--json", "--threads", "2")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["model"] == "dlib" and report["accuracy"] >= 0.75

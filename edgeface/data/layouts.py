@@ -62,6 +62,7 @@ def list_items(src: str | Path, layout: str = "auto", identities: Path | None = 
     src = Path(src)
     if not src.is_dir():
         raise EdgefaceError(f"source directory not found: {src}")
+    src = src.resolve()  # manifests record absolute sources, so a resumed run matches whatever cwd it has
     if layout not in LAYOUTS:
         raise EdgefaceError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     if layout == "auto":

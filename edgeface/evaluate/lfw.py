@@ -83,6 +83,7 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
     report = verification_report(scores, pairs.same, pairs.fold)
     report.update({
         "model": embedder.name,
+        "embedding_size": int(embeddings.shape[1]),
         "n_images": len(paths),
         "n_detect_failed": int(sum(fell_back)),
         "seconds": round(time.perf_counter() - start, 2),
@@ -91,6 +92,23 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
         save_roc_plot(scores, pairs.same, plot, f"{embedder.name}: LFW View 2 ROC")
         report["plot"] = str(plot)
     return report
+
+
+def record_in_manifest(model: str | Path | None, report: dict, far: float = 1e-3) -> Path:
+    """Write the LFW-calibrated threshold and the headline metrics into the model's manifest."""
+    from edgeface.manifest import Manifest, load_manifest, save_manifest
+
+    if model is None or str(model) == "dlib" or not str(model).endswith(".tflite"):
+        raise EdgefaceError("--save-threshold needs a .tflite model file")
+    manifest = load_manifest(model) or Manifest()
+    manifest.threshold = report["threshold_at_far"][str(far)]
+    manifest.threshold_far = far
+    manifest.threshold_source = "LFW View 2 (edgeface eval)"
+    manifest.metrics["lfw"] = {k: report[k] for k in ("accuracy", "accuracy_se", "roc_auc", "tar_at_far",
+                                                     "threshold", "n_detect_failed")}
+    if not manifest.embedding_size:
+        manifest.embedding_size = int(report.get("embedding_size", 0))
+    return save_manifest(model, manifest)
 
 
 def save_roc_plot(scores: np.ndarray, labels: np.ndarray, path: str | Path, title: str) -> None:

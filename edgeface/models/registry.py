@@ -17,6 +17,8 @@ from edgeface.tf_setup import keras, tf
 
 # pixels -> [-1, 1]; stored in every manifest so runtimes never guess
 INPUT_SPEC = InputSpec(size=112, channels="RGB", mean=127.5, scale=1 / 127.5)
+# BN statistics follow training quickly (as in InsightFace): short fine-tunes then export consistent models
+BN_MOMENTUM = 0.9
 
 
 @dataclass(frozen=True)
@@ -78,14 +80,14 @@ def channels(n: int, width: float, divisor: int = 8) -> int:
 def conv_bn(x: tf.Tensor, filters: int, kernel: int = 1, stride: int = 1, act: bool = True,
             name: str = "") -> tf.Tensor:
     x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{name}conv")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}bn")(x)
     return keras.layers.ReLU(6.0, name=f"{name}relu")(x) if act else x
 
 
 def dw_bn(x: tf.Tensor, kernel: int = 3, stride: int = 1, act: bool = True, name: str = "",
           padding: str = "same") -> tf.Tensor:
     x = keras.layers.DepthwiseConv2D(kernel, stride, padding=padding, use_bias=False, name=f"{name}dw")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}dwbn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}dwbn")(x)
     return keras.layers.ReLU(6.0, name=f"{name}dwrelu")(x) if act else x
 
 
@@ -94,5 +96,5 @@ def embedding_head(x: tf.Tensor, embedding_size: int) -> tf.Tensor:
     then a linear 1x1 projection to the embedding."""
     x = dw_bn(x, kernel=int(x.shape[1]), act=False, name="gdc_", padding="valid")
     x = keras.layers.Conv2D(embedding_size, 1, use_bias=False, name="embedding_conv")(x)
-    x = keras.layers.BatchNormalization(name="embedding_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="embedding_bn")(x)
     return keras.layers.Flatten(name="embedding")(x)

@@ -3,7 +3,7 @@ Dense layer is the embedding when trained as an identity classifier."""
 
 from __future__ import annotations
 
-from edgeface.models.registry import channels, register
+from edgeface.models.registry import BN_MOMENTUM, channels, register
 from edgeface.tf_setup import keras
 
 STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
@@ -17,11 +17,11 @@ def build(input_size: int = 112, embedding_size: int = 128, width: float = 0.25)
         for c in range(convs):
             x = keras.layers.Conv2D(channels(filters, width), 3, padding="same", use_bias=False,
                                     name=f"s{s}c{c}_conv")(x)
-            x = keras.layers.BatchNormalization(name=f"s{s}c{c}_bn")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"s{s}c{c}_bn")(x)
             x = keras.layers.ReLU(name=f"s{s}c{c}_relu")(x)
         x = keras.layers.MaxPooling2D(2, name=f"s{s}_pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dropout(0.2, name="dropout")(x)
     x = keras.layers.Dense(embedding_size, name="embedding_dense")(x)
-    x = keras.layers.BatchNormalization(name="embedding")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="embedding")(x)
     return keras.Model(inputs, x, name="vgg16")

@@ -43,6 +43,15 @@ class TrainConfig:
     val_every: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Refuse a bad setting before any data is read or teacher run."""
+        from edgeface.models.registry import ARCHITECTURES
+
+        if self.arch not in ARCHITECTURES:
+            raise EdgefaceError(f"unknown architecture {self.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}")
+        if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
+            raise EdgefaceError("--epochs and --batch must be at least 1 and --lr positive")
+
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """``none``: default; ``mirrored``: all local GPUs (or the CPU); ``multiworker``: TF_CONFIG cluster."""

@@ -1,0 +1,147 @@
+"""Training half on tiny models and a handful of real aligned faces (ORL): train, distill, resume, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DATA, assert_one_line_error, needs_shared, run_cli
+
+pytestmark = needs_shared
+tf_setup = pytest.importorskip("edgeface.tf_setup")
+
+
+@pytest.fixture(scope="session")
+def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ORL: 6 people x 10 photos, detected and aligned by edgeface itself."""
+    from edgeface.data.prepare import prepare
+
+    src = tmp_path_factory.mktemp("orl_src")
+    for person in ("s1", "s2", "s3", "s4", "s5", "s6"):
+        (src / person).mkdir()
+        for img in sorted((DATA / "orl" / person).glob("*.png")):
+            (src / person / img.name).write_bytes(img.read_bytes())
+    dst = tmp_path_factory.mktemp("orl_aligned")
+    summary = prepare(src, dst, workers=1)
+    assert summary["ok"] >= 55
+    return dst
+
+
+def pair_gap(embed, faces: Path) -> float:
+    """Mean same-person cosine minus mean different-person cosine of the prepared faces."""
+    from edgeface.train.dataset import encode_labels, prepared_faces
+    from edgeface.vision.image import read_image
+
+    paths, ids = prepared_faces([faces])
+    labels, _ = encode_labels(ids)
+    emb = embed(np.stack([read_image(p) for p in paths]))
+    sim = emb @ emb.T
+    same = labels[:, None] == labels[None]
+    off = ~np.eye(len(labels), dtype=bool)
+    return float(sim[same & off].mean() - sim[~same].mean())
+
+
+def test_train_lowers_loss_pulls_same_person_together_and_resumes(faces, tmp_path):
+    from edgeface.models import build_model
+    from edgeface.train.keras_embedder import KerasEmbedder
+    from edgeface.train.loop import TrainConfig
+    from edgeface.train.train import train
+
+    tf_setup.tf.keras.utils.set_random_seed(0)
+    before = pair_gap(KerasEmbedder(build_model("tiny", embedding_size=32)).embed, faces)
+    config = TrainConfig(arch="tiny", out=tmp_path / "run", epochs=25, batch=16, lr=5e-3, embedding_size=32)
+    summary = train([faces], config, head="arcface", margin=0.2, scale=16)
+    loss = summary["history"]["loss"]
+    assert loss[-1] < loss[0]
+    after = pair_gap(KerasEmbedder(tmp_path / "run" / "model.keras").embed, faces)
+    assert after > before + 0.05, (before, after)
+    manifest = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert manifest["architecture"] == "tiny" and manifest["chain"][0]["head"] == "arcface"
+    # resume: the checkpoint continues where the optimiser stopped
+    config.resume, config.epochs = True, 26
+    resumed = train([faces], config, head="arcface", margin=0.2, scale=16)
+    assert resumed["epochs_run"] == 1
+    assert len((tmp_path / "run" / "log.csv").read_text().splitlines()) == 1 + 26
+
+
+def test_distill_from_a_tflite_teacher_reduces_the_loss(faces, tmp_path):
+    from edgeface.export import export
+    from edgeface.models import build_model
+    from edgeface.train.distill import distill
+    from edgeface.train.loop import TrainConfig
+
+    tf_setup.tf.keras.utils.set_random_seed(1)
+    teacher, _ = export(build_model("tiny", embedding_size=24, width=2.0), tmp_path / "teacher.tflite")
+    config = TrainConfig(arch="tiny", out=tmp_path / "student", epochs=15, batch=16, lr=5e-3)
+    summary = distill([faces], str(teacher), config, workers=1)
+    loss = summary["history"]["loss"]
+    assert loss[-1] < loss[0] - 0.05, loss
+    assert summary["faces"] >= 55
+    assert json.loads((tmp_path / "student" / "model.json").read_text())["embedding_size"] == 24
+
+
+def test_export_modes_match_keras_and_manifest_round_trips(faces, tmp_path):
+    from edgeface.export import calibration_faces, export
+    from edgeface.manifest import Manifest, load_manifest
+    from edgeface.models import build_model
+    from edgeface.train.keras_embedder import KerasEmbedder
+    from edgeface.vision.embed import TFLiteEmbedder
+
+    model = build_model("tiny", embedding_size=32)
+    calib = calibration_faces([faces], 40)
+    reference = KerasEmbedder(model).embed(calib[:8])
+    tolerance = {"float32": 1e-4, "float16": 1e-3, "dynamic": 0.02, "int8": 0.05}
+    for mode, tol in tolerance.items():
+        path, manifest = export(model, tmp_path / f"m-{mode}.tflite", mode, calib)
+        got = TFLiteEmbedder(path).embed(calib[:8])
+        assert (1 - np.sum(got * reference, 1)).max() < tol, mode
+        loaded = load_manifest(path)
+        assert loaded == Manifest.from_dict(manifest.to_dict())
+        assert loaded.dtype == mode and loaded.embedding_size == 32 and loaded.input.mean == 127.5
+    assert load_manifest(tmp_path / "m-int8.tflite").quantization["input"]["dtype"] == "int8"
+
+
+def test_interrupted_export_leaves_the_old_file(tmp_path, monkeypatch):
+    from edgeface import export as export_module
+    from edgeface.errors import EdgefaceError
+    from edgeface.models import build_model
+
+    model = build_model("tiny")
+    target = tmp_path / "model.tflite"
+    export_module.export(model, target)
+    old = target.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_module.os, "fsync", full_disk, raising=False)
+    monkeypatch.setattr("edgeface.files.os.fsync", full_disk)
+    with pytest.raises(EdgefaceError, match="No space left"):
+        export_module.export(build_model("tiny", width=2.0), target)
+    assert target.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.tflite"]
+
+
+def test_training_bad_input_gives_one_line_errors(faces, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one = tmp_path / "one"
+    one.mkdir()
+    lines = [ln for ln in (faces / "manifest.jsonl").read_text().splitlines() if '"s1"' in ln]
+    (one / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    (one / "s1").symlink_to(faces / "s1")
+    from edgeface.export import export
+    from edgeface.models import build_model
+
+    teacher, _ = export(build_model("tiny", input_size=96), tmp_path / "t96.tflite")
+    cases = [
+        (("train", str(empty), "--arch", "tiny"), "no prepared faces"),
+        (("train", str(one), "--arch", "tiny", "--batch", "4"), "at least 2 identities"),
+        (("train", str(faces), "--arch", "resnet9000"), "unknown architecture"),
+        (("distill", str(faces), "--teacher", str(teacher), "--arch", "tiny"), "96x96"),
+        (("export", str(tmp_path / "missing.keras"), "-o", str(tmp_path / "x.tflite")), "not found"),
+    ]
+    for args, needle in cases:
+        assert_one_line_error(run_cli(*args, block_tf=False), needle)
