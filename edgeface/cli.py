@@ -6,6 +6,7 @@ never imports TensorFlow.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -134,6 +135,146 @@ def bench_command(
                   round(r["p90_ms"], 3), round(r["p99_ms"], 3), f"{r['ratio_to_first']:.2f}x",
                   round(r["peak_rss_mb"], 1), round(r["size_bytes"] / 1024), round(r["achieved_gflops"], 1),
                   f"{100 * r['efficiency']:.0f} %") for r in rows])
+
+
+GalleryOpt = Annotated[Optional[Path], typer.Option("--gallery", help="gallery file (default: in the user data dir)")]
+
+
+def open_gallery_for(model: str | None, gallery: Path | None, threads: int = 1, create: bool = True):
+    """The embedder and the gallery bound to it (refused if the gallery belongs to another model)."""
+    from edgeface.recognize.gallery import Gallery
+    from edgeface.vision.embed import load_embedder
+
+    embedder = load_embedder(model, threads=threads)
+    sha = getattr(embedder, "sha256", None) or embedder.key
+    return embedder, Gallery(gallery, sha, embedder.size, create=create)
+
+
+@app.command("enroll")
+def enroll_command(
+    name: Annotated[Optional[str], typer.Argument(help="the person's name")] = None,
+    images: Annotated[Optional[list[Path]], typer.Argument(help="photos of that person")] = None,
+    folder: Annotated[Optional[Path], typer.Option("--dir", help="enrol <person>/<images> folders at once")] = None,
+    model: Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")] = None,
+    gallery: GalleryOpt = None,
+    json_out: Json = False,
+) -> None:
+    """Detect, quality-check (one face, size, sharpness), embed and store templates for one or many people."""
+    from edgeface.recognize.enroll import enrol, person_folders
+    from edgeface.report_format import print_json, print_table
+    from edgeface.vision.detect import FaceFinder
+
+    if folder is not None:
+        people = person_folders(folder)
+    elif name and images:
+        people = {name: list(images)}
+    else:
+        raise EdgefaceError("give NAME IMAGE... or --dir DIR")
+    embedder, store = open_gallery_for(model, gallery)
+    finder = FaceFinder()
+    results = [enrol(store, person, paths, finder, embedder) for person, paths in people.items()]
+    if json_out:
+        print_json([r.__dict__ for r in results])
+    else:
+        print_table(f"enrolled into {store.path}", ["person", "accepted", "rejected", "templates"],
+                    [(r.name, len(r.accepted), len(r.rejected), r.templates) for r in results])
+        for r in results:
+            for path, why in r.rejected.items():
+                print(f"rejected {path}: {why}", file=sys.stderr)
+    if not any(r.accepted for r in results):
+        raise EdgefaceError("no photo was accepted")
+
+
+gallery_app = typer.Typer(help="List, remove, rename, export and import enrolled people.", no_args_is_help=True)
+app.add_typer(gallery_app, name="gallery")
+
+
+def _plain_gallery(gallery: Path | None):
+    from edgeface.recognize.gallery import Gallery
+
+    return Gallery(gallery, create=False)
+
+
+@gallery_app.command("list")
+def gallery_list(gallery: GalleryOpt = None, json_out: Json = False) -> None:
+    """Enrolled people with their template counts."""
+    from edgeface.report_format import print_json, print_table
+
+    store = _plain_gallery(gallery)
+    people = store.people()
+    if json_out:
+        print_json({"gallery": str(store.path), "model_sha256": store.meta("model_sha256"), "people": people})
+        return
+    print_table(f"{store.path} (model {str(store.meta('model_sha256'))[:12]})", ["person", "templates", "quality"],
+                [(p["name"], p["templates"], p["quality"]) for p in people])
+
+
+@gallery_app.command("remove")
+def gallery_remove(name: str, gallery: GalleryOpt = None) -> None:
+    """Delete a person and all their templates."""
+    _plain_gallery(gallery).remove(name)
+    print(f"removed {name}")
+
+
+@gallery_app.command("rename")
+def gallery_rename(old: str, new: str, gallery: GalleryOpt = None) -> None:
+    """Rename a person."""
+    _plain_gallery(gallery).rename(old, new)
+    print(f"renamed {old} -> {new}")
+
+
+@gallery_app.command("export")
+def gallery_export(out: Path, gallery: GalleryOpt = None) -> None:
+    """Write a portable .npz (plain arrays + JSON header, no pickle), mode 0600."""
+    print(f"wrote {_plain_gallery(gallery).export(out)}")
+
+
+@gallery_app.command("import")
+def gallery_import(file: Path, gallery: GalleryOpt = None) -> None:
+    """Merge an exported gallery made with the same model."""
+    from edgeface.recognize.gallery import Gallery
+
+    print(f"imported {Gallery(gallery).import_file(file)} templates")
+
+
+@app.command("recognize")
+def recognize_command(
+    source: Annotated[str, typer.Option(help="camera index, video file, rtsp:// URL, image or folder of images")],
+    model: Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")] = None,
+    gallery: GalleryOpt = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="cosine threshold; default: the model's FAR 1e-3 threshold from its manifest")] = None,
+    detector: Annotated[str, typer.Option(help="short (faces within ~2 m) or full (small, distant faces)")] = "short",
+    threads: Threads = 1,
+    output: Annotated[Optional[Path], typer.Option(help="write annotated frames to this video (.mp4)")] = None,
+    show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
+    max_frames: Annotated[int, typer.Option(help="stop after this many frames (0: until the source ends)")] = 0,
+    smooth: Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames")] = 5,
+    profile: Annotated[bool, typer.Option(help="print per-stage times")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON event per recognised face, per line")] = False,
+) -> None:
+    """Recognise enrolled people in a camera, video, stream or images; unknown faces are reported as unknown."""
+    from edgeface.recognize.loop import Recognizer, run
+    from edgeface.report_format import print_table
+
+    embedder, store = open_gallery_for(model, gallery, threads=threads, create=False)
+    limit = threshold if threshold is not None else embedder.threshold
+    if limit is None:
+        raise EdgefaceError("this model has no calibrated threshold in its manifest: pass --threshold "
+                            "(or run edgeface eval MODEL --save-threshold)")
+    recognizer = Recognizer(embedder, store, limit, detector=detector, threads=threads, smooth=smooth)
+    summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames)
+    if json_out:
+        print(json.dumps({"summary": summary}))
+        return
+    print_table(f"recognize {source}", ["", "value"], [
+        ("frames", summary["frames"]), ("faces", summary["faces"]), ("FPS", summary["fps"]),
+        ("dropped (stale) frames", summary["dropped_frames"]), ("unreadable frames", summary["unreadable_frames"]),
+        *((f"seen: {k}", v) for k, v in sorted(summary["names"].items()))])
+    if profile:
+        print_table("per-stage time", ["stage", "mean ms", "p50 ms", "p90 ms", "share"],
+                    [(k, v["mean_ms"], v["p50_ms"], v["p90_ms"], f"{100 * v['share']:.0f} %")
+                     for k, v in summary["stages"].items()])
 
 
 @app.command("info")

@@ -1,0 +1,1 @@
+"""Device half: the enrolment gallery (SQLite) and the camera/video recognition loop."""

@@ -1,0 +1,161 @@
+"""Frame sources for the recognition loop: camera index, video file, stream URL, image file or folder.
+
+Capture runs in its own thread. Live sources (cameras, streams) keep only the newest frame, so slow inference
+drops stale frames instead of lagging behind reality; files are read in order, all frames, with a small queue
+so decoding overlaps inference. A lost camera or stream is reopened with exponential back-off.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.vision.image import IMAGE_SUFFIXES, is_image, read_image
+
+
+@dataclass
+class Frame:
+    index: int
+    image: np.ndarray | None  # BGR uint8, None when this frame could not be read
+    error: str | None = None
+
+
+_END = object()
+
+
+def source_kind(spec: str) -> str:
+    if spec.isdigit():
+        return "camera"
+    if "://" in spec:
+        return "stream"
+    path = Path(spec)
+    if path.is_dir():
+        return "folder"
+    if not path.exists():
+        raise EdgefaceError(f"source not found: {spec}")
+    return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
+
+
+class Capture:
+    """Iterate frames of any source; ``live`` sources drop stale frames. Use as a context manager."""
+
+    def __init__(self, spec: str, retries: int = 5, backoff: float = 0.5) -> None:
+        self.spec = spec
+        self.kind = source_kind(spec)
+        self.live = self.kind in ("camera", "stream")
+        self.retries, self.backoff = retries, backoff
+        self.dropped = 0
+        self.fps = 25.0
+        self._queue: queue.Queue = queue.Queue(maxsize=1 if self.live else 4)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cap: cv2.VideoCapture | None = None
+        self._error: str | None = None
+        if self.kind in ("camera", "stream", "video"):
+            self._cap = self._open()
+            fps = self._cap.get(cv2.CAP_PROP_FPS)
+            if fps and 1 <= fps <= 240:
+                self.fps = float(fps)
+
+    def _open(self) -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(int(self.spec) if self.kind == "camera" else self.spec)
+        if not cap.isOpened():
+            cap.release()
+            what = {"camera": "camera", "stream": "stream", "video": "video file"}[self.kind]
+            raise EdgefaceError(f"cannot open {what} {self.spec}")
+        return cap
+
+    def __enter__(self) -> Capture:
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        if self._thread:
+            self._thread.join(timeout=5)
+        if self._cap is not None:
+            self._cap.release()
+
+    def _put(self, item: object) -> None:
+        if self.live and item is not _END:
+            try:
+                self._queue.get_nowait()  # the consumer is behind: the older frame is stale
+                self.dropped += 1
+            except queue.Empty:
+                pass
+            self._queue.put(item)
+            return
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        try:
+            if self.kind == "folder":
+                paths = sorted(p for p in Path(self.spec).iterdir() if p.is_file() and is_image(p))
+                for i, path in enumerate(paths):
+                    if self._stop.is_set():
+                        return
+                    self._put(self._read_file(i, path))
+            elif self.kind == "image":
+                self._put(self._read_file(0, Path(self.spec)))
+            else:
+                self._read_video()
+        finally:
+            self._put(_END)
+
+    @staticmethod
+    def _read_file(index: int, path: Path) -> Frame:
+        try:
+            return Frame(index, np.ascontiguousarray(read_image(path)[..., ::-1]))
+        except EdgefaceError as exc:
+            return Frame(index, None, str(exc))
+
+    def _read_video(self) -> None:
+        index, failures = 0, 0
+        assert self._cap is not None
+        while not self._stop.is_set():
+            ok, image = self._cap.read()
+            if ok and image is not None and image.size:
+                failures = 0
+                self._put(Frame(index, image))
+                index += 1
+                continue
+            if not self.live:
+                return  # end of file
+            failures += 1
+            if failures > self.retries:
+                self._error = f"{self.kind} {self.spec} lost after {self.retries} reconnection attempts"
+                return
+            time.sleep(self.backoff * 2 ** (failures - 1))
+            self._cap.release()
+            try:
+                self._cap = self._open()
+            except EdgefaceError:
+                continue
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                if self._error:
+                    raise EdgefaceError(self._error)
+                return
+            yield item

@@ -1,0 +1,91 @@
+"""Enrolment: photos of a person -> quality-checked templates in the gallery, with a reason for every reject.
+
+A template is only as good as its photo: exactly one face, large enough, sharp enough. Rejected photos are
+reported with the reason so the user can retake them; nothing is written for a person until all their photos
+have been processed (one transaction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.recognize.gallery import Gallery, check_name
+from edgeface.vision.align import align_face
+from edgeface.vision.detect import FaceFinder
+from edgeface.vision.embed import Embedder
+from edgeface.vision.image import decode_image, is_image
+
+MIN_EYE_DISTANCE = 24.0  # pixels between the eyes in the source photo
+MIN_SHARPNESS = 40.0  # variance of the Laplacian of the aligned grey face (sharp photos: 600-2400)
+
+
+@dataclass
+class EnrolResult:
+    name: str
+    accepted: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    templates: int = 0
+
+
+def sharpness(aligned: np.ndarray) -> float:
+    """Variance of the Laplacian of the central face region: low for blurred or out-of-focus photos."""
+    grey = cv2.cvtColor(aligned[16:104, 16:96], cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> tuple[np.ndarray, float]:
+    """One embedding and its quality for a photo, or EdgefaceError with the reason it is unusable."""
+    faces = finder.find(image)
+    if not faces:
+        raise EdgefaceError("no face found")
+    if len(faces) > 1:
+        raise EdgefaceError(f"{len(faces)} faces found, need exactly one")
+    face = faces[0]
+    eyes = float(np.linalg.norm(face.keypoints[0] - face.keypoints[1]))
+    if eyes < MIN_EYE_DISTANCE:
+        raise EdgefaceError(f"face too small ({eyes:.0f} px between the eyes, need {MIN_EYE_DISTANCE:.0f})")
+    aligned = align_face(image, face)
+    sharp = sharpness(aligned)
+    if sharp < MIN_SHARPNESS:
+        raise EdgefaceError(f"too blurred (sharpness {sharp:.0f}, need {MIN_SHARPNESS:.0f})")
+    return embedder.embed_faces(image, [face])[0], sharp
+
+
+def enrol(gallery: Gallery, name: str, images: list[Path], finder: FaceFinder, embedder: Embedder) -> EnrolResult:
+    result = EnrolResult(check_name(name))
+    rows, hashes, quality = [], [], []
+    for path in images:
+        try:
+            data = Path(path).read_bytes()
+            image = decode_image(data, str(path))
+            vec, q = face_template(image, finder, embedder)
+        except (EdgefaceError, OSError) as exc:
+            result.rejected[str(path)] = str(exc) if isinstance(exc, EdgefaceError) else exc.strerror or str(exc)
+            continue
+        rows.append(vec)
+        hashes.append(hashlib.sha256(data).hexdigest())
+        quality.append(q)
+        result.accepted.append(str(path))
+    if rows:
+        result.templates = gallery.add(result.name, np.stack(rows), hashes, quality)
+    return result
+
+
+def person_folders(root: Path) -> dict[str, list[Path]]:
+    """``root/<person>/<images>`` -> {person: images}."""
+    if not root.is_dir():
+        raise EdgefaceError(f"directory not found: {root}")
+    people = {p.name: sorted(i for i in p.iterdir() if i.is_file() and is_image(i))
+              for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+    people = {k: v for k, v in people.items() if v}
+    if not people:
+        raise EdgefaceError(f"no <person>/<image> folders in {root}")
+    return people
+
+

@@ -1,0 +1,176 @@
+"""``edgeface recognize``: detect, align, embed and match every frame against the gallery.
+
+Everything heavy is created once (detector and embedder interpreters, the gallery's template matrix, the video
+writer) and reused per frame; the template matrix is re-read only when another process commits an enrolment.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.recognize.capture import Capture
+from edgeface.recognize.gallery import Gallery
+from edgeface.recognize.tracking import Tracker
+from edgeface.vision.align import align_face
+from edgeface.vision.detect import Detector
+from edgeface.vision.embed import Embedder
+
+STAGES = ("wait", "detect", "align", "embed", "match", "draw")
+
+
+@dataclass
+class Timings:
+    """Per-stage wall times in milliseconds, one list per stage."""
+
+    stages: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.stages[stage].append(seconds * 1e3)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        total = sum(sum(v) for v in self.stages.values()) or 1.0
+        return {k: {"mean_ms": float(np.mean(v)), "p50_ms": float(np.percentile(v, 50)),
+                    "p90_ms": float(np.percentile(v, 90)), "share": sum(v) / total}
+                for k, v in self.stages.items() if v}
+
+
+class Recognizer:
+    """One frame in, one list of recognised faces out."""
+
+    def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float, detector: str = "short",
+                 threads: int = 1, min_face: int = 24, smooth: int = 5) -> None:
+        self.embedder, self.gallery, self.threshold = embedder, gallery, threshold
+        self.detector = Detector(detector, threads=threads)
+        self.min_face = min_face
+        self.tracker = Tracker(window=smooth)
+        self.timings = Timings()
+
+    def process(self, frame_bgr: np.ndarray) -> list[dict]:
+        t = time.perf_counter()
+        faces = [f for f in self.detector.detect(frame_bgr, bgr=True) if f.width >= self.min_face]
+        t1 = time.perf_counter()
+        self.timings.add("detect", t1 - t)
+        if not faces:
+            return []
+        crops = np.stack([cv2.cvtColor(align_face(frame_bgr, f), cv2.COLOR_BGR2RGB) for f in faces])
+        t2 = time.perf_counter()
+        self.timings.add("align", t2 - t1)
+        embeddings = self.embedder.embed(crops)
+        t3 = time.perf_counter()
+        self.timings.add("embed", t3 - t2)
+        tracks, smoothed = self.tracker.update(np.stack([f.box for f in faces]), embeddings)
+        matches = self.gallery.match(smoothed, self.threshold)
+        self.timings.add("match", time.perf_counter() - t3)
+        return [{"name": m.name or "unknown", "score": round(m.score, 4), "candidate": m.person, "track": t,
+                 "box": [round(float(v), 1) for v in f.box], "detection": round(f.score, 3)}
+                for f, m, t in zip(faces, matches, tracks, strict=True)]
+
+
+def draw(frame: np.ndarray, results: list[dict], fps: float) -> None:
+    for r in results:
+        x0, y0, x1, y1 = (int(v) for v in r["box"])
+        known = r["name"] != "unknown"
+        colour = (60, 200, 60) if known else (60, 60, 230)
+        cv2.rectangle(frame, (x0, y0), (x1, y1), colour, 2)
+        label = f"{r['name']} {r['score']:.2f}"
+        cv2.putText(frame, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    cv2.putText(frame, f"{fps:.1f} FPS", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+
+
+class VideoOut:
+    """Annotated frames to a video, written to a temp file and renamed when complete."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.fps = fps
+        self.writer: cv2.VideoWriter | None = None
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.writer is None:
+            h, w = frame.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise EdgefaceError(f"cannot write video {self.path}")
+        self.writer.write(frame)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.tmp.replace(self.path)
+
+
+def emit(event: dict) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def run(source: str, recognizer: Recognizer, output: Path | None = None, show: bool = False,
+        json_events: bool = False, max_frames: int = 0) -> dict:
+    """The loop: returns a summary (frames, faces, fps, names seen, dropped frames, stage timings)."""
+    if show:
+        try:
+            cv2.namedWindow("edgeface")
+        except cv2.error:
+            raise EdgefaceError("--show needs a display and an OpenCV build with GUI support "
+                                "(opencv-python-headless has none): use --output instead") from None
+    seen: dict[str, int] = defaultdict(int)
+    frames = faces = errors = 0
+    started = time.perf_counter()
+    fps = 0.0
+    interrupted = False
+    with Capture(source) as capture:
+        writer = VideoOut(output, capture.fps) if output else None
+        try:
+            t_wait = time.perf_counter()
+            for frame in capture:
+                recognizer.timings.add("wait", time.perf_counter() - t_wait)
+                if frame.image is None:
+                    errors += 1
+                    if json_events:
+                        emit({"time": time.time(), "frame": frame.index, "error": frame.error})
+                    else:
+                        print(f"edgeface: skipped frame {frame.index}: {frame.error}", file=sys.stderr)
+                    t_wait = time.perf_counter()
+                    continue
+                results = recognizer.process(frame.image)
+                frames += 1
+                faces += len(results)
+                elapsed = time.perf_counter() - started
+                fps = frames / elapsed if elapsed > 0 else 0.0
+                for r in results:
+                    seen[r["name"]] += 1
+                    if json_events:
+                        emit({"time": round(time.time(), 3), "frame": frame.index, **r})
+                if writer or show:
+                    t = time.perf_counter()
+                    draw(frame.image, results, fps)
+                    if writer:
+                        writer.write(frame.image)
+                    if show:
+                        cv2.imshow("edgeface", frame.image)
+                        if cv2.waitKey(1) & 0xFF == ord("q"):
+                            break
+                    recognizer.timings.add("draw", time.perf_counter() - t)
+                if max_frames and frames >= max_frames:
+                    break
+                t_wait = time.perf_counter()
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if writer:
+                writer.close()
+        dropped = capture.dropped
+    return {"source": source, "frames": frames, "faces": faces, "unreadable_frames": errors,
+            "dropped_frames": dropped, "seconds": round(time.perf_counter() - started, 3),
+            "fps": round(frames / max(time.perf_counter() - started, 1e-9), 2), "names": dict(seen),
+            "interrupted": interrupted, "stages": recognizer.timings.summary()}

@@ -1,0 +1,55 @@
+"""Face tracks across video frames: a face's identity is decided on the mean of its last few embeddings.
+
+A single frame can match a stranger to an enrolled person by chance (at FAR 1e-3, about one comparison in a
+thousand); averaging a track's recent embeddings removes most such one-frame spikes and steadies true matches.
+Association is greedy by box overlap (IoU), which is enough at camera frame rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeface.vision.detect import iou
+from edgeface.vision.embed import l2_normalise
+
+
+@dataclass
+class Track:
+    id: int
+    box: np.ndarray
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    last_seen: int = 0
+
+
+class Tracker:
+    def __init__(self, window: int = 5, max_age: int = 10, min_iou: float = 0.3) -> None:
+        self.window, self.max_age, self.min_iou = max(1, window), max_age, min_iou
+        self.tracks: list[Track] = []
+        self.frame = 0
+        self._next_id = 0
+
+    def update(self, boxes: np.ndarray, embeddings: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """Assign each detection to a track; return (track ids, smoothed unit embeddings)."""
+        self.frame += 1
+        self.tracks = [t for t in self.tracks if self.frame - t.last_seen <= self.max_age]
+        ids: list[int] = []
+        smoothed = np.empty_like(embeddings)
+        free = list(range(len(self.tracks)))
+        for k, (box, emb) in enumerate(zip(boxes, embeddings, strict=True)):
+            track = None
+            if free:
+                overlaps = iou(box, np.stack([self.tracks[i].box for i in free]))
+                best = int(np.argmax(overlaps))
+                if overlaps[best] >= self.min_iou:
+                    track = self.tracks[free.pop(best)]
+            if track is None:
+                track = Track(self._next_id, box)
+                self._next_id += 1
+                self.tracks.append(track)
+            track.box, track.last_seen = box, self.frame
+            track.embeddings = [*track.embeddings[-(self.window - 1):], emb] if self.window > 1 else [emb]
+            ids.append(track.id)
+            smoothed[k] = l2_normalise(np.mean(track.embeddings, axis=0))
+        return ids, smoothed
