@@ -178,9 +178,8 @@ class Gallery:
 
     def templates(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(embeddings (N, D), person index per template (N,), names); re-read only after another commit."""
-        version = self.db.execute("PRAGMA data_version").fetchone()[0]
-        total = self.db.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM templates").fetchone()
-        stamp = hash((version, *total))
+        # data_version moves when another connection commits; total_changes when this one writes
+        stamp = hash((self.db.execute("PRAGMA data_version").fetchone()[0], self.db.total_changes))
         if self._cache is None or self._cache[0] != stamp:
             rows = self.db.execute("SELECT p.name, t.embedding FROM templates t JOIN people p ON p.id = t.person_id "
                                    "ORDER BY p.name, t.id").fetchall()

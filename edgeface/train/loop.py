@@ -5,6 +5,7 @@ a CSV log per epoch and a JSON summary.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -131,8 +132,10 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable, steps_per_epoch
     if config.val_lfw_dir and config.val_pairs:
         callbacks.insert(0, LFWValidation(config.val_lfw_dir, config.val_pairs, config.val_every, config.epochs))
     started = time.time()
-    history = model.fit(datasets(INPUT_SPEC, config.batch), epochs=config.epochs, initial_epoch=initial_epoch,
-                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=1 if sys.stderr.isatty() else 2)
+    with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout; --json owns stdout
+        history = model.fit(datasets(INPUT_SPEC, config.batch), epochs=config.epochs, initial_epoch=initial_epoch,
+                            steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                            verbose=1 if sys.stderr.isatty() else 2)
     seconds = time.time() - started
     if any(not tf.math.is_finite(v) for v in history.history.get("loss", [])):
         raise EdgefaceError("training diverged (loss became NaN): lower --lr")

@@ -1,0 +1,112 @@
+"""Frames per second on media/short_hamilton_clip.mp4, one core each, one run:
+
+* `edgeface recognize` with the default int8 model (BlazeFace + ArcFace alignment + embedding + gallery match)
+* a face_recognition-style loop: dlib HOG detection (upsample 1) + 5-point landmarks + the 128-d dlib ResNet
+  descriptor + Euclidean distance match at 0.6, which is what `face_recognition.face_locations` /
+  `face_encodings` / `compare_faces` do
+
+Both enrol the same gallery (media/gallery) and are pinned to core 0 with taskset.
+-> results/recognize.json with per-stage times.
+
+    python benchmarks/recognize_vs_face_recognition.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import save
+
+FACE_RECOGNITION_LOOP = r"""
+import json, sys, time
+from pathlib import Path
+import cv2, dlib, numpy as np
+import face_recognition_models as frm
+gallery_dir, clip = Path(sys.argv[1]), sys.argv[2]
+detector = dlib.get_frontal_face_detector()
+predictor = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+
+def encodings(rgb, boxes):
+    return [np.array(net.compute_face_descriptor(rgb, predictor(rgb, b), 1)) for b in boxes]
+
+names, known = [], []
+for person in sorted(p for p in gallery_dir.iterdir() if p.is_dir()):
+    for img in sorted(person.glob("*.jpg")):
+        rgb = cv2.cvtColor(cv2.imread(str(img)), cv2.COLOR_BGR2RGB)
+        for e in encodings(rgb, detector(rgb, 1))[:1]:
+            names.append(person.name); known.append(e)
+known = np.array(known)
+stages = {"decode": [], "detect": [], "embed": [], "match": []}
+cap = cv2.VideoCapture(clip)
+frames = faces = 0
+seen = {}
+start = time.perf_counter()
+while True:
+    t0 = time.perf_counter()
+    ok, bgr = cap.read()
+    if not ok:
+        break
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    t1 = time.perf_counter()
+    boxes = detector(rgb, 1)
+    t2 = time.perf_counter()
+    encs = encodings(rgb, boxes)
+    t3 = time.perf_counter()
+    for e in encs:
+        d = np.linalg.norm(known - e, axis=1)
+        name = names[int(np.argmin(d))] if d.min() <= 0.6 else "unknown"
+        seen[name] = seen.get(name, 0) + 1
+    t4 = time.perf_counter()
+    for k, a, b in (("decode", t0, t1), ("detect", t1, t2), ("embed", t2, t3), ("match", t3, t4)):
+        stages[k].append((b - a) * 1e3)
+    frames += 1
+    faces += len(boxes)
+wall = time.perf_counter() - start
+total = sum(sum(v) for v in stages.values())
+print(json.dumps({"frames": frames, "faces": faces, "fps": frames / wall, "seconds": wall, "names": seen,
+                  "stages": {k: {"mean_ms": float(np.mean(v)), "p50_ms": float(np.median(v)),
+                                 "share": sum(v) / total} for k, v in stages.items()}}))
+"""
+
+
+def one_core(cmd: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "EDGEFACE_QUIET": "1"}
+    return subprocess.run(["taskset", "-c", "0", *cmd], capture_output=True, text=True, env=env, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--media", default="../shared/data/media")
+    args = parser.parse_args()
+    media = Path(args.media)
+    clip, gallery_dir = media / "short_hamilton_clip.mp4", media / "gallery"
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        gallery = Path(tmp) / "gallery.sqlite"
+        edgeface = [sys.executable, "-m", "edgeface"]
+        one_core([*edgeface, "enroll", "--dir", str(gallery_dir), "--gallery", str(gallery)])
+        done = one_core([*edgeface, "recognize", "--source", str(clip), "--gallery", str(gallery), "--threads", "1",
+                         "--json"])
+        ours = json.loads(done.stdout.strip().splitlines()[-1])["summary"]
+    theirs = json.loads(one_core([sys.executable, "-c", FACE_RECOGNITION_LOOP, str(gallery_dir),
+                                  str(clip)]).stdout.strip().splitlines()[-1])
+    ratio = ours["fps"] / theirs["fps"]
+    print(f"edgeface recognize: {ours['fps']:.1f} FPS ({ours['faces']} faces); face_recognition-style loop: "
+          f"{theirs['fps']:.2f} FPS ({theirs['faces']} faces); ratio {ratio:.1f}x")
+    save("recognize.json", {
+        "source": str(clip), "note": "one core each (taskset -c 0), same gallery, every frame processed",
+        "edgeface": {"command": "edgeface recognize --source CLIP --gallery G --threads 1 --json", **ours},
+        "face_recognition_style": theirs, "fps_ratio": ratio, "target_ratio": 25, "target_met": ratio >= 25,
+    }, started)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Enrolment, gallery and the recognition loop on the shared media set, without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import MEDIA, assert_one_line_error, needs_shared, run_cli
+
+from edgeface.errors import EdgefaceError
+from edgeface.recognize.gallery import Gallery, check_name
+from edgeface.vision.embed import l2_normalise
+
+pytestmark = needs_shared
+PROBES = MEDIA / "probes"
+CLIP = MEDIA / "short_hamilton_clip.mp4"
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The five people of media/gallery enrolled with the shipped default model."""
+    gallery = tmp_path_factory.mktemp("g") / "gallery.sqlite"
+    result = run_cli("enroll", "--dir", str(MEDIA / "gallery"), "--gallery", str(gallery), "--json")
+    assert result.returncode == 0, result.stderr
+    people = {r["name"]: r for r in json.loads(result.stdout)}
+    assert set(people) == {"alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie"}
+    assert all(r["accepted"] for r in people.values())
+    return gallery
+
+
+def recognize(gallery: Path, source: Path, *extra: str) -> tuple[list[dict], dict]:
+    result = run_cli("recognize", "--source", str(source), "--gallery", str(gallery), "--json", *extra)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(ln) for ln in result.stdout.splitlines()]  # every line is valid JSON
+    return [e for e in lines if "summary" not in e], lines[-1]["summary"]
+
+
+def test_gallery_file_is_private_wal_and_versioned(enrolled):
+    assert stat.S_IMODE(os.stat(enrolled).st_mode) == 0o600
+    db = sqlite3.connect(enrolled)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_probes_are_recognised(enrolled):
+    events, _ = recognize(enrolled, PROBES / "obama3.jpg")
+    assert [e["name"] for e in events] == ["obama"]
+    events, _ = recognize(enrolled, PROBES / "two_people.jpg")
+    assert sorted(e["name"] for e in events) == ["biden", "obama"]
+
+
+def test_video_of_strangers_matches_nobody_and_writes_annotated_video(enrolled, tmp_path):
+    out = tmp_path / "annotated.mp4"
+    events, summary = recognize(enrolled, CLIP, "--output", str(out))
+    assert summary["frames"] == 275 and summary["faces"] > 100
+    assert {e["name"] for e in events} == {"unknown"}
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 275
+    cap.release()
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_max_frames_and_profile(enrolled):
+    result = run_cli("recognize", "--source", str(CLIP), "--gallery", str(enrolled), "--max-frames", "10",
+                     "--profile")
+    assert result.returncode == 0, result.stderr
+    assert "embed" in result.stdout and "detect" in result.stdout
+
+
+def test_corrupt_images_do_not_end_the_loop(enrolled, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes((PROBES / "obama3.jpg").read_bytes())
+    (folder / "b.jpg").write_bytes(b"\xff\xd8garbage")
+    (folder / "c.jpg").write_bytes((PROBES / "two_people.jpg").read_bytes()[:5000])
+    (folder / "d.jpg").write_bytes((PROBES / "obama-480p.jpg").read_bytes())
+    result = run_cli("recognize", "--source", str(folder), "--gallery", str(enrolled), "--json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(ln) for ln in result.stdout.splitlines()]
+    errors = [e for e in lines if "error" in e]
+    assert len(errors) >= 1
+    assert lines[-1]["summary"]["frames"] + lines[-1]["summary"]["unreadable_frames"] == 4
+    assert [e["name"] for e in lines if e.get("frame") == 3 and "name" in e] == ["obama"]
+
+
+def test_enrolment_rejects_bad_photos_with_reasons(tmp_path):
+    gallery = tmp_path / "g.sqlite"
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 120, np.uint8))
+    blurred = tmp_path / "blurred.jpg"
+    image = cv2.imread(str(PROBES / "obama-480p.jpg"))
+    cv2.imwrite(str(blurred), cv2.GaussianBlur(image, (0, 0), 4))
+    result = run_cli("enroll", "someone", str(blank), str(PROBES / "two_people.jpg"), str(blurred),
+                     str(tmp_path / "missing.jpg"), "--gallery", str(gallery), "--json")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    report = json.loads(result.stdout)[0]
+    reasons = report["rejected"]
+    assert "no face" in reasons[str(blank)]
+    assert "2 faces" in reasons[str(PROBES / "two_people.jpg")]
+    assert "blurred" in reasons[str(blurred)]
+    assert str(tmp_path / "missing.jpg") in reasons
+
+
+def test_gallery_manage_export_import_round_trip(enrolled, tmp_path):
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(enrolled.read_bytes())
+    assert run_cli("gallery", "rename", "kit_harington", "Kit H.", "--gallery", str(copy)).returncode == 0
+    assert run_cli("gallery", "remove", "rose_leslie", "--gallery", str(copy)).returncode == 0
+    exported = tmp_path / "g.npz"
+    assert run_cli("gallery", "export", str(exported), "--gallery", str(copy)).returncode == 0
+    assert stat.S_IMODE(os.stat(exported).st_mode) == 0o600
+    with np.load(exported, allow_pickle=False) as data:
+        assert "Kit H." in data["names"].tolist() and "rose_leslie" not in data["names"].tolist()
+    fresh = tmp_path / "fresh.sqlite"
+    assert run_cli("gallery", "import", str(exported), "--gallery", str(fresh)).returncode == 0
+    listing = json.loads(run_cli("gallery", "list", "--gallery", str(fresh), "--json").stdout)
+    assert sorted(p["name"] for p in listing["people"]) == ["Kit H.", "alex_lacamoire", "biden", "obama"]
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("../etc/passwd", "not allowed"), ("a/b", "not allowed"), ("bell\x07", "not allowed"), ("x" * 10_000, "limit"),
+    ("   ", "empty"),
+])
+def test_bad_names_are_refused(name, needle):
+    with pytest.raises(EdgefaceError, match=needle):
+        check_name(name)
+
+
+def test_gallery_refuses_another_model(tmp_path):
+    path = tmp_path / "g.sqlite"
+    Gallery(path, "a" * 64, 128).add("x", l2_normalise(np.ones((1, 128))))
+    with pytest.raises(EdgefaceError, match="enrolled with model aaaaaaaaaaaa"):
+        Gallery(path, "b" * 64, 128)
+    with pytest.raises(EdgefaceError, match="enrolled with model"):
+        Gallery(path, "a" * 64, 64)
+
+
+def test_interrupted_enrolment_leaves_the_gallery_consistent(tmp_path):
+    path = tmp_path / "g.sqlite"
+    gallery = Gallery(path, "c" * 64, 4)
+    gallery.add("first", l2_normalise(np.ones((2, 4))))
+    with pytest.raises(RuntimeError), gallery.transaction() as db:
+        db.execute("INSERT INTO people (name, created) VALUES ('half', 0)")
+        raise RuntimeError("crash mid-enrolment")
+    assert [p["name"] for p in gallery.people()] == ["first"]
+    # a process killed in the middle of a transaction: nothing of it survives, the file stays sound
+    code = f"""
+import os, numpy as np
+from edgeface.recognize.gallery import Gallery
+g = Gallery({str(path)!r}, {"c" * 64!r}, 4)
+g.db.execute("BEGIN IMMEDIATE")
+g.db.execute("INSERT INTO people (name, created) VALUES ('ghost', 0)")
+os._exit(9)
+"""
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    again = Gallery(path, "c" * 64, 4)
+    assert [p["name"] for p in again.people()] == ["first"]
+    assert again.integrity() == "ok"
+
+
+def test_concurrent_enrolment_while_recognising(tmp_path):
+    """Two processes enrol for a bounded time while this one matches: no lost or corrupt rows."""
+    path = tmp_path / "g.sqlite"
+    Gallery(path, "d" * 64, 8).add("seed", l2_normalise(np.ones((1, 8))))
+    writer = f"""
+import numpy as np, sys
+from edgeface.recognize.gallery import Gallery
+g = Gallery({str(path)!r}, {"d" * 64!r}, 8)
+rng = np.random.default_rng(int(sys.argv[1]))
+for i in range(40):
+    v = rng.normal(size=(2, 8)).astype(np.float32)
+    g.add(f"p{{sys.argv[1]}}_{{i}}", v / np.linalg.norm(v, axis=1, keepdims=True))
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", writer, str(k)]) for k in (1, 2)]
+    reader = Gallery(path, "d" * 64, 8)
+    deadline = time.time() + 60
+    seen = 0
+    while any(p.poll() is None for p in procs) and time.time() < deadline:
+        emb, owner, names = reader.templates()
+        assert len(emb) == len(owner) and np.isfinite(emb).all()
+        reader.match(l2_normalise(np.ones((1, 8))), 0.5)
+        seen = max(seen, len(emb))
+    assert all(p.wait(timeout=60) == 0 for p in procs)
+    emb, _, names = reader.templates()
+    assert len(names) == 1 + 80 and len(emb) == 1 + 160
+    assert reader.integrity() == "ok"
+
+
+def test_recognize_bad_input(enrolled, tmp_path):
+    assert_one_line_error(run_cli("recognize", "--source", "97", "--gallery", str(enrolled)), "cannot open camera")
+    assert_one_line_error(run_cli("recognize", "--source", str(tmp_path / "none.mp4"), "--gallery", str(enrolled)),
+                          "source not found")
+    assert_one_line_error(run_cli("recognize", "--source", str(CLIP), "--gallery", str(tmp_path / "no.sqlite")),
+                          "gallery not found")
+    assert_one_line_error(run_cli("enroll", "bad/name", str(PROBES / "obama3.jpg"), "--gallery",
+                                  str(tmp_path / "x.sqlite")), "not allowed")
