@@ -137,6 +137,133 @@ def bench_command(
                   f"{100 * r['efficiency']:.0f} %") for r in rows])
 
 
+KerasIn = Annotated[Path, typer.Argument(help="a tf_keras model (.keras/.h5); ours or yours")]
+KerasOut = Annotated[Path, typer.Option("--out", "-o", help="compressed Keras model (.keras) + manifest")]
+FineData = Annotated[Optional[list[Path]], typer.Option("--data", help="prepared face folders to fine-tune on")]
+FineEpochs = Annotated[float, typer.Option(help="fine-tuning epochs over the face set (distillation)")]
+FineFaces = Annotated[int, typer.Option(help="faces drawn from --data for fine-tuning")]
+
+
+def print_compression(result: dict, json_out: bool) -> None:
+    from edgeface.report_format import print_json, print_table
+
+    if json_out:
+        print_json(result)
+        return
+    print_table(f"{result['step']['step']} -> {result['model']}", ["", "before", "after"], [
+        ("parameters", result["params_before"], result["params_after"]),
+        ("GFLOPs", (result["flops_before"] or 0) / 1e9, result["flops_after"] / 1e9)])
+    for row in result.get("report", []):
+        print(", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+              file=sys.stderr)
+
+
+@app.command("prune")
+def prune_command(
+    model: KerasIn,
+    out: KerasOut,
+    sparsity: Annotated[float, typer.Option(help="magnitude pruning: fraction of Conv2D/Dense weights set to 0")] = 0.5,
+    structured: Annotated[bool, typer.Option(help="remove whole channels instead (cuts FLOPs and latency)")] = False,
+    ratio: Annotated[float, typer.Option(help="--structured: fraction of channels removed per group")] = 0.5,
+    data: FineData = None,
+    epochs: FineEpochs = 2.0,
+    faces: FineFaces = 4000,
+    json_out: Json = False,
+) -> None:
+    """Magnitude pruning (TFMOT) or structured channel pruning, fine-tuned by distillation from the original."""
+    from edgeface.compress.io import face_set, load_model, require_faces, save_compressed
+    from edgeface.compress.prune import magnitude_prune, structured_prune
+
+    keras_model, manifest = load_model(model)
+    face_data = face_set(keras_model, manifest, data, faces)
+    if structured:
+        pruned, report = structured_prune(keras_model, ratio, face_data, epochs)
+        step = {"step": "prune", "structured": True, "ratio": ratio, "epochs": epochs if face_data else 0}
+    else:
+        pruned, report = magnitude_prune(keras_model, sparsity, require_faces(face_data, "prune"), epochs)
+        step = {"step": "prune", "structured": False, "sparsity": sparsity, "epochs": epochs}
+    print_compression({**save_compressed(pruned, out, manifest, step), "report": report}, json_out)
+
+
+@app.command("lowrank")
+def lowrank_command(
+    model: KerasIn,
+    out: KerasOut,
+    rank: Annotated[Optional[int], typer.Option(help="rank of every factorised layer")] = None,
+    energy: Annotated[Optional[float], typer.Option(help="keep this fraction of each kernel's spectral energy")] = None,
+    data: FineData = None,
+    epochs: FineEpochs = 1.0,
+    faces: FineFaces = 4000,
+    json_out: Json = False,
+) -> None:
+    """SVD-factorise Dense and 1x1 Conv2D kernels into two thinner layers where that saves parameters."""
+    from edgeface.compress.io import face_set, load_model, save_compressed
+    from edgeface.compress.lowrank import lowrank
+
+    keras_model, manifest = load_model(model)
+    factored, report = lowrank(keras_model, face_set(keras_model, manifest, data, faces), rank, energy, epochs)
+    step = {"step": "lowrank", "rank": rank, "energy": energy, "epochs": epochs if data else 0}
+    print_compression({**save_compressed(factored, out, manifest, step), "report": report}, json_out)
+
+
+@app.command("cluster")
+def cluster_command(
+    model: KerasIn,
+    out: KerasOut,
+    clusters: Annotated[int, typer.Option(help="distinct weight values per kernel")] = 16,
+    preserve_sparsity: Annotated[bool, typer.Option(help="keep the zeros of an earlier pruning")] = False,
+    data: FineData = None,
+    epochs: FineEpochs = 1.0,
+    faces: FineFaces = 4000,
+    json_out: Json = False,
+) -> None:
+    """Weight clustering (TFMOT), fine-tuned by distillation."""
+    from edgeface.compress.cluster import cluster
+    from edgeface.compress.io import face_set, load_model, require_faces, save_compressed
+
+    keras_model, manifest = load_model(model)
+    faces_set = require_faces(face_set(keras_model, manifest, data, faces), "cluster")
+    clustered = cluster(keras_model, clusters, faces_set, preserve_sparsity, epochs)
+    step = {"step": "cluster", "clusters": clusters, "preserve_sparsity": preserve_sparsity, "epochs": epochs}
+    print_compression(save_compressed(clustered, out, manifest, step), json_out)
+
+
+@app.command("quantize")
+def quantize_command(
+    model: KerasIn,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output .tflite (+ manifest)")],
+    mode: Annotated[str, typer.Option(help="dynamic, float16, int8, qat or qat-prune-preserve")] = "int8",
+    calib_data: Annotated[Optional[list[Path]], typer.Option(help="prepared faces for int8 calibration")] = None,
+    calib: Annotated[int, typer.Option(help="number of calibration faces")] = 300,
+    io: Annotated[str, typer.Option(help="int8 models: int8 or float inputs/outputs")] = "int8",
+    data: FineData = None,
+    epochs: FineEpochs = 2.0,
+    faces: FineFaces = 4000,
+    json_out: Json = False,
+) -> None:
+    """Post-training quantization, or quantization-aware training, straight to a .tflite with manifest."""
+    from edgeface.compress.io import face_set, load_model, require_faces
+    from edgeface.compress.quantize import QAT_MODES, quantization_aware
+    from edgeface.export import calibration_faces, export
+    from edgeface.report_format import print_json, print_table
+
+    keras_model, manifest = load_model(model)
+    step: dict = {"step": "quantize", "mode": mode}
+    if mode in QAT_MODES:
+        faces_set = require_faces(face_set(keras_model, manifest, data, faces), mode)
+        keras_model = quantization_aware(keras_model, faces_set, mode, epochs)
+        step["epochs"] = epochs
+    calibration = calibration_faces(calib_data or data or [], calib) if (calib_data or data) else None
+    if calibration is None and mode in QAT_MODES:
+        calibration = faces_set.faces[:calib]
+    path, result = export(keras_model, out, "int8" if mode in QAT_MODES else mode, calibration, io, manifest, step)
+    info = {"model": str(path), "size_bytes": result.size_bytes, "mode": mode, "quantization": result.quantization}
+    if json_out:
+        print_json(info)
+        return
+    print_table(f"quantized -> {path}", ["", "value"], [("mode", mode), ("size bytes", result.size_bytes)])
+
+
 GalleryOpt = Annotated[Optional[Path], typer.Option("--gallery", help="gallery file (default: in the user data dir)")]
 
 

@@ -1,0 +1,76 @@
+"""Fine-tuning after compression: the compressed student learns to reproduce the original model's embeddings.
+
+Distilling from the uncompressed model (rather than re-training on labels) keeps the embedding space where the
+gallery and the calibrated threshold expect it, and needs no identity labels. Teacher embeddings of every face
+are computed once per run (``teacher_targets``) and reused by every variant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.manifest import InputSpec
+from edgeface.models.registry import INPUT_SPEC
+from edgeface.tf_setup import keras, tf
+from edgeface.train.dataset import prepared_faces
+from edgeface.vision.image import read_image
+
+
+class FaceSet:
+    """Aligned faces held in memory (uint8) with the teacher's unit embeddings of them."""
+
+    def __init__(self, data: Sequence[str | Path], teacher: keras.Model, limit: int = 4000, seed: int = 0,
+                 spec: InputSpec = INPUT_SPEC) -> None:
+        paths, _ = prepared_faces(data)
+        rng = np.random.default_rng(seed)
+        chosen = sorted(rng.choice(len(paths), size=min(limit, len(paths)), replace=False))
+        self.faces = np.stack([read_image(paths[i]) for i in chosen])
+        self.spec = spec
+        self.targets = self.embed(teacher)
+
+    def inputs(self, faces: np.ndarray) -> np.ndarray:
+        from edgeface.vision.embed import preprocess
+
+        return preprocess(faces, self.spec)
+
+    def embed(self, model: keras.Model, batch: int = 128) -> np.ndarray:
+        out = np.concatenate([model(self.inputs(self.faces[i : i + batch]), training=False).numpy()
+                              for i in range(0, len(self.faces), batch)])
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def dataset(self, batch: int) -> tf.data.Dataset:
+        x = self.inputs(self.faces).astype(np.float32)
+        ds = tf.data.Dataset.from_tensor_slices((x, self.targets.astype(np.float32)))
+        ds = ds.shuffle(len(x), seed=0).map(lambda a, b: (tf.image.random_flip_left_right(a), b))
+        return ds.batch(batch, drop_remainder=True).repeat()
+
+    def agreement(self, model: keras.Model) -> float:
+        """Mean cosine between a model's embeddings and the teacher's on these faces (1.0 = identical)."""
+        return float(np.mean(np.sum(self.embed(model) * self.targets, axis=1)))
+
+
+def cosine_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    return 1.0 - tf.reduce_sum(tf.math.l2_normalize(y_pred, axis=-1) * y_true, axis=-1)
+
+
+def finetune(model: keras.Model, faces: FaceSet, epochs: float, batch: int = 64, lr: float = 5e-4,
+             callbacks: list | None = None) -> list[float]:
+    """Distil ``faces.targets`` into ``model`` for ``epochs`` passes; returns the loss per epoch."""
+    if epochs <= 0:
+        return []
+    steps = max(1, len(faces.faces) // batch)
+    if steps * batch > len(faces.faces) and len(faces.faces) < batch:
+        raise EdgefaceError(f"only {len(faces.faces)} faces for fine-tuning: need at least --batch {batch}")
+    whole = max(1, round(epochs))
+    schedule = keras.optimizers.schedules.CosineDecay(lr, steps * whole)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=cosine_loss)
+    with contextlib.redirect_stdout(sys.stderr):
+        history = model.fit(faces.dataset(batch), epochs=whole, steps_per_epoch=steps, callbacks=callbacks or [],
+                            verbose=2)
+    return [float(v) for v in history.history["loss"]]

@@ -1,0 +1,41 @@
+"""Quantization-aware training (TFMOT): fake-quantize weights and activations during a short distillation so
+the int8 export loses less than post-training quantization. ``prune_preserve`` keeps an earlier pruning's zeros
+(TFMOT's pruning-preserving scheme). Post-training modes live in ``edgeface.export`` (float16/dynamic/int8).
+"""
+
+from __future__ import annotations
+
+from edgeface.compress.finetune import FaceSet, finetune
+from edgeface.compress.prune import check_supported
+from edgeface.errors import EdgefaceError
+from edgeface.tf_setup import keras
+
+QAT_MODES = ("qat", "qat-prune-preserve")
+
+
+def quantization_aware(model: keras.Model, faces: FaceSet, mode: str = "qat", epochs: float = 2.0, batch: int = 64,
+                       lr: float = 2e-4) -> keras.Model:
+    """A QAT-trained copy of ``model``; export it with ``--quantize int8`` to get the integer model."""
+    import tensorflow_model_optimization as tfmot
+
+    if mode not in QAT_MODES:
+        raise EdgefaceError(f"unknown QAT mode {mode!r}; choose one of {', '.join(QAT_MODES)}")
+    check_supported(model)
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    try:
+        annotated = tfmot.quantization.keras.quantize_annotate_model(clone)
+        if mode == "qat-prune-preserve":
+            from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+                default_8bit_prune_preserve_quantize_scheme as scheme,
+            )
+
+            qat = tfmot.quantization.keras.quantize_apply(
+                annotated, scheme.Default8BitPrunePreserveQuantizeScheme())
+        else:
+            qat = tfmot.quantization.keras.quantize_apply(annotated)
+    except (ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise EdgefaceError(f"TFMOT cannot quantize this model: {first}") from None
+    finetune(qat, faces, epochs, batch, lr)
+    return qat

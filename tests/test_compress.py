@@ -1,0 +1,158 @@
+"""Compression on a tiny model and real aligned faces: every technique yields a runnable, valid .tflite."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DATA, assert_one_line_error, needs_shared, run_cli
+
+pytestmark = needs_shared
+tf_setup = pytest.importorskip("edgeface.tf_setup")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny MobileFaceNet-shaped model trained briefly, its file, and 60 aligned ORL faces."""
+    from edgeface.compress.finetune import FaceSet
+    from edgeface.data.prepare import prepare
+    from edgeface.manifest import Manifest
+    from edgeface.models import build_model
+    from edgeface.models.registry import INPUT_SPEC, count_flops
+    from edgeface.train.keras_io import save_keras
+
+    src = tmp_path_factory.mktemp("src")
+    for person in ("s1", "s2", "s3", "s4", "s5", "s6"):
+        (src / person).mkdir()
+        for img in sorted((DATA / "orl" / person).glob("*.png")):
+            (src / person / img.name).write_bytes(img.read_bytes())
+    faces_dir = tmp_path_factory.mktemp("faces")
+    prepare(src, faces_dir, workers=1)
+    tf_setup.tf.keras.utils.set_random_seed(0)
+    model = build_model("mobilefacenet", width=0.25, embedding_size=32)
+    root = tmp_path_factory.mktemp("models")
+    path = save_keras(model, root / "base.keras", Manifest(input=INPUT_SPEC, embedding_size=32,
+                                                            params=model.count_params(), flops=count_flops(model),
+                                                            architecture="mobilefacenet"))
+    return model, path, faces_dir, FaceSet([faces_dir], model, limit=64)
+
+
+def tflite_agrees(keras_model, tflite: Path, faces, tol: float) -> None:
+    from edgeface.train.keras_embedder import KerasEmbedder
+    from edgeface.vision.embed import TFLiteEmbedder
+
+    a = KerasEmbedder(keras_model).embed(faces.faces[:8])
+    b = TFLiteEmbedder(tflite).embed(faces.faces[:8])
+    assert (1 - np.sum(a * b, axis=1)).max() < tol
+
+
+def test_magnitude_pruning_reaches_sparsity_and_shrinks_gzip(setup, tmp_path):
+    from edgeface.compress.prune import magnitude_prune
+    from edgeface.export import export
+
+    model, _, _, faces = setup
+    before = [w.copy() for w in model.get_weights()]
+    pruned, report = magnitude_prune(model, 0.75, faces, epochs=2, batch=16)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))  # original intact
+    big = [r for r in report if r["weights"] > 500 and "dw" not in r["layer"]]
+    assert big and min(r["sparsity"] for r in big) > 0.7
+    dense, _ = export(model, tmp_path / "dense.tflite")
+    sparse, _ = export(pruned, tmp_path / "sparse.tflite")
+    assert len(gzip.compress(sparse.read_bytes())) < 0.75 * len(gzip.compress(dense.read_bytes()))
+    tflite_agrees(pruned, sparse, faces, 1e-4)
+
+
+def test_structured_pruning_builds_a_thinner_model_that_runs(setup, tmp_path):
+    from edgeface.compress.prune import structured_prune
+    from edgeface.export import export
+    from edgeface.models.registry import count_flops
+
+    model, _, _, faces = setup
+    thin, report = structured_prune(model, 0.5, faces, epochs=1, batch=16)
+    assert thin.count_params() < 0.85 * model.count_params()
+    assert count_flops(thin) < 0.8 * count_flops(model)
+    assert all(r["kept"] < r["channels"] for r in report if r["channels"] >= 16)
+    path, manifest = export(thin, tmp_path / "thin.tflite")
+    assert manifest.params == thin.count_params()
+    tflite_agrees(thin, path, faces, 1e-4)
+
+
+def test_structured_pruning_without_finetune_keeps_the_kept_channels_exact(setup):
+    """With nothing removed from a group's output, the thin model's kept channels compute the same values."""
+    from edgeface.compress.prune import channel_groups, structured_prune
+
+    model, _, _, faces = setup
+    thin, _ = structured_prune(model, 0.01, None)
+    x = faces.inputs(faces.faces[:4])
+    groups = channel_groups(model)
+    assert groups
+    assert np.allclose(model(x, training=False).numpy(), thin(x, training=False).numpy(), atol=1e-4) or \
+        any(g.channels < 16 for g in groups)
+
+
+def test_lowrank_equals_the_truncated_svd(setup):
+    from edgeface.compress.lowrank import lowrank
+
+    model, _, _, faces = setup
+    factored, report = lowrank(model, None, rank=4)
+    assert report and all(r["params_after"] < r["params_before"] for r in report)
+    reference = __import__("edgeface.tf_setup", fromlist=["keras"]).keras.models.clone_model(model)
+    reference.set_weights(model.get_weights())
+    for row in report:
+        layer = reference.get_layer(row["layer"])
+        w = layer.get_weights()
+        k = w[0].reshape(-1, w[0].shape[-1])
+        u, s, vt = np.linalg.svd(k, full_matrices=False)
+        w[0] = ((u[:, :4] * s[:4]) @ vt[:4]).reshape(w[0].shape)
+        layer.set_weights(w)
+    x = faces.inputs(faces.faces[:4])
+    assert np.allclose(reference(x, training=False).numpy(), factored(x, training=False).numpy(), atol=1e-4)
+
+
+def test_clustering_leaves_few_distinct_values(setup, tmp_path):
+    from edgeface.compress.cluster import cluster
+    from edgeface.export import export
+
+    model, _, _, faces = setup
+    clustered = cluster(model, 8, faces, epochs=1, batch=16)
+    kernels = [w.numpy() for layer in clustered.layers for w in layer.weights
+               if "kernel" in w.name and "depthwise" not in w.name and w.shape.num_elements() > 256]
+    assert kernels and max(len(np.unique(k)) for k in kernels) <= 8
+    path, _ = export(clustered, tmp_path / "clustered.tflite")
+    tflite_agrees(clustered, path, faces, 1e-4)
+
+
+def test_cli_ptq_and_qat_produce_int8_files(setup, tmp_path):
+    _, path, faces_dir, _ = setup
+    for mode, extra in (("int8", ["--calib-data", str(faces_dir), "--calib", "40"]),
+                        ("dynamic", []), ("qat", ["--data", str(faces_dir), "--epochs", "1", "--faces", "64"])):
+        out = tmp_path / f"{mode}.tflite"
+        result = run_cli("quantize", str(path), "-o", str(out), "--mode", mode, *extra, "--json", block_tf=False)
+        assert result.returncode == 0, result.stderr
+        manifest = json.loads(out.with_suffix(".json").read_text())
+        assert manifest["chain"][-1]["mode"] == mode
+        if mode != "dynamic":
+            assert manifest["quantization"]["input"]["dtype"] == "int8"
+
+
+def test_compression_refuses_what_it_cannot_handle(setup, tmp_path):
+    keras = tf_setup.keras
+    inputs = keras.Input((112, 112, 3))
+    x = keras.layers.Conv2D(8, 3)(inputs)
+    x = keras.layers.PReLU(name="odd_prelu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    odd = keras.Model(inputs, x)
+    path = tmp_path / "odd.keras"
+    odd.save(path)
+    _, _, faces_dir, _ = setup
+    assert_one_line_error(run_cli("prune", str(path), "-o", str(tmp_path / "o.keras"), "--data", str(faces_dir),
+                                  block_tf=False), "odd_prelu")
+    assert_one_line_error(run_cli("prune", str(path), "-o", str(tmp_path / "o.keras"), block_tf=False),
+                          "needs --data")
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a keras file")
+    assert_one_line_error(run_cli("lowrank", str(junk), "-o", str(tmp_path / "o.keras"), "--rank", "2",
+                                  block_tf=False), "cannot load Keras model")
