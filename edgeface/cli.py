@@ -377,6 +377,8 @@ def recognize_command(
     show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
     max_frames: Annotated[int, typer.Option(help="stop after this many frames (0: until the source ends)")] = 0,
     smooth: Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames")] = 5,
+    loop: Annotated[bool, typer.Option(help="replay a video file from the start when it ends")] = False,
+    max_seconds: Annotated[float, typer.Option(help="stop after this many seconds (0: no limit)")] = 0,
     profile: Annotated[bool, typer.Option(help="print per-stage times")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="one JSON event per recognised face, per line")] = False,
 ) -> None:
@@ -390,7 +392,8 @@ def recognize_command(
         raise EdgefaceError("this model has no calibrated threshold in its manifest: pass --threshold "
                             "(or run edgeface eval MODEL --save-threshold)")
     recognizer = Recognizer(embedder, store, limit, detector=detector, threads=threads, smooth=smooth)
-    summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames)
+    summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
+                  loop=loop, max_seconds=max_seconds)
     if json_out:
         print(json.dumps({"summary": summary}))
         return

@@ -47,8 +47,9 @@ def source_kind(spec: str) -> str:
 class Capture:
     """Iterate frames of any source; ``live`` sources drop stale frames. Use as a context manager."""
 
-    def __init__(self, spec: str, retries: int = 5, backoff: float = 0.5) -> None:
+    def __init__(self, spec: str, retries: int = 5, backoff: float = 0.5, loop: bool = False) -> None:
         self.spec = spec
+        self.loop = loop  # replay a video file from the start at its end (soak tests, demos)
         self.kind = source_kind(spec)
         self.live = self.kind in ("camera", "stream")
         self.retries, self.backoff = retries, backoff
@@ -139,6 +140,9 @@ class Capture:
                 index += 1
                 continue
             if not self.live:
+                if self.loop and index:
+                    self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    continue
                 return  # end of file
             failures += 1
             if failures > self.retries:

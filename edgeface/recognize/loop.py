@@ -115,7 +115,7 @@ def emit(event: dict) -> None:
 
 
 def run(source: str, recognizer: Recognizer, output: Path | None = None, show: bool = False,
-        json_events: bool = False, max_frames: int = 0) -> dict:
+        json_events: bool = False, max_frames: int = 0, loop: bool = False, max_seconds: float = 0) -> dict:
     """The loop: returns a summary (frames, faces, fps, names seen, dropped frames, stage timings)."""
     if show:
         try:
@@ -128,7 +128,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
     started = time.perf_counter()
     fps = 0.0
     interrupted = False
-    with Capture(source) as capture:
+    with Capture(source, loop=loop) as capture:
         writer = VideoOut(output, capture.fps) if output else None
         try:
             t_wait = time.perf_counter()
@@ -161,7 +161,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                         if cv2.waitKey(1) & 0xFF == ord("q"):
                             break
                     recognizer.timings.add("draw", time.perf_counter() - t)
-                if max_frames and frames >= max_frames:
+                if (max_frames and frames >= max_frames) or (max_seconds and elapsed >= max_seconds):
                     break
                 t_wait = time.perf_counter()
         except KeyboardInterrupt:
