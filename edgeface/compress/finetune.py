@@ -64,9 +64,10 @@ def finetune(model: keras.Model, faces: FaceSet, epochs: float, batch: int = 64,
     """Distil ``faces.targets`` into ``model`` for ``epochs`` passes; returns the loss per epoch."""
     if epochs <= 0:
         return []
+    if len(faces.faces) < 8:
+        raise EdgefaceError(f"only {len(faces.faces)} faces for fine-tuning: need at least 8")
+    batch = min(batch, len(faces.faces))
     steps = max(1, len(faces.faces) // batch)
-    if steps * batch > len(faces.faces) and len(faces.faces) < batch:
-        raise EdgefaceError(f"only {len(faces.faces)} faces for fine-tuning: need at least --batch {batch}")
     whole = max(1, round(epochs))
     schedule = keras.optimizers.schedules.CosineDecay(lr, steps * whole)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=cosine_loss)

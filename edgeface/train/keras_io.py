@@ -32,7 +32,11 @@ def save_keras(model: keras.Model, path: str | Path, manifest: Manifest | None =
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
-        model.save(tmp, include_optimizer=False)  # a finished model: optimiser state would triple the file
+        if getattr(model, "optimizer", None) is not None:  # a finished model: optimiser state triples the file
+            plain = keras.models.clone_model(model)
+            plain.set_weights(model.get_weights())
+            model = plain
+        model.save(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         raise EdgefaceError(f"cannot write {path}: {exc.strerror or exc}") from None

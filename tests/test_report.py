@@ -1,0 +1,69 @@
+"""compare and optimize: all three outputs on a tiny model, and the budget logic on a case with a known answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import DATA, LFW, needs_shared, small_pairs
+
+from edgeface.errors import EdgefaceError
+
+tf_setup = pytest.importorskip("edgeface.tf_setup")
+
+
+def rows(*spec):
+    return [{"variant": n, "accuracy": a, "p50_ms": t, "size_bytes": s} for n, a, t, s in spec]
+
+
+def test_select_respects_the_budget_and_target():
+    from edgeface.report import select
+
+    table = rows(("float32", 0.950, 4.0, 4000), ("int8", 0.948, 1.5, 1000), ("struct+int8", 0.944, 0.9, 700),
+                 ("tiny", 0.930, 0.5, 300))
+    assert select(table, 0.3, "latency")["variant"] == "int8"  # 0.2 pp lost; struct loses 0.6
+    assert select(table, 1.0, "latency")["variant"] == "struct+int8"
+    assert select(table, 3.0, "size")["variant"] == "tiny"
+    assert select(table, 0.0, "latency")["variant"] == "float32"
+    with pytest.raises(EdgefaceError):
+        select(table, 0.3, "energy")
+
+
+def test_pareto_front():
+    from edgeface.report import pareto_front
+
+    table = rows(("a", 0.95, 4.0, 1), ("b", 0.94, 2.0, 1), ("c", 0.93, 3.0, 1), ("d", 0.96, 5.0, 1))
+    assert sorted(r["variant"] for r in pareto_front(table)) == ["a", "b", "d"]
+
+
+@needs_shared
+def test_compare_writes_report_json_markdown_and_plot(tmp_path):
+    from edgeface.data.prepare import prepare
+    from edgeface.manifest import Manifest
+    from edgeface.models import build_model
+    from edgeface.models.registry import INPUT_SPEC
+    from edgeface.report import compare
+    from edgeface.train.keras_io import save_keras
+
+    src = tmp_path / "src"
+    for person in ("s1", "s2", "s3", "s4", "s5"):
+        (src / person).mkdir(parents=True)
+        for img in sorted((DATA / "orl" / person).glob("*.png")):
+            (src / person / img.name).write_bytes(img.read_bytes())
+    faces = tmp_path / "faces"
+    prepare(src, faces, workers=1)
+    model = build_model("mobilefacenet", width=0.25, embedding_size=32)
+    path = save_keras(model, tmp_path / "m.keras", Manifest(input=INPUT_SPEC, embedding_size=32))
+    pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=3)
+    out = tmp_path / "cmp"
+    result = compare(path, ["quantize", "structured"], [faces], out, LFW, pairs, epochs=1, faces_limit=48)
+    names = [r["variant"] for r in result["results"]]
+    assert names[0] == "float32" and "int8" in names and any("structured" in n for n in names)
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["results"]) == len(names) and report["pareto_front"]
+    assert "| float32 |" in (out / "report.md").read_text()
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    # resumable: a second run rebuilds nothing (files untouched)
+    stamp = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tflite")}
+    compare(path, ["quantize", "structured"], [faces], out, LFW, pairs, epochs=1, faces_limit=48)
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.tflite")} == stamp
