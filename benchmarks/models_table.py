@@ -1,8 +1,7 @@
 """The default model, the seed's VGG16 baseline and the dlib peer, measured in one run on LFW View 2 through
 `edgeface eval` on each exported float .tflite (dlib: its own pipeline) -> results/models.json.
 
-    edgeface train ~/.cache/edgeface/prepared/celeba ~/.cache/edgeface/prepared/orl --arch vgg16 --head arcface \
-        --epochs 12 --out ~/.cache/edgeface/vgg16-run          # the baseline (see README for the time it took)
+    python benchmarks/seed_experiment.py     # trains the vgg16 baseline into ~/.cache/edgeface/vgg16-run
     python benchmarks/models_table.py
 """
 

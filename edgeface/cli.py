@@ -311,13 +311,14 @@ def optimize_command(
     target: Annotated[str, typer.Option(help="latency or size")] = "latency",
     epochs: FineEpochs = 2.0,
     faces: FineFaces = 4000,
+    work: Annotated[Optional[Path], typer.Option(help="variants folder (a compare --out folder is reused)")] = None,
     json_out: Json = False,
 ) -> None:
     """The fastest (or smallest) exported variant whose LFW accuracy stays within --max-drop of float32."""
     from edgeface.report import optimize
     from edgeface.report_format import print_json, print_table
 
-    result = optimize(model, max_drop, target, data, out, lfw_dir, pairs, epochs, faces)
+    result = optimize(model, max_drop, target, data, out, lfw_dir, pairs, epochs, faces, work)
     if json_out:
         print_json(result)
         return

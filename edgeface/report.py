@@ -207,9 +207,11 @@ def compare(model_path: Path, techniques: list[str], data: list[Path], out_dir: 
 
 
 def optimize(model_path: Path, max_drop_pp: float, target: str, data: list[Path], out: Path, lfw_dir: Path,
-             pairs: Path, epochs: float = 2.0, faces_limit: int = 4000) -> dict:
-    """Try variants in order of expected gain for ``target``; return the best one within the accuracy budget."""
-    work = out.parent / f".{out.stem}-variants"
+             pairs: Path, epochs: float = 2.0, faces_limit: int = 4000, work: Path | None = None) -> dict:
+    """Try variants in order of expected gain for ``target``; return the best one within the accuracy budget.
+
+    ``work`` holds the variants; pointing it at a ``compare`` output folder reuses the variants built there."""
+    work = work or out.parent / f".{out.stem}-variants"
     work.mkdir(parents=True, exist_ok=True)
     model, manifest, faces, calibration = prepare_inputs(model_path, data, faces_limit)
     if target == "latency":

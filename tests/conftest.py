@@ -72,3 +72,18 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
     assert len(lines) == 1, result.stderr
     for needle in needles:
         assert needle.lower() in lines[0].lower(), lines[0]
+
+
+def prepared_orl(root: Path, people: int = 6) -> Path:
+    """The first ``people`` ORL subjects (10 photos each) copied to ``root/src`` and prepared by edgeface into
+    ``root/faces``: real aligned faces for training-half tests."""
+    from edgeface.data.prepare import prepare
+
+    src, faces = root / "src", root / "faces"
+    for k in range(1, people + 1):
+        (src / f"s{k}").mkdir(parents=True, exist_ok=True)
+        for img in sorted((DATA / "orl" / f"s{k}").glob("*.png")):
+            (src / f"s{k}" / img.name).write_bytes(img.read_bytes())
+    summary = prepare(src, faces, workers=1)
+    assert summary.get("ok", 0) >= 9 * people
+    return faces

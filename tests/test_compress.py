@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, assert_one_line_error, needs_shared, run_cli
+from conftest import assert_one_line_error, needs_shared, prepared_orl, run_cli
 
 pytestmark = needs_shared
 tf_setup = pytest.importorskip("edgeface.tf_setup")
@@ -18,19 +18,12 @@ tf_setup = pytest.importorskip("edgeface.tf_setup")
 def setup(tmp_path_factory: pytest.TempPathFactory):
     """A tiny MobileFaceNet-shaped model trained briefly, its file, and 60 aligned ORL faces."""
     from edgeface.compress.finetune import FaceSet
-    from edgeface.data.prepare import prepare
     from edgeface.manifest import Manifest
     from edgeface.models import build_model
     from edgeface.models.registry import INPUT_SPEC, count_flops
     from edgeface.train.keras_io import save_keras
 
-    src = tmp_path_factory.mktemp("src")
-    for person in ("s1", "s2", "s3", "s4", "s5", "s6"):
-        (src / person).mkdir()
-        for img in sorted((DATA / "orl" / person).glob("*.png")):
-            (src / person / img.name).write_bytes(img.read_bytes())
-    faces_dir = tmp_path_factory.mktemp("faces")
-    prepare(src, faces_dir, workers=1)
+    faces_dir = prepared_orl(tmp_path_factory.mktemp("orl"))
     tf_setup.tf.keras.utils.set_random_seed(0)
     model = build_model("mobilefacenet", width=0.25, embedding_size=32)
     root = tmp_path_factory.mktemp("models")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import DATA, LFW, needs_shared, small_pairs
+from conftest import LFW, needs_shared, prepared_orl, small_pairs
 
 from edgeface.errors import EdgefaceError
 
@@ -38,20 +38,13 @@ def test_pareto_front():
 
 @needs_shared
 def test_compare_writes_report_json_markdown_and_plot(tmp_path):
-    from edgeface.data.prepare import prepare
     from edgeface.manifest import Manifest
     from edgeface.models import build_model
     from edgeface.models.registry import INPUT_SPEC
     from edgeface.report import compare
     from edgeface.train.keras_io import save_keras
 
-    src = tmp_path / "src"
-    for person in ("s1", "s2", "s3", "s4", "s5"):
-        (src / person).mkdir(parents=True)
-        for img in sorted((DATA / "orl" / person).glob("*.png")):
-            (src / person / img.name).write_bytes(img.read_bytes())
-    faces = tmp_path / "faces"
-    prepare(src, faces, workers=1)
+    faces = prepared_orl(tmp_path, people=5)
     model = build_model("mobilefacenet", width=0.25, embedding_size=32)
     path = save_keras(model, tmp_path / "m.keras", Manifest(input=INPUT_SPEC, embedding_size=32))
     pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=3)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, assert_one_line_error, needs_shared, run_cli
+from conftest import assert_one_line_error, needs_shared, prepared_orl, run_cli
 
 pytestmark = needs_shared
 tf_setup = pytest.importorskip("edgeface.tf_setup")
@@ -16,17 +16,7 @@ tf_setup = pytest.importorskip("edgeface.tf_setup")
 @pytest.fixture(scope="session")
 def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ORL: 6 people x 10 photos, detected and aligned by edgeface itself."""
-    from edgeface.data.prepare import prepare
-
-    src = tmp_path_factory.mktemp("orl_src")
-    for person in ("s1", "s2", "s3", "s4", "s5", "s6"):
-        (src / person).mkdir()
-        for img in sorted((DATA / "orl" / person).glob("*.png")):
-            (src / person / img.name).write_bytes(img.read_bytes())
-    dst = tmp_path_factory.mktemp("orl_aligned")
-    summary = prepare(src, dst, workers=1)
-    assert summary["ok"] >= 55
-    return dst
+    return prepared_orl(tmp_path_factory.mktemp("orl"))
 
 
 def pair_gap(embed, faces: Path) -> float:
