@@ -20,7 +20,7 @@ app = typer.Typer(help="Make face-recognition models small and fast, prove their
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Prepare face datasets: detect, align, write 112x112 crops + a manifest.",
                        no_args_is_help=True)
-app.add_typer(data_app, name="data")
+app.add_typer(data_app, name="data", rich_help_panel="1. data & training")
 
 ModelArg = Annotated[Optional[str], typer.Argument(
     help="a .tflite file, 'dlib', or a Keras model; default: the shipped model")]
@@ -43,449 +43,6 @@ def version_callback(value: bool) -> None:
 def root(version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True,
                                                help="show the version and exit")] = False) -> None:
     """edgeface: compress, export, evaluate, benchmark and deploy face-recognition models."""
-
-
-@app.command("eval")
-def eval_command(
-    lfw_dir: Annotated[Path, typer.Option(help="LFW image root (<Name>/<Name>_NNNN.jpg)")],
-    pairs: Annotated[Path, typer.Option(help="the official View 2 pairs.txt")],
-    model: ModelArg = None,
-    flip: Annotated[bool, typer.Option(help="average the embeddings of each face and its mirror image")] = False,
-    threads: Threads = 2,
-    input_mean: InputMean = None,
-    input_scale: InputScale = None,
-    channels: Channels = None,
-    plot: Annotated[Optional[Path], typer.Option(help="write the ROC curve to this PNG")] = None,
-    save_threshold: Annotated[bool, typer.Option(
-        help="store the FAR 1e-3 threshold and the result in the model's manifest")] = False,
-    json_out: Json = False,
-) -> None:
-    """Score a model on LFW View 2: 10-fold accuracy +- SE, ROC AUC, TAR at FAR 1e-3 and 1e-2."""
-    from edgeface.evaluate.lfw import evaluate_lfw
-    from edgeface.report_format import pct, print_json, print_table
-    from edgeface.vision.embed import load_embedder
-
-    embedder = load_embedder(model, threads=threads, flip=flip, mean=input_mean, scale=input_scale,
-                             channels=channels)
-    report = evaluate_lfw(embedder, lfw_dir, pairs, workers=threads, plot=plot)
-    if save_threshold:
-        from edgeface.evaluate.lfw import record_in_manifest
-
-        report["manifest"] = str(record_in_manifest(model, report))
-    if json_out:
-        print_json(report)
-        return
-    tar = report["tar_at_far"]
-    print_table(f"LFW View 2: {report['model']}", ["metric", "value"], [
-        ("accuracy (10-fold)", f"{pct(report['accuracy'])} +- {100 * report['accuracy_se']:.2f}"),
-        ("ROC AUC", f"{report['roc_auc']:.5f}"),
-        ("TAR @ FAR 1e-3", pct(tar["0.001"])),
-        ("TAR @ FAR 1e-2", pct(tar["0.01"])),
-        ("best global threshold (cosine)", f"{report['threshold']:.4f}"),
-        ("threshold @ FAR 1e-3", f"{report['threshold_at_far']['0.001']:.4f}"),
-        ("pairs / images", f"{report['n_pairs']} / {report['n_images']}"),
-        ("detection failed (centre crop)", str(report["n_detect_failed"])),
-        ("seconds", f"{report['seconds']:.1f}"),
-    ])
-
-
-@app.command("bench")
-def bench_command(
-    models: Annotated[Optional[list[str]], typer.Argument(help=".tflite files; default: the shipped model")] = None,
-    threads: Annotated[str, typer.Option(help="comma-separated thread counts, e.g. 1,2,4")] = "1",
-    runs: Annotated[int, typer.Option(help="timed inferences per model")] = 200,
-    warmup: Annotated[int, typer.Option(help="untimed inferences before timing")] = 20,
-    xnnpack: Annotated[bool, typer.Option(help="use the XNNPACK delegate (--no-xnnpack: reference kernels)")] = True,
-    pipeline: Annotated[Optional[str], typer.Option(
-        help="time the whole per-frame path (decode, detect, align, embed, match) on a video, image or folder")] = None,
-    json_out: Json = False,
-) -> None:
-    """Latency (p50/p90/p99), init time, memory, size and roofline efficiency on the light runtime."""
-    from edgeface.report_format import print_json, print_table
-    from edgeface.runtime.bench import bench
-
-    try:
-        thread_list = [int(t) for t in threads.split(",") if t.strip()]
-    except ValueError:
-        raise EdgefaceError(f"--threads must be comma-separated integers, got {threads!r}") from None
-    if not models:
-        from edgeface.default_model import default_model_path
-
-        models = [str(default_model_path())]
-    if pipeline:
-        from edgeface.recognize.profile import profile_pipeline
-
-        report = profile_pipeline(pipeline, models[0], threads=thread_list[0])
-        if json_out:
-            print_json(report)
-            return
-        print_table(f"per-frame pipeline on {pipeline} ({report['frames']} frames, {report['faces']} faces)",
-                    ["stage", "mean ms", "p50 ms", "p90 ms", "share"],
-                    [(k, v["mean_ms"], v["p50_ms"], v["p90_ms"], f"{100 * v['share']:.0f} %")
-                     for k, v in report["stages"].items()])
-        return
-    rows = bench(models, thread_list, runs=runs, warmup=warmup, xnnpack=xnnpack)
-    if json_out:
-        print_json(rows)
-        return
-    print_table("edgeface bench (ratio: p50 relative to the first model at the same thread count)",
-                ["model", "threads", "init ms", "p50 ms", "p90 ms", "p99 ms", "ratio", "RSS MB", "size KB",
-                 "GFLOP/s", "of peak"],
-                [(Path(r["model"]).name, r["threads"], round(r["init_ms"], 1), round(r["p50_ms"], 3),
-                  round(r["p90_ms"], 3), round(r["p99_ms"], 3), f"{r['ratio_to_first']:.2f}x",
-                  round(r["peak_rss_mb"], 1), round(r["size_bytes"] / 1024), round(r["achieved_gflops"], 1),
-                  f"{100 * r['efficiency']:.0f} %") for r in rows])
-
-
-KerasIn = Annotated[Path, typer.Argument(help="a tf_keras model (.keras/.h5); ours or yours")]
-KerasOut = Annotated[Path, typer.Option("--out", "-o", help="compressed Keras model (.keras) + manifest")]
-FineData = Annotated[Optional[list[Path]], typer.Option("--data", help="prepared face folders to fine-tune on")]
-FineEpochs = Annotated[float, typer.Option(help="fine-tuning epochs over the face set (distillation)")]
-FineFaces = Annotated[int, typer.Option(help="faces drawn from --data for fine-tuning")]
-
-
-def print_compression(result: dict, json_out: bool) -> None:
-    from edgeface.report_format import print_json, print_table
-
-    if json_out:
-        print_json(result)
-        return
-    print_table(f"{result['step']['step']} -> {result['model']}", ["", "before", "after"], [
-        ("parameters", result["params_before"], result["params_after"]),
-        ("GFLOPs", (result["flops_before"] or 0) / 1e9, result["flops_after"] / 1e9)])
-    for row in result.get("report", []):
-        print(", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
-              file=sys.stderr)
-
-
-@app.command("prune")
-def prune_command(
-    model: KerasIn,
-    out: KerasOut,
-    sparsity: Annotated[float, typer.Option(help="magnitude pruning: fraction of Conv2D/Dense weights set to 0")] = 0.5,
-    structured: Annotated[bool, typer.Option(help="remove whole channels instead (cuts FLOPs and latency)")] = False,
-    ratio: Annotated[float, typer.Option(help="--structured: fraction of channels removed per group")] = 0.5,
-    data: FineData = None,
-    epochs: FineEpochs = 2.0,
-    faces: FineFaces = 4000,
-    json_out: Json = False,
-) -> None:
-    """Magnitude pruning (TFMOT) or structured channel pruning, fine-tuned by distillation from the original."""
-    from edgeface.compress.io import face_set, load_model, require_faces, save_compressed
-    from edgeface.compress.prune import magnitude_prune, structured_prune
-
-    keras_model, manifest = load_model(model)
-    face_data = face_set(keras_model, manifest, data, faces)
-    if structured:
-        pruned, report = structured_prune(keras_model, ratio, face_data, epochs)
-        step = {"step": "prune", "structured": True, "ratio": ratio, "epochs": epochs if face_data else 0}
-    else:
-        pruned, report = magnitude_prune(keras_model, sparsity, require_faces(face_data, "prune"), epochs)
-        step = {"step": "prune", "structured": False, "sparsity": sparsity, "epochs": epochs}
-    print_compression({**save_compressed(pruned, out, manifest, step), "report": report}, json_out)
-
-
-@app.command("lowrank")
-def lowrank_command(
-    model: KerasIn,
-    out: KerasOut,
-    rank: Annotated[Optional[int], typer.Option(help="rank of every factorised layer")] = None,
-    energy: Annotated[Optional[float], typer.Option(help="keep this fraction of each kernel's spectral energy")] = None,
-    data: FineData = None,
-    epochs: FineEpochs = 1.0,
-    faces: FineFaces = 4000,
-    json_out: Json = False,
-) -> None:
-    """SVD-factorise Dense and 1x1 Conv2D kernels into two thinner layers where that saves parameters."""
-    from edgeface.compress.io import face_set, load_model, save_compressed
-    from edgeface.compress.lowrank import lowrank
-
-    keras_model, manifest = load_model(model)
-    factored, report = lowrank(keras_model, face_set(keras_model, manifest, data, faces), rank, energy, epochs)
-    step = {"step": "lowrank", "rank": rank, "energy": energy, "epochs": epochs if data else 0}
-    print_compression({**save_compressed(factored, out, manifest, step), "report": report}, json_out)
-
-
-@app.command("cluster")
-def cluster_command(
-    model: KerasIn,
-    out: KerasOut,
-    clusters: Annotated[int, typer.Option(help="distinct weight values per kernel")] = 16,
-    preserve_sparsity: Annotated[bool, typer.Option(help="keep the zeros of an earlier pruning")] = False,
-    data: FineData = None,
-    epochs: FineEpochs = 1.0,
-    faces: FineFaces = 4000,
-    json_out: Json = False,
-) -> None:
-    """Weight clustering (TFMOT), fine-tuned by distillation."""
-    from edgeface.compress.cluster import cluster
-    from edgeface.compress.io import face_set, load_model, require_faces, save_compressed
-
-    keras_model, manifest = load_model(model)
-    faces_set = require_faces(face_set(keras_model, manifest, data, faces), "cluster")
-    clustered = cluster(keras_model, clusters, faces_set, preserve_sparsity, epochs)
-    step = {"step": "cluster", "clusters": clusters, "preserve_sparsity": preserve_sparsity, "epochs": epochs}
-    print_compression(save_compressed(clustered, out, manifest, step), json_out)
-
-
-@app.command("quantize")
-def quantize_command(
-    model: KerasIn,
-    out: Annotated[Path, typer.Option("--out", "-o", help="output .tflite (+ manifest)")],
-    mode: Annotated[str, typer.Option(help="dynamic, float16, int8, qat or qat-prune-preserve")] = "int8",
-    calib_data: Annotated[Optional[list[Path]], typer.Option(help="prepared faces for int8 calibration")] = None,
-    calib: Annotated[int, typer.Option(help="number of calibration faces")] = 300,
-    io: Annotated[str, typer.Option(help="int8 models: int8 or float inputs/outputs")] = "int8",
-    data: FineData = None,
-    epochs: FineEpochs = 2.0,
-    faces: FineFaces = 4000,
-    json_out: Json = False,
-) -> None:
-    """Post-training quantization, or quantization-aware training, straight to a .tflite with manifest."""
-    from edgeface.compress.io import face_set, load_model, require_faces
-    from edgeface.compress.quantize import QAT_MODES, quantization_aware
-    from edgeface.export import calibration_faces, export
-    from edgeface.report_format import print_json, print_table
-
-    keras_model, manifest = load_model(model)
-    step: dict = {"step": "quantize", "mode": mode}
-    if mode in QAT_MODES:
-        faces_set = require_faces(face_set(keras_model, manifest, data, faces), mode)
-        keras_model = quantization_aware(keras_model, faces_set, mode, epochs)
-        step["epochs"] = epochs
-    calibration = calibration_faces(calib_data or data or [], calib) if (calib_data or data) else None
-    if calibration is None and mode in QAT_MODES:
-        calibration = faces_set.faces[:calib]
-    path, result = export(keras_model, out, "int8" if mode in QAT_MODES else mode, calibration, io, manifest, step)
-    info = {"model": str(path), "size_bytes": result.size_bytes, "mode": mode, "quantization": result.quantization}
-    if json_out:
-        print_json(info)
-        return
-    print_table(f"quantized -> {path}", ["", "value"], [("mode", mode), ("size bytes", result.size_bytes)])
-
-
-LFWDir = Annotated[Path, typer.Option(help="LFW image root")]
-PairsFile = Annotated[Path, typer.Option(help="LFW View 2 pairs.txt")]
-
-
-@app.command("compare")
-def compare_command(
-    model: KerasIn,
-    data: Annotated[list[Path], typer.Option("--data", help="prepared faces: fine-tuning and int8 calibration")],
-    lfw_dir: LFWDir,
-    pairs: PairsFile,
-    techniques: Annotated[str, typer.Option(help="comma-separated: quantize,prune,structured,lowrank,qat,cluster,"
-                                                 "distill")] = "quantize,prune,structured,lowrank,qat,cluster",
-    out: Annotated[Path, typer.Option("--out", "-o", help="folder for variants, report.md/json, pareto.png")] = Path(
-        "runs/compare"),
-    epochs: FineEpochs = 2.0,
-    faces: FineFaces = 4000,
-    student: Annotated[Optional[str], typer.Option(help="distill: ARCH[:WIDTH], e.g. mobilefacenet:0.5")] = None,
-    json_out: Json = False,
-) -> None:
-    """Build, export, score (LFW, from the .tflite) and time every technique; report + Pareto plot. Resumable."""
-    from edgeface.report import compare
-    from edgeface.report_format import print_json, print_table
-
-    result = compare(model, [t.strip() for t in techniques.split(",") if t.strip()], data, out, lfw_dir, pairs,
-                     epochs, faces, student)
-    if json_out:
-        print_json(result)
-        return
-    print_table(f"edgeface compare {model.name} (outputs in {out})",
-                ["variant", "KB", "gzip KB", "p50 ms", "speed-up", "LFW %", "delta pp", "TAR@1e-3 %"],
-                [(r["variant"], round(r["size_bytes"] / 1024), round(r["gzip_bytes"] / 1024), round(r["p50_ms"], 3),
-                  f"{r['speedup_vs_float32']:.2f}x", f"{100 * r['accuracy']:.2f} +- {100 * r['accuracy_se']:.2f}",
-                  f"{r['delta_pp']:+.2f}", f"{100 * r['tar_at_far_1e-3']:.2f}") for r in result["results"]])
-
-
-@app.command("optimize")
-def optimize_command(
-    model: KerasIn,
-    data: Annotated[list[Path], typer.Option("--data", help="prepared faces: fine-tuning and int8 calibration")],
-    lfw_dir: LFWDir,
-    pairs: PairsFile,
-    out: Annotated[Path, typer.Option("--out", "-o", help="the chosen .tflite (+ manifest)")] = Path(
-        "optimized.tflite"),
-    max_drop: Annotated[float, typer.Option(help="largest LFW accuracy loss allowed, percentage points")] = 0.3,
-    target: Annotated[str, typer.Option(help="latency or size")] = "latency",
-    epochs: FineEpochs = 2.0,
-    faces: FineFaces = 4000,
-    work: Annotated[Optional[Path], typer.Option(help="variants folder (a compare --out folder is reused)")] = None,
-    json_out: Json = False,
-) -> None:
-    """The fastest (or smallest) exported variant whose LFW accuracy stays within --max-drop of float32."""
-    from edgeface.report import optimize
-    from edgeface.report_format import print_json, print_table
-
-    result = optimize(model, max_drop, target, data, out, lfw_dir, pairs, epochs, faces, work)
-    if json_out:
-        print_json(result)
-        return
-    print_table(f"optimize ({target}, max drop {max_drop} pp): chose {result['chosen']} -> {out}",
-                ["variant", "p50 ms", "KB", "LFW %", "delta pp", "within budget"],
-                [(r["variant"], round(r["p50_ms"], 3), round(r["size_bytes"] / 1024),
-                  f"{100 * r['accuracy']:.2f}", f"{r['delta_pp']:+.2f}", "yes" if -r["delta_pp"] <= max_drop else "no")
-                 for r in result["evidence"]])
-
-
-GalleryOpt = Annotated[Optional[Path], typer.Option("--gallery", help="gallery file (default: in the user data dir)")]
-
-
-def open_gallery_for(model: str | None, gallery: Path | None, threads: int = 1, create: bool = True):
-    """The embedder and the gallery bound to it (refused if the gallery belongs to another model)."""
-    from edgeface.recognize.gallery import Gallery
-    from edgeface.vision.embed import load_embedder
-
-    embedder = load_embedder(model, threads=threads)
-    sha = getattr(embedder, "sha256", None) or embedder.key
-    return embedder, Gallery(gallery, sha, embedder.size, create=create)
-
-
-@app.command("enroll")
-def enroll_command(
-    name: Annotated[Optional[str], typer.Argument(help="the person's name")] = None,
-    images: Annotated[Optional[list[Path]], typer.Argument(help="photos of that person")] = None,
-    folder: Annotated[Optional[Path], typer.Option("--dir", help="enrol <person>/<images> folders at once")] = None,
-    model: Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")] = None,
-    gallery: GalleryOpt = None,
-    json_out: Json = False,
-) -> None:
-    """Detect, quality-check (one face, size, sharpness), embed and store templates for one or many people."""
-    from edgeface.recognize.enroll import enrol, person_folders
-    from edgeface.report_format import print_json, print_table
-    from edgeface.vision.detect import FaceFinder
-
-    if folder is not None:
-        people = person_folders(folder)
-    elif name and images:
-        people = {name: list(images)}
-    else:
-        raise EdgefaceError("give NAME IMAGE... or --dir DIR")
-    embedder, store = open_gallery_for(model, gallery)
-    finder = FaceFinder()
-    results = [enrol(store, person, paths, finder, embedder) for person, paths in people.items()]
-    if json_out:
-        print_json([r.__dict__ for r in results])
-    else:
-        print_table(f"enrolled into {store.path}", ["person", "accepted", "rejected", "templates"],
-                    [(r.name, len(r.accepted), len(r.rejected), r.templates) for r in results])
-        for r in results:
-            for path, why in r.rejected.items():
-                print(f"rejected {path}: {why}", file=sys.stderr)
-    if not any(r.accepted for r in results):
-        raise EdgefaceError("no photo was accepted")
-
-
-gallery_app = typer.Typer(help="List, remove, rename, export and import enrolled people.", no_args_is_help=True)
-app.add_typer(gallery_app, name="gallery")
-
-
-def _plain_gallery(gallery: Path | None):
-    from edgeface.recognize.gallery import Gallery
-
-    return Gallery(gallery, create=False)
-
-
-@gallery_app.command("list")
-def gallery_list(gallery: GalleryOpt = None, json_out: Json = False) -> None:
-    """Enrolled people with their template counts."""
-    from edgeface.report_format import print_json, print_table
-
-    store = _plain_gallery(gallery)
-    people = store.people()
-    if json_out:
-        print_json({"gallery": str(store.path), "model_sha256": store.meta("model_sha256"), "people": people})
-        return
-    print_table(f"{store.path} (model {str(store.meta('model_sha256'))[:12]})", ["person", "templates", "quality"],
-                [(p["name"], p["templates"], p["quality"]) for p in people])
-
-
-@gallery_app.command("remove")
-def gallery_remove(name: str, gallery: GalleryOpt = None) -> None:
-    """Delete a person and all their templates."""
-    _plain_gallery(gallery).remove(name)
-    print(f"removed {name}")
-
-
-@gallery_app.command("rename")
-def gallery_rename(old: str, new: str, gallery: GalleryOpt = None) -> None:
-    """Rename a person."""
-    _plain_gallery(gallery).rename(old, new)
-    print(f"renamed {old} -> {new}")
-
-
-@gallery_app.command("export")
-def gallery_export(out: Path, gallery: GalleryOpt = None) -> None:
-    """Write a portable .npz (plain arrays + JSON header, no pickle), mode 0600."""
-    print(f"wrote {_plain_gallery(gallery).export(out)}")
-
-
-@gallery_app.command("import")
-def gallery_import(file: Path, gallery: GalleryOpt = None) -> None:
-    """Merge an exported gallery made with the same model."""
-    from edgeface.recognize.gallery import Gallery
-
-    print(f"imported {Gallery(gallery).import_file(file)} templates")
-
-
-@app.command("recognize")
-def recognize_command(
-    source: Annotated[str, typer.Option(help="camera index, video file, rtsp:// URL, image or folder of images")],
-    model: Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")] = None,
-    gallery: GalleryOpt = None,
-    threshold: Annotated[Optional[float], typer.Option(
-        help="cosine threshold; default: the model's FAR 1e-3 threshold from its manifest")] = None,
-    detector: Annotated[str, typer.Option(help="short (faces within ~2 m) or full (small, distant faces)")] = "short",
-    threads: Threads = 1,
-    output: Annotated[Optional[Path], typer.Option(help="write annotated frames to this video (.mp4)")] = None,
-    show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
-    max_frames: Annotated[int, typer.Option(help="stop after this many frames (0: until the source ends)")] = 0,
-    smooth: Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames")] = 5,
-    loop: Annotated[bool, typer.Option(help="replay a video file from the start when it ends")] = False,
-    max_seconds: Annotated[float, typer.Option(help="stop after this many seconds (0: no limit)")] = 0,
-    profile: Annotated[bool, typer.Option(help="print per-stage times")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="one JSON event per recognised face, per line")] = False,
-) -> None:
-    """Recognise enrolled people in a camera, video, stream or images; unknown faces are reported as unknown."""
-    from edgeface.recognize.loop import Recognizer, run
-    from edgeface.report_format import print_table
-
-    embedder, store = open_gallery_for(model, gallery, threads=threads, create=False)
-    limit = threshold if threshold is not None else embedder.threshold
-    if limit is None:
-        raise EdgefaceError("this model has no calibrated threshold in its manifest: pass --threshold "
-                            "(or run edgeface eval MODEL --save-threshold)")
-    recognizer = Recognizer(embedder, store, limit, detector=detector, threads=threads, smooth=smooth)
-    summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
-                  loop=loop, max_seconds=max_seconds)
-    if json_out:
-        print(json.dumps({"summary": summary}))
-        return
-    print_table(f"recognize {source}", ["", "value"], [
-        ("frames", summary["frames"]), ("faces", summary["faces"]), ("FPS", summary["fps"]),
-        ("dropped (stale) frames", summary["dropped_frames"]), ("unreadable frames", summary["unreadable_frames"]),
-        *((f"seen: {k}", v) for k, v in sorted(summary["names"].items()))])
-    if profile:
-        print_table("per-stage time", ["stage", "mean ms", "p50 ms", "p90 ms", "share"],
-                    [(k, v["mean_ms"], v["p50_ms"], v["p90_ms"], f"{100 * v['share']:.0f} %")
-                     for k, v in summary["stages"].items()])
-
-
-@app.command("info")
-def info_command(model: ModelArg = None, json_out: Json = False) -> None:
-    """Show a .tflite model's tensors, runtime backend and manifest."""
-    from edgeface.report_format import print_json, print_table
-    from edgeface.runtime.info import model_info
-
-    info = model_info(model)
-    if json_out:
-        print_json(info)
-        return
-    rows = [(k, v) for k, v in info.items() if not isinstance(v, (dict, list))]
-    rows += [(f"{t['role']} {t['name']}", f"{t['shape']} {t['dtype']} q={t['scale']:.4g},{t['zero_point']}")
-             for t in info["tensors"]]
-    print_table(f"model {info['file']}", ["field", "value"], rows)
 
 
 @data_app.command("prepare")
@@ -550,7 +107,7 @@ def print_training(summary: dict, json_out: bool) -> None:
     print_table("training", ["", "value"], rows)
 
 
-@app.command("models")
+@app.command("models", rich_help_panel="1. data & training")
 def models_command(json_out: Json = False) -> None:
     """List the registered architectures with their parameters and FLOPs at 112x112."""
     from edgeface.models import ARCHITECTURES, describe
@@ -565,7 +122,7 @@ def models_command(json_out: Json = False) -> None:
                  for r in rows])
 
 
-@app.command("train")
+@app.command("train", rich_help_panel="1. data & training")
 def train_command(
     data: DataDirs,
     arch: Arch = "mobilefacenet",
@@ -591,7 +148,7 @@ def train_command(
     print_training(train(data, config, head=head, margin=margin, scale=scale), json_out)
 
 
-@app.command("distill")
+@app.command("distill", rich_help_panel="1. data & training")
 def distill_command(
     data: DataDirs,
     teacher: Annotated[str, typer.Option(help="'dlib', a .tflite file or a Keras model")],
@@ -616,7 +173,134 @@ def distill_command(
     print_training(distill(data, teacher, config, workers=workers), json_out)
 
 
-@app.command("export")
+KerasIn = Annotated[Path, typer.Argument(help="a tf_keras model (.keras/.h5); ours or yours")]
+KerasOut = Annotated[Path, typer.Option("--out", "-o", help="compressed Keras model (.keras) + manifest")]
+FineData = Annotated[Optional[list[Path]], typer.Option("--data", help="prepared face folders to fine-tune on")]
+FineEpochs = Annotated[float, typer.Option(help="fine-tuning epochs over the face set (distillation)")]
+FineFaces = Annotated[int, typer.Option(help="faces drawn from --data for fine-tuning")]
+
+
+def print_compression(result: dict, json_out: bool) -> None:
+    from edgeface.report_format import print_json, print_table
+
+    if json_out:
+        print_json(result)
+        return
+    print_table(f"{result['step']['step']} -> {result['model']}", ["", "before", "after"], [
+        ("parameters", result["params_before"], result["params_after"]),
+        ("GFLOPs", (result["flops_before"] or 0) / 1e9, result["flops_after"] / 1e9)])
+    for row in result.get("report", []):
+        print(", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+              file=sys.stderr)
+
+
+@app.command("prune", rich_help_panel="2. compress & export")
+def prune_command(
+    model: KerasIn,
+    out: KerasOut,
+    sparsity: Annotated[float, typer.Option(help="magnitude pruning: fraction of Conv2D/Dense weights set to 0")] = 0.5,
+    structured: Annotated[bool, typer.Option(help="remove whole channels instead (cuts FLOPs and latency)")] = False,
+    ratio: Annotated[float, typer.Option(help="--structured: fraction of channels removed per group")] = 0.5,
+    data: FineData = None,
+    epochs: FineEpochs = 2.0,
+    faces: FineFaces = 4000,
+    json_out: Json = False,
+) -> None:
+    """Magnitude pruning (TFMOT) or structured channel pruning, fine-tuned by distillation from the original."""
+    from edgeface.compress.io import face_set, load_model, require_faces, save_compressed
+    from edgeface.compress.prune import magnitude_prune, structured_prune
+
+    keras_model, manifest = load_model(model)
+    face_data = face_set(keras_model, manifest, data, faces)
+    if structured:
+        pruned, report = structured_prune(keras_model, ratio, face_data, epochs)
+        step = {"step": "prune", "structured": True, "ratio": ratio, "epochs": epochs if face_data else 0}
+    else:
+        pruned, report = magnitude_prune(keras_model, sparsity, require_faces(face_data, "prune"), epochs)
+        step = {"step": "prune", "structured": False, "sparsity": sparsity, "epochs": epochs}
+    print_compression({**save_compressed(pruned, out, manifest, step), "report": report}, json_out)
+
+
+@app.command("lowrank", rich_help_panel="2. compress & export")
+def lowrank_command(
+    model: KerasIn,
+    out: KerasOut,
+    rank: Annotated[Optional[int], typer.Option(help="rank of every factorised layer")] = None,
+    energy: Annotated[Optional[float], typer.Option(help="keep this fraction of each kernel's spectral energy")] = None,
+    data: FineData = None,
+    epochs: FineEpochs = 1.0,
+    faces: FineFaces = 4000,
+    json_out: Json = False,
+) -> None:
+    """SVD-factorise Dense and 1x1 Conv2D kernels into two thinner layers where that saves parameters."""
+    from edgeface.compress.io import face_set, load_model, save_compressed
+    from edgeface.compress.lowrank import lowrank
+
+    keras_model, manifest = load_model(model)
+    factored, report = lowrank(keras_model, face_set(keras_model, manifest, data, faces), rank, energy, epochs)
+    step = {"step": "lowrank", "rank": rank, "energy": energy, "epochs": epochs if data else 0}
+    print_compression({**save_compressed(factored, out, manifest, step), "report": report}, json_out)
+
+
+@app.command("cluster", rich_help_panel="2. compress & export")
+def cluster_command(
+    model: KerasIn,
+    out: KerasOut,
+    clusters: Annotated[int, typer.Option(help="distinct weight values per kernel")] = 16,
+    preserve_sparsity: Annotated[bool, typer.Option(help="keep the zeros of an earlier pruning")] = False,
+    data: FineData = None,
+    epochs: FineEpochs = 1.0,
+    faces: FineFaces = 4000,
+    json_out: Json = False,
+) -> None:
+    """Weight clustering (TFMOT), fine-tuned by distillation."""
+    from edgeface.compress.cluster import cluster
+    from edgeface.compress.io import face_set, load_model, require_faces, save_compressed
+
+    keras_model, manifest = load_model(model)
+    faces_set = require_faces(face_set(keras_model, manifest, data, faces), "cluster")
+    clustered = cluster(keras_model, clusters, faces_set, preserve_sparsity, epochs)
+    step = {"step": "cluster", "clusters": clusters, "preserve_sparsity": preserve_sparsity, "epochs": epochs}
+    print_compression(save_compressed(clustered, out, manifest, step), json_out)
+
+
+@app.command("quantize", rich_help_panel="2. compress & export")
+def quantize_command(
+    model: KerasIn,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output .tflite (+ manifest)")],
+    mode: Annotated[str, typer.Option(help="dynamic, float16, int8, qat or qat-prune-preserve")] = "int8",
+    calib_data: Annotated[Optional[list[Path]], typer.Option(help="prepared faces for int8 calibration")] = None,
+    calib: Annotated[int, typer.Option(help="number of calibration faces")] = 300,
+    io: Annotated[str, typer.Option(help="int8 models: int8 or float inputs/outputs")] = "int8",
+    data: FineData = None,
+    epochs: FineEpochs = 2.0,
+    faces: FineFaces = 4000,
+    json_out: Json = False,
+) -> None:
+    """Post-training quantization, or quantization-aware training, straight to a .tflite with manifest."""
+    from edgeface.compress.io import face_set, load_model, require_faces
+    from edgeface.compress.quantize import QAT_MODES, quantization_aware
+    from edgeface.export import calibration_faces, export
+    from edgeface.report_format import print_json, print_table
+
+    keras_model, manifest = load_model(model)
+    step: dict = {"step": "quantize", "mode": mode}
+    if mode in QAT_MODES:
+        faces_set = require_faces(face_set(keras_model, manifest, data, faces), mode)
+        keras_model = quantization_aware(keras_model, faces_set, mode, epochs)
+        step["epochs"] = epochs
+    calibration = calibration_faces(calib_data or data or [], calib) if (calib_data or data) else None
+    if calibration is None and mode in QAT_MODES:
+        calibration = faces_set.faces[:calib]
+    path, result = export(keras_model, out, "int8" if mode in QAT_MODES else mode, calibration, io, manifest, step)
+    info = {"model": str(path), "size_bytes": result.size_bytes, "mode": mode, "quantization": result.quantization}
+    if json_out:
+        print_json(info)
+        return
+    print_table(f"quantized -> {path}", ["", "value"], [("mode", mode), ("size bytes", result.size_bytes)])
+
+
+@app.command("export", rich_help_panel="2. compress & export")
 def export_command(
     model: Annotated[Path, typer.Argument(help="a tf_keras model (.keras, .h5 or SavedModel folder)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output .tflite (a .json manifest is written beside)")],
@@ -642,6 +326,322 @@ def export_command(
         print_json(info)
         return
     print_table(f"exported {path}", ["", "value"], [(k, v) for k, v in info.items() if k != "quantization"])
+
+
+@app.command("eval", rich_help_panel="3. evaluate & benchmark")
+def eval_command(
+    lfw_dir: Annotated[Path, typer.Option(help="LFW image root (<Name>/<Name>_NNNN.jpg)")],
+    pairs: Annotated[Path, typer.Option(help="the official View 2 pairs.txt")],
+    model: ModelArg = None,
+    flip: Annotated[bool, typer.Option(help="average the embeddings of each face and its mirror image")] = False,
+    threads: Threads = 2,
+    input_mean: InputMean = None,
+    input_scale: InputScale = None,
+    channels: Channels = None,
+    plot: Annotated[Optional[Path], typer.Option(help="write the ROC curve to this PNG")] = None,
+    save_threshold: Annotated[bool, typer.Option(
+        help="store the FAR 1e-3 threshold and the result in the model's manifest")] = False,
+    json_out: Json = False,
+) -> None:
+    """Score a model on LFW View 2: 10-fold accuracy +- SE, ROC AUC, TAR at FAR 1e-3 and 1e-2."""
+    from edgeface.evaluate.lfw import evaluate_lfw
+    from edgeface.report_format import pct, print_json, print_table
+    from edgeface.vision.embed import load_embedder
+
+    embedder = load_embedder(model, threads=threads, flip=flip, mean=input_mean, scale=input_scale,
+                             channels=channels)
+    report = evaluate_lfw(embedder, lfw_dir, pairs, workers=threads, plot=plot)
+    if save_threshold:
+        from edgeface.evaluate.lfw import record_in_manifest
+
+        report["manifest"] = str(record_in_manifest(model, report))
+    if json_out:
+        print_json(report)
+        return
+    tar = report["tar_at_far"]
+    print_table(f"LFW View 2: {report['model']}", ["metric", "value"], [
+        ("accuracy (10-fold)", f"{pct(report['accuracy'])} +- {100 * report['accuracy_se']:.2f}"),
+        ("ROC AUC", f"{report['roc_auc']:.5f}"),
+        ("TAR @ FAR 1e-3", pct(tar["0.001"])),
+        ("TAR @ FAR 1e-2", pct(tar["0.01"])),
+        ("best global threshold (cosine)", f"{report['threshold']:.4f}"),
+        ("threshold @ FAR 1e-3", f"{report['threshold_at_far']['0.001']:.4f}"),
+        ("pairs / images", f"{report['n_pairs']} / {report['n_images']}"),
+        ("detection failed (centre crop)", str(report["n_detect_failed"])),
+        ("seconds", f"{report['seconds']:.1f}"),
+    ])
+
+
+@app.command("bench", rich_help_panel="3. evaluate & benchmark")
+def bench_command(
+    models: Annotated[Optional[list[str]], typer.Argument(help=".tflite files; default: the shipped model")] = None,
+    threads: Annotated[str, typer.Option(help="comma-separated thread counts, e.g. 1,2,4")] = "1",
+    runs: Annotated[int, typer.Option(help="timed inferences per model")] = 200,
+    warmup: Annotated[int, typer.Option(help="untimed inferences before timing")] = 20,
+    xnnpack: Annotated[bool, typer.Option(help="use the XNNPACK delegate (--no-xnnpack: reference kernels)")] = True,
+    pipeline: Annotated[Optional[str], typer.Option(
+        help="time the whole per-frame path (decode, detect, align, embed, match) on a video, image or folder")] = None,
+    json_out: Json = False,
+) -> None:
+    """Latency (p50/p90/p99), init time, memory, size and roofline efficiency on the light runtime."""
+    from edgeface.report_format import print_json, print_table
+    from edgeface.runtime.bench import bench
+
+    try:
+        thread_list = [int(t) for t in threads.split(",") if t.strip()]
+    except ValueError:
+        raise EdgefaceError(f"--threads must be comma-separated integers, got {threads!r}") from None
+    if not models:
+        from edgeface.default_model import default_model_path
+
+        models = [str(default_model_path())]
+    if pipeline:
+        from edgeface.recognize.profile import profile_pipeline
+
+        report = profile_pipeline(pipeline, models[0], threads=thread_list[0])
+        if json_out:
+            print_json(report)
+            return
+        print_table(f"per-frame pipeline on {pipeline} ({report['frames']} frames, {report['faces']} faces)",
+                    ["stage", "mean ms", "p50 ms", "p90 ms", "share"],
+                    [(k, v["mean_ms"], v["p50_ms"], v["p90_ms"], f"{100 * v['share']:.0f} %")
+                     for k, v in report["stages"].items()])
+        return
+    rows = bench(models, thread_list, runs=runs, warmup=warmup, xnnpack=xnnpack)
+    if json_out:
+        print_json(rows)
+        return
+    print_table("edgeface bench (ratio: p50 relative to the first model at the same thread count)",
+                ["model", "threads", "init ms", "p50 ms", "p90 ms", "p99 ms", "ratio", "RSS MB", "size KB",
+                 "GFLOP/s", "of peak"],
+                [(Path(r["model"]).name, r["threads"], round(r["init_ms"], 1), round(r["p50_ms"], 3),
+                  round(r["p90_ms"], 3), round(r["p99_ms"], 3), f"{r['ratio_to_first']:.2f}x",
+                  round(r["peak_rss_mb"], 1), round(r["size_bytes"] / 1024), round(r["achieved_gflops"], 1),
+                  f"{100 * r['efficiency']:.0f} %") for r in rows])
+
+
+LFWDir = Annotated[Path, typer.Option(help="LFW image root")]
+PairsFile = Annotated[Path, typer.Option(help="LFW View 2 pairs.txt")]
+
+
+@app.command("compare", rich_help_panel="3. evaluate & benchmark")
+def compare_command(
+    model: KerasIn,
+    data: Annotated[list[Path], typer.Option("--data", help="prepared faces: fine-tuning and int8 calibration")],
+    lfw_dir: LFWDir,
+    pairs: PairsFile,
+    techniques: Annotated[str, typer.Option(help="comma-separated: quantize,prune,structured,lowrank,qat,cluster,"
+                                                 "distill")] = "quantize,prune,structured,lowrank,qat,cluster",
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for variants, report.md/json, pareto.png")] = Path(
+        "runs/compare"),
+    epochs: FineEpochs = 2.0,
+    faces: FineFaces = 4000,
+    student: Annotated[Optional[str], typer.Option(help="distill: ARCH[:WIDTH], e.g. mobilefacenet:0.5")] = None,
+    json_out: Json = False,
+) -> None:
+    """Build, export, score (LFW, from the .tflite) and time every technique; report + Pareto plot. Resumable."""
+    from edgeface.report import compare
+    from edgeface.report_format import print_json, print_table
+
+    result = compare(model, [t.strip() for t in techniques.split(",") if t.strip()], data, out, lfw_dir, pairs,
+                     epochs, faces, student)
+    if json_out:
+        print_json(result)
+        return
+    print_table(f"edgeface compare {model.name} (outputs in {out})",
+                ["variant", "KB", "gzip KB", "p50 ms", "speed-up", "LFW %", "delta pp", "TAR@1e-3 %"],
+                [(r["variant"], round(r["size_bytes"] / 1024), round(r["gzip_bytes"] / 1024), round(r["p50_ms"], 3),
+                  f"{r['speedup_vs_float32']:.2f}x", f"{100 * r['accuracy']:.2f} +- {100 * r['accuracy_se']:.2f}",
+                  f"{r['delta_pp']:+.2f}", f"{100 * r['tar_at_far_1e-3']:.2f}") for r in result["results"]])
+
+
+@app.command("optimize", rich_help_panel="3. evaluate & benchmark")
+def optimize_command(
+    model: KerasIn,
+    data: Annotated[list[Path], typer.Option("--data", help="prepared faces: fine-tuning and int8 calibration")],
+    lfw_dir: LFWDir,
+    pairs: PairsFile,
+    out: Annotated[Path, typer.Option("--out", "-o", help="the chosen .tflite (+ manifest)")] = Path(
+        "optimized.tflite"),
+    max_drop: Annotated[float, typer.Option(help="largest LFW accuracy loss allowed, percentage points")] = 0.3,
+    target: Annotated[str, typer.Option(help="latency or size")] = "latency",
+    epochs: FineEpochs = 2.0,
+    faces: FineFaces = 4000,
+    work: Annotated[Optional[Path], typer.Option(help="variants folder (a compare --out folder is reused)")] = None,
+    json_out: Json = False,
+) -> None:
+    """The fastest (or smallest) exported variant whose LFW accuracy stays within --max-drop of float32."""
+    from edgeface.report import optimize
+    from edgeface.report_format import print_json, print_table
+
+    result = optimize(model, max_drop, target, data, out, lfw_dir, pairs, epochs, faces, work)
+    if json_out:
+        print_json(result)
+        return
+    print_table(f"optimize ({target}, max drop {max_drop} pp): chose {result['chosen']} -> {out}",
+                ["variant", "p50 ms", "KB", "LFW %", "delta pp", "within budget"],
+                [(r["variant"], round(r["p50_ms"], 3), round(r["size_bytes"] / 1024),
+                  f"{100 * r['accuracy']:.2f}", f"{r['delta_pp']:+.2f}", "yes" if -r["delta_pp"] <= max_drop else "no")
+                 for r in result["evidence"]])
+
+
+@app.command("info", rich_help_panel="3. evaluate & benchmark")
+def info_command(model: ModelArg = None, json_out: Json = False) -> None:
+    """Show a .tflite model's tensors, runtime backend and manifest."""
+    from edgeface.report_format import print_json, print_table
+    from edgeface.runtime.info import model_info
+
+    info = model_info(model)
+    if json_out:
+        print_json(info)
+        return
+    rows = [(k, v) for k, v in info.items() if not isinstance(v, (dict, list))]
+    rows += [(f"{t['role']} {t['name']}", f"{t['shape']} {t['dtype']} q={t['scale']:.4g},{t['zero_point']}")
+             for t in info["tensors"]]
+    print_table(f"model {info['file']}", ["field", "value"], rows)
+
+
+GalleryOpt = Annotated[Optional[Path], typer.Option("--gallery", help="gallery file (default: in the user data dir)")]
+
+
+def open_gallery_for(model: str | None, gallery: Path | None, threads: int = 1, create: bool = True):
+    """The embedder and the gallery bound to it (refused if the gallery belongs to another model)."""
+    from edgeface.recognize.gallery import Gallery
+    from edgeface.vision.embed import load_embedder
+
+    embedder = load_embedder(model, threads=threads)
+    sha = getattr(embedder, "sha256", None) or embedder.key
+    return embedder, Gallery(gallery, sha, embedder.size, create=create)
+
+
+@app.command("enroll", rich_help_panel="4. recognise on the device")
+def enroll_command(
+    name: Annotated[Optional[str], typer.Argument(help="the person's name")] = None,
+    images: Annotated[Optional[list[Path]], typer.Argument(help="photos of that person")] = None,
+    folder: Annotated[Optional[Path], typer.Option("--dir", help="enrol <person>/<images> folders at once")] = None,
+    model: Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")] = None,
+    gallery: GalleryOpt = None,
+    json_out: Json = False,
+) -> None:
+    """Detect, quality-check (one face, size, sharpness), embed and store templates for one or many people."""
+    from edgeface.recognize.enroll import enrol, person_folders
+    from edgeface.report_format import print_json, print_table
+    from edgeface.vision.detect import FaceFinder
+
+    if folder is not None:
+        people = person_folders(folder)
+    elif name and images:
+        people = {name: list(images)}
+    else:
+        raise EdgefaceError("give NAME IMAGE... or --dir DIR")
+    embedder, store = open_gallery_for(model, gallery)
+    finder = FaceFinder()
+    results = [enrol(store, person, paths, finder, embedder) for person, paths in people.items()]
+    if json_out:
+        print_json([r.__dict__ for r in results])
+    else:
+        print_table(f"enrolled into {store.path}", ["person", "accepted", "rejected", "templates"],
+                    [(r.name, len(r.accepted), len(r.rejected), r.templates) for r in results])
+        for r in results:
+            for path, why in r.rejected.items():
+                print(f"rejected {path}: {why}", file=sys.stderr)
+    if not any(r.accepted for r in results):
+        raise EdgefaceError("no photo was accepted")
+
+
+gallery_app = typer.Typer(help="List, remove, rename, export and import enrolled people.", no_args_is_help=True)
+app.add_typer(gallery_app, name="gallery", rich_help_panel="4. recognise on the device")
+
+
+def _plain_gallery(gallery: Path | None):
+    from edgeface.recognize.gallery import Gallery
+
+    return Gallery(gallery, create=False)
+
+
+@gallery_app.command("list")
+def gallery_list(gallery: GalleryOpt = None, json_out: Json = False) -> None:
+    """Enrolled people with their template counts."""
+    from edgeface.report_format import print_json, print_table
+
+    store = _plain_gallery(gallery)
+    people = store.people()
+    if json_out:
+        print_json({"gallery": str(store.path), "model_sha256": store.meta("model_sha256"), "people": people})
+        return
+    print_table(f"{store.path} (model {str(store.meta('model_sha256'))[:12]})", ["person", "templates", "quality"],
+                [(p["name"], p["templates"], p["quality"]) for p in people])
+
+
+@gallery_app.command("remove")
+def gallery_remove(name: str, gallery: GalleryOpt = None) -> None:
+    """Delete a person and all their templates."""
+    _plain_gallery(gallery).remove(name)
+    print(f"removed {name}")
+
+
+@gallery_app.command("rename")
+def gallery_rename(old: str, new: str, gallery: GalleryOpt = None) -> None:
+    """Rename a person."""
+    _plain_gallery(gallery).rename(old, new)
+    print(f"renamed {old} -> {new}")
+
+
+@gallery_app.command("export")
+def gallery_export(out: Path, gallery: GalleryOpt = None) -> None:
+    """Write a portable .npz (plain arrays + JSON header, no pickle), mode 0600."""
+    print(f"wrote {_plain_gallery(gallery).export(out)}")
+
+
+@gallery_app.command("import")
+def gallery_import(file: Path, gallery: GalleryOpt = None) -> None:
+    """Merge an exported gallery made with the same model."""
+    from edgeface.recognize.gallery import Gallery
+
+    print(f"imported {Gallery(gallery).import_file(file)} templates")
+
+
+@app.command("recognize", rich_help_panel="4. recognise on the device")
+def recognize_command(
+    source: Annotated[str, typer.Option(help="camera index, video file, rtsp:// URL, image or folder of images")],
+    model: Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")] = None,
+    gallery: GalleryOpt = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="cosine threshold; default: the model's FAR 1e-3 threshold from its manifest")] = None,
+    detector: Annotated[str, typer.Option(help="short (faces within ~2 m) or full (small, distant faces)")] = "short",
+    threads: Threads = 1,
+    output: Annotated[Optional[Path], typer.Option(help="write annotated frames to this video (.mp4)")] = None,
+    show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
+    max_frames: Annotated[int, typer.Option(help="stop after this many frames (0: until the source ends)")] = 0,
+    smooth: Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames")] = 5,
+    loop: Annotated[bool, typer.Option(help="replay a video file from the start when it ends")] = False,
+    max_seconds: Annotated[float, typer.Option(help="stop after this many seconds (0: no limit)")] = 0,
+    profile: Annotated[bool, typer.Option(help="print per-stage times")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON event per recognised face, per line")] = False,
+) -> None:
+    """Recognise enrolled people in a camera, video, stream or images; unknown faces are reported as unknown."""
+    from edgeface.recognize.loop import Recognizer, run
+    from edgeface.report_format import print_table
+
+    embedder, store = open_gallery_for(model, gallery, threads=threads, create=False)
+    limit = threshold if threshold is not None else embedder.threshold
+    if limit is None:
+        raise EdgefaceError("this model has no calibrated threshold in its manifest: pass --threshold "
+                            "(or run edgeface eval MODEL --save-threshold)")
+    recognizer = Recognizer(embedder, store, limit, detector=detector, threads=threads, smooth=smooth)
+    summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
+                  loop=loop, max_seconds=max_seconds)
+    if json_out:
+        print(json.dumps({"summary": summary}))
+        return
+    print_table(f"recognize {source}", ["", "value"], [
+        ("frames", summary["frames"]), ("faces", summary["faces"]), ("FPS", summary["fps"]),
+        ("dropped (stale) frames", summary["dropped_frames"]), ("unreadable frames", summary["unreadable_frames"]),
+        *((f"seen: {k}", v) for k, v in sorted(summary["names"].items()))])
+    if profile:
+        print_table("per-stage time", ["stage", "mean ms", "p50 ms", "p90 ms", "share"],
+                    [(k, v["mean_ms"], v["p50_ms"], v["p90_ms"], f"{100 * v['share']:.0f} %")
+                     for k, v in summary["stages"].items()])
 
 
 def main() -> None:
