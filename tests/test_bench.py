@@ -45,3 +45,15 @@ def test_bench_bad_input(tmp_path):
     assert_one_line_error(run_cli("bench", detector, "--threads", "0"), "at least 1")
     assert_one_line_error(run_cli("bench", detector, "--threads", "one"), "comma-separated")
     assert_one_line_error(run_cli("bench", str(tmp_path / "none.tflite")), "not found")
+
+
+@needs_shared
+def test_pipeline_profile_times_every_stage():
+    from conftest import MEDIA
+
+    result = run_cli("bench", str(PEER_FLOAT), "--pipeline", str(MEDIA / "probes"), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["frames"] == 4 and report["faces"] >= 4
+    assert {"decode", "detect", "align", "embed", "match"} <= set(report["stages"])
+    assert sum(s["share"] for s in report["stages"].values()) == pytest.approx(1.0)

@@ -204,3 +204,23 @@ def test_recognize_bad_input(enrolled, tmp_path):
                           "gallery not found")
     assert_one_line_error(run_cli("enroll", "bad/name", str(PROBES / "obama3.jpg"), "--gallery",
                                   str(tmp_path / "x.sqlite")), "not allowed")
+
+
+def test_ctrl_c_stops_the_loop_cleanly_with_a_summary(enrolled):
+    import signal
+
+    from conftest import BLOCK_TF
+
+    code = BLOCK_TF + "from edgeface.cli import main\nsys.argv = ['edgeface', *sys.argv[1:]]\nmain()\n"
+    proc = subprocess.Popen([sys.executable, "-c", code, "recognize", "--source", str(CLIP), "--gallery",
+                             str(enrolled), "--loop", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ})
+    first = proc.stdout.readline()  # wait until frames flow
+    assert json.loads(first)["frame"] >= 0
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    summary = json.loads(out.strip().splitlines()[-1])["summary"]
+    assert summary["interrupted"] is True and summary["frames"] > 0
