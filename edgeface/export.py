@@ -7,9 +7,6 @@ inputs/outputs int8 too, ``--io float`` keeps float I/O with quantize/dequantize
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -114,14 +111,3 @@ def export(model: keras.Model | str | Path, out: str | Path, mode: str = "float3
     save_manifest(path, result)
     return path, result
 
-
-@contextlib.contextmanager
-def temporary_tflite() -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(suffix=".tflite")
-    os.close(fd)
-    try:
-        yield Path(name)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-            os.unlink(Path(name).with_suffix(".json"))

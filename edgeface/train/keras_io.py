@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from edgeface.errors import EdgefaceError
-from edgeface.manifest import Manifest, load_manifest, save_manifest
+from edgeface.manifest import Manifest, save_manifest
 from edgeface.tf_setup import keras
 
 
@@ -47,6 +47,3 @@ def save_keras(model: keras.Model, path: str | Path, manifest: Manifest | None =
         save_manifest(path, manifest)
     return path
 
-
-def keras_manifest(path: str | Path) -> Manifest | None:
-    return load_manifest(path)

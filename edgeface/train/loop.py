@@ -9,9 +9,8 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from edgeface.errors import EdgefaceError
 from edgeface.files import write_json
@@ -42,7 +41,6 @@ class TrainConfig:
     val_lfw_dir: Path | None = None
     val_pairs: Path | None = None
     val_every: int = 5
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Refuse a bad setting before any data is read or teacher run."""
@@ -151,14 +149,3 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable, steps_per_epoch
     write_json(out / "summary.json", summary)
     return summary
 
-
-def read_log(out: Path) -> list[dict]:
-    path = Path(out) / "log.csv"
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
-    head = lines[0].split(",")
-    return [dict(zip(head, ln.split(","), strict=False)) for ln in lines[1:]]
-
-
-__all__ = ["TrainConfig", "fit", "read_log"]

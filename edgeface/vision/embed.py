@@ -18,7 +18,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.files import sha256_file
 from edgeface.manifest import InputSpec, Manifest, load_manifest
 from edgeface.runtime.interpreter import Model
-from edgeface.vision.align import ALIGNED_SIZE, align_face
+from edgeface.vision.align import align_face
 from edgeface.vision.detect import Face
 
 
@@ -176,5 +176,3 @@ def load_embedder(model: str | Path | None, threads: int = 1, flip: bool = False
         return KerasEmbedder(path, flip=flip, mean=mean, scale=scale, channels=channels)
     return TFLiteEmbedder(path, threads=threads, flip=flip, mean=mean, scale=scale, channels=channels)
 
-
-__all__ = ["ALIGNED_SIZE", "DlibEmbedder", "Embedder", "TFLiteEmbedder", "l2_normalise", "load_embedder"]
