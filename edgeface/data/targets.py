@@ -17,7 +17,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.progress import progress_bar
 from edgeface.vision.detect import Face
 from edgeface.vision.image import read_image
-from edgeface.vision.pipeline import KeyedArrayCache, _cache_file
+from edgeface.vision.pipeline import KeyedArrayCache, cache_file
 
 _teacher = None
 
@@ -56,7 +56,7 @@ def teacher_targets(roots: list[Path], teacher: str, workers: int = 2) -> dict[s
         records = [r for r in read_manifest(root) if r.get("status") == "ok"]
         if not records:
             raise EdgefaceError(f"no prepared faces in {root} (run edgeface data prepare first)")
-        cache = KeyedArrayCache(_cache_file("targets", f"{key}|{Path(root).resolve()}"))
+        cache = KeyedArrayCache(cache_file("targets", f"{key}|{Path(root).resolve()}"))
         todo = [r for r in records if cache.get(r["file"]) is None]
         if todo:
             ctx = mp.get_context("spawn")

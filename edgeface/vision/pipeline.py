@@ -65,7 +65,7 @@ class KeyedArrayCache:
         self.dirty = False
 
 
-def _cache_file(kind: str, name: str) -> Path:
+def cache_file(kind: str, name: str) -> Path:
     return cache_dir(kind) / f"{hashlib.sha256(name.encode()).hexdigest()[:24]}.npz"
 
 
@@ -89,9 +89,9 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise EdgefaceError(f"image not found: {missing[0]} ({len(missing)} missing)")
-    detections = KeyedArrayCache(_cache_file("detections", f"{DETECTOR_VERSION}|{group}"))
+    detections = KeyedArrayCache(cache_file("detections", f"{DETECTOR_VERSION}|{group}"))
     # an embedder without a stable identity (a model mid-training) keeps its embeddings in memory only
-    embeddings = KeyedArrayCache(_cache_file("embeddings", f"{embedder.key}|{group}") if embedder.key else None)
+    embeddings = KeyedArrayCache(cache_file("embeddings", f"{embedder.key}|{group}") if embedder.key else None)
     out: list[np.ndarray | None] = [embeddings.get(s) for s in signatures]
     fell_back = [False] * len(paths)
     for i, s in enumerate(signatures):
