@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict, deque
 from pathlib import Path
 
 import cv2
@@ -24,23 +23,29 @@ from edgeface.vision.align import align_face
 from edgeface.vision.detect import Detector
 from edgeface.vision.embed import Embedder
 
-STAGES = ("wait", "detect", "align", "embed", "match", "draw")
 
 
-@dataclass
 class Timings:
-    """Per-stage wall times in milliseconds, one list per stage."""
+    """Per-stage wall times in milliseconds: exact totals, percentiles over the most recent frames.
 
-    stages: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    Bounded on purpose: the loop runs for weeks on a board, so it must not keep every sample."""
+
+    def __init__(self, window: int = 4096) -> None:
+        self.recent: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=window))
+        self.total: dict[str, float] = defaultdict(float)
+        self.count: dict[str, int] = defaultdict(int)
 
     def add(self, stage: str, seconds: float) -> None:
-        self.stages[stage].append(seconds * 1e3)
+        ms = seconds * 1e3
+        self.recent[stage].append(ms)
+        self.total[stage] += ms
+        self.count[stage] += 1
 
     def summary(self) -> dict[str, dict[str, float]]:
-        total = sum(sum(v) for v in self.stages.values()) or 1.0
-        return {k: {"mean_ms": float(np.mean(v)), "p50_ms": float(np.percentile(v, 50)),
-                    "p90_ms": float(np.percentile(v, 90)), "share": sum(v) / total}
-                for k, v in self.stages.items() if v}
+        grand = sum(self.total.values()) or 1.0
+        return {k: {"mean_ms": self.total[k] / self.count[k], "p50_ms": float(np.percentile(v, 50)),
+                    "p90_ms": float(np.percentile(v, 90)), "share": self.total[k] / grand}
+                for k, v in self.recent.items() if v}
 
 
 class Recognizer:
