@@ -24,7 +24,6 @@ from edgeface.vision.detect import Detector
 from edgeface.vision.embed import Embedder
 
 
-
 class Timings:
     """Per-stage wall times in milliseconds: exact totals, percentiles over the most recent frames.
 
