@@ -75,7 +75,7 @@ def main() -> None:
     train_dir, train, test = split(Path(args.prepared), work / "celeba-train")
     run = HOME / "vgg16-run"
     if not (run / "model.keras").exists():
-        edgeface_json("train", str(train_dir), "--arch", "vgg16", "--head", "arcface", "--epochs", args.epochs,
+        edgeface_json("train", str(train_dir), "--arch", "vgg16", "--head", "softmax", "--epochs", args.epochs,
                       "--batch", "64", "--lr", "0.002", "--out", str(run))
     models = {"unpruned": run / "model.keras"}
     for s in ("0.5", "0.75", "0.9"):

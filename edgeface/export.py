@@ -103,7 +103,7 @@ def export(model: keras.Model | str | Path, out: str | Path, mode: str = "float3
         input=InputSpec(size=int(model.inputs[0].shape[1]), channels=base.input.channels, mean=base.input.mean,
                         scale=base.input.scale),
         embedding_size=int(model.outputs[0].shape[-1]), params=int(model.count_params()),
-        flops=base.flops or count_flops(model), dtype=mode, quantization=quant, architecture=base.architecture,
+        flops=count_flops(model), dtype=mode, quantization=quant, architecture=base.architecture,
         threshold=base.threshold, threshold_far=base.threshold_far, threshold_source=base.threshold_source,
         chain=[*base.chain, {"step": "export", "quantize": mode, **({"io": io} if mode == "int8" else {}),
                              **(step or {})}],

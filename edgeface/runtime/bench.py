@@ -27,7 +27,6 @@ def percentile(values: np.ndarray, q: float) -> float:
 
 def measure(path: str, threads: int, runs: int, warmup: int, xnnpack: bool) -> dict:
     """Runs inside the worker process: load, first inference, warm-up, timed runs."""
-    from edgeface.manifest import load_manifest
     from edgeface.runtime.flops import count_tflite_flops
     from edgeface.runtime.interpreter import Model
 
@@ -54,8 +53,7 @@ def measure(path: str, threads: int, runs: int, warmup: int, xnnpack: bool) -> d
         times[i] = time.perf_counter() - t0
     times *= 1e3
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    manifest = load_manifest(path, check_sha=False)
-    flops = manifest.flops if manifest and manifest.flops else count_tflite_flops(path)
+    flops = count_tflite_flops(path)  # from the file itself: a manifest may describe the model it came from
     content = Path(path).read_bytes()
     return {
         "model": str(path), "threads": threads, "xnnpack": model.xnnpack, "backend": model.backend,
