@@ -106,7 +106,6 @@ def test_interrupted_export_leaves_the_old_file(tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export_module.os, "fsync", full_disk, raising=False)
     monkeypatch.setattr("edgeface.files.os.fsync", full_disk)
     with pytest.raises(EdgefaceError, match="No space left"):
         export_module.export(build_model("tiny", width=2.0), target)
