@@ -70,7 +70,10 @@ class Manifest:
 
 
 def manifest_path(model_path: str | Path) -> Path:
-    return Path(model_path).with_suffix(".json")
+    """``out.tflite`` -> ``out.json``; any other model file keeps its suffix (``model.keras`` -> ``model.keras.json``)
+    so a Keras model and its exported .tflite can share a folder and a stem."""
+    path = Path(model_path)
+    return path.with_suffix(".json") if path.suffix == ".tflite" else path.with_name(path.name + ".json")
 
 
 def load_manifest(model_path: str | Path, check_sha: bool = True) -> Manifest | None:

@@ -47,7 +47,7 @@ def test_train_lowers_loss_pulls_same_person_together_and_resumes(faces, tmp_pat
     assert loss[-1] < loss[0]
     after = pair_gap(KerasEmbedder(tmp_path / "run" / "model.keras").embed, faces)
     assert after > before + 0.05, (before, after)
-    manifest = json.loads((tmp_path / "run" / "model.json").read_text())
+    manifest = json.loads((tmp_path / "run" / "model.keras.json").read_text())
     assert manifest["architecture"] == "tiny" and manifest["chain"][0]["head"] == "arcface"
     # resume: the checkpoint continues where the optimiser stopped
     config.resume, config.epochs = True, 26
@@ -69,7 +69,7 @@ def test_distill_from_a_tflite_teacher_reduces_the_loss(faces, tmp_path):
     loss = summary["history"]["loss"]
     assert loss[-1] < loss[0] - 0.05, loss
     assert summary["faces"] >= 55
-    assert json.loads((tmp_path / "student" / "model.json").read_text())["embedding_size"] == 24
+    assert json.loads((tmp_path / "student" / "model.keras.json").read_text())["embedding_size"] == 24
 
 
 def test_export_modes_match_keras_and_manifest_round_trips(faces, tmp_path):
@@ -134,3 +134,20 @@ def test_training_bad_input_gives_one_line_errors(faces, tmp_path):
     ]
     for args, needle in cases:
         assert_one_line_error(run_cli(*args, block_tf=False), needle)
+
+
+def test_keras_model_and_its_export_keep_separate_manifests(tmp_path):
+    """model.keras and model.tflite in one folder: model.keras.json and model.json, neither overwrites the other."""
+    from edgeface.export import export
+    from edgeface.manifest import Manifest, load_manifest
+    from edgeface.models import build_model
+    from edgeface.models.registry import INPUT_SPEC
+    from edgeface.train.keras_io import save_keras
+
+    keras_path = save_keras(build_model("tiny"), tmp_path / "model.keras",
+                            Manifest(input=INPUT_SPEC, embedding_size=128, architecture="tiny"))
+    tflite, _ = export(keras_path, tmp_path / "model.tflite")
+    assert load_manifest(keras_path).architecture == "tiny"  # still matches model.keras (sha checked)
+    assert load_manifest(tflite).chain[-1]["step"] == "export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.keras", "model.keras.json",
+                                                          "model.tflite"]
