@@ -62,8 +62,7 @@ def magnitude_prune(model: keras.Model, sparsity: float, faces: FaceSet, epochs:
             return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
         return layer
 
-    pruned = keras.models.clone_model(clone, clone_function=wrap)
-    pruned.set_weights(clone.get_weights()) if len(pruned.get_weights()) == len(clone.get_weights()) else None
+    pruned = keras.models.clone_model(clone, clone_function=wrap)  # wraps clone's layers: their weights carry over
     finetune(pruned, faces, epochs, batch, lr, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     return stripped, sparsity_report(stripped)

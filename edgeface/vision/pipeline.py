@@ -85,10 +85,10 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
     Returns (embeddings (N, D), fell_back per image). Unreadable images raise with the file's name.
     """
     paths = [Path(p) for p in paths]
-    signatures = [file_signature(p) if p.exists() else str(p) for p in paths]
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise EdgefaceError(f"image not found: {missing[0]} ({len(missing)} missing)")
+    signatures = [file_signature(p) for p in paths]
     detections = KeyedArrayCache(cache_file("detections", f"{DETECTOR_VERSION}|{group}"))
     # an embedder without a stable identity (a model mid-training) keeps its embeddings in memory only
     embeddings = KeyedArrayCache(cache_file("embeddings", f"{embedder.key}|{group}") if embedder.key else None)
