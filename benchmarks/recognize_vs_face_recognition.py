@@ -1,6 +1,8 @@
 """Frames per second on media/short_hamilton_clip.mp4, one core each, one run:
 
-* `edgeface recognize` with the default int8 model (BlazeFace + ArcFace alignment + embedding + gallery match)
+* `edgeface recognize` with the default int8 model (BlazeFace + ArcFace alignment + embedding + gallery match);
+  by default faces turned away (profiles) are not embedded, so it is also run with `--max-turn 100`, embedding
+  every detected face, for a like-for-like figure
 * a face_recognition-style loop: dlib HOG detection (upsample 1) + 5-point landmarks + the 128-d dlib ResNet
   descriptor + Euclidean distance match at 0.6, which is what `face_recognition.face_locations` /
   `face_encodings` / `compare_faces` do
@@ -93,18 +95,26 @@ def main() -> None:
         gallery = Path(tmp) / "gallery.sqlite"
         edgeface = [sys.executable, "-m", "edgeface"]
         one_core([*edgeface, "enroll", "--dir", str(gallery_dir), "--gallery", str(gallery)])
-        done = one_core([*edgeface, "recognize", "--source", str(clip), "--gallery", str(gallery), "--threads", "1",
-                         "--json"])
-        ours = json.loads(done.stdout.strip().splitlines()[-1])["summary"]
+        runs = {}
+        for key, extra in (("edgeface", []), ("edgeface_every_face", ["--max-turn", "100"])):
+            cli = ["recognize", "--source", str(clip), "--gallery", str(gallery), "--threads", "1", "--json", *extra]
+            lines = one_core([*edgeface, *cli]).stdout.strip().splitlines()
+            events = [json.loads(line) for line in lines[:-1]]
+            runs[key] = {"command": " ".join(["edgeface", *cli]).replace(str(clip), "CLIP").replace(str(gallery), "G"),
+                         "embedded_faces": sum(e.get("score") is not None for e in events),
+                         **json.loads(lines[-1])["summary"]}
     theirs = json.loads(one_core([sys.executable, "-c", FACE_RECOGNITION_LOOP, str(gallery_dir),
                                   str(clip)]).stdout.strip().splitlines()[-1])
-    ratio = ours["fps"] / theirs["fps"]
-    print(f"edgeface recognize: {ours['fps']:.1f} FPS ({ours['faces']} faces); face_recognition-style loop: "
-          f"{theirs['fps']:.2f} FPS ({theirs['faces']} faces); ratio {ratio:.1f}x")
+    ratios = {key: run["fps"] / theirs["fps"] for key, run in runs.items()}
+    for key, run in runs.items():
+        print(f"{key}: {run['fps']:.1f} FPS ({run['faces']} faces, {run['embedded_faces']} embedded), "
+              f"{ratios[key]:.1f}x the face_recognition-style loop")
+    print(f"face_recognition-style loop: {theirs['fps']:.2f} FPS ({theirs['faces']} faces)")
     save("recognize.json", {
         "source": str(clip), "note": "one core each (taskset -c 0), same gallery, every frame processed",
-        "edgeface": {"command": "edgeface recognize --source CLIP --gallery G --threads 1 --json", **ours},
-        "face_recognition_style": theirs, "fps_ratio": ratio, "target_ratio": 25, "target_met": ratio >= 25,
+        **runs, "face_recognition_style": theirs, "fps_ratio": ratios["edgeface"],
+        "fps_ratio_every_face": ratios["edgeface_every_face"], "target_ratio": 25,
+        "target_met": min(ratios.values()) >= 25,
     }, started)
 
 

@@ -1,10 +1,12 @@
 """Reproduce the shipped default model from ../shared/data, end to end, with the wall time of every step.
 
     python benchmarks/train_default.py [--epochs 30] [--width 0.75] [--install]
+    python benchmarks/train_default.py --init RUN/model.keras --identity-weight 0.05 --run default-run-2 ...
 
 1. `edgeface data prepare` CelebA subset, ORL, the LFW people NOT in pairs.txt, and UTKFace (unlabelled)
 2. `edgeface distill` a ReLU6 MobileFaceNet from the dlib ResNet descriptor (CC0 weights; the research-only peer
-   MobileFaceNets are never used as teacher)
+   MobileFaceNets are never used as teacher), optionally warm-started (--init) and with an ArcFace loss on the
+   labelled faces (--identity-weight)
 3. `edgeface export` float32 and int8 (int8 I/O, calibrated on 300 prepared faces)
 4. `edgeface eval --save-threshold` both exports on LFW View 2 (threshold at FAR 1e-3 into the manifests)
 5. with --install: copy both into edgeface/assets/ as the default model
@@ -32,6 +34,9 @@ def main() -> None:
     parser.add_argument("--batch", default="128")
     parser.add_argument("--lr", default="0.004")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--init", help="warm start from this model.keras (same width)")
+    parser.add_argument("--identity-weight", default="0", help="ArcFace loss weight on labelled faces")
+    parser.add_argument("--run", default="default-run", help="run folder under --work")
     parser.add_argument("--install", action="store_true", help="copy the result into edgeface/assets")
     args = parser.parse_args()
     shared, work = Path(args.shared), Path(args.work)
@@ -55,11 +60,12 @@ def main() -> None:
     }
     prepared_counts = {name: step(f"prepare {name}", "data", "prepare", str(src), str(prepared / name), *extra)
                        for name, (src, extra) in sources.items()}
-    run = work / "default-run"
+    run = work / args.run
     summary = step("distill", "distill", *(str(prepared / n) for n in sources), "--teacher", "dlib", "--arch",
                    args.arch, "--width", args.width, "--epochs", args.epochs, "--batch", args.batch, "--lr", args.lr,
-                   "--out", str(run), "--val-lfw-dir", str(lfw), "--val-pairs", str(pairs), "--val-every", "10",
-                   *(["--resume"] if args.resume else []))
+                   "--out", str(run), "--val-lfw-dir", str(lfw), "--val-pairs", str(pairs), "--val-every", "6",
+                   "--identity-weight", args.identity_weight, *(["--resume"] if args.resume else []),
+                   *(["--init", args.init] if args.init else []))
     exports, evals = {}, {}
     for mode in ("float32", "int8"):
         out = run / f"edgeface-{mode}.tflite"

@@ -82,14 +82,19 @@ Strategy = Annotated[str, typer.Option(help="none, mirrored (all local devices) 
 ValLFW = Annotated[Optional[Path], typer.Option(help="LFW image root: validate on View 2 every --val-every epochs")]
 ValPairs = Annotated[Optional[Path], typer.Option(help="pairs.txt for validation")]
 ValEvery = Annotated[int, typer.Option(help="epochs between LFW validations")]
+Init = Annotated[Optional[Path], typer.Option(help="start from this trained model's weights (same arch and width)")]
+Margin = Annotated[float, typer.Option(help="angular (arcface) or cosine (cosface) margin")]
+Scale = Annotated[float, typer.Option(help="logit scale of the margin heads")]
 
 
 def train_config(arch: str, out: Path, width: float | None, epochs: int, batch: int, lr: float, resume: bool,
-                 strategy: str, val_lfw_dir: Path | None, val_pairs: Path | None, val_every: int):
+                 strategy: str, val_lfw_dir: Path | None, val_pairs: Path | None, val_every: int,
+                 init: Path | None):
     from edgeface.train.loop import TrainConfig
 
     return TrainConfig(arch=arch, out=out, width=width, epochs=epochs, batch=batch, lr=lr, resume=resume,
-                       strategy=strategy, val_lfw_dir=val_lfw_dir, val_pairs=val_pairs, val_every=val_every)
+                       strategy=strategy, val_lfw_dir=val_lfw_dir, val_pairs=val_pairs, val_every=val_every,
+                       init=init)
 
 
 def print_training(summary: dict, json_out: bool) -> None:
@@ -128,8 +133,8 @@ def train_command(
     arch: Arch = "mobilefacenet",
     out: Out = Path("runs/train"),
     head: Annotated[str, typer.Option(help="softmax, arcface or cosface")] = "arcface",
-    margin: Annotated[float, typer.Option(help="angular (arcface) or cosine (cosface) margin")] = 0.3,
-    scale: Annotated[float, typer.Option(help="logit scale of the margin heads")] = 32.0,
+    margin: Margin = 0.3,
+    scale: Scale = 32.0,
     width: Width = None,
     epochs: Epochs = 20,
     batch: Batch = 128,
@@ -139,12 +144,14 @@ def train_command(
     val_lfw_dir: ValLFW = None,
     val_pairs: ValPairs = None,
     val_every: ValEvery = 5,
+    init: Init = None,
     json_out: Json = False,
 ) -> None:
     """Train an embedding network as an identity classifier (softmax / ArcFace / CosFace head)."""
     from edgeface.train.train import train
 
-    config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every)
+    config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
+                          init)
     print_training(train(data, config, head=head, margin=margin, scale=scale), json_out)
 
 
@@ -164,13 +171,20 @@ def distill_command(
     val_pairs: ValPairs = None,
     val_every: ValEvery = 5,
     workers: Annotated[int, typer.Option(help="processes computing teacher embeddings (cached)")] = 2,
+    init: Init = None,
+    identity_weight: Annotated[float, typer.Option(
+        help="weight of an ArcFace loss on the labelled faces beside distillation (0: distillation only)")] = 0.0,
+    margin: Margin = 0.3,
+    scale: Scale = 32.0,
     json_out: Json = False,
 ) -> None:
     """Train a student to reproduce a teacher's embeddings (cosine loss); works on unlabelled folders."""
     from edgeface.train.distill import distill
 
-    config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every)
-    print_training(distill(data, teacher, config, workers=workers), json_out)
+    config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
+                          init)
+    print_training(distill(data, teacher, config, workers=workers, identity_weight=identity_weight, margin=margin,
+                           scale=scale), json_out)
 
 
 KerasIn = Annotated[Path, typer.Argument(help="a tf_keras model (.keras/.h5); ours or yours")]
@@ -523,7 +537,8 @@ def enroll_command(
     gallery: GalleryOpt = None,
     json_out: Json = False,
 ) -> None:
-    """Detect, quality-check (one face, size, sharpness), embed and store templates for one or many people."""
+    """Detect, quality-check (one face, size, head turn, sharpness), embed and store templates for one or many
+    people."""
     from edgeface.recognize.enroll import enrol, person_folders
     from edgeface.report_format import print_json, print_table
     from edgeface.vision.detect import FaceFinder
@@ -614,6 +629,9 @@ def recognize_command(
     show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
     max_frames: Annotated[int, typer.Option(help="stop after this many frames (0: until the source ends)")] = 0,
     smooth: Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames")] = 5,
+    max_turn: Annotated[Optional[float], typer.Option(
+        help="faces turned further (nose tip offset in half eye-distances, 1 ~ 40 degrees) are reported unknown "
+             "without matching; default 1.2")] = None,
     loop: Annotated[bool, typer.Option(help="replay a video file from the start when it ends")] = False,
     max_seconds: Annotated[float, typer.Option(help="stop after this many seconds (0: no limit)")] = 0,
     profile: Annotated[bool, typer.Option(help="print per-stage times")] = False,
@@ -628,7 +646,8 @@ def recognize_command(
     if limit is None:
         raise EdgefaceError("this model has no calibrated threshold in its manifest: pass --threshold "
                             "(or run edgeface eval MODEL --save-threshold)")
-    recognizer = Recognizer(embedder, store, limit, detector=detector, threads=threads, smooth=smooth)
+    recognizer = Recognizer(embedder, store, limit, detector=detector, threads=threads, smooth=smooth,
+                            **({} if max_turn is None else {"max_turn": max_turn}))
     summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
                   loop=loop, max_seconds=max_seconds)
     if json_out:

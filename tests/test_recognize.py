@@ -138,6 +138,22 @@ def test_enrolment_rejects_bad_photos_with_reasons(tmp_path):
     assert str(tmp_path / "missing.jpg") in reasons
 
 
+def test_profiles_are_refused_for_enrolment_and_not_matched(enrolled, tmp_path):
+    cap = cv2.VideoCapture(str(CLIP))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 250)  # Barack Obama in the audience, in profile
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    profile = tmp_path / "profile.png"
+    cv2.imwrite(str(profile), cv2.resize(frame[20:200, 270:420], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC))
+    result = run_cli("enroll", "someone", str(profile), "--gallery", str(tmp_path / "g.sqlite"), "--json")
+    assert "turned away" in json.loads(result.stdout)[0]["rejected"][str(profile)]
+    events, _ = recognize(enrolled, profile)
+    assert [(e["name"], e["score"], e["reason"]) for e in events] == [("unknown", None, "turned away")]
+    events, _ = recognize(enrolled, profile, "--max-turn", "100", "--threshold", "-1")  # gate off: matched
+    assert events[0]["score"] is not None and events[0]["name"] != "unknown"
+
+
 def test_gallery_manage_export_import_round_trip(enrolled, tmp_path):
     copy = tmp_path / "copy.sqlite"
     copy.write_bytes(enrolled.read_bytes())

@@ -72,6 +72,34 @@ def test_distill_from_a_tflite_teacher_reduces_the_loss(faces, tmp_path):
     assert json.loads((tmp_path / "student" / "model.keras.json").read_text())["embedding_size"] == 24
 
 
+def test_distill_with_identities_then_warm_start(faces, tmp_path):
+    """ArcFace on the labelled faces beside distillation; a second run starts from the first one's weights."""
+    from edgeface.export import export
+    from edgeface.models import build_model
+    from edgeface.train.distill import distill
+    from edgeface.train.loop import TrainConfig
+
+    tf_setup.tf.keras.utils.set_random_seed(2)
+    teacher, _ = export(build_model("tiny", embedding_size=24, width=2.0), tmp_path / "teacher.tflite")
+    config = TrainConfig(arch="tiny", out=tmp_path / "first", epochs=12, batch=16, lr=5e-3)
+    first = distill([faces], str(teacher), config, workers=1, identity_weight=0.1, margin=0.2, scale=16)
+    history = first["history"]
+    assert history["head_loss"][-1] < history["head_loss"][0] - 0.5, history["head_loss"]
+    assert history["backbone_loss"][-1] < history["backbone_loss"][0], history["backbone_loss"]
+    assert first["identities"] == 6 and first["labelled_faces"] == first["faces"]
+    # warm start: the new schedule begins near where the first run ended, far below a fresh start
+    config = TrainConfig(arch="tiny", out=tmp_path / "second", epochs=1, batch=16, lr=1e-4,
+                         init=tmp_path / "first" / "model.keras")
+    second = distill([faces], str(teacher), config, workers=1)
+    assert second["history"]["loss"][0] < history["backbone_loss"][0] - 0.05
+    assert abs(second["history"]["loss"][0] - history["backbone_loss"][-1]) < 0.1
+    model = str(tmp_path / "first" / "model.keras")
+    for extra, needle in ((("--width", "2.0"), "do not match"), (("--resume",), "pick one")):
+        args = ("distill", str(faces), "--teacher", str(teacher), "--arch", "tiny", "--init", model,
+                "--out", str(tmp_path / "second"), "--batch", "16", *extra)
+        assert_one_line_error(run_cli(*args, block_tf=False), needle)
+
+
 def test_export_modes_match_keras_and_manifest_round_trips(faces, tmp_path):
     from edgeface.export import calibration_faces, export
     from edgeface.manifest import Manifest, load_manifest

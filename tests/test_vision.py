@@ -9,6 +9,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.vision.align import ARCFACE_TEMPLATE, BLAZEFACE_TEMPLATE, align, align_face, similarity_transform
 from edgeface.vision.detect import Detector, FaceFinder, anchors, main_face
 from edgeface.vision.image import decode_image, read_image
+from edgeface.vision.quality import MAX_TURN, head_turn
 
 
 def test_anchor_layouts_match_the_models():
@@ -108,3 +109,26 @@ def test_huge_image_is_refused_before_decoding():
     png[16:24] = (20000).to_bytes(4, "big") + (20000).to_bytes(4, "big")  # IHDR claims 400 MP
     with pytest.raises(EdgefaceError, match="too large"):
         decode_image(bytes(png), "huge.png")
+
+
+def test_head_turn_from_keypoints():
+    eyes = np.array([[40.0, 50.0], [80.0, 50.0]])
+    assert head_turn(np.vstack([eyes, [[60.0, 70.0]]])) == pytest.approx(0.0)
+    assert head_turn(np.vstack([eyes, [[80.0, 70.0]]])) == pytest.approx(1.0)  # nose tip in line with an eye
+    assert head_turn(np.vstack([eyes, [[30.0, 75.0]]])) == pytest.approx(1.5)  # either direction
+    assert head_turn(np.array([[50.0, 50.0], [50.0, 50.0], [50.0, 60.0]])) == float("inf")
+
+
+@needs_shared
+def test_frontal_probes_pass_and_a_profile_fails_the_turn_limit():
+    detector = Detector("short")
+    for name in ("obama3.jpg", "two_people.jpg", "obama-480p.jpg"):
+        faces = detector.detect(read_image(MEDIA / "probes" / name))
+        assert faces and all(head_turn(f.keypoints) <= MAX_TURN for f in faces), name
+    cap = cv2.VideoCapture(str(MEDIA / "short_hamilton_clip.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 250)  # Barack Obama in the audience, in profile
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    turns = [head_turn(f.keypoints) for f in detector.detect(frame, bgr=True) if 280 < f.box[0] < 360]
+    assert turns and min(turns) > 2 * MAX_TURN

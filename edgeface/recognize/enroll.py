@@ -1,8 +1,9 @@
 """Enrolment: photos of a person -> quality-checked templates in the gallery, with a reason for every reject.
 
-A template is only as good as its photo: exactly one face, large enough, sharp enough. Rejected photos are
-reported with the reason so the user can retake them; nothing is written for a person until all their photos
-have been processed (one transaction).
+A template is only as good as its photo: exactly one face, large enough, facing the camera, sharp enough. Rejected
+photos are
+reported with the reason so the user can retake them; nothing is written for a person until all their
+photos have been processed (one transaction).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edgeface.errors import EdgefaceError
@@ -20,6 +20,7 @@ from edgeface.vision.align import align_face
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.embed import Embedder
 from edgeface.vision.image import decode_image, is_image
+from edgeface.vision.quality import MAX_TURN, head_turn, sharpness
 
 MIN_EYE_DISTANCE = 24.0  # pixels between the eyes in the source photo
 MIN_SHARPNESS = 40.0  # variance of the Laplacian of the aligned grey face (sharp photos: 600-2400)
@@ -33,12 +34,6 @@ class EnrolResult:
     templates: int = 0
 
 
-def sharpness(aligned: np.ndarray) -> float:
-    """Variance of the Laplacian of the central face region: low for blurred or out-of-focus photos."""
-    grey = cv2.cvtColor(aligned[16:104, 16:96], cv2.COLOR_RGB2GRAY)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
-
-
 def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> tuple[np.ndarray, float]:
     """One embedding and its quality for a photo, or EdgefaceError with the reason it is unusable."""
     faces = finder.find(image)
@@ -50,6 +45,9 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> 
     eyes = float(np.linalg.norm(face.keypoints[0] - face.keypoints[1]))
     if eyes < MIN_EYE_DISTANCE:
         raise EdgefaceError(f"face too small ({eyes:.0f} px between the eyes, need {MIN_EYE_DISTANCE:.0f})")
+    turn = head_turn(face.keypoints)
+    if turn > MAX_TURN:
+        raise EdgefaceError(f"face turned away (turn {turn:.1f}, at most {MAX_TURN}): use a photo facing the camera")
     aligned = align_face(image, face)
     sharp = sharpness(aligned)
     if sharp < MIN_SHARPNESS:

@@ -2,6 +2,8 @@
 
 Everything heavy is created once (detector and embedder interpreters, the gallery's template matrix, the video
 writer) and reused per frame; the template matrix is re-read only when another process commits an enrolment.
+Faces turned too far from the camera (``edgeface.vision.quality``) are reported as unknown without being embedded:
+a profile's embedding can sit close to anybody's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from edgeface.recognize.tracking import Tracker
 from edgeface.vision.align import align_face
 from edgeface.vision.detect import Detector
 from edgeface.vision.embed import Embedder
+from edgeface.vision.quality import MAX_TURN, head_turn
 
 
 class Timings:
@@ -51,8 +54,8 @@ class Recognizer:
     """One frame in, one list of recognised faces out."""
 
     def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float, detector: str = "short",
-                 threads: int = 1, min_face: int = 24, smooth: int = 5) -> None:
-        self.embedder, self.gallery, self.threshold = embedder, gallery, threshold
+                 threads: int = 1, min_face: int = 24, smooth: int = 5, max_turn: float = MAX_TURN) -> None:
+        self.embedder, self.gallery, self.threshold, self.max_turn = embedder, gallery, threshold, max_turn
         self.detector = Detector(detector, threads=threads)
         self.min_face = min_face
         self.tracker = Tracker(window=smooth)
@@ -63,20 +66,26 @@ class Recognizer:
         faces = [f for f in self.detector.detect(frame_bgr, bgr=True) if f.width >= self.min_face]
         t1 = time.perf_counter()
         self.timings.add("detect", t1 - t)
-        if not faces:
-            return []
-        crops = np.stack([cv2.cvtColor(align_face(frame_bgr, f), cv2.COLOR_BGR2RGB) for f in faces])
-        t2 = time.perf_counter()
-        self.timings.add("align", t2 - t1)
-        embeddings = self.embedder.embed(crops)
-        t3 = time.perf_counter()
-        self.timings.add("embed", t3 - t2)
-        tracks, smoothed = self.tracker.update(np.stack([f.box for f in faces]), embeddings)
-        matches = self.gallery.match(smoothed, self.threshold)
-        self.timings.add("match", time.perf_counter() - t3)
-        return [{"name": m.name or "unknown", "score": round(m.score, 4), "candidate": m.person, "track": t,
-                 "box": [round(float(v), 1) for v in f.box], "detection": round(f.score, 3)}
-                for f, m, t in zip(faces, matches, tracks, strict=True)]
+        turns = [head_turn(f.keypoints) for f in faces]
+        usable = [f for f, turn in zip(faces, turns, strict=True) if turn <= self.max_turn]
+        results = {id(f): {"name": "unknown", "score": None, "candidate": None, "track": None,
+                           "box": [round(float(v), 1) for v in f.box], "detection": round(f.score, 3),
+                           "turn": round(turn, 2), **({} if turn <= self.max_turn else {"reason": "turned away"})}
+                   for f, turn in zip(faces, turns, strict=True)}
+        if usable:
+            crops = np.stack([cv2.cvtColor(align_face(frame_bgr, f), cv2.COLOR_BGR2RGB) for f in usable])
+            t2 = time.perf_counter()
+            self.timings.add("align", t2 - t1)
+            embeddings = self.embedder.embed(crops)
+            t3 = time.perf_counter()
+            self.timings.add("embed", t3 - t2)
+            tracks, smoothed = self.tracker.update(np.stack([f.box for f in usable]), embeddings)
+            matches = self.gallery.match(smoothed, self.threshold)
+            self.timings.add("match", time.perf_counter() - t3)
+            for f, m, track in zip(usable, matches, tracks, strict=True):
+                results[id(f)].update(name=m.name or "unknown", score=round(m.score, 4), candidate=m.person,
+                                      track=track)
+        return [results[id(f)] for f in faces]
 
 
 def draw(frame: np.ndarray, results: list[dict], fps: float) -> None:
@@ -85,7 +94,7 @@ def draw(frame: np.ndarray, results: list[dict], fps: float) -> None:
         known = r["name"] != "unknown"
         colour = (60, 200, 60) if known else (60, 60, 230)
         cv2.rectangle(frame, (x0, y0), (x1, y1), colour, 2)
-        label = f"{r['name']} {r['score']:.2f}"
+        label = r.get("reason", "") if r["score"] is None else f"{r['name']} {r['score']:.2f}"
         cv2.putText(frame, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
     cv2.putText(frame, f"{fps:.1f} FPS", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
 

@@ -58,14 +58,15 @@ def augment(image: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def make_dataset(paths: Sequence[str], targets: np.ndarray, spec: InputSpec, batch: int, training: bool,
-                 seed: int = 0) -> tf.data.Dataset:
-    """(normalised image, target) batches; ``targets`` are labels or teacher embeddings, one row per path."""
+def make_dataset(paths: Sequence[str], targets: np.ndarray | tuple[np.ndarray, ...], spec: InputSpec, batch: int,
+                 training: bool, seed: int = 0) -> tf.data.Dataset:
+    """(normalised image, target) batches; ``targets`` are labels or teacher embeddings (or a tuple of such
+    arrays), one row per path."""
     ds = tf.data.Dataset.from_tensor_slices((list(paths), targets))
     if training:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
 
-    def load(path: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def load(path: tf.Tensor, target):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         image = tf.image.resize(tf.cast(image, tf.float32), [spec.size, spec.size])
         if training:

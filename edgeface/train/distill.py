@@ -3,6 +3,10 @@
 Teacher targets are computed once per face and cached (``edgeface.data.targets``). They are centred on their
 mean before normalising: raw dlib descriptors share a large common component (cosine ~0.85 between strangers),
 and matching that would waste the student's capacity on a constant. Works on unlabelled folders.
+
+With ``identity_weight > 0`` the labelled faces among them also train an ArcFace head on the student's
+embedding. Why: a per-photo target says where one photo goes, not that two photos of one person belong together
+nor that strangers stay apart; the margin loss says both, which is what verification at a low FAR needs.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 
 from edgeface.data.targets import teacher_targets
 from edgeface.errors import EdgefaceError
-from edgeface.train.dataset import make_dataset, prepared_faces
+from edgeface.train.dataset import encode_labels, make_dataset, prepared_faces
 from edgeface.train.loop import TrainConfig, fit
 
 
@@ -42,18 +46,55 @@ def check_teacher(teacher: str, size: int) -> None:
                             "use --input-size to match")
 
 
-def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 2) -> dict:
-    """Train ``config.arch`` on the teacher's embeddings of every prepared face in ``data``."""
+def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 2, identity_weight: float = 0.0,
+            margin: float = 0.3, scale: float = 32.0) -> dict:
+    """Train ``config.arch`` on the teacher's embeddings of every prepared face in ``data`` (and, with
+    ``identity_weight``, on the identities of the labelled ones)."""
+    if identity_weight < 0:
+        raise EdgefaceError("--identity-weight must be >= 0")
     check_teacher(teacher, config.input_size)
-    paths, _ = prepared_faces(data)
+    paths, identities = prepared_faces(data)
     table = teacher_targets(list(data), teacher, workers=workers)
     raw = np.stack([table[p] for p in paths]).astype(np.float32)
     targets, _ = centred_targets(raw)
     config.embedding_size = targets.shape[1]
+    extra = {"step": "distill", "teacher": teacher, "faces": len(paths), "loss": "cosine to centred teacher embedding"}
+    steps = len(paths) // config.batch
+    if identity_weight == 0:
+        def datasets(spec, batch):
+            return make_dataset(paths, targets, spec, batch, training=True, seed=config.seed)
+
+        return fit(config, datasets, cosine_loss, steps_per_epoch=steps, extra=extra)
+
+    from edgeface.tf_setup import keras, tf
+    from edgeface.train.train import MarginHead
+
+    labels, names = encode_labels(identities)
+    if len(names) < 2:
+        raise EdgefaceError(f"--identity-weight needs labelled faces of at least 2 identities, found {len(names)}")
+
+    def build_train_model(backbone: keras.Model) -> keras.Model:
+        backbone._name = "backbone"
+        image = keras.Input(backbone.inputs[0].shape[1:], name="image")
+        label = keras.Input((), dtype="int32", name="label")
+        embedding = backbone(image)
+        logits = MarginHead(len(names), "arcface", scale, margin, name="head")([embedding, label])
+        return keras.Model([image, label], {"backbone": embedding, "head": logits}, name="distill_identity")
 
     def datasets(spec, batch):
-        return make_dataset(paths, targets, spec, batch, training=True, seed=config.seed)
+        ds = make_dataset(paths, (targets, labels), spec, batch, training=True, seed=config.seed)
 
-    return fit(config, datasets, cosine_loss, steps_per_epoch=len(paths) // config.batch,
-               extra={"step": "distill", "teacher": teacher, "faces": len(paths),
-                      "loss": "cosine to centred teacher embedding"})
+        def split(x, target):
+            embedding, label = target
+            known = label >= 0  # unlabelled faces (UTKFace) only distil: their identity loss weighs 0
+            return ((x, tf.maximum(label, 0)), {"backbone": embedding, "head": tf.maximum(label, 0)},
+                    {"backbone": tf.ones_like(label, tf.float32), "head": tf.cast(known, tf.float32)})
+
+        return ds.map(split)
+
+    losses = {"backbone": cosine_loss, "head": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+    extra.update({"loss": f"cosine to centred teacher embedding + {identity_weight} x ArcFace (m={margin}, "
+                          f"s={scale}) on labelled faces", "identities": len(names),
+                  "labelled_faces": int((labels >= 0).sum())})
+    return fit(config, datasets, losses, steps_per_epoch=steps, build_train_model=build_train_model, extra=extra,
+               loss_weights={"backbone": 1.0, "head": identity_weight})

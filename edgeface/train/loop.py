@@ -41,6 +41,7 @@ class TrainConfig:
     val_lfw_dir: Path | None = None
     val_pairs: Path | None = None
     val_every: int = 5
+    init: Path | None = None
 
     def __post_init__(self) -> None:
         """Refuse a bad setting before any data is read or teacher run."""
@@ -50,6 +51,8 @@ class TrainConfig:
             raise EdgefaceError(f"unknown architecture {self.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}")
         if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
             raise EdgefaceError("--epochs and --batch must be at least 1 and --lr positive")
+        if self.init is not None and self.resume:
+            raise EdgefaceError("--init starts a new schedule from a model's weights, --resume continues one: pick one")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -99,8 +102,23 @@ class LFWValidation(keras.callbacks.Callback):
               f"{100 * report['accuracy_se']:.2f}", file=sys.stderr, flush=True)
 
 
-def fit(config: TrainConfig, datasets: Callable, loss: Callable, steps_per_epoch: int,
-        build_train_model: Callable[[keras.Model], keras.Model] | None = None, extra: dict | None = None) -> dict:
+def warm_start(backbone: keras.Model, init: Path) -> None:
+    """Copy the weights of a trained embedding network of the same architecture and width into ``backbone``.
+
+    Why: a new schedule (another loss, more data, more epochs) starting from a good model costs a fraction of
+    training from scratch; ``--resume`` only finishes the schedule a run started with.
+    """
+    source = embedding_part(load_keras(init))
+    theirs, ours = source.get_weights(), backbone.get_weights()
+    if len(theirs) != len(ours) or any(a.shape != b.shape for a, b in zip(theirs, ours, strict=True)):
+        raise EdgefaceError(f"--init {init}: its layers do not match {backbone.name} at this width and embedding "
+                            "size")
+    backbone.set_weights(theirs)
+
+
+def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_per_epoch: int,
+        build_train_model: Callable[[keras.Model], keras.Model] | None = None, extra: dict | None = None,
+        loss_weights: dict | None = None) -> dict:
     """Build (or resume) and train; save ``out/model.keras`` (embedding network) + manifest; return a summary."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,10 +136,13 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable, steps_per_epoch
             initial_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
         else:
             backbone = build_model(config.arch, config.input_size, config.embedding_size, config.width)
+            if config.init is not None:
+                warm_start(backbone, config.init)
             model = build_train_model(backbone) if build_train_model else backbone
             total = steps_per_epoch * config.epochs
             lr = schedule(config.lr, total, int(config.warmup_epochs * steps_per_epoch))
-            model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=config.weight_decay), loss=loss)
+            model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=config.weight_decay), loss=loss,
+                          loss_weights=loss_weights)
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.ModelCheckpoint(str(out / CHECKPOINT), save_weights_only=False),
         keras.callbacks.CSVLogger(str(log_path), append=config.resume),
