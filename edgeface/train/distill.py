@@ -67,19 +67,14 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
         return fit(config, datasets, cosine_loss, steps_per_epoch=steps, extra=extra)
 
     from edgeface.tf_setup import keras, tf
-    from edgeface.train.train import MarginHead
+    from edgeface.train.train import with_margin_head
 
     labels, names = encode_labels(identities)
     if len(names) < 2:
         raise EdgefaceError(f"--identity-weight needs labelled faces of at least 2 identities, found {len(names)}")
 
     def build_train_model(backbone: keras.Model) -> keras.Model:
-        backbone._name = "backbone"
-        image = keras.Input(backbone.inputs[0].shape[1:], name="image")
-        label = keras.Input((), dtype="int32", name="label")
-        embedding = backbone(image)
-        logits = MarginHead(len(names), "arcface", scale, margin, name="head")([embedding, label])
-        return keras.Model([image, label], {"backbone": embedding, "head": logits}, name="distill_identity")
+        return with_margin_head(backbone, len(names), "arcface", scale, margin, keep_embedding=True)
 
     def datasets(spec, batch):
         ds = make_dataset(paths, (targets, labels), spec, batch, training=True, seed=config.seed)

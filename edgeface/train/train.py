@@ -54,6 +54,20 @@ class MarginHead(keras.layers.Layer):
                 "margin": self.margin}
 
 
+def with_margin_head(backbone: keras.Model, classes: int, kind: str, scale: float, margin: float,
+                     keep_embedding: bool = False) -> keras.Model:
+    """(image, label) -> class logits, or {"backbone": embedding, "head": logits} with ``keep_embedding``.
+
+    The backbone becomes layer ``backbone`` so training code finds the embedding network inside."""
+    backbone._name = "backbone"
+    image = keras.Input(backbone.inputs[0].shape[1:], name="image")
+    label = keras.Input((), dtype="int32", name="label")
+    embedding = backbone(image)
+    logits = MarginHead(classes, kind, scale, margin, name="head")([embedding, label])
+    outputs = {"backbone": embedding, "head": logits} if keep_embedding else logits
+    return keras.Model([image, label], outputs, name="margin_training")
+
+
 def train(data: list[Path], config: TrainConfig, head: str = "arcface", margin: float = 0.3,
           scale: float = 32.0) -> dict:
     """Train ``config.arch`` as an identity classifier on the labelled faces of ``data``."""
@@ -70,11 +84,7 @@ def train(data: list[Path], config: TrainConfig, head: str = "arcface", margin: 
     labels = labels[keep]
 
     def build_train_model(backbone: keras.Model) -> keras.Model:
-        backbone._name = "backbone"
-        image = keras.Input(backbone.inputs[0].shape[1:], name="image")
-        label = keras.Input((), dtype="int32", name="label")
-        logits = MarginHead(len(names), head, scale, margin, name="head")([backbone(image), label])
-        return keras.Model([image, label], logits, name="classifier")
+        return with_margin_head(backbone, len(names), head, scale, margin)
 
     def datasets(spec, batch):
         ds = make_dataset(paths, labels, spec, batch, training=True, seed=config.seed)
