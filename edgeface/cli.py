@@ -362,6 +362,9 @@ def eval_command(
     from edgeface.report_format import pct, print_json, print_table
     from edgeface.vision.embed import load_embedder
 
+    if save_threshold and flip:
+        raise EdgefaceError("--save-threshold stores the threshold that recognize uses, which embeds without --flip: "
+                            "drop --flip")
     embedder = load_embedder(model, threads=threads, flip=flip, mean=input_mean, scale=input_scale,
                              channels=channels)
     report = evaluate_lfw(embedder, lfw_dir, pairs, workers=threads, plot=plot)

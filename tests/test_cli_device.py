@@ -75,6 +75,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         (("eval", str(PEER_FLOAT), "--lfw-dir", str(tmp_path / "nope"), "--pairs", str(pairs)), "not found"),
         (("eval", str(PEER_FLOAT), "--lfw-dir", str(lfw), "--pairs", str(one)), "empty image"),
         (("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(pairs), "--threads", "0"), "threads"),
+        (("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(pairs), "--flip", "--save-threshold"),
+         "without --flip"),
         (("info", str(tmp_path / "missing.tflite")), "not found"),
     ]
     for args, needle in cases:
