@@ -2,7 +2,10 @@
 `edgeface eval` on each exported float .tflite (dlib: its own pipeline) -> results/models.json.
 
     python benchmarks/seed_experiment.py     # trains the vgg16 baseline into ~/.cache/edgeface/vgg16-run
-    python benchmarks/models_table.py
+    python benchmarks/models_table.py [--reuse-dlib]
+
+dlib takes about 30 minutes of CPU on View 2 when its embedding cache is cold; `--reuse-dlib` keeps the dlib row of
+the previous results/models.json (marked with the date it was measured) instead of recomputing it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from common import edgeface_json, save
+from common import RESULTS, edgeface_json, save
 
 from edgeface.default_model import default_model_path
 
@@ -25,7 +28,13 @@ def main() -> None:
     parser.add_argument("--vgg16", default=str(HOME / "vgg16-run" / "model.keras"))
     parser.add_argument("--lfw-dir", default="../shared/data/lfw/lfw-deepfunneled")
     parser.add_argument("--pairs", default="../shared/data/lfw/pairs.txt")
+    parser.add_argument("--reuse-dlib", action="store_true", help="keep the dlib row of the previous models.json")
     args = parser.parse_args()
+    previous = RESULTS / "models.json"
+    reused = None
+    if args.reuse_dlib:
+        old = json.loads(previous.read_text())
+        reused = {**next(r for r in old["results"] if r["file"] == "dlib"), "measured": old["date"]}
     started = time.time()
     vgg_tflite = Path(args.vgg16).with_name("vgg16-float32.tflite")
     edgeface_json("export", args.vgg16, "-o", str(vgg_tflite))
@@ -33,6 +42,9 @@ def main() -> None:
     for name, model in (("edgeface default (float32)", str(default_model_path("edgeface-default-float32.tflite"))),
                         ("edgeface default (int8)", str(default_model_path())),
                         ("vgg16 baseline (float32)", str(vgg_tflite)), ("dlib ResNet peer", "dlib")):
+        if model == "dlib" and reused:
+            rows.append(reused)
+            continue
         report = edgeface_json("eval", model, "--lfw-dir", args.lfw_dir, "--pairs", args.pairs)
         if model == "dlib":
             size = {"params": None, "flops": None,

@@ -77,13 +77,13 @@ def test_probes_are_recognised_with_a_strong_model(peer):
 
 
 def test_default_model_at_its_calibrated_threshold(enrolled):
-    """What the shipped model does at its own LFW FAR 1e-3 threshold: clear probes recognised, no stranger named.
-    (obama3.jpg and Obama in two_people.jpg score below that strict threshold: see the model card.)"""
-    events, _ = recognize(enrolled, PROBES / "obama-480p.jpg")
+    """The acceptance case with the shipped int8 model at its own LFW FAR 1e-3 threshold (from its manifest)."""
+    events, _ = recognize(enrolled, PROBES / "obama3.jpg")
     assert [e["name"] for e in events] == ["obama"]
     events, _ = recognize(enrolled, PROBES / "two_people.jpg")
-    assert "biden" in [e["name"] for e in events]
-    assert {e["candidate"] for e in events} == {"biden", "obama"}  # the right person is the best candidate
+    assert sorted(e["name"] for e in events) == ["biden", "obama"]
+    events, _ = recognize(enrolled, PROBES / "obama-480p.jpg")
+    assert [e["name"] for e in events] == ["obama"]
 
 
 def test_video_of_strangers_matches_nobody_and_writes_annotated_video(enrolled, tmp_path):
@@ -91,6 +91,10 @@ def test_video_of_strangers_matches_nobody_and_writes_annotated_video(enrolled, 
     events, summary = recognize(enrolled, CLIP, "--output", str(out))
     assert summary["frames"] == 275 and summary["faces"] > 100
     assert {e["name"] for e in events} == {"unknown"}
+    # profiles (Obama in the audience at the end) are not matched by default; even matched, nobody is named
+    every, _ = recognize(enrolled, CLIP, "--max-turn", "100")
+    embedded = [e for e in every if e["score"] is not None]
+    assert len(embedded) > sum(e["score"] is not None for e in events) and {e["name"] for e in every} == {"unknown"}
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 275
     cap.release()
