@@ -1,9 +1,8 @@
 """Enrolment: photos of a person -> quality-checked templates in the gallery, with a reason for every reject.
 
-A template is only as good as its photo: exactly one face, large enough, facing the camera, sharp enough. Rejected
-photos are
-reported with the reason so the user can retake them; nothing is written for a person until all their
-photos have been processed (one transaction).
+A template is only as good as its photo: exactly one face, large enough, facing the camera, sharp enough.
+Rejected photos are reported with the reason so the user can retake them; nothing is written for a person until
+all their photos have been processed (one transaction).
 """
 
 from __future__ import annotations
