@@ -2,7 +2,7 @@
 on LFW View 2 from its .tflite and timed with the light runtime (1 thread).
 -> results/compression.json, results/compression.md, results/compare.json, results/report.md, results/pareto.png
 
-    python benchmarks/compression.py [--model ~/.cache/edgeface/default-run/model.keras] [--epochs 2]
+    python benchmarks/compression.py [--model ~/.cache/edgeface/default-run-2/model.keras] [--epochs 2]
 
 The Keras default model comes from benchmarks/train_default.py; fine-tuning and calibration use the prepared
 CelebA + UTKFace faces (no LFW View 2 person).
@@ -22,8 +22,8 @@ HOME = Path.home() / ".cache" / "edgeface"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(HOME / "default-run" / "model.keras"))
-    parser.add_argument("--out", default=str(HOME / "compare"))
+    parser.add_argument("--model", default=str(HOME / "default-run-2" / "model.keras"))
+    parser.add_argument("--out", default=str(HOME / "compare-2"))
     parser.add_argument("--data", nargs="+",
                         default=[str(HOME / "prepared" / "celeba"), str(HOME / "prepared" / "utk")])
     parser.add_argument("--epochs", default="2")
