@@ -67,25 +67,24 @@ class Recognizer:
         t1 = time.perf_counter()
         self.timings.add("detect", t1 - t)
         turns = [head_turn(f.keypoints) for f in faces]
-        usable = [f for f, turn in zip(faces, turns, strict=True) if turn <= self.max_turn]
-        results = {id(f): {"name": "unknown", "score": None, "candidate": None, "track": None,
-                           "box": [round(float(v), 1) for v in f.box], "detection": round(f.score, 3),
-                           "turn": round(turn, 2), **({} if turn <= self.max_turn else {"reason": "turned away"})}
-                   for f, turn in zip(faces, turns, strict=True)}
+        usable = [i for i, turn in enumerate(turns) if turn <= self.max_turn]
+        results = [{"name": "unknown", "score": None, "candidate": None, "track": None,
+                    "box": [round(float(v), 1) for v in f.box], "detection": round(f.score, 3),
+                    "turn": round(turn, 2), **({} if turn <= self.max_turn else {"reason": "turned away"})}
+                   for f, turn in zip(faces, turns, strict=True)]
         if usable:
-            crops = np.stack([cv2.cvtColor(align_face(frame_bgr, f), cv2.COLOR_BGR2RGB) for f in usable])
+            crops = np.stack([cv2.cvtColor(align_face(frame_bgr, faces[i]), cv2.COLOR_BGR2RGB) for i in usable])
             t2 = time.perf_counter()
             self.timings.add("align", t2 - t1)
             embeddings = self.embedder.embed(crops)
             t3 = time.perf_counter()
             self.timings.add("embed", t3 - t2)
-            tracks, smoothed = self.tracker.update(np.stack([f.box for f in usable]), embeddings)
+            tracks, smoothed = self.tracker.update(np.stack([faces[i].box for i in usable]), embeddings)
             matches = self.gallery.match(smoothed, self.threshold)
             self.timings.add("match", time.perf_counter() - t3)
-            for f, m, track in zip(usable, matches, tracks, strict=True):
-                results[id(f)].update(name=m.name or "unknown", score=round(m.score, 4), candidate=m.person,
-                                      track=track)
-        return [results[id(f)] for f in faces]
+            for i, m, track in zip(usable, matches, tracks, strict=True):
+                results[i].update(name=m.name or "unknown", score=round(m.score, 4), candidate=m.person, track=track)
+        return results
 
 
 def draw(frame: np.ndarray, results: list[dict], fps: float) -> None:
