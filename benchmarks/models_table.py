@@ -30,10 +30,9 @@ def main() -> None:
     parser.add_argument("--pairs", default="../shared/data/lfw/pairs.txt")
     parser.add_argument("--reuse-dlib", action="store_true", help="keep the dlib row of the previous models.json")
     args = parser.parse_args()
-    previous = RESULTS / "models.json"
     reused = None
     if args.reuse_dlib:
-        old = json.loads(previous.read_text())
+        old = json.loads((RESULTS / "models.json").read_text())
         reused = {**next(r for r in old["results"] if r["file"] == "dlib"), "measured": old["date"]}
     started = time.time()
     vgg_tflite = Path(args.vgg16).with_name("vgg16-float32.tflite")

@@ -87,3 +87,18 @@ def prepared_orl(root: Path, people: int = 6) -> Path:
     summary = prepare(src, faces, workers=1)
     assert summary.get("ok", 0) >= 9 * people
     return faces
+
+
+PROFILE_FRAME = 250  # short_hamilton_clip.mp4: Barack Obama in the audience, in profile
+
+
+def clip_frame(index: int):
+    """One BGR frame of the shared Hamilton clip (decoded with OpenCV, as the recognition loop does)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(MEDIA / "short_hamilton_clip.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok, f"cannot read frame {index} of the clip"
+    return frame

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import MEDIA, PEER_FLOAT, assert_one_line_error, needs_shared, run_cli
+from conftest import MEDIA, PEER_FLOAT, PROFILE_FRAME, assert_one_line_error, clip_frame, needs_shared, run_cli
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.gallery import Gallery, check_name
@@ -143,11 +143,7 @@ def test_enrolment_rejects_bad_photos_with_reasons(tmp_path):
 
 
 def test_profiles_are_refused_for_enrolment_and_not_matched(enrolled, tmp_path):
-    cap = cv2.VideoCapture(str(CLIP))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 250)  # Barack Obama in the audience, in profile
-    ok, frame = cap.read()
-    cap.release()
-    assert ok
+    frame = clip_frame(PROFILE_FRAME)
     profile = tmp_path / "profile.png"
     cv2.imwrite(str(profile), cv2.resize(frame[20:200, 270:420], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC))
     result = run_cli("enroll", "someone", str(profile), "--gallery", str(tmp_path / "g.sqlite"), "--json")
