@@ -15,6 +15,16 @@ import typer
 
 from edgeface import __version__
 from edgeface.errors import EdgefaceError
+from edgeface.vision.detector_options import (
+    DEFAULT_DETECT_SIZE,
+    DEFAULT_MIN_FACE,
+    DETECT_SIZE_HELP,
+    DETECTOR_HELP,
+    MIN_FACE_HELP,
+    DetectorName,
+    check_detect_size,
+    check_min_face,
+)
 
 app = typer.Typer(help="Make face-recognition models small and fast, prove their accuracy, run them on the edge.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -31,6 +41,9 @@ InputMean = Annotated[Optional[float], typer.Option(
 InputScale = Annotated[Optional[float], typer.Option(
     help="input = (pixel - mean) * scale; default from the manifest, else 1")]
 Channels = Annotated[Optional[str], typer.Option(help="RGB or BGR; default from the manifest, else RGB")]
+DetectorOpt = Annotated[DetectorName, typer.Option("--detector", help=DETECTOR_HELP)]
+DetectSize = Annotated[int, typer.Option("--detect-size", help=DETECT_SIZE_HELP)]
+MinFace = Annotated[int, typer.Option("--min-face", help=MIN_FACE_HELP)]
 
 
 def version_callback(value: bool) -> None:
@@ -56,14 +69,17 @@ def data_prepare_command(
     prefix: Annotated[str, typer.Option(help="prefix for identity names (keeps datasets apart)")] = "",
     workers: Annotated[int, typer.Option(help="worker processes")] = 2,
     limit: Annotated[int, typer.Option(help="stop after this many source images (0: all)")] = 0,
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
     json_out: Json = False,
 ) -> None:
     """Detect, align and write every face of a dataset; resumable, reports images with no or several faces."""
+    check_detect_size(detect_size)
     from edgeface.data.prepare import prepare
     from edgeface.report_format import print_json, print_table
 
     summary = prepare(src, dst, identities=identities, layout=layout, exclude_pairs=exclude_pairs, prefix=prefix,
-                      workers=workers, limit=limit)
+                      workers=workers, limit=limit, detector=detector.value, detect_size=detect_size)
     if json_out:
         print_json(summary)
         return
@@ -355,9 +371,12 @@ def eval_command(
     plot: Annotated[Optional[Path], typer.Option(help="write the ROC curve to this PNG")] = None,
     save_threshold: Annotated[bool, typer.Option(
         help="store the FAR 1e-3 threshold and the result in the model's manifest")] = False,
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
     json_out: Json = False,
 ) -> None:
     """Score a model on LFW View 2: 10-fold accuracy +- SE, ROC AUC, TAR at FAR 1e-3 and 1e-2."""
+    check_detect_size(detect_size)
     from edgeface.evaluate.lfw import evaluate_lfw
     from edgeface.report_format import pct, print_json, print_table
     from edgeface.vision.embed import load_embedder
@@ -367,7 +386,8 @@ def eval_command(
                             "drop --flip")
     embedder = load_embedder(model, threads=threads, flip=flip, mean=input_mean, scale=input_scale,
                              channels=channels)
-    report = evaluate_lfw(embedder, lfw_dir, pairs, workers=threads, plot=plot)
+    report = evaluate_lfw(embedder, lfw_dir, pairs, workers=threads, plot=plot, detector=detector.value,
+                          detect_size=detect_size)
     if save_threshold:
         from edgeface.evaluate.lfw import record_in_manifest
 
@@ -384,6 +404,7 @@ def eval_command(
         ("best global threshold (cosine)", f"{report['threshold']:.4f}"),
         ("threshold @ FAR 1e-3", f"{report['threshold_at_far']['0.001']:.4f}"),
         ("pairs / images", f"{report['n_pairs']} / {report['n_images']}"),
+        ("detector", f"{report['detector']} ({report['detect_size']} px)"),
         ("detection failed (centre crop)", str(report["n_detect_failed"])),
         ("seconds", f"{report['seconds']:.1f}"),
     ])
@@ -398,9 +419,12 @@ def bench_command(
     xnnpack: Annotated[bool, typer.Option(help="use the XNNPACK delegate (--no-xnnpack: reference kernels)")] = True,
     pipeline: Annotated[Optional[str], typer.Option(
         help="time the whole per-frame path (decode, detect, align, embed, match) on a video, image or folder")] = None,
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
     json_out: Json = False,
 ) -> None:
     """Latency (p50/p90/p99), init time, memory, size and roofline efficiency on the light runtime."""
+    check_detect_size(detect_size)
     from edgeface.report_format import print_json, print_table
     from edgeface.runtime.bench import bench
 
@@ -415,11 +439,13 @@ def bench_command(
     if pipeline:
         from edgeface.recognize.profile import profile_pipeline
 
-        report = profile_pipeline(pipeline, models[0], threads=thread_list[0])
+        report = profile_pipeline(pipeline, models[0], threads=thread_list[0], detector=detector.value,
+                                  detect_size=detect_size)
         if json_out:
             print_json(report)
             return
-        print_table(f"per-frame pipeline on {pipeline} ({report['frames']} frames, {report['faces']} faces)",
+        print_table(f"per-frame pipeline on {pipeline} ({report['frames']} frames, {report['faces']} faces, "
+                    f"{report['detector']})",
                     ["stage", "mean ms", "p50 ms", "p90 ms", "share"],
                     [(k, v["mean_ms"], v["p50_ms"], v["p90_ms"], f"{100 * v['share']:.0f} %")
                      for k, v in report["stages"].items()])
@@ -521,14 +547,17 @@ def info_command(model: ModelArg = None, json_out: Json = False) -> None:
 GalleryOpt = Annotated[Optional[Path], typer.Option("--gallery", help="gallery file (default: in the user data dir)")]
 
 
-def open_gallery_for(model: str | None, gallery: Path | None, threads: int = 1, create: bool = True):
-    """The embedder and the gallery bound to it (refused if the gallery belongs to another model)."""
+def open_gallery_for(model: str | None, gallery: Path | None, detector: DetectorName, threads: int = 1,
+                     create: bool = True):
+    """The embedder and the gallery bound to it (refused if the gallery belongs to another model or alignment)."""
     from edgeface.recognize.gallery import Gallery
+    from edgeface.vision.detector_options import alignment_of
     from edgeface.vision.embed import load_embedder
 
     embedder = load_embedder(model, threads=threads)
     sha = getattr(embedder, "sha256", None) or embedder.key
-    return embedder, Gallery(gallery, sha, embedder.size, create=create)
+    alignment = alignment_of(detector, embedder.alignment)
+    return embedder, Gallery(gallery, sha, embedder.size, create=create, alignment=alignment)
 
 
 @app.command("enroll", rich_help_panel="4. recognise on the device")
@@ -538,10 +567,13 @@ def enroll_command(
     folder: Annotated[Optional[Path], typer.Option("--dir", help="enrol <person>/<images> folders at once")] = None,
     model: Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")] = None,
     gallery: GalleryOpt = None,
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
     json_out: Json = False,
 ) -> None:
     """Detect, quality-check (one face, size, head turn, sharpness), embed and store templates for one or many
     people."""
+    check_detect_size(detect_size)
     from edgeface.recognize.enroll import enrol, person_folders
     from edgeface.report_format import print_json, print_table
     from edgeface.vision.detect import FaceFinder
@@ -552,8 +584,8 @@ def enroll_command(
         people = {name: list(images)}
     else:
         raise EdgefaceError("give NAME IMAGE... or --dir DIR")
-    embedder, store = open_gallery_for(model, gallery)
-    finder = FaceFinder()
+    embedder, store = open_gallery_for(model, gallery, detector)
+    finder = FaceFinder(detector.value, detect_size=detect_size, alignment=embedder.alignment)
     results = [enrol(store, person, paths, finder, embedder) for person, paths in people.items()]
     if json_out:
         print_json([r.__dict__ for r in results])
@@ -626,7 +658,9 @@ def recognize_command(
     gallery: GalleryOpt = None,
     threshold: Annotated[Optional[float], typer.Option(
         help="cosine threshold; default: the model's FAR 1e-3 threshold from its manifest")] = None,
-    detector: Annotated[str, typer.Option(help="short (faces within ~2 m) or full (small, distant faces)")] = "short",
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    min_face: MinFace = DEFAULT_MIN_FACE,
     threads: Threads = 1,
     output: Annotated[Optional[Path], typer.Option(help="write annotated frames to this video (.mp4)")] = None,
     show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
@@ -641,15 +675,18 @@ def recognize_command(
     json_out: Annotated[bool, typer.Option("--json", help="one JSON event per recognised face, per line")] = False,
 ) -> None:
     """Recognise enrolled people in a camera, video, stream or images; unknown faces are reported as unknown."""
+    check_detect_size(detect_size)
+    check_min_face(min_face)
     from edgeface.recognize.loop import Recognizer, run
     from edgeface.report_format import print_table
 
-    embedder, store = open_gallery_for(model, gallery, threads=threads, create=False)
+    embedder, store = open_gallery_for(model, gallery, detector, threads=threads, create=False)
     limit = threshold if threshold is not None else embedder.threshold
     if limit is None:
         raise EdgefaceError("this model has no calibrated threshold in its manifest: pass --threshold "
                             "(or run edgeface eval MODEL --save-threshold)")
-    recognizer = Recognizer(embedder, store, limit, detector=detector, threads=threads, smooth=smooth,
+    recognizer = Recognizer(embedder, store, limit, detector=detector.value, threads=threads, smooth=smooth,
+                            detect_size=detect_size, min_face=min_face,
                             **({} if max_turn is None else {"max_turn": max_turn}))
     summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
                   loop=loop, max_seconds=max_seconds)

@@ -104,6 +104,7 @@ def export(model: keras.Model | str | Path, out: str | Path, mode: str = "float3
                         scale=base.input.scale),
         embedding_size=int(model.outputs[0].shape[-1]), params=int(model.count_params()),
         flops=count_flops(model), dtype=mode, quantization=quant, architecture=base.architecture,
+        alignment=base.alignment,
         threshold=base.threshold, threshold_far=base.threshold_far, threshold_source=base.threshold_source,
         chain=[*base.chain, {"step": "export", "quantize": mode, **({"io": io} if mode == "int8" else {}),
                              **(step or {})}],

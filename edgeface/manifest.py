@@ -49,6 +49,8 @@ class Manifest:
     quantization: dict[str, Any] = field(default_factory=dict)
     chain: list[dict[str, Any]] = field(default_factory=list)
     architecture: str | None = None
+    # the landmarks the training crops were aligned from (yunet-5pt or blazeface-4pt): recognize aligns the same way
+    alignment: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     edgeface_version: str = __version__
     format: str = FORMAT

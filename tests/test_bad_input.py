@@ -11,7 +11,7 @@ import pytest
 from conftest import LFW, MEDIA, PEER_FLOAT, assert_one_line_error, needs_shared, run_cli, small_pairs
 
 from edgeface.errors import EdgefaceError
-from edgeface.vision.detect import model_dir
+from edgeface.vision.blazeface import model_dir
 from edgeface.vision.image import decode_image, read_image
 
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import PEER_FLOAT, PEER_UINT8, assert_one_line_error, needs_shared, run_cli
 
 from edgeface.runtime.flops import count_tflite_flops
-from edgeface.vision.detect import model_dir
+from edgeface.vision.blazeface import model_dir
 
 BENCH_KEYS = {"model", "threads", "init_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "peak_rss_mb", "size_bytes"}
 

@@ -73,7 +73,10 @@ def test_probes_are_recognised_with_a_strong_model(peer):
     events, _ = recognize(gallery, PROBES / "two_people.jpg", *options)
     assert sorted(e["name"] for e in events) == ["biden", "obama"]
     events, _ = recognize(gallery, CLIP, *options)
-    assert {e["name"] for e in events} == {"unknown"}
+    # Barack Obama sits in the audience from frame 211 (YuNet sees him, three-quarter to profile): the only person
+    # of the gallery in the clip, and only there may he be named.
+    named = [e for e in events if e["name"] != "unknown"]
+    assert {e["name"] for e in named} <= {"obama"} and all(e["frame"] >= 211 for e in named), named
 
 
 def test_default_model_at_its_calibrated_threshold(enrolled):

@@ -6,7 +6,7 @@ from conftest import PEER_FLOAT, PEER_UINT8, needs_shared
 
 from edgeface.errors import EdgefaceError
 from edgeface.runtime.interpreter import Model
-from edgeface.vision.detect import model_dir
+from edgeface.vision.blazeface import model_dir
 
 
 @needs_shared

@@ -7,24 +7,27 @@ from conftest import LFW, MEDIA, PROFILE_FRAME, clip_frame, needs_shared
 
 from edgeface.errors import EdgefaceError
 from edgeface.vision.align import ARCFACE_TEMPLATE, BLAZEFACE_TEMPLATE, align, align_face, similarity_transform
-from edgeface.vision.detect import Detector, FaceFinder, anchors, main_face
+from edgeface.vision.blazeface import DETECTORS, anchors
+from edgeface.vision.detect import FaceFinder, create_detector, main_face
 from edgeface.vision.image import decode_image, read_image
 from edgeface.vision.quality import MAX_TURN, head_turn
 
 
 def test_anchor_layouts_match_the_models():
-    from edgeface.vision.detect import DETECTORS
-
     assert anchors(DETECTORS["short"]).shape == (896, 2)
     assert anchors(DETECTORS["full"]).shape == (2304, 2)
     a = anchors(DETECTORS["short"])
     assert np.allclose(a[0], [0.5 / 16, 0.5 / 16]) and np.allclose(a[1], a[0])
 
 
+DETECTOR_NAMES = ["yunet", "blazeface"]
+
+
 @needs_shared
-def test_detects_both_people_and_keypoints_inside_their_boxes():
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_detects_both_people_and_keypoints_inside_their_boxes(name):
     image = read_image(MEDIA / "probes" / "two_people.jpg")
-    faces = Detector().detect(image)
+    faces = create_detector(name).detect(image)
     assert len(faces) == 2
     for face in faces:
         assert face.score > 0.7
@@ -35,30 +38,40 @@ def test_detects_both_people_and_keypoints_inside_their_boxes():
 
 
 @needs_shared
-def test_channel_order_is_respected():
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_channel_order_is_respected(name):
     image = read_image(LFW / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg")
-    det = Detector()
+    det = create_detector(name)
     rgb = det.detect(image)[0]
     bgr = det.detect(np.ascontiguousarray(image[..., ::-1]), bgr=True)[0]
     assert np.allclose(rgb.box, bgr.box, atol=1e-3)
 
 
 @needs_shared
-def test_aligned_face_lands_on_the_template():
-    """Re-detecting on the aligned crop (padded for context) puts the eyes near the template's eyes."""
-    image = read_image(LFW / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg")
-    finder = FaceFinder()
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+@pytest.mark.parametrize("person", ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Serena_Williams/Serena_Williams_0003.jpg"])
+def test_aligned_face_lands_on_the_template(name, person):
+    """Re-detecting on the aligned crop puts the eyes (and YuNet's mouth corners) on the template's points."""
+    image = read_image(LFW / person)
+    finder = FaceFinder(name)
     aligned = align_face(image, main_face(finder.find(image), image.shape))
     assert aligned.shape == (112, 112, 3) and aligned.dtype == np.uint8
     again = finder.find(aligned)
     assert again, "no face found in the aligned crop"
-    assert np.abs(again[0].keypoints[:2] - BLAZEFACE_TEMPLATE[:2]).max() < 6
+    points = again[0].keypoints
+    if name == "yunet":
+        assert len(points) == 5
+        assert np.abs(points[:2] - ARCFACE_TEMPLATE[:2]).max() < 4  # eyes
+        assert np.abs(points - ARCFACE_TEMPLATE).max() < 6  # least squares spreads a face's own proportions
+    else:
+        assert np.abs(points[:2] - BLAZEFACE_TEMPLATE[:2]).max() < 6
 
 
 @needs_shared
-def test_tight_crops_are_found_with_padding():
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_tight_crops_are_found_with_padding(name):
     paths = sorted((MEDIA.parent / "utkface-subset").glob("*.jpg"))[:10]
-    finder = FaceFinder()
+    finder = FaceFinder(name)
     assert sum(bool(finder.find(read_image(p))) for p in paths) >= 9
 
 
@@ -120,11 +133,14 @@ def test_head_turn_from_keypoints():
 
 
 @needs_shared
-def test_frontal_probes_pass_and_a_profile_fails_the_turn_limit():
-    detector = Detector("short")
-    for name in ("obama3.jpg", "two_people.jpg", "obama-480p.jpg"):
-        faces = detector.detect(read_image(MEDIA / "probes" / name))
-        assert faces and all(head_turn(f.keypoints) <= MAX_TURN for f in faces), name
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_frontal_probes_pass_and_a_profile_fails_the_turn_limit(name):
+    """YuNet's landmarks on a profile are less extreme than BlazeFace's (1.8 against 11.7) but still past the limit;
+    on LFW, 0.5 % of faces are past it with YuNet, 0.8 % with BlazeFace."""
+    detector = create_detector(name)
+    for probe in ("obama3.jpg", "two_people.jpg", "obama-480p.jpg"):
+        faces = detector.detect(read_image(MEDIA / "probes" / probe))
+        assert faces and all(head_turn(f.keypoints) <= MAX_TURN for f in faces), probe
     frame = clip_frame(PROFILE_FRAME)
     turns = [head_turn(f.keypoints) for f in detector.detect(frame, bgr=True) if 280 < f.box[0] < 360]
-    assert turns and min(turns) > 2 * MAX_TURN
+    assert turns and min(turns) > 1.4 * MAX_TURN

@@ -36,7 +36,7 @@ def save_compressed(model: keras.Model, out: str | Path, manifest: Manifest, ste
     before = {"params": manifest.params, "flops": manifest.flops}
     result = Manifest(input=manifest.input, embedding_size=int(model.outputs[0].shape[-1]),
                       params=int(model.count_params()), flops=count_flops(model), architecture=manifest.architecture,
-                      chain=[*manifest.chain, step])
+                      alignment=manifest.alignment, chain=[*manifest.chain, step])
     save_keras(model, out, result)
     return {"model": str(out), "params_before": before["params"], "params_after": result.params,
             "flops_before": before["flops"], "flops_after": result.flops, "step": step}

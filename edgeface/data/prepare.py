@@ -17,6 +17,7 @@ from edgeface.data.layouts import Item, list_items
 from edgeface.errors import EdgefaceError
 from edgeface.evaluate.lfw import parse_pairs
 from edgeface.progress import progress_bar
+from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
 
 MANIFEST = "manifest.jsonl"
 UNLABELED = "_unlabeled"
@@ -24,11 +25,11 @@ UNLABELED = "_unlabeled"
 _finder = None
 
 
-def _init_worker() -> None:
+def _init_worker(detector: str, detect_size: int) -> None:
     global _finder
     from edgeface.vision.detect import FaceFinder
 
-    _finder = FaceFinder(threads=1)
+    _finder = FaceFinder(detector, threads=1, detect_size=detect_size)
 
 
 def process_item(item: Item, dst: Path) -> dict:
@@ -50,7 +51,7 @@ def process_item(item: Item, dst: Path) -> dict:
     face = main_face(faces, image.shape)
     out = Path(item.identity or UNLABELED) / f"{item.path.stem}.jpg"
     write_image(dst / out, align_face(image, face))
-    return {**record, "status": "ok", "file": str(out), "score": round(face.score, 4),
+    return {**record, "status": "ok", "file": str(out), "detector": _finder.alignment, "score": round(face.score, 4),
             "box": [round(float(v), 2) for v in face.box],
             "landmarks": [[round(float(v), 2) for v in p] for p in face.keypoints]}
 
@@ -73,12 +74,25 @@ def read_manifest(dst: Path) -> list[dict]:
     return records
 
 
+def check_same_alignment(records: list[dict], alignment: str, dst: Path) -> None:
+    """Crops aligned from different detectors' landmarks must not share one training folder."""
+    # records from before the detector was recorded were all aligned from BlazeFace keypoints
+    earlier = {r.get("detector", "blazeface-4pt") for r in records if r.get("status") == "ok"}
+    if earlier and earlier != {alignment}:
+        raise EdgefaceError(f"{dst} holds faces aligned by {', '.join(sorted(earlier))}, not {alignment}: "
+                            "prepare into a new folder or pass the --detector it was made with")
+
+
 def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, layout: str = "auto",
-            exclude_pairs: Path | None = None, prefix: str = "", workers: int = 2, limit: int = 0) -> dict:
+            exclude_pairs: Path | None = None, prefix: str = "", workers: int = 2, limit: int = 0,
+            detector: str = DEFAULT_DETECTOR, detect_size: int = DEFAULT_DETECT_SIZE) -> dict:
     """Prepare a dataset; returns counts (ok, no_face, several_faces, unreadable, skipped, excluded)."""
+    from edgeface.vision.detect import FaceFinder
+
     src, dst = Path(src), Path(dst)
     if workers < 1:
         raise EdgefaceError(f"--workers must be at least 1, got {workers}")
+    alignment = FaceFinder(detector, detect_size=detect_size).alignment  # also checks the settings first
     exclude: set[str] = set()
     if exclude_pairs is not None:
         pairs = parse_pairs(exclude_pairs)
@@ -90,7 +104,9 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
         dst.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise EdgefaceError(f"cannot create {dst}: {exc.strerror}") from None
-    done = {r["source"] for r in read_manifest(dst)}
+    records = read_manifest(dst)
+    check_same_alignment(records, alignment, dst)
+    done = {r["source"] for r in records}
     todo = [it for it in items if str(it.path) not in done]
     counts: Counter = Counter()
     counts["skipped (already prepared)"] = len(items) - len(todo)
@@ -106,14 +122,14 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
             bar.advance(task)
 
         if workers == 1 or len(todo) < 8:
-            _init_worker()
+            _init_worker(detector, detect_size)
             for it in todo:
                 record(process_item(it, dst))
         else:
             ctx = mp.get_context("spawn")
-            with ctx.Pool(workers, initializer=_init_worker) as pool:
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(detector, detect_size)) as pool:
                 for rec in pool.imap(_work, [(it, dst) for it in todo], chunksize=16):
                     record(rec)
         os.fsync(manifest.fileno())
-    return {"dst": str(dst), "sources": len(items), **{k: int(v) for k, v in counts.items()},
+    return {"dst": str(dst), "detector": alignment, "sources": len(items), **{k: int(v) for k, v in counts.items()},
             "excluded people": len(exclude)}

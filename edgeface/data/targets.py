@@ -15,7 +15,7 @@ import numpy as np
 from edgeface.data.prepare import read_manifest
 from edgeface.errors import EdgefaceError
 from edgeface.progress import progress_bar
-from edgeface.vision.detect import Face
+from edgeface.vision.face import Face
 from edgeface.vision.image import read_image
 from edgeface.vision.pipeline import KeyedArrayCache, cache_file
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.evaluate.metrics import roc_curve, verification_report
+from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, alignment_of
 from edgeface.vision.embed import Embedder
 from edgeface.vision.pipeline import embed_paths
 
@@ -69,7 +70,8 @@ def parse_pairs(path: str | Path) -> Pairs:
 
 
 def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path, workers: int = 2,
-                 plot: str | Path | None = None) -> dict:
+                 plot: str | Path | None = None, detector: str = DEFAULT_DETECTOR,
+                 detect_size: int = DEFAULT_DETECT_SIZE) -> dict:
     """The whole View 2 evaluation of one model; returns the report ``edgeface eval --json`` prints."""
     start = time.perf_counter()
     lfw_dir = Path(lfw_dir)
@@ -78,11 +80,14 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
     pairs = parse_pairs(pairs_file)
     paths = [lfw_dir / name for name in pairs.images]
     embeddings, fell_back = embed_paths(paths, embedder, workers=workers, group=f"lfw|{lfw_dir.resolve()}",
-                                        description="LFW View 2")
+                                        description="LFW View 2", detector=detector, detect_size=detect_size)
     scores = np.sum(embeddings[pairs.left] * embeddings[pairs.right], axis=1)
     report = verification_report(scores, pairs.same, pairs.fold)
     report.update({
         "model": embedder.name,
+        "detector": getattr(detector, "value", detector),
+        "alignment": alignment_of(detector, getattr(embedder, "alignment", None)),
+        "detect_size": detect_size,
         "embedding_size": int(embeddings.shape[1]),
         "n_images": len(paths),
         "n_detect_failed": int(sum(fell_back)),
@@ -105,7 +110,7 @@ def record_in_manifest(model: str | Path | None, report: dict, far: float = 1e-3
     manifest.threshold_far = far
     manifest.threshold_source = "LFW View 2 (edgeface eval)"
     manifest.metrics["lfw"] = {k: report[k] for k in ("accuracy", "accuracy_se", "roc_auc", "tar_at_far",
-                                                     "threshold", "n_detect_failed")}
+                                                     "threshold", "n_detect_failed", "detector", "alignment")}
     if not manifest.embedding_size:
         manifest.embedding_size = int(report.get("embedding_size", 0))
     return save_manifest(model, manifest)

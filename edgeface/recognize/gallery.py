@@ -2,7 +2,9 @@
 
 Templates are biometric data: the file is created with mode 0600, nothing is pickled, and a gallery is bound to
 the model (sha256 + embedding size) that made its templates: opening it with another model is refused, since
-embeddings of different models cannot be compared.
+embeddings of different models cannot be compared. It also records the alignment its templates were made with
+(``yunet-5pt`` or ``blazeface-4pt``, from the detector's landmarks): a face aligned from other landmarks sits a few
+pixels off and scores lower, so recognising with another detector is refused with the way out.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, data_dir
 
 SCHEMA_VERSION = 1
+LEGACY_ALIGNMENT = "blazeface-4pt"  # galleries enrolled before the alignment was recorded used BlazeFace
 NAME_MAX = 100
 NAME_RULE = re.compile(r"^[^\W_][\w .'\-]*$", re.UNICODE)
 SCHEMA = """
@@ -66,7 +69,7 @@ class Gallery:
     """A gallery file. ``Gallery(path, model_sha, dim)`` opens (or creates) it for that model."""
 
     def __init__(self, path: str | Path | None = None, model_sha256: str | None = None,
-                 embedding_size: int | None = None, create: bool = True) -> None:
+                 embedding_size: int | None = None, create: bool = True, alignment: str | None = None) -> None:
         self.path = Path(path) if path else default_gallery()
         if not self.path.exists():
             if not create:
@@ -86,7 +89,7 @@ class Gallery:
             raise EdgefaceError(f"{self.path} is not a usable gallery database: {exc}") from None
         self._cache: tuple[int, np.ndarray, np.ndarray, list[str]] | None = None
         if model_sha256:
-            self.bind(model_sha256, int(embedding_size or 0))
+            self.bind(model_sha256, int(embedding_size or 0), alignment)
 
     def _create_file(self) -> None:
         try:
@@ -121,17 +124,29 @@ class Gallery:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
-    def bind(self, model_sha256: str, embedding_size: int) -> None:
-        """Tie an empty gallery to a model, or refuse a model other than the one it was enrolled with."""
+    def bind(self, model_sha256: str, embedding_size: int, alignment: str | None = None) -> None:
+        """Tie an empty gallery to a model (and alignment), or refuse others than those it was enrolled with."""
         with self.transaction():
             sha, dim = self.meta("model_sha256"), self.meta("embedding_size")
             if sha is None:
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('model_sha256', ?)", (model_sha256,))
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('embedding_size', ?)", (str(embedding_size),))
-            elif sha != model_sha256 or (embedding_size and int(dim or 0) != embedding_size):
+                if alignment:
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES ('alignment', ?)", (alignment,))
+                return
+            if sha != model_sha256 or (embedding_size and int(dim or 0) != embedding_size):
                 raise EdgefaceError(
                     f"gallery {self.path} was enrolled with model {sha[:12]} ({dim}-d), not with this model "
                     f"{model_sha256[:12]} ({embedding_size}-d): use that model or enrol into a new --gallery")
+            if alignment and alignment != self.alignment:
+                detector = self.alignment.split("-")[0]
+                raise EdgefaceError(
+                    f"gallery {self.path} was enrolled with {self.alignment} alignment, not {alignment}: pass "
+                    f"--detector {detector}, or re-enrol into a new --gallery with this detector")
+
+    @property
+    def alignment(self) -> str:
+        return self.meta("alignment") or LEGACY_ALIGNMENT
 
     @property
     def embedding_size(self) -> int:
@@ -213,7 +228,7 @@ class Gallery:
         rows = self.db.execute("SELECT p.name, t.embedding, t.image_sha256, t.quality, t.created FROM templates t "
                                "JOIN people p ON p.id = t.person_id ORDER BY p.name, t.id").fetchall()
         header = {"format": "edgeface-gallery/1", "model_sha256": self.meta("model_sha256"),
-                  "embedding_size": self.embedding_size}
+                  "embedding_size": self.embedding_size, "alignment": self.alignment}
         dim = self.embedding_size
         arrays = {
             "header": np.array(json.dumps(header)),
@@ -241,7 +256,7 @@ class Gallery:
             raise EdgefaceError(f"{path} is not an edgeface gallery export: {exc}") from None
         if header.get("format") != "edgeface-gallery/1":
             raise EdgefaceError(f"{path} is not an edgeface gallery export")
-        self.bind(header["model_sha256"], int(header["embedding_size"]))
+        self.bind(header["model_sha256"], int(header["embedding_size"]), header.get("alignment", LEGACY_ALIGNMENT))
         for name in sorted(set(names)):
             check_name(name)
         with self.transaction():

@@ -2,8 +2,9 @@
 
 Everything heavy is created once (detector and embedder interpreters, the gallery's template matrix, the video
 writer) and reused per frame; the template matrix is re-read only when another process commits an enrolment.
-Faces turned too far from the camera (``edgeface.vision.quality``) are reported as unknown without being embedded:
-a profile's embedding can sit close to anybody's.
+Faces turned too far from the camera (``edgeface.vision.quality``) or narrower than ``min_face`` are reported as
+unknown, with the reason, without being embedded: a profile's embedding, or a 26 px face's, can sit close to
+anybody's (in the Hamilton clip a 26 px pianist matched a gallery stranger).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from edgeface.recognize.capture import Capture
 from edgeface.recognize.gallery import Gallery
 from edgeface.recognize.tracking import Tracker
 from edgeface.vision.align import align_face
-from edgeface.vision.detect import Detector
+from edgeface.vision.detect import create_detector
+from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, DEFAULT_MIN_FACE, check_min_face
 from edgeface.vision.embed import Embedder
 from edgeface.vision.quality import MAX_TURN, head_turn
 
@@ -53,25 +55,29 @@ class Timings:
 class Recognizer:
     """One frame in, one list of recognised faces out."""
 
-    def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float, detector: str = "short",
-                 threads: int = 1, min_face: int = 24, smooth: int = 5, max_turn: float = MAX_TURN) -> None:
+    def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float, detector: str = DEFAULT_DETECTOR,
+                 threads: int = 1, min_face: int = DEFAULT_MIN_FACE, smooth: int = 5, max_turn: float = MAX_TURN,
+                 detect_size: int = DEFAULT_DETECT_SIZE) -> None:
         self.embedder, self.gallery, self.threshold, self.max_turn = embedder, gallery, threshold, max_turn
-        self.detector = Detector(detector, threads=threads)
-        self.min_face = min_face
+        self.detector = create_detector(detector, threads=threads, detect_size=detect_size,
+                                        alignment=getattr(embedder, "alignment", None))
+        self.min_face = check_min_face(min_face)
         self.tracker = Tracker(window=smooth)
         self.timings = Timings()
 
     def process(self, frame_bgr: np.ndarray) -> list[dict]:
         t = time.perf_counter()
-        faces = [f for f in self.detector.detect(frame_bgr, bgr=True) if f.width >= self.min_face]
+        faces = self.detector.detect(frame_bgr, bgr=True)
         t1 = time.perf_counter()
         self.timings.add("detect", t1 - t)
         turns = [head_turn(f.keypoints) for f in faces]
-        usable = [i for i, turn in enumerate(turns) if turn <= self.max_turn]
+        reasons = ["too small" if f.width < self.min_face else "turned away" if turn > self.max_turn else None
+                   for f, turn in zip(faces, turns, strict=True)]
+        usable = [i for i, reason in enumerate(reasons) if reason is None]
         results = [{"name": "unknown", "score": None, "candidate": None, "track": None,
                     "box": [round(float(v), 1) for v in f.box], "detection": round(f.score, 3),
-                    "turn": round(turn, 2), **({} if turn <= self.max_turn else {"reason": "turned away"})}
-                   for f, turn in zip(faces, turns, strict=True)]
+                    "turn": round(turn, 2), **({"reason": reason} if reason else {})}
+                   for f, turn, reason in zip(faces, turns, reasons, strict=True)]
         if usable:
             crops = np.stack([cv2.cvtColor(align_face(frame_bgr, faces[i]), cv2.COLOR_BGR2RGB) for i in usable])
             t2 = time.perf_counter()

@@ -17,6 +17,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import source_kind
 from edgeface.recognize.gallery import Gallery
 from edgeface.recognize.loop import Recognizer
+from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
 from edgeface.vision.embed import l2_normalise, load_embedder
 from edgeface.vision.image import is_image, read_image
 
@@ -50,14 +51,16 @@ def decoded_frames(source: str, limit: int):
 
 
 def profile_pipeline(source: str, model: str | None, threads: int = 1, max_frames: int = 0,
-                     gallery_size: int = 1000) -> dict:
+                     gallery_size: int = 1000, detector: str = DEFAULT_DETECTOR,
+                     detect_size: int = DEFAULT_DETECT_SIZE) -> dict:
     embedder = load_embedder(model, threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
         gallery = Gallery(Path(tmp) / "g.sqlite", getattr(embedder, "sha256", embedder.key), embedder.size)
         rng = np.random.default_rng(0)
         for i in range(gallery_size // 2):
             gallery.add(f"person {i}", l2_normalise(rng.normal(size=(2, embedder.size))))
-        recognizer = Recognizer(embedder, gallery, threshold=0.5, threads=threads)
+        recognizer = Recognizer(embedder, gallery, threshold=0.5, threads=threads, detector=detector,
+                                detect_size=detect_size)
         frames = faces = 0
         started = time.perf_counter()
         for seconds, frame in decoded_frames(source, max_frames):
@@ -68,6 +71,7 @@ def profile_pipeline(source: str, model: str | None, threads: int = 1, max_frame
         gallery.close()
     if not frames:
         raise EdgefaceError(f"no frames could be read from {source}")
-    return {"source": source, "model": embedder.name, "threads": threads, "frames": frames, "faces": faces,
+    return {"source": source, "model": embedder.name, "detector": recognizer.detector.id,
+            "threads": threads, "frames": frames, "faces": faces,
             "fps": round(frames / wall, 2), "gallery_templates": gallery_size,
             "stages": recognizer.timings.summary()}

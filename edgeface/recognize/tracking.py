@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeface.vision.detect import iou
 from edgeface.vision.embed import l2_normalise
+from edgeface.vision.face import iou
 
 
 @dataclass

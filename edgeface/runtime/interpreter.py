@@ -126,6 +126,19 @@ class Model:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EdgefaceError(f"cannot load TFLite model {self.path}: {first}") from None
 
+    def resize_input(self, shape: tuple[int, ...]) -> None:
+        """Give a fully convolutional model a new input shape (a detector at another frame size)."""
+        shape = tuple(int(d) for d in shape)
+        if shape == self.input.shape:
+            return
+        try:
+            self.interpreter.resize_tensor_input(self._in_index, list(shape))
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise EdgefaceError(f"{self.path.name} cannot take input {list(shape)}: {str(exc).strip()[:200]}") from None
+        self.inputs = [_spec(d) for d in self.interpreter.get_input_details()]
+        self.outputs = [_spec(d) for d in self.interpreter.get_output_details()]
+
     @property
     def input(self) -> TensorSpec:
         return self.inputs[0]

@@ -34,6 +34,16 @@ def prepared_faces(roots: Sequence[str | Path]) -> tuple[list[str], list[str | N
     return paths, identities
 
 
+def prepared_alignment(roots: Sequence[str | Path]) -> str:
+    """Which landmarks the prepared faces were aligned from; one model trains on one alignment only."""
+    found = {r.get("detector", "blazeface-4pt") for root in roots for r in read_manifest(Path(root))
+             if r.get("status") == "ok"}
+    if len(found) > 1:
+        raise EdgefaceError(f"the data folders were aligned from different detectors ({', '.join(sorted(found))}): "
+                            "prepare them all with one --detector")
+    return found.pop() if found else "yunet-5pt"
+
+
 def encode_labels(identities: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:
     """Integer labels for labelled faces (-1 for unlabelled) and the class names."""
     names = sorted({i for i in identities if i is not None})

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgeface.data.targets import teacher_targets
 from edgeface.errors import EdgefaceError
-from edgeface.train.dataset import encode_labels, make_dataset, prepared_faces
+from edgeface.train.dataset import encode_labels, make_dataset, prepared_alignment, prepared_faces
 from edgeface.train.loop import TrainConfig, fit
 
 
@@ -58,7 +58,8 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
     raw = np.stack([table[p] for p in paths]).astype(np.float32)
     targets, _ = centred_targets(raw)
     config.embedding_size = targets.shape[1]
-    extra = {"step": "distill", "teacher": teacher, "faces": len(paths), "loss": "cosine to centred teacher embedding"}
+    extra = {"step": "distill", "teacher": teacher, "faces": len(paths), "loss": "cosine to centred teacher embedding",
+             "alignment": prepared_alignment(data)}
     steps = len(paths) // config.batch
     if identity_weight == 0:
         def datasets(spec, batch):

@@ -39,6 +39,7 @@ class KerasEmbedder(AlignedEmbedder):
         self.size = int(self.model.outputs[0].shape[-1])
         self.flip = flip
         self.threshold = manifest.threshold if manifest else None
+        self.alignment = manifest.alignment if manifest else None
         settings = f"keras|{identity}|{self.spec}|flip={flip}"
         self.key = hashlib.sha256(settings.encode()).hexdigest()[:24] if identity else ""
 

@@ -162,6 +162,7 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     manifest = Manifest(input=INPUT_SPEC, embedding_size=int(embedder.outputs[0].shape[-1]),
                         params=int(embedder.count_params()), flops=count_flops(embedder), architecture=config.arch,
+                        alignment=(extra or {}).get("alignment"),
                         chain=[{"step": "train", **settings, **(extra or {})}])
     save_keras(embedder, out / FINAL, manifest)
     summary = {"model": str(out / FINAL), "epochs_run": config.epochs - initial_epoch, "train_seconds": round(seconds),

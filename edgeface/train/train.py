@@ -12,7 +12,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.tf_setup import keras, tf
-from edgeface.train.dataset import encode_labels, make_dataset, prepared_faces
+from edgeface.train.dataset import encode_labels, make_dataset, prepared_alignment, prepared_faces
 from edgeface.train.loop import TrainConfig, fit
 
 HEADS = ("softmax", "arcface", "cosface")
@@ -93,5 +93,6 @@ def train(data: list[Path], config: TrainConfig, head: str = "arcface", margin: 
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     return fit(config, datasets, loss, steps_per_epoch=len(paths) // config.batch,
                build_train_model=build_train_model,
-               extra={"step": "train", "head": head, "margin": margin, "scale": scale, "faces": len(paths),
+               extra={"step": "train", "alignment": prepared_alignment(data), "head": head, "margin": margin,
+                      "scale": scale, "faces": len(paths),
                       "identities": len(names)})

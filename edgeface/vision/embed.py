@@ -19,7 +19,7 @@ from edgeface.files import sha256_file
 from edgeface.manifest import InputSpec, Manifest, load_manifest
 from edgeface.runtime.interpreter import Model
 from edgeface.vision.align import align_face
-from edgeface.vision.detect import Face
+from edgeface.vision.face import Face
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -32,6 +32,7 @@ class Embedder(Protocol):
     key: str
     size: int
     threshold: float | None
+    alignment: str | None  # the landmarks its training crops were aligned from (None: the ArcFace 5 points)
 
     def embed(self, aligned: np.ndarray) -> np.ndarray: ...
 
@@ -54,6 +55,7 @@ class AlignedEmbedder:
     key = ""
     size = 0
     threshold: float | None = None
+    alignment: str | None = None
     flip = False
 
     def forward(self, aligned: np.ndarray) -> np.ndarray:
@@ -104,6 +106,7 @@ class TFLiteEmbedder(AlignedEmbedder):
         self.name = self.path.name
         self.sha256 = sha256_file(self.path)
         self.threshold = self.manifest.threshold if self.manifest else None
+        self.alignment = self.manifest.alignment if self.manifest else None
         settings = f"{self.sha256}|{self.spec}|flip={flip}"
         self.key = hashlib.sha256(settings.encode()).hexdigest()[:24]
 
@@ -117,6 +120,7 @@ class DlibEmbedder:
     name = "dlib"
     size = 128
     threshold: float | None = None
+    alignment: str | None = None  # dlib aligns from its own landmarks inside the detector's box
 
     def __init__(self, flip: bool = False) -> None:
         try:

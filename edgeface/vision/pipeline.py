@@ -1,7 +1,8 @@
 """Images on disk -> one aligned face / one embedding each, with caches that make re-runs fast.
 
-Detections are cached per image (keyed by path, size and mtime) so a second model skips detection;
-embeddings are cached per (embedder key, image) so re-scoring the same model takes seconds. Caches live in
+Detections are cached per (detector settings, image), the image keyed by path, size and mtime, so a second model
+skips detection; embeddings are cached per (embedder key, detector settings, image) so re-scoring the same model
+takes seconds, and nothing found or aligned by one detector is ever reused for another. Caches live in
 ``~/.cache/edgeface`` (or $EDGEFACE_CACHE), never beside the data, and are plain ``.npz`` without pickle.
 """
 
@@ -19,11 +20,13 @@ from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, cache_dir
 from edgeface.progress import progress_bar
 from edgeface.vision.align import align_face, centre_face
-from edgeface.vision.detect import Face, FaceFinder, main_face
+from edgeface.vision.detect import FaceFinder, main_face
+from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
 from edgeface.vision.embed import AlignedEmbedder, Embedder
+from edgeface.vision.face import Face
 from edgeface.vision.image import read_image
 
-DETECTOR_VERSION = "blazeface-short+full-v1"
+MAX_KEYPOINTS = 6
 
 
 def file_signature(path: Path) -> str:
@@ -70,16 +73,22 @@ def cache_file(kind: str, name: str) -> Path:
 
 
 def face_to_row(face: Face) -> np.ndarray:
-    return np.concatenate([face.box, [face.score, float(face.fallback)], face.keypoints.reshape(-1)]).astype(
-        np.float32)
+    """box (4), score, fallback, keypoint count, keypoints padded to MAX_KEYPOINTS x 2: one fixed-length row."""
+    points = np.zeros((MAX_KEYPOINTS, 2), np.float32)
+    points[: len(face.keypoints)] = face.keypoints
+    return np.concatenate([face.box, [face.score, float(face.fallback), len(face.keypoints)],
+                           points.reshape(-1)]).astype(np.float32)
 
 
 def row_to_face(row: np.ndarray) -> Face:
-    return Face(row[:4].copy(), float(row[4]), row[6:18].reshape(6, 2).copy(), fallback=bool(row[5] > 0.5))
+    count = int(row[6])
+    return Face(row[:4].copy(), float(row[4]), row[7:].reshape(MAX_KEYPOINTS, 2)[:count].copy(),
+                fallback=bool(row[5] > 0.5))
 
 
 def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, detector_threads: int = 1,
-                group: str = "images", description: str = "embedding") -> tuple[np.ndarray, list[bool]]:
+                group: str = "images", description: str = "embedding", detector: str = DEFAULT_DETECTOR,
+                detect_size: int = DEFAULT_DETECT_SIZE) -> tuple[np.ndarray, list[bool]]:
     """Embed the main face of every image; where detection fails, a centre crop is used and flagged.
 
     Returns (embeddings (N, D), fell_back per image). Unreadable images raise with the file's name.
@@ -89,9 +98,12 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
     if missing:
         raise EdgefaceError(f"image not found: {missing[0]} ({len(missing)} missing)")
     signatures = [file_signature(p) for p in paths]
-    detections = KeyedArrayCache(cache_file("detections", f"{DETECTOR_VERSION}|{group}"))
+    alignment = getattr(embedder, "alignment", None)
+    finder = FaceFinder(detector, detector_threads, detect_size, alignment=alignment)  # fails early on bad settings
+    detections = KeyedArrayCache(cache_file("detections", f"{finder.id}|{group}"))
     # an embedder without a stable identity (a model mid-training) keeps its embeddings in memory only
-    embeddings = KeyedArrayCache(cache_file("embeddings", f"{embedder.key}|{group}") if embedder.key else None)
+    embeddings = KeyedArrayCache(
+        cache_file("embeddings", f"{embedder.key}|{finder.id}|{group}") if embedder.key else None)
     out: list[np.ndarray | None] = [embeddings.get(s) for s in signatures]
     fell_back = [False] * len(paths)
     for i, s in enumerate(signatures):
@@ -109,7 +121,7 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
             face = row_to_face(row)
         else:
             if not hasattr(local, "finder"):
-                local.finder = FaceFinder(threads=detector_threads)
+                local.finder = FaceFinder(detector, detector_threads, detect_size, alignment=alignment)
             faces = local.finder.find(image)
             face = main_face(faces, image.shape) if faces else centre_face(image)
         return i, (align_face(image, face) if batched else image), face

@@ -1,0 +1,50 @@
+"""LFW View 2 under YuNet and BlazeFace alignment, in one run: the MobileFaceNet float peer, the default int8
+model and dlib, each through `edgeface eval --detector ...` -> results/lfw_alignment.json.
+
+YuNet aligns all five ArcFace template points from its own landmarks; BlazeFace gives eyes, nose tip and a mouth
+centre (four points). The default model was trained on BlazeFace crops, so its row says what that costs it.
+
+    python benchmarks/lfw_alignment.py [--skip-dlib]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from common import edgeface_json, save
+
+from edgeface.default_model import default_model_path
+
+KEYS = ("accuracy", "accuracy_se", "roc_auc", "tar_at_far", "threshold_at_far", "n_detect_failed", "seconds")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lfw-dir", default="../shared/data/lfw/lfw-deepfunneled")
+    parser.add_argument("--pairs", default="../shared/data/lfw/pairs.txt")
+    parser.add_argument("--peers", default="../shared/peers")
+    parser.add_argument("--skip-dlib", action="store_true")
+    args = parser.parse_args()
+    started = time.time()
+    models = {"mobilefacenet_float32 (peer)": str(Path(args.peers) / "mobilefacenet_float32.tflite"),
+              "edgeface default int8": str(default_model_path())}
+    if not args.skip_dlib:
+        models["dlib ResNet (peer)"] = "dlib"
+    rows = []
+    for label, model in models.items():
+        row = {"model": label}
+        for detector in ("yunet", "blazeface"):
+            report = edgeface_json("eval", model, "--lfw-dir", args.lfw_dir, "--pairs", args.pairs,
+                                   "--detector", detector)
+            row[detector] = {k: report[k] for k in KEYS}
+            print(f"{label} / {detector}: {100 * report['accuracy']:.2f} % +- {100 * report['accuracy_se']:.2f}, "
+                  f"TAR@FAR1e-3 {100 * report['tar_at_far']['0.001']:.1f} %", flush=True)
+        row["yunet_minus_blazeface_pp"] = round(100 * (row["yunet"]["accuracy"] - row["blazeface"]["accuracy"]), 2)
+        rows.append(row)
+    save("lfw_alignment.json", {"results": rows, "target": {"mobilefacenet_float32 (peer) yunet": 0.9910}}, started)
+
+
+if __name__ == "__main__":
+    main()

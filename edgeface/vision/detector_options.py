@@ -1,0 +1,56 @@
+"""Detector names, defaults and range checks: light enough for the CLI to import at start-up (no numpy, no cv2)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from edgeface.errors import EdgefaceError
+
+
+class DetectorName(str, Enum):
+    yunet = "yunet"
+    blazeface = "blazeface"
+    blazeface_full = "blazeface-full"
+
+
+DEFAULT_DETECTOR = DetectorName.yunet.value
+DEFAULT_DETECT_SIZE = 640
+DEFAULT_MIN_FACE = 32
+DETECT_SIZE_RANGE = (32, 8192)
+DETECTOR_HELP = ("yunet (default): cameras and photos, faces from ~13 px after resizing to --detect-size, "
+                 "5 landmarks; blazeface: phone-distance faces within ~2 m (misses faces under ~150 px in 1080p); "
+                 "blazeface-full: BlazeFace's full-range variant")
+DETECT_SIZE_HELP = ("YuNet: frames larger than this (long side, pixels) are resized down to it; larger finds "
+                    "smaller faces but costs time (640 finds faces from ~40 px in a 1080p frame)")
+MIN_FACE_HELP = ("faces narrower than this (pixels, original frame) are reported as unknown, reason 'too small', "
+                 "without matching: smaller faces give unreliable embeddings")
+
+
+def detector_value(name: str | DetectorName) -> str:
+    value = getattr(name, "value", name)
+    if value not in {d.value for d in DetectorName}:
+        raise EdgefaceError(f"unknown detector {value!r}; choose one of {', '.join(d.value for d in DetectorName)}")
+    return value
+
+
+def alignment_of(name: str | DetectorName, model_alignment: str | None = None) -> str:
+    """Which landmarks crops are aligned from, for a detector and a model (what a gallery records).
+
+    BlazeFace always gives its own; YuNet gives its 5 points, or BlazeFace's for a model trained on those.
+    """
+    if detector_value(name) != "yunet" or model_alignment == "blazeface-4pt":
+        return "blazeface-4pt"
+    return "yunet-5pt"
+
+
+def check_detect_size(detect_size: int) -> int:
+    low, high = DETECT_SIZE_RANGE
+    if not low <= detect_size <= high:
+        raise EdgefaceError(f"--detect-size must be between {low} and {high} pixels (long side), got {detect_size}")
+    return int(detect_size)
+
+
+def check_min_face(min_face: int) -> int:
+    if min_face < 0:
+        raise EdgefaceError(f"--min-face must be 0 or more pixels, got {min_face}")
+    return int(min_face)

@@ -1,0 +1,130 @@
+"""Distant faces in 1080p frames: YuNet finds them, BlazeFace does not, and recognition names an enrolled person at
+about 60 px. Frames are generated from LFW photos by edgeface.evaluate.scenes (seeded)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import DATA, LFW, PEER_FLOAT, assert_one_line_error, needs_shared, run_cli
+
+from edgeface.evaluate.scenes import FacePhoto, lfw_photos, make_scene, match
+from edgeface.vision.detect import FaceFinder, create_detector
+from edgeface.vision.pipeline import cache_file, embed_paths
+
+BACKGROUNDS = sorted((DATA / "celeba-subset" / "images").glob("*.jpg"))[:200]
+WIDTHS = [40, 55, 70, 85, 100, 120]
+
+
+def found(detector_name: str, scene) -> int:
+    faces = create_detector(detector_name).detect(scene.image, bgr=True)
+    hit, _ = match(scene.boxes, np.array([f.box for f in faces]).reshape(-1, 4), np.array([f.score for f in faces]))
+    return int(hit.sum())
+
+
+@needs_shared
+def test_yunet_finds_distant_faces_in_a_1080p_frame_that_blazeface_misses():
+    photos = [p for p in lfw_photos(LFW) if p.identity.startswith("A")][:300]
+    scene = make_scene(np.random.default_rng(7), photos, BACKGROUNDS, widths=WIDTHS)
+    assert scene.image.shape == (1080, 1920, 3) and len(scene.boxes) == 6
+    yunet, blazeface = found("yunet", scene), found("blazeface", scene)
+    print(f"6 faces of 40-120 px: YuNet found {yunet}, BlazeFace short range {blazeface}")
+    assert yunet >= 5
+    assert blazeface < yunet
+
+
+@needs_shared
+def test_scenes_are_reproducible_from_their_seed():
+    photos = lfw_photos(LFW)[:50]
+    a = make_scene(np.random.default_rng(3), photos, BACKGROUNDS, faces=4)
+    b = make_scene(np.random.default_rng(3), photos, BACKGROUNDS, faces=4)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.boxes, b.boxes)
+
+
+@needs_shared
+def test_recognize_names_an_enrolled_person_at_60_px_in_1080p(tmp_path: Path):
+    person = LFW / "Colin_Powell"
+    photos = sorted(person.glob("*.jpg"))
+    gallery = tmp_path / "g.sqlite"
+    enrolled = run_cli("enroll", "powell", *map(str, photos[:3]), "--gallery", str(gallery))
+    assert enrolled.returncode == 0, enrolled.stderr
+    strangers = [p for p in lfw_photos(LFW) if p.identity.startswith("B")][:200]
+    rng = np.random.default_rng(11)
+    scene = make_scene(rng, strangers, BACKGROUNDS, widths=[60, 70, 90, 110])
+    # paste the probe (a photo not enrolled) at 60 px into a free corner of the same frame
+    from edgeface.evaluate.scenes import head_region, paste
+
+    region, box = head_region(FacePhoto(photos[5]))
+    truth = paste(scene.image, region, box, 60.0, 1700.0, 900.0)
+    frame = tmp_path / "entrance.png"
+    cv2.imwrite(str(frame), scene.image)
+    result = run_cli("recognize", "--source", str(frame), "--gallery", str(gallery), "--json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if '"name"' in line]
+    at_probe = [e for e in events if match(truth[None], np.array([e["box"]]))[0][0]]
+    assert at_probe and at_probe[0]["name"] == "powell", events
+    assert all(e["name"] == "unknown" for e in events if e not in at_probe), events
+
+
+@needs_shared
+def test_detections_and_embeddings_are_cached_per_detector(tmp_path: Path):
+    """A BlazeFace cache is never read for YuNet: each detector has its own detection file, its own keypoints."""
+    from edgeface.vision.embed import load_embedder
+
+    paths = sorted((LFW / "Aaron_Peirsol").glob("*.jpg"))[:2]
+    embedder = load_embedder(str(PEER_FLOAT))  # no BlazeFace alignment in its manifest: YuNet keeps its 5 points
+    by_detector = {}
+    for name in ("blazeface", "yunet"):
+        emb, _ = embed_paths(paths, embedder, workers=1, group="t", detector=name)
+        by_detector[name] = emb
+        finder = FaceFinder(name)
+        with np.load(cache_file("detections", f"{finder.id}|t")) as data:
+            counts = {int(row[6]) for row in data["values"]}
+        assert counts == ({5} if name == "yunet" else {6})
+    assert not np.allclose(by_detector["yunet"], by_detector["blazeface"])
+
+
+@needs_shared
+def test_a_gallery_refuses_another_detectors_alignment(tmp_path: Path):
+    """A model without a BlazeFace alignment (the peer) gets YuNet's 5 points: its gallery refuses BlazeFace crops.
+    The default model, trained on BlazeFace crops, gets BlazeFace landmarks under either detector."""
+    photo = str(DATA / "media" / "gallery" / "obama" / "obama.jpg")
+    peer = tmp_path / "peer.sqlite"
+    model = ["--model", str(PEER_FLOAT)]
+    assert run_cli("enroll", "obama", photo, "--gallery", str(peer), *model).returncode == 0
+    result = run_cli("recognize", "--source", photo, "--gallery", str(peer), "--threshold", "0.3",
+                     "--detector", "blazeface", *model)
+    assert_one_line_error(result, "yunet-5pt", "--detector yunet")
+    default = tmp_path / "default.sqlite"
+    assert run_cli("enroll", "obama", photo, "--gallery", str(default)).returncode == 0
+    for detector in ("yunet", "blazeface"):
+        result = run_cli("recognize", "--source", photo, "--gallery", str(default), "--json", "--detector", detector)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout.splitlines()[0])["name"] == "obama"
+
+
+@needs_shared
+@pytest.mark.parametrize("content", [b"", b"not a model at all, just bytes" * 10])
+def test_an_empty_or_corrupt_detector_model_is_one_clear_line(tmp_path: Path, content: bytes):
+    model = tmp_path / "yunet.tflite"
+    model.write_bytes(content)
+    src = tmp_path / "src" / "obama"
+    src.mkdir(parents=True)
+    (src / "obama3.jpg").write_bytes((DATA / "media" / "probes" / "obama3.jpg").read_bytes())
+    result = run_cli("data", "prepare", str(tmp_path / "src"), str(tmp_path / "dst"),
+                     env={"EDGEFACE_YUNET_MODEL": str(model)})
+    assert_one_line_error(result, str(model))
+    assert not (tmp_path / "dst").exists()
+
+
+@pytest.mark.parametrize("args, needle", [(["--detect-size", "0"], "--detect-size"),
+                                          (["--detect-size", "99999"], "--detect-size"),
+                                          (["--min-face", "-3"], "--min-face"),
+                                          (["--detector", "haar"], "")])
+def test_bad_detector_settings_are_refused(tmp_path: Path, args: list[str], needle: str):
+    result = run_cli("recognize", "--source", str(tmp_path), "--threshold", "0.5", *args)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert needle in result.stderr
