@@ -6,9 +6,10 @@ mosaics of CelebA photo corners, with per-face blur and light, frame-wide gamma,
 noise and JPEG. Every detector sees the same frames, in one process pinned to one core (cv2 and LiteRT single
 threaded), one after another.
 
-Rows: YuNet at three detect sizes on LiteRT, YuNet at 640 on OpenCV's DNN module (same network: the backend
-comparison), BlazeFace short and full range, and dlib's HOG detector with one upsampling (what
-``face_recognition.face_locations`` runs by default) as the anchor most users know.
+Rows: YuNet as edgeface runs it (two looks: the frame resized to 640, then a closer look at uncertain candidates in
+the original frame), the same at 960 and 480, YuNet with one look at 640 (with a sweep of score floors), YuNet on
+OpenCV's DNN module (same network: the backend comparison), BlazeFace short and full range, and dlib's HOG detector
+with one upsampling (what ``face_recognition.face_locations`` runs by default) as the anchor most users know.
 
     python benchmarks/detectors.py --scenes 120
 -> results/detectors.json, results/detectors_recall.png
@@ -46,9 +47,10 @@ Detect = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # BGR frame -> (
 
 
 def edgeface_detector(name: str, detect_size: int = 640, min_score: float | None = None,
-                      backend: str | None = None) -> Detect:
-    if backend == "opencv":
-        detector = YuNet(detect_size=detect_size, backend="opencv")
+                      backend: str | None = None, closer_look: bool = True) -> Detect:
+    if name == "yunet":
+        detector = YuNet(detect_size=detect_size, backend=backend, closer_look=closer_look,
+                         **({} if min_score is None else {"min_score": min_score}))
     else:
         detector = create_detector(name, threads=1, detect_size=detect_size, min_score=min_score)
 
@@ -173,10 +175,13 @@ def main() -> None:
             bar.advance(task)
     frames = clip_frames()
     candidates: dict[str, tuple[Callable[[], Detect], tuple[float, ...], str]] = {
-        "yunet 480 (LiteRT)": (lambda: edgeface_detector("yunet", 480), (0.6,), "0.6"),
-        "yunet 640 (LiteRT, default)": (lambda: edgeface_detector("yunet", 640, min_score=0.3), SCORE_SWEEP, "0.6"),
-        "yunet 640 (OpenCV DNN)": (lambda: edgeface_detector("yunet", 640, backend="opencv"), (0.6,), "0.6"),
-        "yunet 960 (LiteRT)": (lambda: edgeface_detector("yunet", 960), (0.6,), "0.6"),
+        "yunet 640, two looks (default)": (lambda: edgeface_detector("yunet", 640), (0.0,), "0.0"),
+        "yunet 480, two looks": (lambda: edgeface_detector("yunet", 480), (0.0,), "0.0"),
+        "yunet 960, two looks": (lambda: edgeface_detector("yunet", 960), (0.0,), "0.0"),
+        "yunet 640, one look": (lambda: edgeface_detector("yunet", 640, min_score=0.3, closer_look=False),
+                                SCORE_SWEEP, "0.6"),
+        "yunet 640, two looks, OpenCV DNN": (lambda: edgeface_detector("yunet", 640, backend="opencv"), (0.0,),
+                                             "0.0"),
         "blazeface short": (lambda: edgeface_detector("blazeface"), (0.0,), "0.0"),
         "blazeface full": (lambda: edgeface_detector("blazeface-full"), (0.0,), "0.0"),
     }
