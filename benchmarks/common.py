@@ -15,6 +15,8 @@ from edgeface import __version__
 from edgeface.files import write_json
 
 RESULTS = Path(__file__).parent / "results"
+# the MobileFaceNet peers carry no manifest: RGB 0..255 in (normalisation inside the float model, uint8 in the other)
+PEER_FLAGS = ("--input-mean", "0", "--input-scale", "1", "--channels", "RGB")
 
 
 def machine() -> dict:

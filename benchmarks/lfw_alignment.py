@@ -12,15 +12,14 @@ points" (a copy of the model whose manifest does not say so) shows what ignoring
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from common import edgeface_json, save
+from common import PEER_FLAGS, edgeface_json, save
 
 from edgeface.default_model import default_model_path
+from edgeface.manifest import load_manifest, write_model
 
 KEYS = ("accuracy", "accuracy_se", "roc_auc", "tar_at_far", "threshold_at_far", "n_detect_failed", "seconds",
         "alignment")
@@ -35,20 +34,20 @@ def main() -> None:
     args = parser.parse_args()
     started = time.time()
     plain = Path(tempfile.mkdtemp()) / "edgeface-default-5pt.tflite"
-    shutil.copyfile(default_model_path(), plain)
-    manifest = json.loads(default_model_path().with_suffix(".json").read_text())
-    manifest["alignment"] = None
-    plain.with_suffix(".json").write_text(json.dumps(manifest))
-    models = {"mobilefacenet_float32 (peer)": (str(Path(args.peers) / "mobilefacenet_float32.tflite"), True),
-              "edgeface default int8": (str(default_model_path()), True),
-              "edgeface default int8, YuNet's own 5 points": (str(plain), False)}
+    manifest = load_manifest(default_model_path())
+    manifest.alignment = None
+    write_model(plain, default_model_path().read_bytes(), manifest)
+    models = {"mobilefacenet_float32 (peer)": ([str(Path(args.peers) / "mobilefacenet_float32.tflite"), *PEER_FLAGS],
+                                               True),
+              "edgeface default int8": ([str(default_model_path())], True),
+              "edgeface default int8, YuNet's own 5 points": ([str(plain)], False)}
     if not args.skip_dlib:
-        models["dlib ResNet (peer)"] = ("dlib", True)
+        models["dlib ResNet (peer)"] = (["dlib"], True)
     rows = []
     for label, (model, both) in models.items():
         row = {"model": label}
         for detector in ("yunet", "blazeface") if both else ("yunet",):
-            report = edgeface_json("eval", model, "--lfw-dir", args.lfw_dir, "--pairs", args.pairs,
+            report = edgeface_json("eval", *model, "--lfw-dir", args.lfw_dir, "--pairs", args.pairs,
                                    "--detector", detector)
             row[detector] = {k: report[k] for k in KEYS}
             print(f"{label} / {detector}: {100 * report['accuracy']:.2f} % +- {100 * report['accuracy_se']:.2f}, "

@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common import edgeface_json, save
+from common import PEER_FLAGS, edgeface_json, save
 
 REFERENCE = {"mobilefacenet_float32.tflite": (0.9908, 0.0014), "mobilefacenet_uint8.tflite": (0.9825, 0.0020)}
 
@@ -23,7 +23,8 @@ def main() -> None:
     started = time.time()
     rows = []
     for name, (ref, ref_se) in REFERENCE.items():
-        report = edgeface_json("eval", str(Path(args.peers) / name), "--lfw-dir", args.lfw_dir, "--pairs", args.pairs)
+        report = edgeface_json("eval", str(Path(args.peers) / name), "--lfw-dir", args.lfw_dir, "--pairs", args.pairs,
+                               *PEER_FLAGS)
         rows.append({"model": name, "reference_dlib_pipeline": {"accuracy": ref, "accuracy_se": ref_se},
                      "delta_vs_reference_pp": round(100 * (report["accuracy"] - ref), 2), **report})
         print(f"{name}: {100 * report['accuracy']:.2f} % +- {100 * report['accuracy_se']:.2f} "

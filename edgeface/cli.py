@@ -6,8 +6,11 @@ never imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,6 +18,7 @@ import typer
 
 from edgeface import __version__
 from edgeface.errors import EdgefaceError
+from edgeface.manifest import check_threshold
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_SIZE,
     DEFAULT_MIN_FACE,
@@ -41,6 +45,54 @@ InputMean = Annotated[Optional[float], typer.Option(
 InputScale = Annotated[Optional[float], typer.Option(
     help="input = (pixel - mean) * scale; default from the manifest, else 1")]
 Channels = Annotated[Optional[str], typer.Option(help="RGB or BGR; default from the manifest, else RGB")]
+class Layout(str, Enum):
+    auto = "auto"
+    folders = "folders"
+    flat = "flat"
+    celeba = "celeba"
+
+
+class StrategyName(str, Enum):
+    none = "none"
+    mirrored = "mirrored"
+    multiworker = "multiworker"
+
+
+class Head(str, Enum):
+    softmax = "softmax"
+    arcface = "arcface"
+    cosface = "cosface"
+
+
+class QuantMode(str, Enum):
+    dynamic = "dynamic"
+    float16 = "float16"
+    int8 = "int8"
+    qat = "qat"
+    qat_prune_preserve = "qat-prune-preserve"
+
+
+class Precision(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+    dynamic = "dynamic"
+    int8 = "int8"
+
+
+class IOType(str, Enum):
+    int8 = "int8"
+    float = "float"
+
+
+class Target(str, Enum):
+    latency = "latency"
+    size = "size"
+
+
+class ExportFormat(str, Enum):
+    tflite = "tflite"
+
+
 DetectorOpt = Annotated[DetectorName, typer.Option("--detector", help=DETECTOR_HELP)]
 DetectSize = Annotated[int, typer.Option("--detect-size", help=DETECT_SIZE_HELP)]
 MinFace = Annotated[int, typer.Option("--min-face", help=MIN_FACE_HELP)]
@@ -63,7 +115,7 @@ def data_prepare_command(
     src: Annotated[Path, typer.Argument(help="image root: <person>/<img> folders, a flat folder, or CelebA")],
     dst: Annotated[Path, typer.Argument(help="output root: <identity>/<img>.jpg aligned 112x112 + manifest.jsonl")],
     identities: Annotated[Optional[Path], typer.Option(help="CelebA-style 'filename identity' list")] = None,
-    layout: Annotated[str, typer.Option(help="auto, folders, flat or celeba")] = "auto",
+    layout: Annotated[Layout, typer.Option(help="how SRC is organised (auto: guess from what is there)")] = Layout.auto,
     exclude_pairs: Annotated[Optional[Path], typer.Option(
         help="skip every person named in this LFW pairs.txt (keeps View 2 out of training)")] = None,
     prefix: Annotated[str, typer.Option(help="prefix for identity names (keeps datasets apart)")] = "",
@@ -78,7 +130,7 @@ def data_prepare_command(
     from edgeface.data.prepare import prepare
     from edgeface.report_format import print_json, print_table
 
-    summary = prepare(src, dst, identities=identities, layout=layout, exclude_pairs=exclude_pairs, prefix=prefix,
+    summary = prepare(src, dst, identities=identities, layout=layout.value, exclude_pairs=exclude_pairs, prefix=prefix,
                       workers=workers, limit=limit, detector=detector.value, detect_size=detect_size)
     if json_out:
         print_json(summary)
@@ -94,7 +146,7 @@ Batch = Annotated[int, typer.Option(help="batch size")]
 LR = Annotated[float, typer.Option(help="peak learning rate (AdamW, warm-up then cosine decay)")]
 Width = Annotated[Optional[float], typer.Option(help="channel width multiplier (default: the architecture's)")]
 Resume = Annotated[bool, typer.Option(help="continue from the checkpoint in --out")]
-Strategy = Annotated[str, typer.Option(help="none, mirrored (all local devices) or multiworker (TF_CONFIG)")]
+Strategy = Annotated[StrategyName, typer.Option(help="none, mirrored (all local devices) or multiworker (TF_CONFIG)")]
 ValLFW = Annotated[Optional[Path], typer.Option(help="LFW image root: validate on View 2 every --val-every epochs")]
 ValPairs = Annotated[Optional[Path], typer.Option(help="pairs.txt for validation")]
 ValEvery = Annotated[int, typer.Option(help="epochs between LFW validations")]
@@ -109,8 +161,8 @@ def train_config(arch: str, out: Path, width: float | None, epochs: int, batch: 
     from edgeface.train.loop import TrainConfig
 
     return TrainConfig(arch=arch, out=out, width=width, epochs=epochs, batch=batch, lr=lr, resume=resume,
-                       strategy=strategy, val_lfw_dir=val_lfw_dir, val_pairs=val_pairs, val_every=val_every,
-                       init=init)
+                       strategy=getattr(strategy, "value", strategy), val_lfw_dir=val_lfw_dir, val_pairs=val_pairs,
+                       val_every=val_every, init=init)
 
 
 def print_training(summary: dict, json_out: bool) -> None:
@@ -148,7 +200,7 @@ def train_command(
     data: DataDirs,
     arch: Arch = "mobilefacenet",
     out: Out = Path("runs/train"),
-    head: Annotated[str, typer.Option(help="softmax, arcface or cosface")] = "arcface",
+    head: Annotated[Head, typer.Option(help="classification head: plain softmax or a margin head")] = Head.arcface,
     margin: Margin = 0.3,
     scale: Scale = 32.0,
     width: Width = None,
@@ -164,6 +216,7 @@ def train_command(
     json_out: Json = False,
 ) -> None:
     """Train an embedding network as an identity classifier (softmax / ArcFace / CosFace head)."""
+    head = head.value
     from edgeface.train.train import train
 
     config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
@@ -298,16 +351,18 @@ def cluster_command(
 def quantize_command(
     model: KerasIn,
     out: Annotated[Path, typer.Option("--out", "-o", help="output .tflite (+ manifest)")],
-    mode: Annotated[str, typer.Option(help="dynamic, float16, int8, qat or qat-prune-preserve")] = "int8",
+    mode: Annotated[QuantMode, typer.Option(help="post-training (dynamic, float16, int8) or quantization-aware")] = (
+        QuantMode.int8),
     calib_data: Annotated[Optional[list[Path]], typer.Option(help="prepared faces for int8 calibration")] = None,
     calib: Annotated[int, typer.Option(help="number of calibration faces")] = 300,
-    io: Annotated[str, typer.Option(help="int8 models: int8 or float inputs/outputs")] = "int8",
+    io: Annotated[IOType, typer.Option(help="int8 models: int8 or float inputs/outputs")] = IOType.int8,
     data: FineData = None,
     epochs: FineEpochs = 2.0,
     faces: FineFaces = 4000,
     json_out: Json = False,
 ) -> None:
     """Post-training quantization, or quantization-aware training, straight to a .tflite with manifest."""
+    mode, io = mode.value, io.value
     from edgeface.compress.io import face_set, load_model, require_faces
     from edgeface.compress.quantize import QAT_MODES, quantization_aware
     from edgeface.export import calibration_faces, export
@@ -334,14 +389,16 @@ def quantize_command(
 def export_command(
     model: Annotated[Path, typer.Argument(help="a tf_keras model (.keras, .h5 or SavedModel folder)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output .tflite (a .json manifest is written beside)")],
-    format: Annotated[str, typer.Option("--format", help="export format")] = "tflite",
-    quantize: Annotated[str, typer.Option(help="float32, float16, dynamic or int8")] = "float32",
+    format: Annotated[ExportFormat, typer.Option("--format", help="export format")] = ExportFormat.tflite,
+    quantize: Annotated[Precision, typer.Option(help="weights/activations precision")] = Precision.float32,
     calib_data: Annotated[Optional[list[Path]], typer.Option(help="prepared folders for int8 calibration")] = None,
     calib: Annotated[int, typer.Option(help="number of calibration faces")] = 300,
-    io: Annotated[str, typer.Option(help="int8 models: int8 or float inputs/outputs")] = "int8",
+    io: Annotated[IOType, typer.Option(help="int8 models: int8 or float inputs/outputs")] = IOType.int8,
     json_out: Json = False,
 ) -> None:
-    """Export a Keras model to TFLite with a manifest (normalisation, quantization, sha256, chain), atomically."""
+    """Export a Keras model to TFLite with its manifest inside (normalisation, quantization, sha256, chain),
+    atomically."""
+    format, quantize, io = format.value, quantize.value, io.value
     from edgeface.export import calibration_faces, export
     from edgeface.report_format import print_json, print_table
 
@@ -384,6 +441,10 @@ def eval_command(
     if save_threshold and flip:
         raise EdgefaceError("--save-threshold stores the threshold that recognize uses, which embeds without --flip: "
                             "drop --flip")
+    if save_threshold:
+        from edgeface.evaluate.lfw import check_can_save_threshold
+
+        check_can_save_threshold(model, pairs)
     embedder = load_embedder(model, threads=threads, flip=flip, mean=input_mean, scale=input_scale,
                              channels=channels)
     report = evaluate_lfw(embedder, lfw_dir, pairs, workers=threads, plot=plot, detector=detector.value,
@@ -391,7 +452,9 @@ def eval_command(
     if save_threshold:
         from edgeface.evaluate.lfw import record_in_manifest
 
-        report["manifest"] = str(record_in_manifest(model, report))
+        report["manifest"] = str(record_in_manifest(model, report, embedder.spec, pairs))
+        print(f"saved threshold {report['threshold_at_far']['0.001']:.4f} (FAR 1e-3, {report['detector']} "
+              f"detection) into {model} and {report['manifest']}", file=sys.stderr)
     if json_out:
         print_json(report)
         return
@@ -421,6 +484,9 @@ def bench_command(
         help="time the whole per-frame path (decode, detect, align, embed, match) on a video, image or folder")] = None,
     detector: DetectorOpt = DetectorName.yunet,
     detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    input_mean: InputMean = None,
+    input_scale: InputScale = None,
+    channels: Channels = None,
     json_out: Json = False,
 ) -> None:
     """Latency (p50/p90/p99), init time, memory, size and roofline efficiency on the light runtime."""
@@ -432,6 +498,10 @@ def bench_command(
         thread_list = [int(t) for t in threads.split(",") if t.strip()]
     except ValueError:
         raise EdgefaceError(f"--threads must be comma-separated integers, got {threads!r}") from None
+    if not thread_list:
+        raise EdgefaceError("--threads needs at least one thread count, e.g. 1 or 1,2,4")
+    if runs < 1 or warmup < 0:
+        raise EdgefaceError("--runs must be at least 1 and --warmup 0 or more")
     if not models:
         from edgeface.default_model import default_model_path
 
@@ -440,7 +510,7 @@ def bench_command(
         from edgeface.recognize.profile import profile_pipeline
 
         report = profile_pipeline(pipeline, models[0], threads=thread_list[0], detector=detector.value,
-                                  detect_size=detect_size)
+                                  detect_size=detect_size, normalisation=(input_mean, input_scale, channels))
         if json_out:
             print_json(report)
             return
@@ -507,13 +577,14 @@ def optimize_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="the chosen .tflite (+ manifest)")] = Path(
         "optimized.tflite"),
     max_drop: Annotated[float, typer.Option(help="largest LFW accuracy loss allowed, percentage points")] = 0.3,
-    target: Annotated[str, typer.Option(help="latency or size")] = "latency",
+    target: Annotated[Target, typer.Option(help="what to minimise within the accuracy budget")] = Target.latency,
     epochs: FineEpochs = 2.0,
     faces: FineFaces = 4000,
     work: Annotated[Optional[Path], typer.Option(help="variants folder (a compare --out folder is reused)")] = None,
     json_out: Json = False,
 ) -> None:
     """The fastest (or smallest) exported variant whose LFW accuracy stays within --max-drop of float32."""
+    target = target.value
     from edgeface.report import optimize
     from edgeface.report_format import print_json, print_table
 
@@ -548,13 +619,14 @@ GalleryOpt = Annotated[Optional[Path], typer.Option("--gallery", help="gallery f
 
 
 def open_gallery_for(model: str | None, gallery: Path | None, detector: DetectorName, threads: int = 1,
-                     create: bool = True):
+                     create: bool = True, normalisation: tuple = (None, None, None)):
     """The embedder and the gallery bound to it (refused if the gallery belongs to another model or alignment)."""
     from edgeface.recognize.gallery import Gallery
     from edgeface.vision.detector_options import alignment_of
     from edgeface.vision.embed import load_embedder
 
-    embedder = load_embedder(model, threads=threads)
+    mean, scale, channels = normalisation
+    embedder = load_embedder(model, threads=threads, mean=mean, scale=scale, channels=channels)
     sha = getattr(embedder, "sha256", None) or embedder.key
     alignment = alignment_of(detector, embedder.alignment)
     return embedder, Gallery(gallery, sha, embedder.size, create=create, alignment=alignment)
@@ -569,6 +641,9 @@ def enroll_command(
     gallery: GalleryOpt = None,
     detector: DetectorOpt = DetectorName.yunet,
     detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    input_mean: InputMean = None,
+    input_scale: InputScale = None,
+    channels: Channels = None,
     json_out: Json = False,
 ) -> None:
     """Detect, quality-check (one face, size, head turn, sharpness), embed and store templates for one or many
@@ -584,18 +659,21 @@ def enroll_command(
         people = {name: list(images)}
     else:
         raise EdgefaceError("give NAME IMAGE... or --dir DIR")
-    embedder, store = open_gallery_for(model, gallery, detector)
+    embedder, store = open_gallery_for(model, gallery, detector, normalisation=(input_mean, input_scale, channels))
     finder = FaceFinder(detector.value, detect_size=detect_size, alignment=embedder.alignment)
     results = [enrol(store, person, paths, finder, embedder) for person, paths in people.items()]
     if json_out:
         print_json([r.__dict__ for r in results])
     else:
-        print_table(f"enrolled into {store.path}", ["person", "accepted", "rejected", "templates"],
-                    [(r.name, len(r.accepted), len(r.rejected), r.templates) for r in results])
+        print_table(f"enrolled into {store.path}", ["person", "accepted", "rejected", "already enrolled", "templates"],
+                    [(r.name, len(r.accepted), len(r.rejected), len(r.skipped), r.templates) for r in results])
         for r in results:
             for path, why in r.rejected.items():
                 print(f"rejected {path}: {why}", file=sys.stderr)
-    if not any(r.accepted for r in results):
+        skipped = sum(len(r.skipped) for r in results)
+        if skipped:
+            print(f"skipped {skipped} photo(s) already in the gallery (same file contents)", file=sys.stderr)
+    if not any(r.accepted or r.skipped for r in results):
         raise EdgefaceError("no photo was accepted")
 
 
@@ -648,7 +726,8 @@ def gallery_import(file: Path, gallery: GalleryOpt = None) -> None:
     """Merge an exported gallery made with the same model."""
     from edgeface.recognize.gallery import Gallery
 
-    print(f"imported {Gallery(gallery).import_file(file)} templates")
+    result = Gallery(gallery).import_file(file)
+    print(f"imported {result['added']} templates; skipped {result['skipped_duplicates']} already in the gallery")
 
 
 @app.command("recognize", rich_help_panel="4. recognise on the device")
@@ -661,6 +740,9 @@ def recognize_command(
     detector: DetectorOpt = DetectorName.yunet,
     detect_size: DetectSize = DEFAULT_DETECT_SIZE,
     min_face: MinFace = DEFAULT_MIN_FACE,
+    input_mean: InputMean = None,
+    input_scale: InputScale = None,
+    channels: Channels = None,
     threads: Threads = 1,
     output: Annotated[Optional[Path], typer.Option(help="write annotated frames to this video (.mp4)")] = None,
     show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
@@ -680,7 +762,10 @@ def recognize_command(
     from edgeface.recognize.loop import Recognizer, run
     from edgeface.report_format import print_table
 
-    embedder, store = open_gallery_for(model, gallery, detector, threads=threads, create=False)
+    if threshold is not None:
+        check_threshold(threshold)
+    embedder, store = open_gallery_for(model, gallery, detector, threads=threads, create=False,
+                                       normalisation=(input_mean, input_scale, channels))
     limit = threshold if threshold is not None else embedder.threshold
     if limit is None:
         raise EdgefaceError("this model has no calibrated threshold in its manifest: pass --threshold "
@@ -704,15 +789,36 @@ def recognize_command(
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback.
+
+    Anything unexpected is also one line (exit 3) naming the exception; EDGEFACE_DEBUG=1 shows the traceback.
+    """
     try:
         app()
     except EdgefaceError as exc:
-        print(f"edgeface: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        fail(str(exc), 2)
     except KeyboardInterrupt:
         print("edgeface: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # the reader went away (``edgeface ... | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+    except MemoryError:
+        fail("out of memory (is the input far larger than it should be?)", 2)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}", 2)
+    except Exception as exc:
+        if os.environ.get("EDGEFACE_DEBUG"):
+            raise
+        fail(f"internal error {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''} "
+             "(EDGEFACE_DEBUG=1 shows the traceback; please report it)", 3)
+
+
+def fail(message: str, code: int) -> None:
+    with contextlib.suppress(OSError):
+        print(f"edgeface: error: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

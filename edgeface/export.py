@@ -1,4 +1,4 @@
-"""Keras -> .tflite (+ quantization) + manifest, written atomically.
+"""Keras -> .tflite (+ quantization) with its manifest inside, written atomically as one file.
 
 Quantization modes: ``float32`` (none), ``float16`` (fp16 weights), ``dynamic`` (int8 weights, float
 activations), ``int8`` (full integer with a representative dataset of aligned faces; ``--io int8`` makes the
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.manifest import InputSpec, Manifest, load_manifest, save_manifest
+from edgeface.manifest import InputSpec, Manifest, load_manifest, write_model
 from edgeface.tf_setup import keras, tf
 
 MODES = ("float32", "float16", "dynamic", "int8")
@@ -68,16 +68,6 @@ def convert(model: keras.Model, mode: str, spec: InputSpec, calibration: np.ndar
         raise EdgefaceError(f"TFLite conversion failed: {first}") from None
 
 
-def write_model(content: bytes, out: str | Path) -> Path:
-    """Write bytes atomically: a crash or a full disk leaves the previous file in place."""
-    from edgeface.files import atomic_write
-
-    out = Path(out)
-    with atomic_write(out) as handle:
-        handle.write(content)
-    return out
-
-
 def export(model: keras.Model | str | Path, out: str | Path, mode: str = "float32",
            calibration: np.ndarray | None = None, io: str = "int8", manifest: Manifest | None = None,
            step: dict | None = None) -> tuple[Path, Manifest]:
@@ -93,10 +83,9 @@ def export(model: keras.Model | str | Path, out: str | Path, mode: str = "float3
         raise EdgefaceError(f"output must end in .tflite, got {out.name}")
     base = manifest or Manifest(input=INPUT_SPEC)
     content = convert(model, mode, base.input, calibration, io)
-    path = write_model(content, out)
     from edgeface.runtime.interpreter import Model
 
-    runtime = Model(path)
+    runtime = Model(out, content=content)
     quant = {role: {"dtype": t.dtype, "scale": t.scale, "zero_point": t.zero_point}
              for role, t in (("input", runtime.input), ("output", runtime.output)) if t.quantized}
     result = Manifest(
@@ -109,6 +98,5 @@ def export(model: keras.Model | str | Path, out: str | Path, mode: str = "float3
         chain=[*base.chain, {"step": "export", "quantize": mode, **({"io": io} if mode == "int8" else {}),
                              **(step or {})}],
         metrics={})
-    save_manifest(path, result)
-    return path, result
+    return write_model(out, content, result), result
 

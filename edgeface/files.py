@@ -62,6 +62,8 @@ def read_json(path: str | Path) -> Any:
         raise EdgefaceError(f"file not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EdgefaceError(f"cannot read JSON {path}: {exc}") from None
+    except RecursionError:
+        raise EdgefaceError(f"cannot read JSON {path}: nested too deeply") from None
 
 
 def sha256_file(path: str | Path) -> str:

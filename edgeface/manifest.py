@@ -1,21 +1,37 @@
-"""The manifest: what a .tflite needs to be used correctly, stored beside it as ``<stem>.json``.
+"""The manifest: what a .tflite needs to be used correctly, stored inside it (and copied beside it as ``<stem>.json``).
 
 It carries the input spec and normalisation (so nobody retypes ``--input-mean``), the verification threshold
-measured on LFW, size/cost figures and the provenance chain. A model is identified by the sha256 of its file;
-a manifest whose sha256 does not match its model is stale and is refused.
+measured on LFW, size/cost figures and the provenance chain. Inside the file it is a TFLite metadata entry
+(``edgeface.tflite_metadata``): the model and its manifest are one file, written in one atomic rename, and a
+copied model keeps its normalisation. The ``.json`` beside it is a readable copy; the entry inside wins. A model is
+identified by the sha256 of its file without that entry, so updating the manifest never changes the identity that
+galleries and caches are bound to; a sidecar whose sha256 does not match its model is stale and is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeface import __version__
 from edgeface.errors import EdgefaceError
-from edgeface.files import read_json, sha256_file, write_json
+from edgeface.files import atomic_write, read_json, sha256_file, write_json
 
 FORMAT = "edgeface-manifest/1"
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_threshold(value: Any, what: str = "--threshold") -> float:
+    """A cosine threshold: a finite number in [-1, 1]. Outside it, everyone (or no one) would match, silently."""
+    if not is_number(value) or not -1.0 <= value <= 1.0:
+        raise EdgefaceError(f"{what} must be a cosine similarity between -1 and 1, got {value!r}")
+    return float(value)
 
 
 @dataclass
@@ -30,6 +46,12 @@ class InputSpec:
     def __post_init__(self) -> None:
         if self.channels not in ("RGB", "BGR"):
             raise EdgefaceError(f"channel order must be RGB or BGR, got {self.channels!r}")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or not 8 <= self.size <= 4096:
+            raise EdgefaceError(f"input size must be a whole number of pixels from 8 to 4096, got {self.size!r}")
+        for name in ("mean", "scale"):
+            value = getattr(self, name)
+            if not is_number(value) or abs(value) > 1e6:
+                raise EdgefaceError(f"input {name} must be a finite number (|x| <= 1e6), got {value!r}")
         if self.scale == 0:
             raise EdgefaceError("input scale must not be 0")
 
@@ -64,11 +86,31 @@ class Manifest:
             raise EdgefaceError(f"{source} is not an edgeface manifest (format {FORMAT!r} expected)")
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
+        if not isinstance(values.get("input", {}), dict):
+            raise EdgefaceError(f"{source}: 'input' must be an object")
         try:
             values["input"] = InputSpec(**values.get("input", {}))
-            return cls(**values)
+            manifest = cls(**values)
         except TypeError as exc:
             raise EdgefaceError(f"{source} has an invalid field: {exc}") from None
+        except EdgefaceError as exc:
+            raise EdgefaceError(f"{source}: {exc}") from None
+        manifest.check(source)
+        return manifest
+
+    def check(self, source: str) -> None:
+        """Types and ranges of the fields a model is run with: a wrong one is an error, never a silent default."""
+        if self.threshold is not None:
+            check_threshold(self.threshold, f"{source}: threshold")
+        if isinstance(self.embedding_size, bool) or not isinstance(self.embedding_size, int) \
+                or not 0 <= self.embedding_size <= 65536:
+            raise EdgefaceError(f"{source}: embedding_size must be a whole number, got {self.embedding_size!r}")
+        for name in ("chain", "metrics", "quantization"):
+            expected = list if name == "chain" else dict
+            if not isinstance(getattr(self, name), expected):
+                raise EdgefaceError(f"{source}: {name} must be a JSON {expected.__name__}")
+        if self.alignment is not None and self.alignment not in ("yunet-5pt", "blazeface-4pt"):
+            raise EdgefaceError(f"{source}: alignment must be yunet-5pt or blazeface-4pt, got {self.alignment!r}")
 
 
 def manifest_path(model_path: str | Path) -> Path:
@@ -78,22 +120,89 @@ def manifest_path(model_path: str | Path) -> Path:
     return path.with_suffix(".json") if path.suffix == ".tflite" else path.with_name(path.name + ".json")
 
 
+def is_tflite(path: Path) -> bool:
+    return path.suffix == ".tflite"
+
+
+def model_identity_of(model_path: str | Path) -> str:
+    """A model's identity: sha256 of the file without its embedded manifest (.tflite), else of the file."""
+    path = Path(model_path)
+    if is_tflite(path):
+        from edgeface.runtime.interpreter import check_tflite_file
+        from edgeface.tflite_metadata import model_identity
+
+        return model_identity(check_tflite_file(path))
+    return sha256_file(path)
+
+
+def parse_manifest(data: Any, source: str) -> Manifest:
+    try:
+        return Manifest.from_dict(data, source)
+    except RecursionError:
+        raise EdgefaceError(f"{source} is nested too deeply to be a manifest") from None
+
+
 def load_manifest(model_path: str | Path, check_sha: bool = True) -> Manifest | None:
-    """The manifest beside a model file, or None when there is none; refuse a stale one."""
-    path = manifest_path(model_path)
-    if not path.exists():
+    """The manifest inside a .tflite, else the one beside the model file, else None; refuse a stale sidecar."""
+    path = Path(model_path)
+    content = None
+    if is_tflite(path) and path.is_file():
+        from edgeface.runtime.interpreter import check_tflite_file
+        from edgeface.tflite_metadata import read_manifest
+
+        content = check_tflite_file(path)
+        embedded = read_manifest(content)
+        if embedded is not None:
+            return parse_manifest(embedded, f"the manifest inside {path.name}")
+    sidecar = manifest_path(path)
+    if not sidecar.exists():
         return None
-    manifest = Manifest.from_dict(read_json(path), str(path))
-    if check_sha and manifest.sha256 and manifest.sha256 != sha256_file(model_path):
-        raise EdgefaceError(f"{path} describes another file (sha256 mismatch): re-export the model or delete it")
+    manifest = parse_manifest(read_json(sidecar), str(sidecar))
+    if check_sha and manifest.sha256:
+        if content is not None:
+            from edgeface.tflite_metadata import model_identity
+
+            identity = model_identity(content)
+        else:
+            identity = sha256_file(path)
+        if manifest.sha256 != identity:
+            raise EdgefaceError(f"{sidecar} describes another file (sha256 mismatch): re-export the model or delete it")
     return manifest
 
 
-def save_manifest(model_path: str | Path, manifest: Manifest) -> Path:
-    """Fill in the file identity and write ``<stem>.json`` atomically."""
-    model_path = Path(model_path)
-    manifest.sha256 = sha256_file(model_path)
-    manifest.size_bytes = model_path.stat().st_size
-    path = manifest_path(model_path)
-    write_json(path, manifest.to_dict())
+def write_model(path: str | Path, content: bytes, manifest: Manifest | None = None) -> Path:
+    """Write a model atomically; a .tflite gets ``manifest`` inside it (and a readable copy beside it).
+
+    The model and its manifest are one file, renamed into place in one step: a kill at any moment leaves either the
+    previous file or the new one, each with its own manifest, never a model without its manifest.
+    """
+    path = Path(path)
+    if manifest is not None and is_tflite(path):
+        from edgeface.tflite_metadata import embed_manifest, strip_manifest
+
+        base = strip_manifest(content)
+        manifest.sha256 = hashlib.sha256(base).hexdigest()
+        manifest.size_bytes = len(base)
+        content = embed_manifest(base, manifest.to_dict())
+    with atomic_write(path) as handle:
+        handle.write(content)
+    if manifest is not None:
+        if not is_tflite(path):
+            manifest.sha256 = sha256_file(path)
+            manifest.size_bytes = path.stat().st_size
+        write_json(manifest_path(path), manifest.to_dict())
     return path
+
+
+def save_manifest(model_path: str | Path, manifest: Manifest) -> Path:
+    """Store ``manifest`` for an existing model file (inside it for .tflite); returns the readable copy's path."""
+    path = Path(model_path)
+    if is_tflite(path):
+        from edgeface.runtime.interpreter import check_tflite_file
+
+        write_model(path, check_tflite_file(path), manifest)
+    else:
+        manifest.sha256 = sha256_file(path)
+        manifest.size_bytes = path.stat().st_size
+        write_json(manifest_path(path), manifest.to_dict())
+    return manifest_path(path)

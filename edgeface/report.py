@@ -38,9 +38,7 @@ def plan_variants(model, manifest, faces, techniques: list[str], epochs: float,
     from edgeface.compress.prune import magnitude_prune, structured_prune
     from edgeface.compress.quantize import quantization_aware
 
-    unknown = set(techniques) - set(TECHNIQUES)
-    if unknown:
-        raise EdgefaceError(f"unknown technique(s) {', '.join(sorted(unknown))}; choose from {', '.join(TECHNIQUES)}")
+    check_techniques(techniques)
     cache: dict[str, object] = {}
 
     def memo(key: str, fn: Callable) -> Callable:
@@ -197,8 +195,17 @@ def prepare_inputs(model_path: Path, data: list[Path], faces_limit: int):
     return model, manifest, face_set(model, manifest, data, faces_limit), calibration_faces(data, 300)
 
 
+def check_techniques(techniques: list[str]) -> None:
+    """Refuse a misspelt technique before minutes of building and scoring variants, not after."""
+    unknown = set(techniques) - set(TECHNIQUES)
+    if unknown or not techniques:
+        raise EdgefaceError(f"unknown technique(s) {', '.join(sorted(unknown)) or '(none given)'}; "
+                            f"choose from {', '.join(TECHNIQUES)}")
+
+
 def compare(model_path: Path, techniques: list[str], data: list[Path], out_dir: Path, lfw_dir: Path, pairs: Path,
             epochs: float = 2.0, faces_limit: int = 4000, student: str | None = None) -> dict:
+    check_techniques(techniques)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, manifest, faces, calibration = prepare_inputs(model_path, data, faces_limit)
     variants = plan_variants(model, manifest, faces, techniques, epochs, student=student)

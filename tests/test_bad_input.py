@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import LFW, MEDIA, PEER_FLOAT, assert_one_line_error, needs_shared, run_cli, small_pairs
+from conftest import LFW, MEDIA, PEER_FLAGS, PEER_FLOAT, assert_one_line_error, needs_shared, run_cli, small_pairs
 
 from edgeface.errors import EdgefaceError
 from edgeface.vision.blazeface import model_dir
@@ -66,7 +66,8 @@ def test_failed_commands_leave_existing_files_alone(tmp_path):
     before = gallery.read_bytes()
     assert_one_line_error(run_cli("enroll", "x" * 10_000, str(MEDIA / "probes" / "obama3.jpg"), "--gallery",
                                   str(gallery)), "limit")
-    assert_one_line_error(run_cli("enroll", "obama", "--model", str(PEER_FLOAT), str(MEDIA / "probes" / "obama3.jpg"),
+    assert_one_line_error(run_cli("enroll", "obama", "--model", str(PEER_FLOAT), *PEER_FLAGS,
+                                  str(MEDIA / "probes" / "obama3.jpg"),
                                   "--gallery", str(gallery)), "enrolled with model")
     assert run_cli("gallery", "list", "--gallery", str(gallery), "--json").returncode == 0
     assert gallery.read_bytes()[:100] == before[:100]

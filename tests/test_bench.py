@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import PEER_FLOAT, PEER_UINT8, assert_one_line_error, needs_shared, run_cli
+from conftest import PEER_FLAGS, PEER_FLOAT, PEER_UINT8, assert_one_line_error, needs_shared, run_cli
 
 from edgeface.runtime.flops import count_tflite_flops
 from edgeface.vision.blazeface import model_dir
@@ -51,7 +51,7 @@ def test_bench_bad_input(tmp_path):
 def test_pipeline_profile_times_every_stage():
     from conftest import MEDIA
 
-    result = run_cli("bench", str(PEER_FLOAT), "--pipeline", str(MEDIA / "probes"), "--json")
+    result = run_cli("bench", str(PEER_FLOAT), "--pipeline", str(MEDIA / "probes"), "--json", *PEER_FLAGS)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["frames"] == 4 and report["faces"] >= 4

@@ -5,7 +5,17 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import LFW, PAIRS, PEER_FLOAT, PEER_UINT8, assert_one_line_error, needs_shared, run_cli, small_pairs
+from conftest import (
+    LFW,
+    PAIRS,
+    PEER_FLAGS,
+    PEER_FLOAT,
+    PEER_UINT8,
+    assert_one_line_error,
+    needs_shared,
+    run_cli,
+    small_pairs,
+)
 
 from edgeface.vision.image import write_image
 
@@ -16,7 +26,7 @@ EVAL_KEYS = {"accuracy", "accuracy_se", "roc_auc", "tar_at_far", "threshold", "n
 @needs_shared
 def test_eval_runs_without_tensorflow_and_reports_every_key(tmp_path):
     pairs = small_pairs(tmp_path / "pairs.txt", folds=3, per=4)
-    result = run_cli("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(pairs), "--json",
+    result = run_cli("eval", str(PEER_FLOAT), *PEER_FLAGS, "--lfw-dir", str(LFW), "--pairs", str(pairs), "--json",
                      "--plot", str(tmp_path / "roc.png"))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -26,7 +36,7 @@ def test_eval_runs_without_tensorflow_and_reports_every_key(tmp_path):
     assert report["accuracy"] >= 0.9  # the peer separates these easy pairs
     assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
     # second run hits the embedding cache and gives the identical answer
-    again = json.loads(run_cli("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(pairs),
+    again = json.loads(run_cli("eval", str(PEER_FLOAT), *PEER_FLAGS, "--lfw-dir", str(LFW), "--pairs", str(pairs),
                                "--json").stdout)
     assert again["accuracy"] == report["accuracy"] and again["roc_auc"] == report["roc_auc"]
 
@@ -34,7 +44,8 @@ def test_eval_runs_without_tensorflow_and_reports_every_key(tmp_path):
 @needs_shared
 def test_quantized_model_and_flip_through_the_cli(tmp_path):
     pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=3)
-    result = run_cli("eval", str(PEER_UINT8), "--lfw-dir", str(LFW), "--pairs", str(pairs), "--flip", "--json",
+    result = run_cli("eval", str(PEER_UINT8), *PEER_FLAGS, "--lfw-dir", str(LFW), "--pairs", str(pairs), "--flip",
+                     "--json",
                      "--threads", "1")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["n_pairs"] == 12
@@ -49,7 +60,7 @@ def test_faceless_image_falls_back_to_centre_crop_and_is_counted(tmp_path):
         shutil.copytree(LFW / name, lfw / name)
     victim = sorted((lfw / next(iter(sorted(names)))).glob("*.jpg"))[0]
     write_image(victim, np.full((250, 250, 3), 90, np.uint8))  # a grey square: no face
-    result = run_cli("eval", str(PEER_FLOAT), "--lfw-dir", str(lfw), "--pairs", str(pairs), "--json")
+    result = run_cli("eval", str(PEER_FLOAT), *PEER_FLAGS, "--lfw-dir", str(lfw), "--pairs", str(pairs), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["n_detect_failed"] >= 1
 
@@ -68,15 +79,16 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     (lfw / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg").write_bytes(b"")
     one = tmp_path / "one.txt"
     one.write_text("1 1\nAaron_Peirsol 1 3\nAaron_Peirsol 3 Aaron_Peirsol 4\n")
+    peer = ("eval", str(PEER_FLOAT), *PEER_FLAGS)
     cases = [
         (("eval", str(junk), "--lfw-dir", str(LFW), "--pairs", str(pairs)), "not a TFLite model"),
         (("eval", str(cut), "--lfw-dir", str(LFW), "--pairs", str(pairs)), "cut.tflite"),
-        (("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(bad_pairs)), "header promises"),
-        (("eval", str(PEER_FLOAT), "--lfw-dir", str(tmp_path / "nope"), "--pairs", str(pairs)), "not found"),
-        (("eval", str(PEER_FLOAT), "--lfw-dir", str(lfw), "--pairs", str(one)), "empty image"),
-        (("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(pairs), "--threads", "0"), "threads"),
-        (("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(pairs), "--flip", "--save-threshold"),
-         "without --flip"),
+        ((*peer, "--lfw-dir", str(LFW), "--pairs", str(bad_pairs)), "header promises"),
+        ((*peer, "--lfw-dir", str(tmp_path / "nope"), "--pairs", str(pairs)), "not found"),
+        ((*peer, "--lfw-dir", str(lfw), "--pairs", str(one)), "empty image"),
+        ((*peer, "--lfw-dir", str(LFW), "--pairs", str(pairs), "--threads", "0"), "threads"),
+        ((*peer, "--lfw-dir", str(LFW), "--pairs", str(pairs), "--flip", "--save-threshold"), "without --flip"),
+        (("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(pairs)), "--input-mean"),
         (("info", str(tmp_path / "missing.tflite")), "not found"),
     ]
     for args, needle in cases:

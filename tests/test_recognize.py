@@ -14,7 +14,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import MEDIA, PEER_FLOAT, PROFILE_FRAME, assert_one_line_error, clip_frame, needs_shared, run_cli
+from conftest import (
+    MEDIA,
+    PEER_FLAGS,
+    PEER_FLOAT,
+    PROFILE_FRAME,
+    assert_one_line_error,
+    clip_frame,
+    needs_shared,
+    run_cli,
+)
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.gallery import Gallery, check_name
@@ -45,7 +54,7 @@ def peer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     results = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "peers_lfw.json").read_text())
     threshold = next(r for r in results["results"] if r["model"] == PEER_FLOAT.name)["threshold_at_far"]["0.001"]
     gallery = tmp_path_factory.mktemp("peer") / "gallery.sqlite"
-    model = ["--model", str(PEER_FLOAT)]
+    model = ["--model", str(PEER_FLOAT), *PEER_FLAGS]
     result = run_cli("enroll", "--dir", str(MEDIA / "gallery"), "--gallery", str(gallery), *model)
     assert result.returncode == 0, result.stderr
     return gallery, [*model, "--threshold", str(threshold)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, LFW, PEER_FLOAT, assert_one_line_error, needs_shared, run_cli
+from conftest import DATA, LFW, PEER_FLAGS, PEER_FLOAT, assert_one_line_error, needs_shared, run_cli
 
 from edgeface.evaluate.scenes import FacePhoto, lfw_photos, make_scene, match
 from edgeface.vision.detect import FaceFinder, create_detector
@@ -75,7 +75,8 @@ def test_detections_and_embeddings_are_cached_per_detector(tmp_path: Path):
     from edgeface.vision.embed import load_embedder
 
     paths = sorted((LFW / "Aaron_Peirsol").glob("*.jpg"))[:2]
-    embedder = load_embedder(str(PEER_FLOAT))  # no BlazeFace alignment in its manifest: YuNet keeps its 5 points
+    # no manifest, so no BlazeFace alignment: YuNet keeps its 5 points
+    embedder = load_embedder(str(PEER_FLOAT), mean=0.0, scale=1.0, channels="RGB")
     by_detector = {}
     for name in ("blazeface", "yunet"):
         emb, _ = embed_paths(paths, embedder, workers=1, group="t", detector=name)
@@ -93,7 +94,7 @@ def test_a_gallery_refuses_another_detectors_alignment(tmp_path: Path):
     The default model, trained on BlazeFace crops, gets BlazeFace landmarks under either detector."""
     photo = str(DATA / "media" / "gallery" / "obama" / "obama.jpg")
     peer = tmp_path / "peer.sqlite"
-    model = ["--model", str(PEER_FLOAT)]
+    model = ["--model", str(PEER_FLOAT), *PEER_FLAGS]
     assert run_cli("enroll", "obama", photo, "--gallery", str(peer), *model).returncode == 0
     result = run_cli("recognize", "--source", photo, "--gallery", str(peer), "--threshold", "0.3",
                      "--detector", "blazeface", *model)

@@ -23,6 +23,17 @@ class Item:
     identity: str | None
 
 
+def check_identity(identity: str) -> str:
+    """An identity becomes a folder name under DST: one plain path component, never a way out of DST."""
+    bad = (not identity or identity in (".", "..") or identity.startswith(".") or len(identity) > 255
+           or any(c in identity for c in ("/", "\\", "\0")) or Path(identity).is_absolute()
+           or any(ord(c) < 32 for c in identity))
+    if bad:
+        raise EdgefaceError(f"identity {identity[:60]!r} cannot be a folder name under DST (no path separators, "
+                            "no leading dot, no control characters, at most 255 characters)")
+    return identity
+
+
 def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image(p))
 
@@ -80,11 +91,16 @@ def list_items(src: str | Path, layout: str = "auto", identities: Path | None = 
         if identities is None:
             raise EdgefaceError("the celeba layout needs --identities FILE")
         table = read_identities(identities)
-        root = src / "images" if (src / "images").is_dir() else src
+        root = (src / "images" if (src / "images").is_dir() else src).resolve()
+        outside = next((name for name in table if not (root / name).resolve().is_relative_to(root)), None)
+        if outside is not None:
+            raise EdgefaceError(f"{identities} names a file outside {root}: {outside[:80]!r}")
         items = [Item(root / name, prefix + ident) for name, ident in sorted(table.items())
                  if (root / name).exists()]
         if not items:
             raise EdgefaceError(f"none of the files listed in {identities} exist under {root}")
     if not items:
         raise EdgefaceError(f"no images found in {src} (layout {layout})")
+    for identity in sorted({i.identity for i in items if i.identity is not None}):
+        check_identity(identity)
     return items

@@ -49,11 +49,17 @@ def process_item(item: Item, dst: Path) -> dict:
     if not faces:
         return {**record, "status": "no_face"}
     face = main_face(faces, image.shape)
-    out = Path(item.identity or UNLABELED) / f"{item.path.stem}.jpg"
+    out = Path(item.identity or UNLABELED) / crop_name(item.path)
     write_image(dst / out, align_face(image, face))
     return {**record, "status": "ok", "file": str(out), "detector": _finder.alignment, "score": round(face.score, 4),
             "box": [round(float(v), 2) for v in face.box],
             "landmarks": [[round(float(v), 2) for v in p] for p in face.keypoints]}
+
+
+def crop_name(source: Path) -> str:
+    """``a.jpg`` -> ``a.jpg``, ``a.png`` -> ``a_png.jpg``: one person's a.jpg and a.png never overwrite each other."""
+    suffix = source.suffix.lower()
+    return f"{source.stem}.jpg" if suffix == ".jpg" else f"{source.stem}_{suffix.lstrip('.')}.jpg"
 
 
 def _work(args: tuple[Item, Path]) -> dict:
@@ -92,6 +98,12 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
     src, dst = Path(src), Path(dst)
     if workers < 1:
         raise EdgefaceError(f"--workers must be at least 1, got {workers}")
+    if limit < 0:
+        raise EdgefaceError(f"--limit must be 0 (all) or more, got {limit}")
+    if prefix:
+        from edgeface.data.layouts import check_identity
+
+        check_identity(prefix)
     alignment = FaceFinder(detector, detect_size=detect_size).alignment  # also checks the settings first
     exclude: set[str] = set()
     if exclude_pairs is not None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.evaluate.metrics import roc_curve, verification_report
+from edgeface.manifest import InputSpec
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, alignment_of
 from edgeface.vision.embed import Embedder
 from edgeface.vision.pipeline import embed_paths
@@ -99,13 +100,28 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
     return report
 
 
-def record_in_manifest(model: str | Path | None, report: dict, far: float = 1e-3) -> Path:
-    """Write the LFW-calibrated threshold and the headline metrics into the model's manifest."""
+MIN_IMPOSTOR_PAIRS = 1000  # FAR 1e-3 is one accepted impostor in 1,000: fewer pairs cannot place that threshold
+
+
+def check_can_save_threshold(model: str | Path | None, pairs_file: str | Path) -> None:
+    """Refuse --save-threshold before any work when the model or the pairs cannot give a trustworthy threshold."""
+    if model is None or str(model) == "dlib" or not str(model).endswith(".tflite"):
+        raise EdgefaceError("--save-threshold needs a .tflite model file (the shipped model is read-only: copy it)")
+    impostors = int((~parse_pairs(pairs_file).same).sum())
+    if impostors < MIN_IMPOSTOR_PAIRS:
+        raise EdgefaceError(f"--save-threshold needs at least {MIN_IMPOSTOR_PAIRS:,} different-person pairs to place "
+                            f"a FAR 1e-3 threshold; {pairs_file} has {impostors:,} (LFW View 2 has 3,000)")
+
+
+def record_in_manifest(model: str | Path, report: dict, spec: InputSpec, pairs_file: str | Path,
+                       far: float = 1e-3) -> Path:
+    """Write the LFW-calibrated threshold, the input spec it was measured with and the headline metrics into the
+    model's manifest (inside the .tflite)."""
     from edgeface.manifest import Manifest, load_manifest, save_manifest
 
-    if model is None or str(model) == "dlib" or not str(model).endswith(".tflite"):
-        raise EdgefaceError("--save-threshold needs a .tflite model file")
+    check_can_save_threshold(model, pairs_file)
     manifest = load_manifest(model) or Manifest()
+    manifest.input = spec
     manifest.threshold = report["threshold_at_far"][str(far)]
     manifest.threshold_far = far
     manifest.threshold_source = "LFW View 2 (edgeface eval)"

@@ -2,12 +2,15 @@
 
 Capture runs in its own thread. Live sources (cameras, streams) keep only the newest frame, so slow inference
 drops stale frames instead of lagging behind reality; files are read in order, all frames, with a small queue
-so decoding overlaps inference. A lost camera or stream is reopened with exponential back-off.
+so decoding overlaps inference. A camera or stream that is down, at start-up or later, is reopened with
+exponential back-off. Opening runs in a helper thread, so Ctrl-C or SIGTERM (the ``stop`` event) is honoured even
+while OpenCV is blocked on a FIFO or a stream that never answers (those also time out after ``OPEN_TIMEOUT_S``).
 """
 
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,12 +23,15 @@ import numpy as np
 from edgeface.errors import EdgefaceError
 from edgeface.vision.image import IMAGE_SUFFIXES, is_image, read_image
 
+OPEN_TIMEOUT_S = 10.0
+
 
 @dataclass
 class Frame:
     index: int
     image: np.ndarray | None  # BGR uint8, None when this frame could not be read
     error: str | None = None
+    source: str | None = None  # the image file, for folders and single images
 
 
 _END = object()
@@ -47,7 +53,8 @@ def source_kind(spec: str) -> str:
 class Capture:
     """Iterate frames of any source; ``live`` sources drop stale frames. Use as a context manager."""
 
-    def __init__(self, spec: str, retries: int = 5, backoff: float = 0.5, loop: bool = False) -> None:
+    def __init__(self, spec: str, retries: int = 5, backoff: float = 0.5, loop: bool = False,
+                 stop: threading.Event | None = None) -> None:
         self.spec = spec
         self.loop = loop  # replay a video file from the start at its end (soak tests, demos)
         self.kind = source_kind(spec)
@@ -56,23 +63,58 @@ class Capture:
         self.dropped = 0
         self.fps = 25.0
         self._queue: queue.Queue = queue.Queue(maxsize=1 if self.live else 4)
-        self._stop = threading.Event()
+        self._stop = stop or threading.Event()
         self._thread: threading.Thread | None = None
         self._cap: cv2.VideoCapture | None = None
         self._error: str | None = None
         if self.kind in ("camera", "stream", "video"):
-            self._cap = self._open()
+            self._cap = self._open_at_start()
             fps = self._cap.get(cv2.CAP_PROP_FPS)
             if fps and 1 <= fps <= 240:
                 self.fps = float(fps)
 
     def _open(self) -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(int(self.spec) if self.kind == "camera" else self.spec)
-        if not cap.isOpened():
-            cap.release()
-            what = {"camera": "camera", "stream": "stream", "video": "video file"}[self.kind]
+        """Open the source in a helper thread; give up after OPEN_TIMEOUT_S or when ``stop`` is set."""
+        what = {"camera": "camera", "stream": "stream", "video": "video file"}[self.kind]
+        box: list[cv2.VideoCapture] = []
+
+        def opener() -> None:
+            if self.kind == "stream":
+                timeout = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(OPEN_TIMEOUT_S * 1000),
+                           cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(OPEN_TIMEOUT_S * 1000)]
+                box.append(cv2.VideoCapture(self.spec, cv2.CAP_ANY, timeout))
+            else:
+                box.append(cv2.VideoCapture(int(self.spec) if self.kind == "camera" else self.spec))
+
+        thread = threading.Thread(target=opener, name="open-source", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        while thread.is_alive():  # a short join keeps this thread free to see Ctrl-C / SIGTERM
+            thread.join(0.1)
+            if self._stop.is_set():
+                raise EdgefaceError(f"interrupted while opening {what} {self.spec}")
+            if time.monotonic() > deadline:
+                raise EdgefaceError(f"{what} {self.spec} did not open within {OPEN_TIMEOUT_S:.0f} s")
+        cap = box[0] if box else None
+        if cap is None or not cap.isOpened():
+            if cap is not None:
+                cap.release()
             raise EdgefaceError(f"cannot open {what} {self.spec}")
         return cap
+
+    def _open_at_start(self) -> cv2.VideoCapture:
+        """Files open or fail at once; a live source that is down is retried with back-off first."""
+        failures = 0
+        while True:
+            try:
+                return self._open()
+            except EdgefaceError:
+                failures += 1
+                if not self.live or failures > self.retries or self._stop.is_set():
+                    raise
+                print(f"edgeface: {self.spec} is not answering; retry {failures} of {self.retries}", file=sys.stderr)
+                if self._stop.wait(self.backoff * 2 ** (failures - 1)):
+                    raise
 
     def __enter__(self) -> Capture:
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
@@ -125,9 +167,9 @@ class Capture:
     @staticmethod
     def _read_file(index: int, path: Path) -> Frame:
         try:
-            return Frame(index, np.ascontiguousarray(read_image(path)[..., ::-1]))
+            return Frame(index, np.ascontiguousarray(read_image(path)[..., ::-1]), source=str(path))
         except EdgefaceError as exc:
-            return Frame(index, None, str(exc))
+            return Frame(index, None, str(exc), source=str(path))
 
     def _read_video(self) -> None:
         index, failures = 0, 0
@@ -148,7 +190,8 @@ class Capture:
             if failures > self.retries:
                 self._error = f"{self.kind} {self.spec} lost after {self.retries} reconnection attempts"
                 return
-            time.sleep(self.backoff * 2 ** (failures - 1))
+            if self._stop.wait(self.backoff * 2 ** (failures - 1)):
+                return
             self._cap.release()
             try:
                 self._cap = self._open()
@@ -157,7 +200,12 @@ class Capture:
 
     def __iter__(self) -> Iterator[Frame]:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.2)  # wake up now and then to see ``stop``
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
             if item is _END:
                 if self._error:
                     raise EdgefaceError(self._error)

@@ -30,6 +30,7 @@ class EnrolResult:
     name: str
     accepted: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # photos already enrolled (same sha256)
     templates: int = 0
 
 
@@ -55,18 +56,25 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> 
 
 
 def enrol(gallery: Gallery, name: str, images: list[Path], finder: FaceFinder, embedder: Embedder) -> EnrolResult:
+    """Enrol one person's photos; a photo already in the gallery (same bytes) is skipped, not doubled."""
     result = EnrolResult(check_name(name))
+    known = gallery.known_hashes()
     rows, hashes, quality = [], [], []
     for path in images:
         try:
             data = Path(path).read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            if digest in known:
+                result.skipped[str(path)] = f"already enrolled as {known[digest]}"
+                continue
             image = decode_image(data, str(path))
             vec, q = face_template(image, finder, embedder)
         except (EdgefaceError, OSError) as exc:
             result.rejected[str(path)] = str(exc) if isinstance(exc, EdgefaceError) else exc.strerror or str(exc)
             continue
+        known[digest] = result.name
         rows.append(vec)
-        hashes.append(hashlib.sha256(data).hexdigest())
+        hashes.append(digest)
         quality.append(q)
         result.accepted.append(str(path))
     if rows:
@@ -83,6 +91,8 @@ def person_folders(root: Path) -> dict[str, list[Path]]:
     people = {k: v for k, v in people.items() if v}
     if not people:
         raise EdgefaceError(f"no <person>/<image> folders in {root}")
+    for name in people:  # every name checked before anyone is enrolled: no half-done batch
+        check_name(name)
     return people
 
 

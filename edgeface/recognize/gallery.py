@@ -10,19 +10,24 @@ pixels off and scores lower, so recognising with another detector is refused wit
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, data_dir
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 LEGACY_ALIGNMENT = "blazeface-4pt"  # galleries enrolled before the alignment was recorded used BlazeFace
@@ -58,6 +63,78 @@ def check_name(name: str) -> str:
     return name
 
 
+UNIT_NORM_TOLERANCE = 1e-3  # templates are L2-normalised float32: anything further from 1 was not made by edgeface
+MAX_IMPORT_TEMPLATES = 2_000_000
+MAX_IMPORT_BYTES = 1 << 30
+
+
+def damaged(path: Path, what: str) -> EdgefaceError:
+    return EdgefaceError(f"gallery {path} is damaged ({what}): save what can be read with 'edgeface gallery export', "
+                         f"and check it with: sqlite3 {path} 'PRAGMA integrity_check'")
+
+
+def guarded(method: Callable[..., T]) -> Callable[..., T]:
+    """A damaged file (bad page, wrong types in meta, short template blob) becomes one line naming the gallery."""
+
+    @functools.wraps(method)
+    def wrapper(self: Gallery, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.path, str(exc)) from None
+        except (ValueError, TypeError) as exc:
+            raise damaged(self.path, str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__) from None
+
+    return wrapper
+
+
+def check_templates(embeddings: np.ndarray, dim: int, source: str) -> np.ndarray:
+    """Refuse templates a gallery must never hold: wrong size, NaN/inf, or not unit length (norm 1000 templates
+    would outscore every honest match; a NaN one would make everyone unknown and break --json)."""
+    embeddings = np.asarray(embeddings)
+    if embeddings.ndim != 2 or embeddings.shape[1] < 2 or (dim and embeddings.shape[1] != dim):
+        raise EdgefaceError(f"{source}: templates must be (N, {dim or 'D'}) vectors, got {embeddings.shape}")
+    if embeddings.dtype.kind != "f":
+        raise EdgefaceError(f"{source}: templates must be floating point, got {embeddings.dtype}")
+    embeddings = embeddings.astype(np.float32)
+    if not np.isfinite(embeddings).all():
+        raise EdgefaceError(f"{source}: templates contain NaN or infinite values")
+    norms = np.linalg.norm(embeddings, axis=1)
+    if len(norms) and np.abs(norms - 1.0).max() > UNIT_NORM_TOLERANCE:
+        raise EdgefaceError(f"{source}: templates must have unit length (found norms from {norms.min():.3g} "
+                            f"to {norms.max():.3g})")
+    return embeddings
+
+
+def read_npz_bounded(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Arrays of an .npz, refusing object arrays and any array whose header asks for more than MAX_IMPORT_BYTES
+    (a small crafted file can declare gigabytes) before reading it."""
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in names:
+                with archive.open(f"{name}.npy") as member:
+                    version = np.lib.format.read_magic(member)
+                    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                    if version not in readers:
+                        raise EdgefaceError(f"{path}: array {name!r} has an unknown .npy version {version}")
+                    shape, _, dtype = readers[version](member)  # the header only: nothing is allocated yet
+                    if dtype.hasobject:
+                        raise EdgefaceError(f"{path}: array {name!r} holds Python objects; refused (no pickle)")
+                    if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > MAX_IMPORT_BYTES:
+                        raise EdgefaceError(f"{path}: array {name!r} declares {shape} {dtype}, too large")
+        with np.load(path, allow_pickle=False) as data:
+            for name in names:
+                arrays[name] = data[name]
+    except FileNotFoundError:
+        raise EdgefaceError(f"gallery export not found: {path}") from None
+    except KeyError as exc:
+        raise EdgefaceError(f"{path} is not an edgeface gallery export: missing {exc}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise EdgefaceError(f"{path} is not an edgeface gallery export: {str(exc)[:120]}") from None
+    return arrays
+
+
 @dataclass
 class Match:
     name: str | None
@@ -86,7 +163,7 @@ class Gallery:
             with self.transaction():
                 self._check_version()
         except sqlite3.DatabaseError as exc:
-            raise EdgefaceError(f"{self.path} is not a usable gallery database: {exc}") from None
+            raise damaged(self.path, f"not a usable SQLite gallery: {exc}") from None
         self._cache: tuple[int, np.ndarray, np.ndarray, list[str]] | None = None
         if model_sha256:
             self.bind(model_sha256, int(embedding_size or 0), alignment)
@@ -105,6 +182,8 @@ class Gallery:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif not str(row[0]).isdigit():
+            raise damaged(self.path, f"schema_version {row[0]!r}")
         elif int(row[0]) > SCHEMA_VERSION:
             raise EdgefaceError(f"gallery {self.path} has schema {row[0]}, newer than this edgeface "
                                 f"({SCHEMA_VERSION}): upgrade edgeface")
@@ -120,10 +199,12 @@ class Gallery:
             raise
         self.db.execute("COMMIT")
 
+    @guarded
     def meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
+    @guarded
     def bind(self, model_sha256: str, embedding_size: int, alignment: str | None = None) -> None:
         """Tie an empty gallery to a model (and alignment), or refuse others than those it was enrolled with."""
         with self.transaction():
@@ -150,16 +231,21 @@ class Gallery:
 
     @property
     def embedding_size(self) -> int:
-        return int(self.meta("embedding_size") or 0)
+        value = self.meta("embedding_size") or "0"
+        if not str(value).isdigit() or not 0 <= int(value) <= 65536:
+            raise damaged(self.path, f"embedding_size {value!r}")
+        return int(value)
 
+    @guarded
     def add(self, name: str, embeddings: np.ndarray, image_hashes: list[str | None] | None = None,
             qualities: list[float | None] | None = None) -> int:
-        """Add templates for ``name`` (creating the person) in one transaction; returns the person's count."""
+        """Add templates for ``name`` (creating the person) in one transaction; returns the person's count.
+
+        A photo whose sha256 is already in the gallery is not added twice (enrolling a folder again, importing an
+        export into its own gallery): callers skip those first with :meth:`known_hashes`."""
         name = check_name(name)
-        embeddings = np.asarray(embeddings, np.float32)
         dim = self.embedding_size
-        if embeddings.ndim != 2 or (dim and embeddings.shape[1] != dim):
-            raise EdgefaceError(f"templates must be (N, {dim or 'D'}) embeddings, got {embeddings.shape}")
+        embeddings = check_templates(embeddings, dim, f"templates for {name}")
         n = len(embeddings)
         image_hashes = image_hashes or [None] * n
         qualities = qualities or [None] * n
@@ -172,17 +258,27 @@ class Gallery:
                 [(pid, e.tobytes(), h, q, now) for e, h, q in zip(embeddings, image_hashes, qualities, strict=True)])
             return self.db.execute("SELECT COUNT(*) FROM templates WHERE person_id=?", (pid,)).fetchone()[0]
 
+    @guarded
+    def known_hashes(self) -> dict[str, str]:
+        """image sha256 -> the person it is enrolled as."""
+        rows = self.db.execute("SELECT t.image_sha256, p.name FROM templates t JOIN people p ON p.id = t.person_id "
+                               "WHERE t.image_sha256 IS NOT NULL AND t.image_sha256 != ''").fetchall()
+        return {h: n for h, n in rows}
+
+    @guarded
     def people(self) -> list[dict]:
         rows = self.db.execute(
             "SELECT p.name, COUNT(t.id), p.created, AVG(t.quality) FROM people p "
             "LEFT JOIN templates t ON t.person_id = p.id GROUP BY p.id ORDER BY p.name").fetchall()
         return [{"name": r[0], "templates": r[1], "created": r[2], "quality": r[3]} for r in rows]
 
+    @guarded
     def remove(self, name: str) -> None:
         with self.transaction():
             if self.db.execute("DELETE FROM people WHERE name=?", (name,)).rowcount == 0:
                 raise EdgefaceError(f"no person named {name!r} in {self.path}")
 
+    @guarded
     def rename(self, old: str, new: str) -> None:
         new = check_name(new)
         with self.transaction():
@@ -191,6 +287,7 @@ class Gallery:
             if self.db.execute("UPDATE people SET name=? WHERE name=?", (new, old)).rowcount == 0:
                 raise EdgefaceError(f"no person named {old!r} in {self.path}")
 
+    @guarded
     def templates(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(embeddings (N, D), person index per template (N,), names); re-read only after another commit."""
         # data_version moves when another connection commits; total_changes when this one writes
@@ -201,11 +298,17 @@ class Gallery:
             names = sorted({r[0] for r in rows})
             index = {n: i for i, n in enumerate(names)}
             dim = self.embedding_size
+            bad = next((r[0] for r in rows if not isinstance(r[1], bytes) or len(r[1]) != 4 * dim), None)
+            if bad is not None:
+                raise damaged(self.path, f"a template of {bad!r} is not {dim} float32 values")
             emb = (np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows
                    else np.zeros((0, dim), np.float32))
+            if rows:
+                check_templates(emb, dim, f"gallery {self.path}")
             self._cache = (stamp, emb, np.array([index[r[0]] for r in rows], np.int64), names)
         return self._cache[1], self._cache[2], self._cache[3]
 
+    @guarded
     def match(self, queries: np.ndarray, threshold: float) -> list[Match]:
         """Top-1 person per query by cosine similarity (best template of each person); below threshold: None."""
         emb, owner, names = self.templates()
@@ -222,6 +325,7 @@ class Gallery:
             out.append(Match(names[best] if score >= threshold else None, score, names[best]))
         return out
 
+    @guarded
     def export(self, path: str | Path) -> Path:
         """Portable copy: an .npz of plain arrays (no pickle) with a JSON header."""
         path = Path(path)
@@ -242,32 +346,61 @@ class Gallery:
             np.savez(handle, **arrays)
         return path
 
-    def import_file(self, path: str | Path) -> int:
-        """Merge an exported gallery (same model only) in one transaction; returns templates added."""
+    @guarded
+    def import_file(self, path: str | Path) -> dict:
+        """Merge an exported gallery (same model and alignment) in one transaction.
+
+        The whole file is checked first (header, names, template size, finiteness, unit length); one bad row
+        refuses the file and changes nothing. Photos already in the gallery (same image sha256) are skipped.
+        Returns {"added": n, "skipped_duplicates": m}."""
         path = Path(path)
+        arrays = read_npz_bounded(path, ("header", "names", "embeddings", "image_sha256", "quality"))
         try:
-            with np.load(path, allow_pickle=False) as data:
-                header = json.loads(str(data["header"]))
-                names, emb = data["names"].tolist(), data["embeddings"].astype(np.float32)
-                hashes, quality = data["image_sha256"].tolist(), data["quality"].tolist()
-        except FileNotFoundError:
-            raise EdgefaceError(f"gallery export not found: {path}") from None
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise EdgefaceError(f"{path} is not an edgeface gallery export: {exc}") from None
-        if header.get("format") != "edgeface-gallery/1":
+            header = json.loads(str(arrays["header"]))
+        except (json.JSONDecodeError, RecursionError):
+            raise EdgefaceError(f"{path}: the header is not JSON") from None
+        if not isinstance(header, dict) or header.get("format") != "edgeface-gallery/1":
             raise EdgefaceError(f"{path} is not an edgeface gallery export")
-        self.bind(header["model_sha256"], int(header["embedding_size"]), header.get("alignment", LEGACY_ALIGNMENT))
+        sha, dim, alignment = header.get("model_sha256"), header.get("embedding_size"), header.get("alignment")
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise EdgefaceError(f"{path}: model_sha256 must be 64 hex digits")
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 2 <= dim <= 65536:
+            raise EdgefaceError(f"{path}: embedding_size must be a whole number from 2 to 65536, got {dim!r}")
+        if alignment not in (None, "yunet-5pt", "blazeface-4pt"):
+            raise EdgefaceError(f"{path}: unknown alignment {alignment!r}")
+        names, hashes = arrays["names"], arrays["image_sha256"]
+        quality = arrays["quality"]
+        if names.dtype.kind != "U" or hashes.dtype.kind != "U" or quality.dtype.kind != "f":
+            raise EdgefaceError(f"{path}: names and image hashes must be text, quality numbers")
+        count = len(arrays["embeddings"]) if arrays["embeddings"].ndim else -1
+        if not (names.ndim == hashes.ndim == quality.ndim == 1) or not (len(names) == len(hashes) == len(quality)
+                                                                          == count):
+            raise EdgefaceError(f"{path}: names, templates, hashes and quality differ in length")
+        if count > MAX_IMPORT_TEMPLATES:
+            raise EdgefaceError(f"{path}: {count:,} templates, more than {MAX_IMPORT_TEMPLATES:,}")
+        emb = check_templates(arrays["embeddings"], dim, str(path))
+        names, hashes, quality = names.tolist(), hashes.tolist(), quality.tolist()
         for name in sorted(set(names)):
             check_name(name)
+        self.bind(sha, dim, alignment or LEGACY_ALIGNMENT)
+        known = self.known_hashes()
+        added = skipped = 0
         with self.transaction():
             now = time.time()
             for name, e, h, q in zip(names, emb, hashes, quality, strict=True):
+                if h and h in known:
+                    skipped += 1
+                    continue
+                known[h] = name
                 self.db.execute("INSERT OR IGNORE INTO people (name, created) VALUES (?, ?)", (name, now))
                 pid = self.db.execute("SELECT id FROM people WHERE name=?", (name,)).fetchone()[0]
                 self.db.execute("INSERT INTO templates (person_id, embedding, image_sha256, quality, created) "
-                                "VALUES (?,?,?,?,?)", (pid, e.tobytes(), h or None, None if q != q else q, now))
-        return len(names)
+                                "VALUES (?,?,?,?,?)",
+                                (pid, e.tobytes(), h or None, None if not np.isfinite(q) else q, now))
+                added += 1
+        return {"added": added, "skipped_duplicates": skipped}
 
+    @guarded
     def integrity(self) -> str:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]
 

@@ -9,10 +9,15 @@ anybody's (in the Hamilton clip a 26 px pianist matched a gallery stranger).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
+import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -105,10 +110,18 @@ def draw(frame: np.ndarray, results: list[dict], fps: float) -> None:
 
 
 class VideoOut:
-    """Annotated frames to a video, written to a temp file and renamed when complete."""
+    """Annotated frames to a video, written to a temp file and renamed when complete.
+
+    ``close(keep=False)`` (a failed run) deletes the temp file: an earlier output is never replaced by a broken one.
+    """
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path = Path(path)
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        if not folder.is_dir():
+            raise EdgefaceError(f"--output folder does not exist: {folder}")
+        if not os.access(folder, os.W_OK):
+            raise EdgefaceError(f"--output folder is not writable: {folder}")
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.fps = fps
         self.writer: cv2.VideoWriter | None = None
@@ -121,10 +134,15 @@ class VideoOut:
                 raise EdgefaceError(f"cannot write video {self.path}")
         self.writer.write(frame)
 
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
+    def close(self, keep: bool = True) -> None:
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        if keep and self.tmp.exists():
             self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
 
 
 def emit(event: dict) -> None:
@@ -132,34 +150,69 @@ def emit(event: dict) -> None:
     sys.stdout.flush()
 
 
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM (how systemd stops the service) set ``stop`` instead of raising mid-frame: the
+    loop finishes the frame, closes the video file, prints the summary and exits 0. A second signal exits at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def run(source: str, recognizer: Recognizer, output: Path | None = None, show: bool = False,
         json_events: bool = False, max_frames: int = 0, loop: bool = False, max_seconds: float = 0) -> dict:
-    """The loop: returns a summary (frames, faces, fps, names seen, dropped frames, stage timings)."""
+    """The loop: returns a summary (frames, faces, fps, names seen, dropped frames, stage timings).
+
+    Every event names its source (the image file for folders, else the source given). Unrelated images never
+    share face tracks: the tracker starts afresh for each photo of a folder.
+    """
+    if max_frames < 0 or max_seconds < 0:
+        raise EdgefaceError("--max-frames and --max-seconds must be 0 (no limit) or more")
     if show:
         try:
             cv2.namedWindow("edgeface")
         except cv2.error:
             raise EdgefaceError("--show needs a display and an OpenCV build with GUI support "
                                 "(opencv-python-headless has none): use --output instead") from None
+    writer = VideoOut(output, 25.0) if output else None  # checks the folder before any work
     seen: dict[str, int] = defaultdict(int)
     frames = faces = errors = 0
     started = time.perf_counter()
     fps = 0.0
-    interrupted = False
-    with Capture(source, loop=loop) as capture:
-        writer = VideoOut(output, capture.fps) if output else None
+    stop = threading.Event()
+    completed = False
+    with stop_on_signals(stop), Capture(source, loop=loop, stop=stop) as capture:
+        if writer:
+            writer.fps = capture.fps
+        stills = capture.kind in ("folder", "image")
         try:
             t_wait = time.perf_counter()
             for frame in capture:
                 recognizer.timings.add("wait", time.perf_counter() - t_wait)
+                where = frame.source or source
                 if frame.image is None:
                     errors += 1
                     if json_events:
-                        emit({"time": time.time(), "frame": frame.index, "error": frame.error})
+                        emit({"time": round(time.time(), 3), "source": where, "frame": frame.index,
+                              "error": frame.error})
                     else:
                         print(f"edgeface: skipped frame {frame.index}: {frame.error}", file=sys.stderr)
                     t_wait = time.perf_counter()
                     continue
+                if stills:
+                    recognizer.tracker.reset()
                 results = recognizer.process(frame.image)
                 frames += 1
                 faces += len(results)
@@ -168,7 +221,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                 for r in results:
                     seen[r["name"]] += 1
                     if json_events:
-                        emit({"time": round(time.time(), 3), "frame": frame.index, **r})
+                        emit({"time": round(time.time(), 3), "source": where, "frame": frame.index, **r})
                 if writer or show:
                     t = time.perf_counter()
                     draw(frame.image, results, fps)
@@ -179,15 +232,17 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                         if cv2.waitKey(1) & 0xFF == ord("q"):
                             break
                     recognizer.timings.add("draw", time.perf_counter() - t)
-                if (max_frames and frames >= max_frames) or (max_seconds and elapsed >= max_seconds):
+                if stop.is_set() or (max_frames and frames >= max_frames) or (max_seconds and elapsed >= max_seconds):
                     break
                 t_wait = time.perf_counter()
-        except KeyboardInterrupt:
-            interrupted = True
+            completed = True
         finally:
             if writer:
-                writer.close()
+                writer.close(keep=completed and frames > 0)
+        interrupted = stop.is_set()  # read before the capture's own exit sets it
         dropped = capture.dropped
+    if frames == 0 and errors:
+        raise EdgefaceError(f"no frame of {source} could be read ({errors} unreadable)")
     return {"source": source, "frames": frames, "faces": faces, "unreadable_frames": errors,
             "dropped_frames": dropped, "seconds": round(time.perf_counter() - started, 3),
             "fps": round(frames / max(time.perf_counter() - started, 1e-9), 2), "names": dict(seen),

@@ -52,8 +52,9 @@ def decoded_frames(source: str, limit: int):
 
 def profile_pipeline(source: str, model: str | None, threads: int = 1, max_frames: int = 0,
                      gallery_size: int = 1000, detector: str = DEFAULT_DETECTOR,
-                     detect_size: int = DEFAULT_DETECT_SIZE) -> dict:
-    embedder = load_embedder(model, threads=threads)
+                     detect_size: int = DEFAULT_DETECT_SIZE, normalisation: tuple = (None, None, None)) -> dict:
+    mean, scale, channels = normalisation
+    embedder = load_embedder(model, threads=threads, mean=mean, scale=scale, channels=channels)
     with tempfile.TemporaryDirectory() as tmp:
         gallery = Gallery(Path(tmp) / "g.sqlite", getattr(embedder, "sha256", embedder.key), embedder.size)
         rng = np.random.default_rng(0)

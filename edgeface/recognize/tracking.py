@@ -30,6 +30,10 @@ class Tracker:
         self.frame = 0
         self._next_id = 0
 
+    def reset(self) -> None:
+        """Forget every track (a new, unrelated image); track ids keep counting up."""
+        self.tracks = []
+
     def update(self, boxes: np.ndarray, embeddings: np.ndarray) -> tuple[list[int], np.ndarray]:
         """Assign each detection to a track; return (track ids, smoothed unit embeddings)."""
         self.frame += 1

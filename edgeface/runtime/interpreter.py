@@ -1,14 +1,17 @@
 """Load and run a .tflite model with transparent quantized I/O.
 
-Backends are tried in order ai-edge-litert -> tflite_runtime -> tensorflow.lite so a Raspberry Pi needs no
-TensorFlow; the one in use is reported in ``Model.backend``. Callers always pass and receive float32 arrays:
+Backends are tried in order ai-edge-litert -> tflite_runtime (-> tensorflow.lite, only with
+EDGEFACE_ALLOW_TF_RUNTIME=1) so a Raspberry Pi needs no TensorFlow; the one in use is reported in
+``Model.backend``. Callers always pass and receive float32 arrays:
 int8/uint8 inputs are quantized with the tensor's own scale/zero point and outputs dequantized.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import numpy as np
 from edgeface.errors import EdgefaceError
 
 _TFLITE_MAGIC = b"TFL3"
+MAX_MODEL_BYTES = 2**31  # the flatbuffer format's own limit
 
 
 def _interpreter_classes() -> list[tuple[str, Any, Any]]:
@@ -35,7 +39,7 @@ def _interpreter_classes() -> list[tuple[str, Any, Any]]:
         found.append(("tflite_runtime", Interpreter, OpResolverType))
     except ImportError:
         pass
-    if not found and os.environ.get("EDGEFACE_ALLOW_TF_RUNTIME", "1") == "1":
+    if not found and os.environ.get("EDGEFACE_ALLOW_TF_RUNTIME") == "1":  # opt-in: the device never loads TF
         try:
             import tensorflow as tf  # type: ignore[import-not-found]
 
@@ -52,13 +56,42 @@ def check_tflite_file(path: str | Path) -> bytes:
         raise EdgefaceError(f"model file not found: {path}")
     if path.is_dir():
         raise EdgefaceError(f"model path is a directory, expected a .tflite file: {path}")
+    if not path.is_file():
+        raise EdgefaceError(f"model path is not a regular file (a device or pipe?): {path}")
     try:
+        size = path.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise EdgefaceError(f"model file {path} is {size / 2**30:.1f} GiB, above the 2 GiB a .tflite can hold")
         data = path.read_bytes()
     except OSError as exc:
         raise EdgefaceError(f"cannot read model {path}: {exc.strerror}") from None
     if len(data) < 8 or data[4:8] != _TFLITE_MAGIC:
         raise EdgefaceError(f"not a TFLite model (no TFL3 flatbuffer header): {path}")
     return data
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Hide what the TFLite runtime's C++ prints on file descriptor 2 ("INFO: Created TensorFlow Lite XNNPACK
+    delegate for CPU.", once per interpreter; no setting turns it off). Python-side errors still surface as
+    exceptions carrying the runtime's message. EDGEFACE_DEBUG=1 keeps the native output."""
+    if os.environ.get("EDGEFACE_DEBUG"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 @dataclass(frozen=True)
@@ -89,11 +122,11 @@ class Model:
     models are exported with a fixed batch of 1.
     """
 
-    def __init__(self, path: str | Path, threads: int = 1, xnnpack: bool = True) -> None:
+    def __init__(self, path: str | Path, threads: int = 1, xnnpack: bool = True, content: bytes | None = None) -> None:
         if threads < 1:
             raise EdgefaceError(f"--threads must be at least 1, got {threads}")
         self.path = Path(path)
-        self.content = check_tflite_file(self.path)
+        self.content = check_tflite_file(self.path) if content is None else content
         classes = _interpreter_classes()
         if not classes:
             raise EdgefaceError("no TFLite runtime found: pip install ai-edge-litert")
@@ -113,8 +146,9 @@ class Model:
         if not xnnpack:
             kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            interpreter = interpreter_cls(**kwargs)
-            interpreter.allocate_tensors()
+            with native_stderr_silenced():
+                interpreter = interpreter_cls(**kwargs)
+                interpreter.allocate_tensors()
             return interpreter
         except (ValueError, RuntimeError) as exc:
             if xnnpack and "delegate" in str(exc).lower():
@@ -133,7 +167,8 @@ class Model:
             return
         try:
             self.interpreter.resize_tensor_input(self._in_index, list(shape))
-            self.interpreter.allocate_tensors()
+            with native_stderr_silenced():
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgefaceError(f"{self.path.name} cannot take input {list(shape)}: {str(exc).strip()[:200]}") from None
         self.inputs = [_spec(d) for d in self.interpreter.get_input_details()]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.data.targets import teacher_targets
 from edgeface.errors import EdgefaceError
 from edgeface.train.dataset import encode_labels, make_dataset, prepared_alignment, prepared_faces
 from edgeface.train.loop import TrainConfig, fit
+from edgeface.train.targets import teacher_targets
 
 
 def cosine_loss(y_true, y_pred):
@@ -37,9 +37,9 @@ def check_teacher(teacher: str, size: int) -> None:
     """A .tflite/Keras teacher must take aligned faces of the student's input size."""
     if teacher == "dlib":
         return
-    from edgeface.vision.embed import load_embedder
+    from edgeface.train.keras_embedder import load_any_embedder
 
-    embedder = load_embedder(teacher)
+    embedder = load_any_embedder(teacher)
     spec = getattr(embedder, "spec", None)
     if spec is not None and spec.size != size:
         raise EdgefaceError(f"teacher {teacher} takes {spec.size}x{spec.size} input, the student {size}x{size}: "

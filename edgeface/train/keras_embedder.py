@@ -45,3 +45,18 @@ class KerasEmbedder(AlignedEmbedder):
 
     def forward(self, aligned: np.ndarray) -> np.ndarray:
         return self.model(preprocess(aligned, self.spec), training=False).numpy()
+
+
+def is_keras_model(model: str | Path) -> bool:
+    path = Path(model)
+    return path.suffix in (".keras", ".h5") or (path.is_dir() and (path / "saved_model.pb").exists())
+
+
+def load_any_embedder(model: str | Path | None, threads: int = 1, flip: bool = False, mean: float | None = None,
+                      scale: float | None = None, channels: str | None = None):
+    """The training half's loader: a Keras model (.keras, .h5, SavedModel) too, besides what the device loads."""
+    from edgeface.vision.embed import load_embedder
+
+    if model is not None and str(model) != "dlib" and is_keras_model(model):
+        return KerasEmbedder(model, flip=flip, mean=mean, scale=scale, channels=channels)
+    return load_embedder(model, threads=threads, flip=flip, mean=mean, scale=scale, channels=channels)

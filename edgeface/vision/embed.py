@@ -18,6 +18,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.files import sha256_file
 from edgeface.manifest import InputSpec, Manifest, load_manifest
 from edgeface.runtime.interpreter import Model
+from edgeface.tflite_metadata import model_identity
 from edgeface.vision.align import align_face
 from edgeface.vision.face import Face
 
@@ -99,12 +100,17 @@ class TFLiteEmbedder(AlignedEmbedder):
         out = self.model.output.shape
         if len(out) != 2 or out[1] < 2:
             raise EdgefaceError(f"{self.path.name} output {list(out)} is not an embedding vector (1, D)")
-        self.spec = InputSpec(size=shape[1], channels=channels or spec.channels,
+        if self.manifest is None and mean is None and scale is None and channels is None:
+            raise EdgefaceError(
+                f"{self.path.name} has no manifest (none inside the file, no {self.path.stem}.json beside it), so "
+                "its input normalisation is unknown: pass --input-mean, --input-scale and --channels "
+                "(e.g. 127.5, 0.0078125, RGB for [-1, 1] input; 0, 1, RGB for 0..255)")
+        self.spec = InputSpec(size=int(shape[1]), channels=channels or spec.channels,
                               mean=spec.mean if mean is None else mean, scale=spec.scale if scale is None else scale)
         self.size = int(out[1])
         self.flip = flip
         self.name = self.path.name
-        self.sha256 = sha256_file(self.path)
+        self.sha256 = model_identity(self.model.content)  # stays put when the manifest inside is updated
         self.threshold = self.manifest.threshold if self.manifest else None
         self.alignment = self.manifest.alignment if self.manifest else None
         settings = f"{self.sha256}|{self.spec}|flip={flip}"
@@ -166,7 +172,8 @@ class DlibEmbedder:
 
 def load_embedder(model: str | Path | None, threads: int = 1, flip: bool = False, mean: float | None = None,
                   scale: float | None = None, channels: str | None = None) -> Embedder:
-    """Any model a user names: ``dlib``, a ``.tflite`` file, a Keras model (training half), or the default."""
+    """Any model the device runs: ``dlib``, a ``.tflite`` file, or the default. A Keras model is refused: the device
+    never loads TensorFlow (``edgeface.train.keras_embedder.load_any_embedder`` is the training half's loader)."""
     if model is None:
         from edgeface.default_model import default_model_path
 
@@ -175,8 +182,7 @@ def load_embedder(model: str | Path | None, threads: int = 1, flip: bool = False
         return DlibEmbedder(flip=flip)
     path = Path(model)
     if path.suffix in (".keras", ".h5") or (path.is_dir() and (path / "saved_model.pb").exists()):
-        from edgeface.train.keras_embedder import KerasEmbedder  # training half: needs TensorFlow
-
-        return KerasEmbedder(path, flip=flip, mean=mean, scale=scale, channels=channels)
+        raise EdgefaceError(f"{path.name} is a Keras model, which needs TensorFlow: export it first "
+                            f"(edgeface export {path} -o {path.with_suffix('.tflite').name})")
     return TFLiteEmbedder(path, threads=threads, flip=flip, mean=mean, scale=scale, channels=channels)
 

@@ -1,7 +1,8 @@
-"""Decode images safely: any format OpenCV reads, any bit depth or channel count, as RGB uint8.
+"""Decode images safely: PNG, JPEG, BMP, TIFF, WebP and PNM, any bit depth or channel count, as RGB uint8.
 
-The pixel count is checked from the file header before decoding so a 100-megapixel file is refused instead
-of exhausting memory on a small board.
+The pixel count is read from the file header before decoding so a 100-megapixel file is refused instead of
+exhausting memory on a small board (a 93 KB TIFF can decode to 1 GB). A format whose header edgeface cannot read is
+refused outright rather than handed to a decoder unchecked.
 """
 
 from __future__ import annotations
@@ -22,26 +23,90 @@ from edgeface.errors import EdgefaceError  # noqa: E402
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
 
 
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return width, height
+        i += 2 + length
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """Largest width and height named by any IFD tag 256/257 of the first directory chain."""
+    order = "<" if data[:2] == b"II" else ">"
+    offset = struct.unpack(order + "I", data[4:8])[0]
+    width = height = 0
+    seen = 0
+    while 0 < offset < len(data) - 2 and seen < 64:  # a loop of IFDs is a hostile file: stop
+        seen += 1
+        count = struct.unpack(order + "H", data[offset : offset + 2])[0]
+        for k in range(min(count, 4096)):
+            entry = data[offset + 2 + 12 * k : offset + 14 + 12 * k]
+            if len(entry) < 12:
+                return None
+            tag, kind = struct.unpack(order + "HH", entry[:4])
+            if tag in (256, 257):
+                value = struct.unpack(order + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[0]
+                width, height = (max(width, value), height) if tag == 256 else (width, max(height, value))
+        end = offset + 2 + 12 * count
+        offset = struct.unpack(order + "I", data[end : end + 4])[0] if end + 4 <= len(data) else 0
+    return (width, height) if width and height else None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 " and len(data) >= 30:
+        return (struct.unpack("<H", data[26:28])[0] & 0x3FFF, struct.unpack("<H", data[28:30])[0] & 0x3FFF)
+    return None
+
+
+def _pnm_size(data: bytes) -> tuple[int, int] | None:
+    fields: list[int] = []
+    for line in data[2:512].split(b"\n"):
+        line = line.split(b"#")[0]
+        for token in line.split():
+            if not token.isdigit():
+                return None
+            fields.append(int(token))
+            if len(fields) == 2:
+                return fields[0], fields[1]
+    return None
+
+
 def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header without decoding, or None for other formats."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return width, height
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                i += 1 if marker == 0xFF else 2
-                continue
-            length = struct.unpack(">H", data[i + 2 : i + 4])[0]
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-                return width, height
-            i += 2 + length
+    """(width, height) from the header of a PNG, JPEG, BMP, TIFF, WebP or PNM file, or None for any other
+    format or a header too damaged to read."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+            return struct.unpack(">II", data[16:24])
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_size(data)
+        if data[:2] == b"BM" and len(data) >= 26:
+            width, height = struct.unpack("<ii", data[18:26])
+            return abs(width), abs(height)
+        if data[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(data)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _webp_size(data)
+        if data[:1] == b"P" and data[1:2] in b"123456" and len(data) > 3:
+            return _pnm_size(data)
+    except struct.error:
+        return None
     return None
 
 
@@ -50,13 +115,19 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     if not data:
         raise EdgefaceError(f"empty image file: {name}")
     size = header_size(data)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
+    if size is None:
+        raise EdgefaceError(f"not a readable image (unsupported format, or a header too damaged to read its size; "
+                            f"PNG, JPEG, BMP, TIFF, WebP and PNM are read): {name}")
+    if size[0] * size[1] > MAX_PIXELS:
         raise EdgefaceError(
             f"image too large: {name} is {size[0]}x{size[1]} px, the limit is {MAX_PIXELS:,} pixels "
             "(set EDGEFACE_MAX_PIXELS to raise it)")
-    if size is not None and 0 in size:
+    if 0 in size:
         raise EdgefaceError(f"image has no pixels: {name}")
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        bgr = None
     if bgr is None or bgr.size == 0:
         raise EdgefaceError(f"not a readable image (corrupt, truncated or unsupported format): {name}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

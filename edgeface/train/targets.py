@@ -26,17 +26,15 @@ def record_face(record: dict) -> Face:
     """The detection stored in a manifest record."""
     if "box" not in record:
         raise EdgefaceError(f"manifest record of {record.get('source')} has no box: re-run edgeface data prepare")
-    kps = np.zeros((6, 2), np.float32)
-    stored = np.asarray(record["landmarks"], np.float32)
-    kps[: len(stored)] = stored
+    kps = np.asarray(record["landmarks"], np.float32)  # 5 (YuNet) or 6 (BlazeFace) points, as the detector gave
     return Face(np.asarray(record["box"], np.float32), float(record.get("score", 1.0)), kps)
 
 
 def _init(teacher: str, threads: int) -> None:
     global _teacher
-    from edgeface.vision.embed import load_embedder
+    from edgeface.train.keras_embedder import load_any_embedder
 
-    _teacher = load_embedder(teacher, threads=threads)
+    _teacher = load_any_embedder(teacher, threads=threads)
 
 
 def _targets(record: dict) -> tuple[str, np.ndarray]:
@@ -48,9 +46,9 @@ def _targets(record: dict) -> tuple[str, np.ndarray]:
 
 def teacher_targets(roots: list[Path], teacher: str, workers: int = 2) -> dict[str, np.ndarray]:
     """{"<root>/<file>": (D,) target} for every ok face of the prepared folders ``roots``."""
-    from edgeface.vision.embed import load_embedder
+    from edgeface.train.keras_embedder import load_any_embedder
 
-    key = load_embedder(teacher).key
+    key = load_any_embedder(teacher).key
     out: dict[str, np.ndarray] = {}
     for root in roots:
         records = [r for r in read_manifest(root) if r.get("status") == "ok"]
