@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import time
 from collections.abc import Callable
@@ -135,13 +136,18 @@ def plot(rows: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     centres = [(a + b) / 2 for a, b in itertools.pairwise(PLOT_BINS)]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    styles = itertools.cycle([("o", "-"), ("s", "--"), ("^", "-."), ("v", ":"), ("D", "--"), ("x", "-"), ("*", ":")])
     for label, row in rows.items():
         curve = row["scenes"]["by_score"][row["score_floor"]]["curve"]
-        ax.plot(centres, [np.nan if c is None else 100 * c for c in curve], marker="o", label=label)
+        marker, line = next(styles)
+        ax.plot(centres, [np.nan if c is None else 100 * c for c in curve], marker=marker, linestyle=line,
+                label=label, linewidth=3 if "default" in label else 1.3, alpha=0.9)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(PLOT_BINS[:-1], [str(b) for b in PLOT_BINS[:-1]])
     ax.set_xlabel("face width in the 1920x1080 frame (px)")
     ax.set_ylabel("recall (%)")
@@ -159,7 +165,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--faces", type=int, default=8, help="people per scene")
     parser.add_argument("--skip-dlib", action="store_true")
+    parser.add_argument("--replot", action="store_true", help="only redraw the plot from results/detectors.json")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads((RESULTS / "detectors.json").read_text())["results"], RESULTS / "detectors_recall.png")
+        return
     started = time.time()
     os.sched_setaffinity(0, {0})
     cv2.setNumThreads(1)

@@ -1,6 +1,8 @@
-"""edgeface: make face-recognition models small and fast, prove accuracy on the exported file, run them on the edge."""
+"""edgeface: make face-recognition models small and fast, prove accuracy on the exported file, run them on the edge.
 
-__version__ = "0.1.0"
+The Python API (``edgeface.load``, ``edgeface.Gallery``) is imported on first use, so ``import edgeface`` and the
+command line stay light.
+"""
 
 import os as _os
 
@@ -8,3 +10,18 @@ import os as _os
 # imports cv2, makes it hold in every process (spawned data-prepare workers included). edgeface.vision.image also
 # checks every header against EDGEFACE_MAX_PIXELS before decoding.
 _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", _os.environ.get("EDGEFACE_MAX_PIXELS", "50000000"))
+
+__version__ = "0.1.0"
+__all__ = ["DetectedFace", "EdgefaceError", "FaceRecognizer", "Gallery", "__version__", "load"]
+
+
+def __getattr__(name: str):
+    if name in ("load", "Gallery", "FaceRecognizer", "DetectedFace"):
+        from edgeface import api
+
+        return getattr(api, name)
+    if name == "EdgefaceError":
+        from edgeface.errors import EdgefaceError
+
+        return EdgefaceError
+    raise AttributeError(f"module 'edgeface' has no attribute {name!r}")

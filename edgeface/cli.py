@@ -615,7 +615,97 @@ def info_command(model: ModelArg = None, json_out: Json = False) -> None:
     print_table(f"model {info['file']}", ["field", "value"], rows)
 
 
+def image_files(target: Path) -> list[Path]:
+    from edgeface.vision.image import is_image
+
+    if target.is_dir():
+        files = sorted(p for p in target.iterdir() if p.is_file() and is_image(p))
+        if not files:
+            raise EdgefaceError(f"no images in {target}")
+        return files
+    if not target.exists():
+        raise EdgefaceError(f"image not found: {target}")
+    return [target]
+
+
+@app.command("detect", rich_help_panel="4. recognise on the device")
+def detect_command(
+    target: Annotated[Path, typer.Argument(help="an image or a folder of images")],
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    csv: Annotated[bool, typer.Option("--csv", help="CSV in face_recognition's order: file,top,right,bottom,left")]
+    = False,
+    json_out: Json = False,
+) -> None:
+    """Find faces: box, landmarks and score of every face in an image or a folder (no model needed)."""
+    from edgeface.api import public
+    from edgeface.report_format import print_json, print_table
+    from edgeface.vision.detect import FaceFinder
+    from edgeface.vision.image import read_image
+
+    check_detect_size(detect_size)
+    files = image_files(target)
+    finder = FaceFinder(detector.value, detect_size=detect_size)
+    rows, errors = [], 0
+    for path in files:
+        try:
+            faces = [public(f) for f in finder.find(read_image(path))]
+        except EdgefaceError as exc:
+            errors += 1
+            print(f"edgeface: skipped {path}: {exc}", file=sys.stderr)
+            continue
+        rows += [{"file": str(path), **f.to_dict()} | {"top_right_bottom_left": list(f.top_right_bottom_left)}
+                 for f in faces]
+    if errors == len(files):
+        raise EdgefaceError(f"no image of {target} could be read")
+    if csv:
+        print("file,top,right,bottom,left")
+        for r in rows:
+            print(",".join([json.dumps(r["file"]) if "," in r["file"] else r["file"],
+                            *map(str, r["top_right_bottom_left"])]))
+        return
+    if json_out:
+        print_json({"detector": detector.value, "images": len(files), "unreadable": errors, "faces": rows})
+        return
+    print_table(f"faces in {target} ({detector.value})", ["file", "box x0,y0,x1,y1", "score"],
+                [(Path(r["file"]).name, ", ".join(f"{v:.0f}" for v in r["box"]), f"{r['score']:.3f}") for r in rows])
+
+
+@app.command("verify", rich_help_panel="4. recognise on the device")
+def verify_command(
+    a: Annotated[Path, typer.Argument(help="photo of one person")],
+    b: Annotated[Path, typer.Argument(help="photo of the same person, or not")],
+    model: Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")] = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="cosine threshold; default: the model's FAR 1e-3 threshold from its manifest")] = None,
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    input_mean: InputMean = None,
+    input_scale: InputScale = None,
+    channels: Channels = None,
+    json_out: Json = False,
+) -> None:
+    """1:1: are the main faces of two photos the same person? Exit 0 same, 1 different, 2 error."""
+    from edgeface.api import load
+    from edgeface.report_format import print_json, print_table
+
+    check_detect_size(detect_size)
+    if threshold is not None:
+        check_threshold(threshold)
+    recognizer = load(model, detector=detector.value, detect_size=detect_size, threshold=threshold,
+                      input_mean=input_mean, input_scale=input_scale, channels=channels)
+    result = {"a": str(a), "b": str(b), **recognizer.verify(a, b), "model": recognizer.embedder.name}
+    if json_out:
+        print_json(result)
+    else:
+        print_table("edgeface verify", ["", "value"], [
+            ("same person", "yes" if result["same"] else "no"), ("score (cosine)", f"{result['score']:.4f}"),
+            ("threshold", f"{result['threshold']:.4f}"), ("model", result["model"])])
+    raise typer.Exit(0 if result["same"] else 1)
+
+
 GalleryOpt = Annotated[Optional[Path], typer.Option("--gallery", help="gallery file (default: in the user data dir)")]
+FACE_ROWS_SHOWN = 60
 
 
 def open_gallery_for(model: str | None, gallery: Path | None, detector: DetectorName, threads: int = 1,
@@ -724,9 +814,10 @@ def gallery_export(out: Path, gallery: GalleryOpt = None) -> None:
 @gallery_app.command("import")
 def gallery_import(file: Path, gallery: GalleryOpt = None) -> None:
     """Merge an exported gallery made with the same model."""
-    from edgeface.recognize.gallery import Gallery
+    from edgeface.recognize.gallery import Gallery, read_export
 
-    result = Gallery(gallery).import_file(file)
+    export = read_export(file)  # checked whole before a gallery is opened, let alone created
+    result = Gallery(gallery).import_export(export)
     print(f"imported {result['added']} templates; skipped {result['skipped_duplicates']} already in the gallery")
 
 
@@ -754,6 +845,10 @@ def recognize_command(
     loop: Annotated[bool, typer.Option(help="replay a video file from the start when it ends")] = False,
     max_seconds: Annotated[float, typer.Option(help="stop after this many seconds (0: no limit)")] = 0,
     profile: Annotated[bool, typer.Option(help="print per-stage times")] = False,
+    events: Annotated[Optional[list[str]], typer.Option(
+        "--events", help="also send debounced arrived/left events to mqtt://HOST[:PORT]/TOPIC, http(s)://URL "
+                         "(POST) or FILE.jsonl; repeatable")] = None,
+    overlay_fps: Annotated[bool, typer.Option(help="draw the FPS counter on --output/--show frames")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="one JSON event per recognised face, per line")] = False,
 ) -> None:
     """Recognise enrolled people in a camera, video, stream or images; unknown faces are reported as unknown."""
@@ -770,18 +865,29 @@ def recognize_command(
     if limit is None:
         raise EdgefaceError("this model has no calibrated threshold in its manifest: pass --threshold "
                             "(or run edgeface eval MODEL --save-threshold)")
+    face_rows: list[dict] = []
     recognizer = Recognizer(embedder, store, limit, detector=detector.value, threads=threads, smooth=smooth,
                             detect_size=detect_size, min_face=min_face,
                             **({} if max_turn is None else {"max_turn": max_turn}))
     summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
-                  loop=loop, max_seconds=max_seconds)
+                  loop=loop, max_seconds=max_seconds, events=events, overlay_fps=overlay_fps,
+                  on_faces=None if json_out else face_rows.extend)
     if json_out:
         print(json.dumps({"summary": summary}))
         return
+    shown = face_rows[:FACE_ROWS_SHOWN]
+    print_table(f"faces in {source}", ["file / frame", "name", "score", "box x0,y0,x1,y1", "note"],
+                [(Path(r["source"]).name if r["source"] != source else r["frame"], r["name"],
+                  "" if r["score"] is None else f"{r['score']:.3f}", ", ".join(f"{v:.0f}" for v in r["box"]),
+                  r.get("reason", "")) for r in shown])
+    if len(face_rows) > len(shown):
+        print(f"... and {len(face_rows) - len(shown)} more faces (--json lists every one)")
     print_table(f"recognize {source}", ["", "value"], [
         ("frames", summary["frames"]), ("faces", summary["faces"]), ("FPS", summary["fps"]),
         ("dropped (stale) frames", summary["dropped_frames"]), ("unreadable frames", summary["unreadable_frames"]),
-        *((f"seen: {k}", v) for k, v in sorted(summary["names"].items()))])
+        *((f"seen: {k}", v) for k, v in sorted(summary["names"].items())),
+        *((f"events to {e['sink']}", f"{e['sent']} sent, {e['dropped']} dropped, {e['failed']} failed")
+          for e in summary.get("events", []))])
     if profile:
         print_table("per-stage time", ["stage", "mean ms", "p50 ms", "p90 ms", "share"],
                     [(k, v["mean_ms"], v["p50_ms"], v["p90_ms"], f"{100 * v['share']:.0f} %")

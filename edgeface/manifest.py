@@ -28,9 +28,10 @@ def is_number(value: Any) -> bool:
 
 
 def check_threshold(value: Any, what: str = "--threshold") -> float:
-    """A cosine threshold: a finite number in [-1, 1]. Outside it, everyone (or no one) would match, silently."""
-    if not is_number(value) or not -1.0 <= value <= 1.0:
-        raise EdgefaceError(f"{what} must be a cosine similarity between -1 and 1, got {value!r}")
+    """A cosine threshold: a finite number in (0, 1]. At 0 or below strangers are named (unrelated faces score
+    around 0); above 1 no one ever matches, silently."""
+    if not is_number(value) or not 0.0 < value <= 1.0:
+        raise EdgefaceError(f"{what} must be a cosine similarity above 0 and at most 1, got {value!r}")
     return float(value)
 
 

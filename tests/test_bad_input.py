@@ -56,7 +56,7 @@ def test_video_cut_mid_way_ends_cleanly(tmp_path):
         assert_one_line_error(result, "cannot open")
         return
     summary = json.loads(result.stdout.splitlines()[-1])["summary"]
-    assert 0 <= summary["frames"] < 275
+    assert 0 < summary["frames"] < 275  # what was there is read; the cut-off rest is not
 
 
 @needs_shared

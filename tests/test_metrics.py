@@ -63,7 +63,6 @@ def test_kfold_threshold_is_chosen_without_the_test_fold():
     scores = np.array([0.9, 0.1] * 9 + [0.45, 0.55])
     labels = np.array([1, 0] * 9 + [1, 0])
     folds = np.repeat(np.arange(10), 2)
-    folds = np.roll(folds, 0)
     res = kfold_accuracy(scores, labels, folds)
     assert res["fold_accuracy"][-1] == 0.0
     assert res["accuracy"] == pytest.approx(0.9)

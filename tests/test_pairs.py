@@ -14,7 +14,8 @@ def test_official_pairs_file():
     assert pairs.same.sum() == 3000
     assert sorted(set(pairs.fold.tolist())) == list(range(10))
     assert len(pairs.images) == 7701
-    assert pairs.images[0].endswith("_0001.jpg") or pairs.images[0].count("/") == 1
+    assert pairs.images[0] == "Abel_Pacheco/Abel_Pacheco_0001.jpg"  # the first line of View 2: Abel_Pacheco 1 4
+    assert pairs.images[1] == "Abel_Pacheco/Abel_Pacheco_0004.jpg"
 
 
 @pytest.mark.parametrize("text, needle", [

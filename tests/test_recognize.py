@@ -114,7 +114,9 @@ def test_video_of_strangers_matches_nobody_and_writes_annotated_video(enrolled, 
 
 
 def test_max_frames_and_profile(enrolled):
-    result = run_cli("recognize", "--source", str(CLIP), "--gallery", str(enrolled), "--max-frames", "120",
+    _, summary = recognize(enrolled, CLIP, "--max-frames", "120")
+    assert summary["frames"] == 120
+    result = run_cli("recognize", "--source", str(CLIP), "--gallery", str(enrolled), "--max-frames", "30",
                      "--profile")
     assert result.returncode == 0, result.stderr
     assert "embed" in result.stdout and "detect" in result.stdout
@@ -246,6 +248,7 @@ for i in range(40):
         reader.match(l2_normalise(np.ones((1, 8))), 0.5)
         seen = max(seen, len(emb))
     assert all(p.wait(timeout=60) == 0 for p in procs)
+    assert seen > 1  # the reader saw the writers' commits while they were writing
     emb, _, names = reader.templates()
     assert len(names) == 1 + 80 and len(emb) == 1 + 160
     assert reader.integrity() == "ok"

@@ -8,7 +8,7 @@ all their photos have been processed (one transaction).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,31 +55,44 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> 
     return embedder.embed_faces(image, [face])[0], sharp
 
 
-def enrol(gallery: Gallery, name: str, images: list[Path], finder: FaceFinder, embedder: Embedder) -> EnrolResult:
-    """Enrol one person's photos; a photo already in the gallery (same bytes) is skipped, not doubled."""
+def enrol(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder) -> EnrolResult:
+    """Enrol one person's photos (paths, or RGB uint8 arrays); a photo already in the gallery (same bytes) is
+    skipped, not doubled."""
     result = EnrolResult(check_name(name))
     known = gallery.known_hashes()
     rows, hashes, quality = [], [], []
-    for path in images:
+    for k, item in enumerate(images):
+        label = str(item) if isinstance(item, (str, Path)) else f"image {k + 1}"
         try:
-            data = Path(path).read_bytes()
+            if isinstance(item, (str, Path)):
+                data = Path(item).read_bytes()
+                image = decode_image(data, label)
+            else:
+                image = np.ascontiguousarray(item)
+                if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                    raise EdgefaceError(f"an image array must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+                data = str(image.shape).encode() + image.tobytes()
             digest = hashlib.sha256(data).hexdigest()
             if digest in known:
-                result.skipped[str(path)] = f"already enrolled as {known[digest]}"
+                result.skipped[label] = f"already enrolled as {known[digest]}"
                 continue
-            image = decode_image(data, str(path))
             vec, q = face_template(image, finder, embedder)
         except (EdgefaceError, OSError) as exc:
-            result.rejected[str(path)] = str(exc) if isinstance(exc, EdgefaceError) else exc.strerror or str(exc)
+            result.rejected[label] = str(exc) if isinstance(exc, EdgefaceError) else exc.strerror or str(exc)
             continue
         known[digest] = result.name
         rows.append(vec)
         hashes.append(digest)
         quality.append(q)
-        result.accepted.append(str(path))
+        result.accepted.append(label)
     if rows:
         result.templates = gallery.add(result.name, np.stack(rows), hashes, quality)
     return result
+
+
+def enrol_images(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder) -> dict:
+    """:func:`enrol` as a plain dict (the Python API's return value)."""
+    return asdict(enrol(gallery, name, images, finder, embedder))
 
 
 def person_folders(root: Path) -> dict[str, list[Path]]:

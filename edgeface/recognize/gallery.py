@@ -135,6 +135,42 @@ def read_npz_bounded(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray
     return arrays
 
 
+def read_export(path: str | Path) -> dict:
+    """An exported gallery, checked whole before anything is written: header, names, template size, finiteness and
+    unit length. One bad row refuses the file."""
+    path = Path(path)
+    arrays = read_npz_bounded(path, ("header", "names", "embeddings", "image_sha256", "quality"))
+    try:
+        header = json.loads(str(arrays["header"]))
+    except (json.JSONDecodeError, RecursionError):
+        raise EdgefaceError(f"{path}: the header is not JSON") from None
+    if not isinstance(header, dict) or header.get("format") != "edgeface-gallery/1":
+        raise EdgefaceError(f"{path} is not an edgeface gallery export")
+    sha, dim, alignment = header.get("model_sha256"), header.get("embedding_size"), header.get("alignment")
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise EdgefaceError(f"{path}: model_sha256 must be 64 hex digits")
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 2 <= dim <= 65536:
+        raise EdgefaceError(f"{path}: embedding_size must be a whole number from 2 to 65536, got {dim!r}")
+    if alignment not in (None, "yunet-5pt", "blazeface-4pt"):
+        raise EdgefaceError(f"{path}: unknown alignment {alignment!r}")
+    names, hashes = arrays["names"], arrays["image_sha256"]
+    quality = arrays["quality"]
+    if names.dtype.kind != "U" or hashes.dtype.kind != "U" or quality.dtype.kind != "f":
+        raise EdgefaceError(f"{path}: names and image hashes must be text, quality numbers")
+    count = len(arrays["embeddings"]) if arrays["embeddings"].ndim else -1
+    if not (names.ndim == hashes.ndim == quality.ndim == 1) or not (len(names) == len(hashes) == len(quality)
+                                                                      == count):
+        raise EdgefaceError(f"{path}: names, templates, hashes and quality differ in length")
+    if count > MAX_IMPORT_TEMPLATES:
+        raise EdgefaceError(f"{path}: {count:,} templates, more than {MAX_IMPORT_TEMPLATES:,}")
+    emb = check_templates(arrays["embeddings"], dim, str(path))
+    names, hashes, quality = names.tolist(), hashes.tolist(), quality.tolist()
+    for name in sorted(set(names)):
+        check_name(name)
+    return {"model_sha256": sha, "embedding_size": dim, "alignment": alignment or LEGACY_ALIGNMENT, "names": names,
+            "embeddings": emb, "image_sha256": hashes, "quality": quality}
+
+
 @dataclass
 class Match:
     name: str | None
@@ -348,46 +384,20 @@ class Gallery:
 
     @guarded
     def import_file(self, path: str | Path) -> dict:
-        """Merge an exported gallery (same model and alignment) in one transaction.
+        """Merge an exported gallery; see :func:`read_export` (checked first) and :meth:`import_export`."""
+        return self.import_export(read_export(path))
 
-        The whole file is checked first (header, names, template size, finiteness, unit length); one bad row
-        refuses the file and changes nothing. Photos already in the gallery (same image sha256) are skipped.
-        Returns {"added": n, "skipped_duplicates": m}."""
-        path = Path(path)
-        arrays = read_npz_bounded(path, ("header", "names", "embeddings", "image_sha256", "quality"))
-        try:
-            header = json.loads(str(arrays["header"]))
-        except (json.JSONDecodeError, RecursionError):
-            raise EdgefaceError(f"{path}: the header is not JSON") from None
-        if not isinstance(header, dict) or header.get("format") != "edgeface-gallery/1":
-            raise EdgefaceError(f"{path} is not an edgeface gallery export")
-        sha, dim, alignment = header.get("model_sha256"), header.get("embedding_size"), header.get("alignment")
-        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
-            raise EdgefaceError(f"{path}: model_sha256 must be 64 hex digits")
-        if isinstance(dim, bool) or not isinstance(dim, int) or not 2 <= dim <= 65536:
-            raise EdgefaceError(f"{path}: embedding_size must be a whole number from 2 to 65536, got {dim!r}")
-        if alignment not in (None, "yunet-5pt", "blazeface-4pt"):
-            raise EdgefaceError(f"{path}: unknown alignment {alignment!r}")
-        names, hashes = arrays["names"], arrays["image_sha256"]
-        quality = arrays["quality"]
-        if names.dtype.kind != "U" or hashes.dtype.kind != "U" or quality.dtype.kind != "f":
-            raise EdgefaceError(f"{path}: names and image hashes must be text, quality numbers")
-        count = len(arrays["embeddings"]) if arrays["embeddings"].ndim else -1
-        if not (names.ndim == hashes.ndim == quality.ndim == 1) or not (len(names) == len(hashes) == len(quality)
-                                                                          == count):
-            raise EdgefaceError(f"{path}: names, templates, hashes and quality differ in length")
-        if count > MAX_IMPORT_TEMPLATES:
-            raise EdgefaceError(f"{path}: {count:,} templates, more than {MAX_IMPORT_TEMPLATES:,}")
-        emb = check_templates(arrays["embeddings"], dim, str(path))
-        names, hashes, quality = names.tolist(), hashes.tolist(), quality.tolist()
-        for name in sorted(set(names)):
-            check_name(name)
-        self.bind(sha, dim, alignment or LEGACY_ALIGNMENT)
+    @guarded
+    def import_export(self, export: dict) -> dict:
+        """Merge a checked export (same model and alignment) in one transaction; photos already in the gallery
+        (same image sha256) are skipped. Returns {"added": n, "skipped_duplicates": m}."""
+        self.bind(export["model_sha256"], export["embedding_size"], export["alignment"])
         known = self.known_hashes()
         added = skipped = 0
         with self.transaction():
             now = time.time()
-            for name, e, h, q in zip(names, emb, hashes, quality, strict=True):
+            for name, e, h, q in zip(export["names"], export["embeddings"], export["image_sha256"], export["quality"],
+                                     strict=True):
                 if h and h in known:
                     skipped += 1
                     continue

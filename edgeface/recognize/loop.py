@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -25,6 +25,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import Capture
+from edgeface.recognize.events import Events
 from edgeface.recognize.gallery import Gallery
 from edgeface.recognize.tracking import Tracker
 from edgeface.vision.align import align_face
@@ -98,15 +99,24 @@ class Recognizer:
         return results
 
 
-def draw(frame: np.ndarray, results: list[dict], fps: float) -> None:
+def draw(frame: np.ndarray, results: list[dict], fps: float | None = None) -> None:
+    """Boxes and labels on a filled background (readable on any frame); the FPS counter only when asked."""
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.5
     for r in results:
         x0, y0, x1, y1 = (int(v) for v in r["box"])
         known = r["name"] != "unknown"
-        colour = (60, 200, 60) if known else (60, 60, 230)
+        colour = (60, 170, 60) if known else (60, 60, 200)
         cv2.rectangle(frame, (x0, y0), (x1, y1), colour, 2)
-        label = r.get("reason", "") if r["score"] is None else f"{r['name']} {r['score']:.2f}"
-        cv2.putText(frame, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
-    cv2.putText(frame, f"{fps:.1f} FPS", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+        label = r.get("reason", "unknown") if r["score"] is None else f"{r['name']} {r['score']:.2f}"
+        (w, h), base = cv2.getTextSize(label, font, scale, 1)
+        top = y0 - h - base - 4 if y0 - h - base - 4 >= 0 else y1  # above the box, or below it at the top edge
+        cv2.rectangle(frame, (x0, top), (x0 + w + 6, top + h + base + 4), colour, -1)
+        cv2.putText(frame, label, (x0 + 3, top + h + 2), font, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    if fps is not None:
+        text = f"{fps:.1f} FPS"
+        (w, h), base = cv2.getTextSize(text, font, 0.6, 2)
+        cv2.rectangle(frame, (4, 4), (12 + w, 12 + h + base), (0, 0, 0), -1)
+        cv2.putText(frame, text, (8, 8 + h), font, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
 
 
 class VideoOut:
@@ -172,7 +182,9 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def run(source: str, recognizer: Recognizer, output: Path | None = None, show: bool = False,
-        json_events: bool = False, max_frames: int = 0, loop: bool = False, max_seconds: float = 0) -> dict:
+        json_events: bool = False, max_frames: int = 0, loop: bool = False, max_seconds: float = 0,
+        events: list[str] | None = None, overlay_fps: bool = False,
+        on_faces: Callable[[list[dict]], object] | None = None) -> dict:
     """The loop: returns a summary (frames, faces, fps, names seen, dropped frames, stage timings).
 
     Every event names its source (the image file for folders, else the source given). Unrelated images never
@@ -187,6 +199,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
             raise EdgefaceError("--show needs a display and an OpenCV build with GUI support "
                                 "(opencv-python-headless has none): use --output instead") from None
     writer = VideoOut(output, 25.0) if output else None  # checks the folder before any work
+    sinks = Events(events) if events else None
     seen: dict[str, int] = defaultdict(int)
     frames = faces = errors = 0
     started = time.perf_counter()
@@ -214,6 +227,8 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                 if stills:
                     recognizer.tracker.reset()
                 results = recognizer.process(frame.image)
+                if sinks:
+                    sinks.frame(results, where, frame.index, new_photo=stills)
                 frames += 1
                 faces += len(results)
                 elapsed = time.perf_counter() - started
@@ -222,9 +237,11 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                     seen[r["name"]] += 1
                     if json_events:
                         emit({"time": round(time.time(), 3), "source": where, "frame": frame.index, **r})
+                if on_faces and results:
+                    on_faces([{"source": where, "frame": frame.index, **r} for r in results])
                 if writer or show:
                     t = time.perf_counter()
-                    draw(frame.image, results, fps)
+                    draw(frame.image, results, fps if overlay_fps else None)
                     if writer:
                         writer.write(frame.image)
                     if show:
@@ -239,6 +256,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
         finally:
             if writer:
                 writer.close(keep=completed and frames > 0)
+            sink_stats = sinks.close() if sinks else []
         interrupted = stop.is_set()  # read before the capture's own exit sets it
         dropped = capture.dropped
     if frames == 0 and errors:
@@ -246,4 +264,5 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
     return {"source": source, "frames": frames, "faces": faces, "unreadable_frames": errors,
             "dropped_frames": dropped, "seconds": round(time.perf_counter() - started, 3),
             "fps": round(frames / max(time.perf_counter() - started, 1e-9), 2), "names": dict(seen),
-            "interrupted": interrupted, "stages": recognizer.timings.summary()}
+            "interrupted": interrupted, "stages": recognizer.timings.summary(),
+            **({"events": sink_stats} if events else {})}

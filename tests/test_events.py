@@ -1,0 +1,177 @@
+"""Recognition events to a JSON-lines file, a real HTTP server and a real mosquitto broker, debounced per track;
+dead endpoints never stall the frame loop."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from conftest import BLOCK_TF, MEDIA, needs_shared, run_cli
+
+from edgeface.recognize.events import Debouncer
+
+CLIP = MEDIA / "short_hamilton_clip.mp4"
+
+
+def face(track: int | None, name: str = "unknown", score: float | None = 0.3) -> dict:
+    return {"track": track, "name": name, "score": score, "box": [0.0, 0.0, 10.0, 10.0]}
+
+
+def test_a_person_standing_at_the_door_is_one_arrival_and_one_departure():
+    d = Debouncer(max_age=3)
+    events = []
+    for _ in range(25):  # one second of one face
+        events += d.update([face(7, "alice", 0.8)], "cam", 0)
+    events += d.update([face(7, "bob", 0.7)], "cam", 0)  # the smoothed name changes: announced
+    events += d.update([face(None)], "cam", 0)  # a face turned away is never announced
+    for _ in range(4):
+        events += d.update([], "cam", 0)
+    assert [(e["event"], e["name"]) for e in events] == [("arrived", "alice"), ("arrived", "bob"), ("left", "bob")]
+    assert events[-1]["seconds"] >= 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ev") / "g.sqlite"
+    assert run_cli("enroll", "--dir", str(MEDIA / "gallery"), "--gallery", str(path)).returncode == 0
+    return path
+
+
+def recognize(gallery: Path, *extra: str, timeout: int = 120) -> dict:
+    result = run_cli("recognize", "--source", str(CLIP), "--gallery", str(gallery), "--json", *extra, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])["summary"]
+
+
+@needs_shared
+def test_events_file_gets_debounced_arrivals_and_departures(gallery: Path, tmp_path: Path):
+    out = tmp_path / "events.jsonl"
+    summary = recognize(gallery, "--max-frames", "120", "--events", str(out))
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    arrived = [e for e in events if e["event"] == "arrived"]
+    left = [e for e in events if e["event"] == "left"]
+    assert arrived and len(arrived) < summary["faces"] / 5  # not one per frame
+    assert {e["track"] for e in left} == {e["track"] for e in arrived}  # every arrival leaves
+    assert all({"time", "source", "name", "score", "box", "track"} <= set(e) for e in events)
+    assert summary["events"] == [{"sink": str(out), "sent": len(events), "dropped": 0, "failed": 0}]
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@needs_shared
+def test_webhook_receives_every_event_from_a_real_http_server(gallery: Path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        Hook.received = []
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        summary = recognize(gallery, "--max-frames", "80", "--events", url)
+    finally:
+        server.shutdown()
+    stats = summary["events"][0]
+    assert stats["sent"] == len(Hook.received) > 0 and stats["failed"] == stats["dropped"] == 0
+    assert {e["event"] for e in Hook.received} == {"arrived", "left"}
+
+
+@needs_shared
+def test_a_dead_webhook_never_stalls_recognition(gallery: Path):
+    url = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    started = time.monotonic()
+    summary = recognize(gallery, "--max-frames", "120", "--events", url)
+    assert summary["frames"] == 120
+    stats = summary["events"][0]
+    assert stats["sent"] == 0 and stats["failed"] + stats["dropped"] > 0 and "last_error" in stats
+    assert time.monotonic() - started < 60
+
+
+def mosquitto(port: int) -> subprocess.Popen:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run installs it)")
+    proc = subprocess.Popen([exe, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail("mosquitto did not start")
+
+
+def subscriber(port: int, topic: str) -> tuple[object, list[dict]]:
+    import paho.mqtt.client as mqtt
+
+    received: ClassVar[list[dict]] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda _c, _u, msg: received.append(json.loads(msg.payload))
+    client.connect("127.0.0.1", port)
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    return client, received
+
+
+@needs_shared
+def test_events_reach_a_real_mosquitto_broker(gallery: Path):
+    port = free_port()
+    broker = mosquitto(port)
+    try:
+        client, received = subscriber(port, "edgeface/door")
+        summary = recognize(gallery, "--max-frames", "100", "--events", f"mqtt://127.0.0.1:{port}/edgeface/door")
+        time.sleep(0.5)
+        client.loop_stop()
+    finally:
+        broker.kill()
+        broker.wait()
+    stats = summary["events"][0]
+    assert stats["sent"] > 0 and stats["failed"] == stats["dropped"] == 0
+    assert len(received) == stats["sent"]
+    assert {e["event"] for e in received} == {"arrived", "left"}
+
+
+@needs_shared
+def test_a_broker_that_dies_mid_run_costs_events_not_frames(gallery: Path):
+    port = free_port()
+    broker = mosquitto(port)
+    code = BLOCK_TF + "from edgeface.cli import main\nsys.argv = ['edgeface', *sys.argv[1:]]\nmain()\n"
+    recogniser = subprocess.Popen([sys.executable, "-c", code, "recognize", "--source", str(CLIP), "--loop",
+                                   "--max-seconds", "8", "--gallery", str(gallery), "--json", "--events",
+                                   f"mqtt://127.0.0.1:{port}/edgeface/door"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)
+    broker.kill()  # the broker dies while faces keep coming
+    broker.wait()
+    stdout, stderr = recogniser.communicate(timeout=60)
+    assert recogniser.returncode == 0, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])["summary"]
+    stats = summary["events"][0]
+    assert summary["frames"] > 100  # recognition went on
+    assert stats["sent"] > 0 and stats["failed"] + stats["dropped"] > 0
