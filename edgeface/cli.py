@@ -791,34 +791,52 @@ def gallery_list(gallery: GalleryOpt = None, json_out: Json = False) -> None:
                 [(p["name"], p["templates"], p["quality"]) for p in people])
 
 
+def say(message: str, payload: dict, json_out: bool) -> None:
+    """One line for people, or the same facts as JSON."""
+    from edgeface.report_format import print_json
+
+    if json_out:
+        print_json(payload)
+    else:
+        print(message)
+
+
 @gallery_app.command("remove")
-def gallery_remove(name: str, gallery: GalleryOpt = None) -> None:
+def gallery_remove(name: str, gallery: GalleryOpt = None, json_out: Json = False) -> None:
     """Delete a person and all their templates."""
-    _plain_gallery(gallery).remove(name)
-    print(f"removed {name}")
+    store = _plain_gallery(gallery)
+    store.remove(name)
+    say(f"removed {name}", {"gallery": str(store.path), "removed": name}, json_out)
 
 
 @gallery_app.command("rename")
-def gallery_rename(old: str, new: str, gallery: GalleryOpt = None) -> None:
+def gallery_rename(old: str, new: str, gallery: GalleryOpt = None, json_out: Json = False) -> None:
     """Rename a person."""
-    _plain_gallery(gallery).rename(old, new)
-    print(f"renamed {old} -> {new}")
+    store = _plain_gallery(gallery)
+    store.rename(old, new)
+    say(f"renamed {old} -> {new}", {"gallery": str(store.path), "renamed": old, "to": new}, json_out)
 
 
 @gallery_app.command("export")
-def gallery_export(out: Path, gallery: GalleryOpt = None) -> None:
+def gallery_export(out: Path, gallery: GalleryOpt = None, json_out: Json = False) -> None:
     """Write a portable .npz (plain arrays + JSON header, no pickle), mode 0600."""
-    print(f"wrote {_plain_gallery(gallery).export(out)}")
+    store = _plain_gallery(gallery)
+    path = store.export(out)
+    count = sum(p["templates"] for p in store.people())
+    say(f"wrote {path} ({count} templates)", {"gallery": str(store.path), "export": str(path), "templates": count},
+        json_out)
 
 
 @gallery_app.command("import")
-def gallery_import(file: Path, gallery: GalleryOpt = None) -> None:
-    """Merge an exported gallery made with the same model."""
+def gallery_import(file: Path, gallery: GalleryOpt = None, json_out: Json = False) -> None:
+    """Merge an exported gallery made with the same model; photos already in the gallery are skipped."""
     from edgeface.recognize.gallery import Gallery, read_export
 
     export = read_export(file)  # checked whole before a gallery is opened, let alone created
-    result = Gallery(gallery).import_export(export)
-    print(f"imported {result['added']} templates; skipped {result['skipped_duplicates']} already in the gallery")
+    store = Gallery(gallery)
+    result = store.import_export(export)
+    say(f"imported {result['added']} templates; skipped {result['skipped_duplicates']} already in the gallery",
+        {"gallery": str(store.path), "import": str(file), **result}, json_out)
 
 
 @app.command("recognize", rich_help_panel="4. recognise on the device")

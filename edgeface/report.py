@@ -140,6 +140,26 @@ def markdown(rows: list[dict]) -> str:
         f"{100 * r['tar_at_far_1e-3']:.2f} |\n" for r in rows)
 
 
+def place_labels(ax, points: list[tuple[float, float, str]], fontsize: int = 7) -> None:
+    """Label every point without two labels overlapping: each label is pushed up or down in 9-point steps, in
+    screen space, until its box is clear of every label already placed."""
+    ax.figure.canvas.draw()  # fix the limits so data -> pixel transforms are final
+    scale = ax.figure.dpi / 72
+    placed: list[tuple[float, float, float, float]] = []
+    for x, y, text in sorted(points, key=lambda p: (-p[1], p[0])):
+        px, py = ax.transData.transform((x, y))
+        w, h = 0.6 * fontsize * len(text) * scale, 1.3 * fontsize * scale
+        for step in [0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5, -6, 6]:
+            dy = 3 + 9 * step
+            box = (px + 4 * scale, py + dy * scale, w, h)
+            if not any(box[0] < b[0] + b[2] and b[0] < box[0] + box[2] and box[1] < b[1] + b[3]
+                       and b[1] < box[1] + box[3] for b in placed):
+                break
+        placed.append(box)
+        ax.annotate(text, (x, y), fontsize=fontsize, xytext=(4, dy), textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"} if step else None)
+
+
 def pareto_plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
@@ -149,9 +169,10 @@ def pareto_plot(rows: list[dict], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
     biggest = max(r["size_bytes"] for r in rows)
     for r in rows:
+        ax.errorbar(r["p50_ms"], 100 * r["accuracy"], yerr=100 * r.get("accuracy_se", 0.0), fmt="none",
+                    ecolor="grey", elinewidth=1, capsize=2)
         ax.scatter(r["p50_ms"], 100 * r["accuracy"], s=40 + 400 * r["size_bytes"] / biggest, alpha=0.6)
-        ax.annotate(r["variant"], (r["p50_ms"], 100 * r["accuracy"]), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
+    place_labels(ax, [(r["p50_ms"], 100 * r["accuracy"], r["variant"]) for r in rows])
     front = sorted(pareto_front(rows), key=lambda r: r["p50_ms"])
     ax.plot([r["p50_ms"] for r in front], [100 * r["accuracy"] for r in front], "k--", lw=1, label="Pareto front")
     ax.set_xlabel("latency p50, ms (1 thread)")

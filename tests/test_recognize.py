@@ -164,7 +164,7 @@ def test_profiles_are_refused_for_enrolment_and_not_matched(enrolled, tmp_path):
     assert "turned away" in json.loads(result.stdout)[0]["rejected"][str(profile)]
     events, _ = recognize(enrolled, profile)
     assert [(e["name"], e["score"], e["reason"]) for e in events] == [("unknown", None, "turned away")]
-    events, _ = recognize(enrolled, profile, "--max-turn", "100", "--threshold", "-1")  # gate off: matched
+    events, _ = recognize(enrolled, profile, "--max-turn", "100", "--threshold", "0.01")  # gate off: matched
     assert events[0]["score"] is not None and events[0]["name"] != "unknown"
 
 
@@ -282,3 +282,24 @@ def test_ctrl_c_stops_the_loop_cleanly_with_a_summary(enrolled):
     assert "Traceback" not in err
     summary = json.loads(out.strip().splitlines()[-1])["summary"]
     assert summary["interrupted"] is True and summary["frames"] > 0
+
+
+def test_a_large_gallery_matches_exactly_what_brute_force_matches(tmp_path):
+    """25k templates (over the faiss threshold) of 200 people each with near-duplicate templates: every query's
+    person and score equal the float32 brute-force answer."""
+    pytest.importorskip("faiss", reason="faiss-cpu is the large-gallery extra (make setup installs it)")
+    from edgeface.recognize.gallery import FAST_INDEX_MIN
+
+    rng = np.random.default_rng(3)
+    centres = l2_normalise(rng.normal(size=(200, 128)))
+    per = FAST_INDEX_MIN // 200 + 25
+    gallery = Gallery(tmp_path / "big.sqlite", "e" * 64, 128)
+    for i, c in enumerate(centres):
+        gallery.add(f"p{i:03d}", l2_normalise(c + 0.02 * rng.normal(size=(per, 128))))
+    emb, owner, names = gallery.templates()
+    assert len(emb) > FAST_INDEX_MIN and gallery._index is not None
+    queries = l2_normalise(centres[rng.integers(0, 200, 60)] + 0.05 * rng.normal(size=(60, 128)))
+    for q, m in zip(queries, gallery.match(queries, 0.5), strict=True):
+        sims = emb @ q
+        assert m.person == names[int(owner[int(np.argmax(sims))])]
+        assert m.score == pytest.approx(float(sims.max()), abs=1e-6)

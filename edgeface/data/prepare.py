@@ -92,7 +92,8 @@ def check_same_alignment(records: list[dict], alignment: str, dst: Path) -> None
 def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, layout: str = "auto",
             exclude_pairs: Path | None = None, prefix: str = "", workers: int = 2, limit: int = 0,
             detector: str = DEFAULT_DETECTOR, detect_size: int = DEFAULT_DETECT_SIZE) -> dict:
-    """Prepare a dataset; returns counts (ok, no_face, several_faces, unreadable, skipped, excluded)."""
+    """Prepare a dataset; returns counts: ok, no_face, unreadable, several_faces (main face kept),
+    skipped_already_prepared, excluded_people."""
     from edgeface.vision.detect import FaceFinder
 
     src, dst = Path(src), Path(dst)
@@ -120,8 +121,8 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
     check_same_alignment(records, alignment, dst)
     done = {r["source"] for r in records}
     todo = [it for it in items if str(it.path) not in done]
-    counts: Counter = Counter()
-    counts["skipped (already prepared)"] = len(items) - len(todo)
+    # the same keys on every run, zero or not, so --json consumers need no guessing
+    counts: Counter = Counter({key: 0 for key in ("ok", "no_face", "unreadable", "several_faces")})
     with open(dst / MANIFEST, "a", encoding="utf-8") as manifest, progress_bar() as bar:
         task = bar.add_task(f"aligning {src.name}", total=len(todo))
 
@@ -130,7 +131,7 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
             manifest.flush()
             counts[rec["status"]] += 1
             if rec.get("faces", 0) > 1:
-                counts["several_faces (main face kept)"] += 1
+                counts["several_faces"] += 1  # the main face was kept
             bar.advance(task)
 
         if workers == 1 or len(todo) < 8:
@@ -144,4 +145,4 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
                     record(rec)
         os.fsync(manifest.fileno())
     return {"dst": str(dst), "detector": alignment, "sources": len(items), **{k: int(v) for k, v in counts.items()},
-            "excluded people": len(exclude)}
+            "skipped_already_prepared": len(items) - len(todo), "excluded_people": len(exclude)}

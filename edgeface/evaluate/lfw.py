@@ -146,6 +146,11 @@ def save_roc_plot(scores: np.ndarray, labels: np.ndarray, path: str | Path, titl
     far, tar = roc_curve(scores, labels)
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
     ax.plot(np.maximum(far, 1e-4), tar)
+    at = int(np.searchsorted(far, 1e-3, side="right")) - 1  # the operating point recognize uses
+    if at >= 0:
+        ax.plot(max(far[at], 1e-4), tar[at], "o", color="crimson")
+        ax.annotate(f"FAR 1e-3: TAR {100 * tar[at]:.1f} %", (max(far[at], 1e-4), tar[at]), xytext=(8, -14),
+                    textcoords="offset points", fontsize=8, color="crimson")
     ax.set_xscale("log")
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")

@@ -68,6 +68,7 @@ class Recognizer:
         self.detector = create_detector(detector, threads=threads, detect_size=detect_size,
                                         alignment=getattr(embedder, "alignment", None))
         self.min_face = check_min_face(min_face)
+        gallery.templates()  # load (and index) the gallery now, not on the first face
         self.tracker = Tracker(window=smooth)
         self.timings = Timings()
 
