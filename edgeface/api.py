@@ -93,13 +93,14 @@ class FaceRecognizer:
         """Every face in the image, highest score first."""
         return [public(f) for f in self.faces(image, bgr)[1]]
 
-    def embed(self, image: Image, bgr: bool = False, all_faces: bool = False) -> np.ndarray:
+    def embed(self, image: Image, bgr: bool = False, all_faces: bool = False, aligned: bool = False) -> np.ndarray:
         """The embedding (D,) of the image's main face (largest, most central), or (N, D) of every face with
-        ``all_faces``. An array already aligned to 112x112 (a crop from ``align``) is embedded as it is."""
-        if not isinstance(image, (str, Path)):
-            array = as_rgb(image, bgr)
-            if array.shape[:2] == (112, 112) and not self.finder.find(array):
-                return self.embedder.embed(array[None])[0]
+        ``all_faces``. ``aligned=True``: the image is already a 112x112 crop on the template (from ``align``)."""
+        if aligned:
+            crop = as_rgb(image, bgr)
+            if crop.shape[:2] != (112, 112):
+                raise EdgefaceError(f"an aligned face is 112x112, got {crop.shape[1]}x{crop.shape[0]}")
+            return self.embedder.embed(crop[None])[0]
         rgb, found = self.faces(image, bgr)
         if not found:
             raise EdgefaceError(f"no face found in {image if isinstance(image, (str, Path)) else 'the image'}")

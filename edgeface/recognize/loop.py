@@ -255,6 +255,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                 t_wait = time.perf_counter()
             completed = True
         finally:
+            wall = time.perf_counter() - started  # the frame loop's own time: draining event queues is not in it
             if writer:
                 writer.close(keep=completed and frames > 0)
             sink_stats = sinks.close() if sinks else []
@@ -263,7 +264,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
     if frames == 0 and errors:
         raise EdgefaceError(f"no frame of {source} could be read ({errors} unreadable)")
     return {"source": source, "frames": frames, "faces": faces, "unreadable_frames": errors,
-            "dropped_frames": dropped, "seconds": round(time.perf_counter() - started, 3),
-            "fps": round(frames / max(time.perf_counter() - started, 1e-9), 2), "names": dict(seen),
+            "dropped_frames": dropped, "seconds": round(wall, 3), "fps": round(frames / max(wall, 1e-9), 2),
+            "names": dict(seen),
             "interrupted": interrupted, "stages": recognizer.timings.summary(),
             **({"events": sink_stats} if events else {})}

@@ -1,0 +1,110 @@
+"""The public Python API and the verify / detect commands, on real photos, without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import BLOCK_TF, MEDIA, ROOT, assert_one_line_error, needs_shared, run_cli
+
+pytestmark = needs_shared
+OBAMA = MEDIA / "gallery" / "obama" / "obama.jpg"
+BIDEN = MEDIA / "gallery" / "biden" / "biden.jpg"
+TWO = MEDIA / "probes" / "two_people.jpg"
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- api-example -->\s*```python\n(.*?)```", text, re.S)
+    assert block, "the README's Python API example is missing"
+    return block.group(1)
+
+
+def test_the_readme_example_runs_as_written_with_tensorflow_blocked(tmp_path: Path):
+    """The five lines a new user copies: enrol a photo, ask who is in another one."""
+    shutil.copyfile(OBAMA, tmp_path / "obama.jpg")
+    shutil.copyfile(TWO, tmp_path / "two_people.jpg")
+    code = BLOCK_TF + readme_example() + "\nassert not any(m.startswith('tensorflow') for m in sys.modules)\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "obama" in done.stdout
+
+
+def test_load_detect_embed_verify():
+    import edgeface
+
+    fr = edgeface.load()
+    faces = fr.detect(TWO)
+    assert len(faces) == 2 and all(f.score > 0.8 and len(f.box) == 4 for f in faces)
+    assert faces[0].top_right_bottom_left[0] < faces[0].top_right_bottom_left[2]
+    vec = fr.embed(OBAMA)
+    assert vec.shape == (fr.embedder.size,) and abs(float(np.linalg.norm(vec)) - 1) < 1e-4
+    assert fr.embed(TWO, all_faces=True).shape == (2, fr.embedder.size)
+    import cv2
+
+    bgr = cv2.imread(str(OBAMA))
+    assert np.allclose(fr.embed(bgr, bgr=True), vec, atol=1e-5)  # an OpenCV frame gives the same answer
+    aligned = fr.align(OBAMA)
+    assert aligned.shape == (112, 112, 3)
+    assert float(np.dot(fr.embed(aligned, aligned=True), vec)) > 0.999  # an aligned crop is embedded as it is
+    same = fr.verify(OBAMA, MEDIA / "probes" / "obama3.jpg")
+    other = fr.verify(OBAMA, BIDEN)
+    assert same["same"] and not other["same"] and same["score"] > other["score"]
+    assert set(same) == {"same", "score", "threshold"}
+
+
+def test_gallery_enroll_identify_remove(tmp_path: Path):
+    import edgeface
+
+    with edgeface.Gallery(tmp_path / "people.sqlite") as people:
+        result = people.enroll("obama", OBAMA)
+        assert result["accepted"] == [str(OBAMA)] and result["templates"] == 1
+        assert people.enroll("obama", OBAMA)["skipped"]  # the same photo twice is not two templates
+        people.enroll("biden", BIDEN)
+        found = {r["name"] for r in people.identify(TWO)}
+        assert found == {"obama", "biden"}
+        people.remove("biden")
+        assert {r["name"] for r in people.identify(TWO)} == {"obama", None}
+        assert [p["name"] for p in people.people()] == ["obama"]
+
+
+def test_api_errors_are_edgeface_errors(tmp_path: Path):
+    import edgeface
+
+    fr = edgeface.load()
+    with pytest.raises(edgeface.EdgefaceError, match="no face"):
+        fr.embed(np.full((200, 200, 3), 128, np.uint8))
+    with pytest.raises(edgeface.EdgefaceError, match="uint8"):
+        fr.detect(np.zeros((10, 10), np.float32))
+    with pytest.raises(edgeface.EdgefaceError, match="not found"):
+        fr.detect(tmp_path / "missing.jpg")
+
+
+def test_verify_command_exit_codes():
+    same = run_cli("verify", str(OBAMA), str(MEDIA / "probes" / "obama3.jpg"), "--json")
+    assert same.returncode == 0 and json.loads(same.stdout)["same"] is True
+    different = run_cli("verify", str(OBAMA), str(BIDEN), "--json")
+    assert different.returncode == 1 and json.loads(different.stdout)["same"] is False
+    assert_one_line_error(run_cli("verify", str(OBAMA), str(MEDIA / "nope.jpg")), "not found")
+
+
+def test_detect_command_table_json_and_face_recognition_csv(tmp_path: Path):
+    result = run_cli("detect", str(MEDIA / "probes"), "--csv")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "file,top,right,bottom,left"
+    rows = [line.split(",") for line in lines[1:]]
+    assert sum(Path(r[0]).name == "two_people.jpg" for r in rows) == 2
+    for _, top, right, bottom, left in rows:
+        assert int(top) < int(bottom) and int(left) < int(right)
+    doc = json.loads(run_cli("detect", str(TWO), "--json").stdout)
+    assert len(doc["faces"]) == 2 and {"box", "landmarks", "score", "file"} <= set(doc["faces"][0])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(run_cli("detect", str(empty)), "no images")
