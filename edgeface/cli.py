@@ -783,6 +783,7 @@ def gallery_list(gallery: GalleryOpt = None, json_out: Json = False) -> None:
     from edgeface.report_format import print_json, print_table
 
     store = _plain_gallery(gallery)
+    store.check()
     people = store.people()
     if json_out:
         print_json({"gallery": str(store.path), "model_sha256": store.meta("model_sha256"), "people": people})
@@ -918,7 +919,14 @@ def main() -> None:
     Anything unexpected is also one line (exit 3) naming the exception; EDGEFACE_DEBUG=1 shows the traceback.
     """
     try:
-        app()
+        code = app(standalone_mode=False)  # click's own errors come back here, to become one line too
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("edgeface: interrupted", file=sys.stderr)
+        sys.exit(130)
     except EdgefaceError as exc:
         fail(str(exc), 2)
     except KeyboardInterrupt:
@@ -933,6 +941,13 @@ def main() -> None:
         where = f": {exc.filename}" if exc.filename else ""
         fail(f"{exc.strerror or exc}{where}", 2)
     except Exception as exc:
+        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+            # a usage error from click (which typer carries inside): bad option, missing argument, no such command
+            ctx = getattr(exc, "ctx", None)
+            command = ctx.command_path if ctx else "edgeface"
+            if not exc.format_message():  # no command given: the help was printed, nothing went wrong
+                sys.exit(0)
+            fail(f"{exc.format_message()} (see '{command} --help')", 2)
         if os.environ.get("EDGEFACE_DEBUG"):
             raise
         fail(f"internal error {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''} "

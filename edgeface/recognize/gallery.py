@@ -345,6 +345,14 @@ class Gallery:
         return {h: n for h, n in rows}
 
     @guarded
+    def check(self) -> None:
+        """Cheap consistency checks a listing should not skip: the embedding size, every template's length."""
+        dim = self.embedding_size
+        short = self.db.execute("SELECT COUNT(*) FROM templates WHERE length(embedding) != ?", (4 * dim,)).fetchone()
+        if short[0]:
+            raise damaged(self.path, f"{short[0]} template(s) are not {dim} float32 values")
+
+    @guarded
     def people(self) -> list[dict]:
         rows = self.db.execute(
             "SELECT p.name, COUNT(t.id), p.created, AVG(t.quality) FROM people p "

@@ -74,13 +74,19 @@ class Recognizer:
 
     def process(self, frame_bgr: np.ndarray) -> list[dict]:
         t = time.perf_counter()
-        faces = self.detector.detect(frame_bgr, bgr=True)
-        t1 = time.perf_counter()
-        self.timings.add("detect", t1 - t)
+        # BlazeFace landmarks (for a model trained on them) only for faces that will be embedded: the size and
+        # head-turn gates run on the detector's own points first
+        refine = getattr(self.detector, "refine", None)
+        faces = getattr(self.detector, "detector", self.detector).detect(frame_bgr, bgr=True)
         turns = [head_turn(f.keypoints) for f in faces]
         reasons = ["too small" if f.width < self.min_face else "turned away" if turn > self.max_turn else None
                    for f, turn in zip(faces, turns, strict=True)]
         usable = [i for i, reason in enumerate(reasons) if reason is None]
+        if refine is not None:
+            for i in usable:
+                faces[i] = refine(frame_bgr, faces[i], True)
+        t1 = time.perf_counter()
+        self.timings.add("detect", t1 - t)
         results = [{"name": "unknown", "score": None, "candidate": None, "track": None,
                     "box": [round(float(v), 1) for v in f.box], "detection": round(f.score, 3),
                     "turn": round(turn, 2), **({"reason": reason} if reason else {})}
