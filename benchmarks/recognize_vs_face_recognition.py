@@ -1,6 +1,7 @@
 """Frames per second on media/short_hamilton_clip.mp4, one core each, one run:
 
-* `edgeface recognize` with the default int8 model (BlazeFace + ArcFace alignment + embedding + gallery match);
+* `edgeface recognize` with the default int8 model (YuNet detection at 640, BlazeFace landmarks for faces it embeds,
+  alignment, embedding, gallery match);
   by default faces turned away (profiles) are not embedded, so it is also run with `--max-turn 100`, embedding
   every detected face, for a like-for-like figure
 * a face_recognition-style loop: dlib HOG detection (upsample 1) + 5-point landmarks + the 128-d dlib ResNet

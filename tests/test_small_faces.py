@@ -129,3 +129,14 @@ def test_bad_detector_settings_are_refused(tmp_path: Path, args: list[str], need
     result = run_cli("recognize", "--source", str(tmp_path), "--threshold", "0.5", *args)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert needle in result.stderr
+
+
+@needs_shared
+@pytest.mark.parametrize("side", [600, 1100, 1800])
+def test_a_face_that_fills_a_large_photo_is_found(side: int):
+    """Selfies and enrolment photos: a face far over YuNet's ~300 px comfort zone after resizing."""
+    image = cv2.imread(str(sorted((LFW / "Colin_Powell").glob("*.jpg"))[0]))[40:210, 45:205]
+    big = cv2.resize(image, (side, side), interpolation=cv2.INTER_CUBIC)
+    faces = FaceFinder("yunet").find(big[..., ::-1].copy())
+    assert faces, f"no face in a {side}x{side} close-up"
+    assert faces[0].width > 0.4 * side

@@ -41,7 +41,6 @@ SURE_SCORE = 0.8  # first-look score above which a candidate needs no closer loo
 # on the generated 1080p scenes: benchmarks/results/detectors.json)
 CLOSER_LOOK_PX = 64  # face width in the closer look's crop
 CLOSER_LOOK_CONTEXT = 3.0  # crop side / face box side
-CLOSER_LOOK_GAIN = 1.5  # look closer only at faces the first look saw under CLOSER_LOOK_PX / 1.5 wide
 STRIDES = (8, 16, 32)
 
 
@@ -175,10 +174,10 @@ class YuNet:
         rows = self._run(np.ascontiguousarray(small), floor)
         rows[:, :14] /= scale
         sure = rows[:, 14] >= (max(SURE_SCORE, self.min_score) if self.closer_look else self.min_score)
-        # a closer look only helps where it sees the face bigger than the first look did
-        small_in_first_look = np.maximum(rows[:, 2], rows[:, 3]) * scale < CLOSER_LOOK_PX / CLOSER_LOOK_GAIN
-        faces = [face_of(row) for row in rows[sure | (~small_in_first_look & (rows[:, 14] >= self.min_score))]]
-        for row in rows[~sure & small_in_first_look]:
+        faces = [face_of(row) for row in rows[sure]]
+        # every uncertain candidate gets its closer look, large ones too: re-centred with context, the look rejects
+        # big face-like texture (a painting behind a portrait) that a score floor alone lets through
+        for row in rows[~sure]:
             closer = self._closer_look(full, row)
             # a loose candidate box around a face already found re-detects that same face: keep it once
             if closer is not None and not any(contains(f.box, closer.box) for f in faces):
