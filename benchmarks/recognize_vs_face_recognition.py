@@ -136,6 +136,15 @@ def compare_on(clip: Path, gallery_dir: Path) -> dict:
                                 "face_recognition_style": theirs["faces"] / max(1, theirs["frames"])}}
 
 
+def targets(clip: dict, scene: dict) -> dict:
+    """The 1080p target (>= 20x the FPS while finding at least as many faces per frame) and, for the record, the
+    clip's older 25x target, set when BlazeFace saw 0.9 faces per frame there."""
+    found = scene["faces_per_frame"]
+    return {"target_1080p": {"fps_ratio_at_least": 20, "met": scene["fps_ratio"] >= 20
+                             and found["edgeface"] >= found["face_recognition_style"]},
+            "target_clip": {"fps_ratio_at_least": 25, "met": clip["fps_ratio"] >= 25}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", default="../shared")
@@ -153,9 +162,7 @@ def main() -> None:
     scene["truth"] = truth
     save("recognize.json", {
         "note": "one core each (taskset -c 0), same gallery, every frame processed",
-        "clip": clip, "scene_1080p": scene, "target_ratio_clip": 25, "target_ratio_1080p": 20,
-        "target_met": clip["fps_ratio"] >= 25 and scene["fps_ratio"] >= 20
-        and scene["faces_per_frame"]["edgeface"] >= scene["faces_per_frame"]["face_recognition_style"],
+        "clip": clip, "scene_1080p": scene, **targets(clip, scene),
     }, started)
 
 
