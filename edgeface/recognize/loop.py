@@ -74,17 +74,16 @@ class Recognizer:
 
     def process(self, frame_bgr: np.ndarray) -> list[dict]:
         t = time.perf_counter()
-        # BlazeFace landmarks (for a model trained on them) only for faces that will be embedded: the size and
-        # head-turn gates run on the detector's own points first
+        # BlazeFace landmarks (for a model trained on them) only for faces big enough to embed; the head-turn gate
+        # then reads the same points enrolment read, so a photo refused there is never matched here
         refine = getattr(self.detector, "refine", None)
         faces = getattr(self.detector, "detector", self.detector).detect(frame_bgr, bgr=True)
+        if refine is not None:
+            faces = [refine(frame_bgr, f, True) if f.width >= self.min_face else f for f in faces]
         turns = [head_turn(f.keypoints) for f in faces]
         reasons = ["too small" if f.width < self.min_face else "turned away" if turn > self.max_turn else None
                    for f, turn in zip(faces, turns, strict=True)]
         usable = [i for i, reason in enumerate(reasons) if reason is None]
-        if refine is not None:
-            for i in usable:
-                faces[i] = refine(frame_bgr, faces[i], True)
         t1 = time.perf_counter()
         self.timings.add("detect", t1 - t)
         results = [{"name": "unknown", "score": None, "candidate": None, "track": None,
