@@ -96,6 +96,9 @@ class ExportFormat(str, Enum):
 DetectorOpt = Annotated[DetectorName, typer.Option("--detector", help=DETECTOR_HELP)]
 DetectSize = Annotated[int, typer.Option("--detect-size", help=DETECT_SIZE_HELP)]
 MinFace = Annotated[int, typer.Option("--min-face", help=MIN_FACE_HELP)]
+ModelOpt = Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")]
+ThresholdOpt = Annotated[Optional[float], typer.Option(
+    help="cosine threshold; default: the model's FAR 1e-3 threshold from its manifest")]
 
 
 def version_callback(value: bool) -> None:
@@ -675,9 +678,8 @@ def detect_command(
 def verify_command(
     a: Annotated[Path, typer.Argument(help="photo of one person")],
     b: Annotated[Path, typer.Argument(help="photo of the same person, or not")],
-    model: Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")] = None,
-    threshold: Annotated[Optional[float], typer.Option(
-        help="cosine threshold; default: the model's FAR 1e-3 threshold from its manifest")] = None,
+    model: ModelOpt = None,
+    threshold: ThresholdOpt = None,
     detector: DetectorOpt = DetectorName.yunet,
     detect_size: DetectSize = DEFAULT_DETECT_SIZE,
     input_mean: InputMean = None,
@@ -727,7 +729,7 @@ def enroll_command(
     name: Annotated[Optional[str], typer.Argument(help="the person's name")] = None,
     images: Annotated[Optional[list[Path]], typer.Argument(help="photos of that person")] = None,
     folder: Annotated[Optional[Path], typer.Option("--dir", help="enrol <person>/<images> folders at once")] = None,
-    model: Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")] = None,
+    model: ModelOpt = None,
     gallery: GalleryOpt = None,
     detector: DetectorOpt = DetectorName.yunet,
     detect_size: DetectSize = DEFAULT_DETECT_SIZE,
@@ -843,10 +845,9 @@ def gallery_import(file: Path, gallery: GalleryOpt = None, json_out: Json = Fals
 @app.command("recognize", rich_help_panel="4. recognise on the device")
 def recognize_command(
     source: Annotated[str, typer.Option(help="camera index, video file, rtsp:// URL, image or folder of images")],
-    model: Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")] = None,
+    model: ModelOpt = None,
     gallery: GalleryOpt = None,
-    threshold: Annotated[Optional[float], typer.Option(
-        help="cosine threshold; default: the model's FAR 1e-3 threshold from its manifest")] = None,
+    threshold: ThresholdOpt = None,
     detector: DetectorOpt = DetectorName.yunet,
     detect_size: DetectSize = DEFAULT_DETECT_SIZE,
     min_face: MinFace = DEFAULT_MIN_FACE,
