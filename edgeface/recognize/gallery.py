@@ -381,13 +381,15 @@ class Gallery:
         stamp = hash((self.db.execute("PRAGMA data_version").fetchone()[0], self.db.total_changes))
         if self._cache is None or self._cache[0] != stamp:
             dim = self.embedding_size
-            names = [r[0] for r in self.db.execute("SELECT name FROM people ORDER BY name")]
-            ids = {pid: i for i, (pid,) in enumerate(self.db.execute("SELECT id FROM people ORDER BY name"))}
-            rows = self.db.execute("SELECT person_id, embedding FROM templates ORDER BY person_id, id").fetchall()
-            owner = np.fromiter((ids.get(r[0], -1) for r in rows), np.int64, count=len(rows))
+            # one statement, so one consistent snapshot while other processes enrol (WAL)
+            rows = self.db.execute("SELECT p.name, t.embedding FROM templates t JOIN people p ON p.id = t.person_id "
+                                   "ORDER BY p.name, t.id").fetchall()
+            names = sorted({r[0] for r in rows})
+            index = {n: i for i, n in enumerate(names)}
+            owner = np.fromiter((index[r[0]] for r in rows), np.int64, count=len(rows))
             blobs = [r[1] for r in rows]
-            if any(not isinstance(b, bytes) or len(b) != 4 * dim for b in blobs) or (owner < 0).any():
-                raise damaged(self.path, f"a template is not {dim} float32 values of an enrolled person")
+            if any(not isinstance(b, bytes) or len(b) != 4 * dim for b in blobs):
+                raise damaged(self.path, f"a template is not {dim} float32 values")
             emb = np.frombuffer(b"".join(blobs), np.float32).reshape(len(rows), dim) if rows \
                 else np.zeros((0, dim), np.float32)
             if rows:
