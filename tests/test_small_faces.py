@@ -140,3 +140,16 @@ def test_a_face_that_fills_a_large_photo_is_found(side: int):
     faces = FaceFinder("yunet").find(big[..., ::-1].copy())
     assert faces, f"no face in a {side}x{side} close-up"
     assert faces[0].width > 0.4 * side
+
+
+@needs_shared
+def test_without_the_blazeface_files_the_default_model_still_recognises_and_says_what_it_costs(tmp_path: Path):
+    gallery = tmp_path / "g.sqlite"
+    env = {"EDGEFACE_DETECTOR_DIR": str(tmp_path / "no-blazeface-here")}
+    photo = str(DATA / "media" / "gallery" / "obama" / "obama.jpg")
+    assert run_cli("enroll", "obama", photo, "--gallery", str(gallery), env=env).returncode == 0
+    result = run_cli("recognize", "--source", str(DATA / "media" / "probes" / "obama3.jpg"), "--gallery",
+                     str(gallery), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("edgeface: warning: BlazeFace model files not found") == 1
+    assert json.loads(result.stdout.splitlines()[0])["name"] == "obama"
