@@ -13,7 +13,7 @@ frames straight from OpenCV. Every problem is an :class:`edgeface.errors.Edgefac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.manifest import check_threshold
 from edgeface.vision.align import align_face
 from edgeface.vision.detect import FaceFinder, main_face
-from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, alignment_of
+from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
 from edgeface.vision.embed import Embedder, load_embedder
 from edgeface.vision.face import Face
 from edgeface.vision.image import read_image
@@ -79,7 +79,6 @@ class FaceRecognizer:
         if limit is None:
             raise EdgefaceError(f"{self.embedder.name} has no calibrated threshold: pass threshold=...")
         self.threshold = check_threshold(limit, "threshold")
-        self.alignment = alignment_of(self.detector, self.embedder.alignment)
 
     @property
     def model_id(self) -> str:
@@ -136,16 +135,16 @@ class Gallery:
 
         self.recognizer = recognizer or load(model, **options)
         r = self.recognizer
-        self.store = Store(path, r.model_id, r.embedder.size, alignment=r.alignment)
+        self.store = Store(path, r.model_id, r.embedder.size, alignment=r.finder.alignment)
         self.path = self.store.path
 
     def enroll(self, name: str, *images: Image) -> dict[str, Any]:
         """Add photos of one person (paths or arrays); each is quality-checked like ``edgeface enroll``.
 
         Returns {"name", "accepted", "rejected": {photo: reason}, "skipped", "templates"}."""
-        from edgeface.recognize.enroll import enrol_images
+        from edgeface.recognize.enroll import enrol
 
-        return enrol_images(self.store, name, list(images), self.recognizer.finder, self.recognizer.embedder)
+        return asdict(enrol(self.store, name, list(images), self.recognizer.finder, self.recognizer.embedder))
 
     def identify(self, image: Image, bgr: bool = False) -> list[dict[str, Any]]:
         """Every face in the image with the enrolled person it matches (``name`` None below the threshold),

@@ -885,23 +885,29 @@ def recognize_command(
     if limit is None:
         raise EdgefaceError("this model has no calibrated threshold in its manifest: pass --threshold "
                             "(or run edgeface eval MODEL --save-threshold)")
-    face_rows: list[dict] = []
+    face_rows: list[dict] = []  # the first FACE_ROWS_SHOWN, for the table
+    total = [0]
+
+    def keep_rows(rows: list[dict]) -> None:
+        total[0] += len(rows)
+        face_rows.extend(rows[: FACE_ROWS_SHOWN - len(face_rows)])
+
     recognizer = Recognizer(embedder, store, limit, detector=detector.value, threads=threads, smooth=smooth,
                             detect_size=detect_size, min_face=min_face,
                             **({} if max_turn is None else {"max_turn": max_turn}))
     summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
                   loop=loop, max_seconds=max_seconds, events=events, overlay_fps=overlay_fps,
-                  on_faces=None if json_out else face_rows.extend)
+                  on_faces=None if json_out else keep_rows)
     if json_out:
         print(json.dumps({"summary": summary}))
         return
-    shown = face_rows[:FACE_ROWS_SHOWN]
+    shown = face_rows
     print_table(f"faces in {source}", ["file / frame", "name", "score", "box x0,y0,x1,y1", "note"],
                 [(Path(r["source"]).name if r["source"] != source else r["frame"], r["name"],
                   "" if r["score"] is None else f"{r['score']:.3f}", ", ".join(f"{v:.0f}" for v in r["box"]),
                   r.get("reason", "")) for r in shown])
-    if len(face_rows) > len(shown):
-        print(f"... and {len(face_rows) - len(shown)} more faces (--json lists every one)")
+    if total[0] > len(shown):
+        print(f"... and {total[0] - len(shown)} more faces (--json lists every one)")
     print_table(f"recognize {source}", ["", "value"], [
         ("frames", summary["frames"]), ("faces", summary["faces"]), ("FPS", summary["fps"]),
         ("dropped (stale) frames", summary["dropped_frames"]), ("unreadable frames", summary["unreadable_frames"]),

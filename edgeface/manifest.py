@@ -19,6 +19,7 @@ from typing import Any
 from edgeface import __version__
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, read_json, sha256_file, write_json
+from edgeface.vision.detector_options import ALIGNMENTS
 
 FORMAT = "edgeface-manifest/1"
 
@@ -110,8 +111,8 @@ class Manifest:
             expected = list if name == "chain" else dict
             if not isinstance(getattr(self, name), expected):
                 raise EdgefaceError(f"{source}: {name} must be a JSON {expected.__name__}")
-        if self.alignment is not None and self.alignment not in ("yunet-5pt", "blazeface-4pt"):
-            raise EdgefaceError(f"{source}: alignment must be yunet-5pt or blazeface-4pt, got {self.alignment!r}")
+        if self.alignment is not None and self.alignment not in ALIGNMENTS:
+            raise EdgefaceError(f"{source}: alignment must be one of {', '.join(ALIGNMENTS)}, got {self.alignment!r}")
 
 
 def manifest_path(model_path: str | Path) -> Path:
@@ -143,15 +144,16 @@ def parse_manifest(data: Any, source: str) -> Manifest:
         raise EdgefaceError(f"{source} is nested too deeply to be a manifest") from None
 
 
-def load_manifest(model_path: str | Path, check_sha: bool = True) -> Manifest | None:
-    """The manifest inside a .tflite, else the one beside the model file, else None; refuse a stale sidecar."""
+def load_manifest(model_path: str | Path, check_sha: bool = True, content: bytes | None = None) -> Manifest | None:
+    """The manifest inside a .tflite, else the one beside the model file, else None; refuse a stale sidecar.
+
+    ``content``: the model's bytes when the caller has already read them."""
     path = Path(model_path)
-    content = None
-    if is_tflite(path) and path.is_file():
+    if is_tflite(path) and (content is not None or path.is_file()):
         from edgeface.runtime.interpreter import check_tflite_file
         from edgeface.tflite_metadata import read_manifest
 
-        content = check_tflite_file(path)
+        content = check_tflite_file(path) if content is None else content
         embedded = read_manifest(content)
         if embedded is not None:
             return parse_manifest(embedded, f"the manifest inside {path.name}")

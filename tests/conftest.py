@@ -63,11 +63,13 @@ sys.meta_path.insert(0, _Block())
 """
 
 
+CLI_LAUNCHER = "from edgeface.cli import main\nsys.argv = ['edgeface', *sys.argv[1:]]\nmain()\n"
+
+
 def run_cli(*args: str, block_tf: bool = True, env: dict | None = None, timeout: int = 300,
             cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``edgeface ARGS`` in a fresh interpreter, optionally with TensorFlow made unimportable."""
-    launcher = "from edgeface.cli import main\nsys.argv = ['edgeface', *sys.argv[1:]]\nmain()\n"
-    code = (BLOCK_TF if block_tf else "") + launcher
+    code = (BLOCK_TF if block_tf else "") + CLI_LAUNCHER
     if not block_tf:
         code = "import sys\n" + code
     full_env = {**os.environ, **(env or {})}

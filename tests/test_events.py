@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import BLOCK_TF, MEDIA, needs_shared, run_cli
+from conftest import BLOCK_TF, CLI_LAUNCHER, MEDIA, needs_shared, run_cli
 
 from edgeface.recognize.events import Debouncer
 
@@ -161,7 +161,7 @@ def test_events_reach_a_real_mosquitto_broker(gallery: Path):
 def test_a_broker_that_dies_mid_run_costs_events_not_frames(gallery: Path):
     port = free_port()
     broker = mosquitto(port)
-    code = BLOCK_TF + "from edgeface.cli import main\nsys.argv = ['edgeface', *sys.argv[1:]]\nmain()\n"
+    code = BLOCK_TF + CLI_LAUNCHER
     recogniser = subprocess.Popen([sys.executable, "-c", code, "recognize", "--source", str(CLIP), "--loop",
                                    "--max-seconds", "8", "--gallery", str(gallery), "--json", "--events",
                                    f"mqtt://127.0.0.1:{port}/edgeface/door"],

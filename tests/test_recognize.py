@@ -267,9 +267,9 @@ def test_recognize_bad_input(enrolled, tmp_path):
 def test_ctrl_c_stops_the_loop_cleanly_with_a_summary(enrolled):
     import signal
 
-    from conftest import BLOCK_TF
+    from conftest import BLOCK_TF, CLI_LAUNCHER
 
-    code = BLOCK_TF + "from edgeface.cli import main\nsys.argv = ['edgeface', *sys.argv[1:]]\nmain()\n"
+    code = BLOCK_TF + CLI_LAUNCHER
     proc = subprocess.Popen([sys.executable, "-c", code, "recognize", "--source", str(CLIP), "--gallery",
                              str(enrolled), "--loop", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ})

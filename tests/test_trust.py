@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import (
     BLOCK_TF,
+    CLI_LAUNCHER,
     LFW,
     MEDIA,
     PEER_FLAGS,
@@ -389,7 +390,7 @@ def test_sigterm_finishes_the_recording_prints_the_summary_and_exits_zero(tmp_pa
     gallery = tmp_path / "g.sqlite"
     assert run_cli("enroll", "obama", str(OBAMA), "--gallery", str(gallery)).returncode == 0
     out = tmp_path / "rec.mp4"
-    code = BLOCK_TF + "from edgeface.cli import main\nsys.argv = ['edgeface', *sys.argv[1:]]\nmain()\n"
+    code = BLOCK_TF + CLI_LAUNCHER
     proc = subprocess.Popen([sys.executable, "-c", code, "recognize", "--source",
                              str(MEDIA / "short_hamilton_clip.mp4"), "--loop", "--gallery", str(gallery),
                              "--output", str(out), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -415,7 +416,7 @@ def test_ctrl_c_while_a_fifo_source_is_opening_exits_promptly(tmp_path: Path):
     os.mkfifo(fifo)  # nobody ever writes: OpenCV's open blocks forever
     gallery = tmp_path / "g.sqlite"
     assert run_cli("enroll", "obama", str(OBAMA), "--gallery", str(gallery)).returncode == 0
-    code = BLOCK_TF + "from edgeface.cli import main\nsys.argv = ['edgeface', *sys.argv[1:]]\nmain()\n"
+    code = BLOCK_TF + CLI_LAUNCHER
     proc = subprocess.Popen([sys.executable, "-c", code, "recognize", "--source", str(fifo), "--gallery",
                              str(gallery)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(4.0)

@@ -17,7 +17,7 @@ from edgeface.data.layouts import Item, list_items
 from edgeface.errors import EdgefaceError
 from edgeface.evaluate.lfw import parse_pairs
 from edgeface.progress import progress_bar
-from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
+from edgeface.vision.detector_options import BLAZEFACE_ALIGNMENT, DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
 
 MANIFEST = "manifest.jsonl"
 UNLABELED = "_unlabeled"
@@ -83,7 +83,7 @@ def read_manifest(dst: Path) -> list[dict]:
 def check_same_alignment(records: list[dict], alignment: str, dst: Path) -> None:
     """Crops aligned from different detectors' landmarks must not share one training folder."""
     # records from before the detector was recorded were all aligned from BlazeFace keypoints
-    earlier = {r.get("detector", "blazeface-4pt") for r in records if r.get("status") == "ok"}
+    earlier = {r.get("detector", BLAZEFACE_ALIGNMENT) for r in records if r.get("status") == "ok"}
     if earlier and earlier != {alignment}:
         raise EdgefaceError(f"{dst} holds faces aligned by {', '.join(sorted(earlier))}, not {alignment}: "
                             "prepare into a new folder or pass the --detector it was made with")
@@ -94,6 +94,7 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
             detector: str = DEFAULT_DETECTOR, detect_size: int = DEFAULT_DETECT_SIZE) -> dict:
     """Prepare a dataset; returns counts: ok, no_face, unreadable, several_faces (main face kept),
     skipped_already_prepared, excluded_people."""
+    global _finder
     from edgeface.vision.detect import FaceFinder
 
     src, dst = Path(src), Path(dst)
@@ -105,7 +106,8 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
         from edgeface.data.layouts import check_identity
 
         check_identity(prefix)
-    alignment = FaceFinder(detector, detect_size=detect_size).alignment  # also checks the settings first
+    finder = FaceFinder(detector, threads=1, detect_size=detect_size)  # checks the settings before any work
+    alignment = finder.alignment
     exclude: set[str] = set()
     if exclude_pairs is not None:
         pairs = parse_pairs(exclude_pairs)
@@ -135,7 +137,7 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
             bar.advance(task)
 
         if workers == 1 or len(todo) < 8:
-            _init_worker(detector, detect_size)
+            _finder = finder  # in this process: the finder made above does the work
             for it in todo:
                 record(process_item(it, dst))
         else:

@@ -8,7 +8,7 @@ all their photos have been processed (one transaction).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -88,11 +88,6 @@ def enrol(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedde
     if rows:
         result.templates = gallery.add(result.name, np.stack(rows), hashes, quality)
     return result
-
-
-def enrol_images(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder) -> dict:
-    """:func:`enrol` as a plain dict (the Python API's return value)."""
-    return asdict(enrol(gallery, name, images, finder, embedder))
 
 
 def person_folders(root: Path) -> dict[str, list[Path]]:

@@ -66,10 +66,6 @@ class Debouncer:
         now = round(time.time(), 3)
         return [self._left(t, now) for t in list(self.tracks)]
 
-    def reset(self) -> list[dict]:
-        """A new, unrelated photo: the faces of the previous one leave."""
-        return self.flush()
-
 
 class QueuedSink:
     """A sink whose deliveries run on a background thread from a bounded queue: never blocks, never grows."""
@@ -224,7 +220,7 @@ class Events:
         self.debouncer = Debouncer()
 
     def frame(self, results: list[dict], source: str, frame: int, new_photo: bool = False) -> None:
-        events = self.debouncer.reset() if new_photo else []
+        events = self.debouncer.flush() if new_photo else []  # a new, unrelated photo: the last one's faces left
         events += self.debouncer.update(results, source, frame)
         for event in events:
             for sink in self.sinks:

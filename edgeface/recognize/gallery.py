@@ -26,11 +26,12 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, data_dir
+from edgeface.vision.detector_options import ALIGNMENTS, BLAZEFACE_ALIGNMENT
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
-LEGACY_ALIGNMENT = "blazeface-4pt"  # galleries enrolled before the alignment was recorded used BlazeFace
+LEGACY_ALIGNMENT = BLAZEFACE_ALIGNMENT  # galleries enrolled before the alignment was recorded used BlazeFace
 NAME_MAX = 100
 NAME_RULE = re.compile(r"^[^\W_][\w .'\-]*$", re.UNICODE)
 SCHEMA = """
@@ -151,7 +152,7 @@ def read_export(path: str | Path) -> dict:
         raise EdgefaceError(f"{path}: model_sha256 must be 64 hex digits")
     if isinstance(dim, bool) or not isinstance(dim, int) or not 2 <= dim <= 65536:
         raise EdgefaceError(f"{path}: embedding_size must be a whole number from 2 to 65536, got {dim!r}")
-    if alignment not in (None, "yunet-5pt", "blazeface-4pt"):
+    if alignment is not None and alignment not in ALIGNMENTS:
         raise EdgefaceError(f"{path}: unknown alignment {alignment!r}")
     names, hashes = arrays["names"], arrays["image_sha256"]
     quality = arrays["quality"]
@@ -440,14 +441,9 @@ class Gallery:
         return path
 
     @guarded
-    def import_file(self, path: str | Path) -> dict:
-        """Merge an exported gallery; see :func:`read_export` (checked first) and :meth:`import_export`."""
-        return self.import_export(read_export(path))
-
-    @guarded
     def import_export(self, export: dict) -> dict:
-        """Merge a checked export (same model and alignment) in one transaction; photos already in the gallery
-        (same image sha256) are skipped. Returns {"added": n, "skipped_duplicates": m}."""
+        """Merge an export checked by :func:`read_export` (same model and alignment) in one transaction; photos
+        already in the gallery (same image sha256) are skipped. Returns {"added": n, "skipped_duplicates": m}."""
         self.bind(export["model_sha256"], export["embedding_size"], export["alignment"])
         known = self.known_hashes()
         added = skipped = 0

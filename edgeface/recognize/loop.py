@@ -65,21 +65,18 @@ class Recognizer:
                  threads: int = 1, min_face: int = DEFAULT_MIN_FACE, smooth: int = 5, max_turn: float = MAX_TURN,
                  detect_size: int = DEFAULT_DETECT_SIZE) -> None:
         self.embedder, self.gallery, self.threshold, self.max_turn = embedder, gallery, threshold, max_turn
-        self.detector = create_detector(detector, threads=threads, detect_size=detect_size,
-                                        alignment=getattr(embedder, "alignment", None))
         self.min_face = check_min_face(min_face)
+        # the detector gives faces the landmarks the model was trained on (BlazeFace's for the shipped model), for
+        # every face big enough to embed: the head-turn gate then reads the same points enrolment read
+        self.detector = create_detector(detector, threads=threads, detect_size=detect_size,
+                                        alignment=getattr(embedder, "alignment", None), min_face=self.min_face)
         gallery.templates()  # load (and index) the gallery now, not on the first face
         self.tracker = Tracker(window=smooth)
         self.timings = Timings()
 
     def process(self, frame_bgr: np.ndarray) -> list[dict]:
         t = time.perf_counter()
-        # BlazeFace landmarks (for a model trained on them) only for faces big enough to embed; the head-turn gate
-        # then reads the same points enrolment read, so a photo refused there is never matched here
-        refine = getattr(self.detector, "refine", None)
-        faces = getattr(self.detector, "detector", self.detector).detect(frame_bgr, bgr=True)
-        if refine is not None:
-            faces = [refine(frame_bgr, f, True) if f.width >= self.min_face else f for f in faces]
+        faces = self.detector.detect(frame_bgr, bgr=True)
         turns = [head_turn(f.keypoints) for f in faces]
         reasons = ["too small" if f.width < self.min_face else "turned away" if turn > self.max_turn else None
                    for f, turn in zip(faces, turns, strict=True)]

@@ -15,6 +15,7 @@ from edgeface.data.prepare import read_manifest
 from edgeface.errors import EdgefaceError
 from edgeface.manifest import InputSpec
 from edgeface.tf_setup import tf
+from edgeface.vision.detector_options import BLAZEFACE_ALIGNMENT, YUNET_ALIGNMENT
 
 
 def prepared_faces(roots: Sequence[str | Path]) -> tuple[list[str], list[str | None]]:
@@ -36,12 +37,12 @@ def prepared_faces(roots: Sequence[str | Path]) -> tuple[list[str], list[str | N
 
 def prepared_alignment(roots: Sequence[str | Path]) -> str:
     """Which landmarks the prepared faces were aligned from; one model trains on one alignment only."""
-    found = {r.get("detector", "blazeface-4pt") for root in roots for r in read_manifest(Path(root))
+    found = {r.get("detector", BLAZEFACE_ALIGNMENT) for root in roots for r in read_manifest(Path(root))
              if r.get("status") == "ok"}
     if len(found) > 1:
         raise EdgefaceError(f"the data folders were aligned from different detectors ({', '.join(sorted(found))}): "
                             "prepare them all with one --detector")
-    return found.pop() if found else "yunet-5pt"
+    return found.pop() if found else YUNET_ALIGNMENT
 
 
 def encode_labels(identities: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.runtime.interpreter import Model
+from edgeface.vision.detector_options import BLAZEFACE_ALIGNMENT
 from edgeface.vision.face import Face, iou
 
 
@@ -123,7 +124,7 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
 class BlazeFace:
     """BlazeFace on any image size: letterbox to a square, run, decode, NMS, map back to image pixels."""
 
-    alignment = "blazeface-4pt"
+    alignment = BLAZEFACE_ALIGNMENT
 
     def __init__(self, variant: str = "short", threads: int = 1, min_score: float | None = None) -> None:
         if variant not in DETECTORS:

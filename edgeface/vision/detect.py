@@ -26,6 +26,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.vision.detector_options import (
+    BLAZEFACE_ALIGNMENT,
     DEFAULT_DETECT_SIZE,
     DEFAULT_DETECTOR,
     check_detect_size,
@@ -34,7 +35,6 @@ from edgeface.vision.detector_options import (
 )
 from edgeface.vision.face import Face
 
-BLAZEFACE_ALIGNMENT = "blazeface-4pt"
 _warned: set[str] = set()
 
 
@@ -63,10 +63,11 @@ class BlazeFaceLandmarks:
 
     alignment = BLAZEFACE_ALIGNMENT
 
-    def __init__(self, detector: Detector, threads: int = 1, context: float = 2.0) -> None:
+    def __init__(self, detector: Detector, threads: int = 1, context: float = 2.0, min_width: float = 0) -> None:
         from edgeface.vision.blazeface import BlazeFace
 
-        self.detector, self.context = detector, context
+        # faces narrower than min_width keep YuNet's points: the recognition loop never embeds them
+        self.detector, self.context, self.min_width = detector, context, min_width
         self.name = detector.name
         try:
             self.blazeface: BlazeFace | None = BlazeFace("short", threads=threads)
@@ -78,16 +79,11 @@ class BlazeFaceLandmarks:
                       "is aligned from YuNet's points instead, about 0.5 pp lower on LFW")
 
     def refine(self, image: np.ndarray, face: Face, bgr: bool) -> Face:
-        import cv2
+        from edgeface.vision.image import square_crop
 
         cx, cy = (face.box[:2] + face.box[2:]) / 2
-        side = max(8, round(self.context * max(face.width, face.height)))
-        x0, y0 = round(cx - side / 2), round(cy - side / 2)
-        h, w = image.shape[:2]
-        crop = image[max(0, y0) : y0 + side, max(0, x0) : x0 + side]
-        crop = cv2.copyMakeBorder(crop, max(0, -y0), max(0, y0 + side - h), max(0, -x0), max(0, x0 + side - w),
-                                  cv2.BORDER_CONSTANT)
-        found = self.blazeface.detect(crop, bgr=bgr) if self.blazeface is not None else []
+        crop, x0, y0 = square_crop(image, cx, cy, max(8, self.context * max(face.width, face.height)))
+        found = self.blazeface.detect(crop, bgr=bgr) if self.blazeface is not None and crop is not None else []
         if found:
             points = main_face(found, crop.shape).keypoints + np.array([x0, y0], np.float32)
         else:
@@ -96,7 +92,8 @@ class BlazeFaceLandmarks:
         return Face(face.box, face.score, points.astype(np.float32), face.fallback)
 
     def detect(self, image: np.ndarray, bgr: bool = False, **kwargs) -> list[Face]:
-        return [self.refine(image, f, bgr) for f in self.detector.detect(image, bgr=bgr, **kwargs)]
+        return [self.refine(image, f, bgr) if f.width >= self.min_width else f
+                for f in self.detector.detect(image, bgr=bgr, **kwargs)]
 
     @property
     def detect_size(self) -> int:
@@ -104,10 +101,11 @@ class BlazeFaceLandmarks:
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 1, detect_size: int = DEFAULT_DETECT_SIZE,
-                    min_score: float | None = None, alignment: str | None = None) -> Detector:
+                    min_score: float | None = None, alignment: str | None = None, min_face: float = 0) -> Detector:
     """A detector by CLI name; ``detect_size`` applies to YuNet (BlazeFace has a fixed input).
 
-    ``alignment`` is the model's (its manifest's): ``blazeface-4pt`` gives YuNet BlazeFace's landmarks.
+    ``alignment`` is the model's (its manifest's): ``blazeface-4pt`` gives YuNet BlazeFace's landmarks, for faces
+    at least ``min_face`` pixels wide.
     """
     name = detector_value(name)
     check_detect_size(detect_size)
@@ -116,7 +114,7 @@ def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 1, detect_size:
 
         yunet = YuNet(threads=threads, detect_size=detect_size,
                       min_score=DEFAULT_MIN_SCORE if min_score is None else min_score)
-        return BlazeFaceLandmarks(yunet, threads) if alignment == BLAZEFACE_ALIGNMENT else yunet
+        return BlazeFaceLandmarks(yunet, threads, min_width=min_face) if alignment == BLAZEFACE_ALIGNMENT else yunet
     from edgeface.vision.blazeface import BlazeFace
 
     return BlazeFace("short" if name == "blazeface" else "full", threads=threads, min_score=min_score)

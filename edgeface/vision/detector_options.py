@@ -14,6 +14,10 @@ class DetectorName(str, Enum):
 
 
 DEFAULT_DETECTOR = DetectorName.yunet.value
+# which landmarks a crop was aligned from: recorded by galleries, prepared folders and model manifests
+YUNET_ALIGNMENT = "yunet-5pt"
+BLAZEFACE_ALIGNMENT = "blazeface-4pt"
+ALIGNMENTS = (YUNET_ALIGNMENT, BLAZEFACE_ALIGNMENT)
 DEFAULT_DETECT_SIZE = 640
 DEFAULT_MIN_FACE = 32
 DETECT_SIZE_RANGE = (32, 8192)
@@ -38,9 +42,9 @@ def alignment_of(name: str | DetectorName, model_alignment: str | None = None) -
 
     BlazeFace always gives its own; YuNet gives its 5 points, or BlazeFace's for a model trained on those.
     """
-    if detector_value(name) != "yunet" or model_alignment == "blazeface-4pt":
-        return "blazeface-4pt"
-    return "yunet-5pt"
+    if detector_value(name) != "yunet" or model_alignment == BLAZEFACE_ALIGNMENT:
+        return BLAZEFACE_ALIGNMENT
+    return YUNET_ALIGNMENT
 
 
 def check_detect_size(detect_size: int) -> int:

@@ -92,7 +92,7 @@ class TFLiteEmbedder(AlignedEmbedder):
                  scale: float | None = None, channels: str | None = None, xnnpack: bool = True) -> None:
         self.path = Path(path)
         self.model = Model(self.path, threads=threads, xnnpack=xnnpack)
-        self.manifest: Manifest | None = load_manifest(self.path)
+        self.manifest: Manifest | None = load_manifest(self.path, content=self.model.content)
         spec = self.manifest.input if self.manifest else InputSpec()
         shape = self.model.input.shape
         if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:

@@ -161,5 +161,19 @@ def write_image(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:
         handle.write(buf.tobytes())
 
 
+def square_crop(image: np.ndarray, cx: float, cy: float, side: float) -> tuple[np.ndarray | None, int, int]:
+    """A ``side`` x ``side`` crop centred on (cx, cy), padded with black where it leaves the image, and its top-left
+    corner in image pixels; None when it misses the image entirely."""
+    size = max(1, round(side))
+    x0, y0 = round(cx - size / 2), round(cy - size / 2)
+    h, w = image.shape[:2]
+    crop = image[max(0, y0) : max(0, y0 + size), max(0, x0) : max(0, x0 + size)]
+    if crop.size == 0:
+        return None, x0, y0
+    crop = cv2.copyMakeBorder(crop, max(0, -y0), max(0, y0 + size - h), max(0, -x0), max(0, x0 + size - w),
+                              cv2.BORDER_CONSTANT)
+    return crop, x0, y0
+
+
 def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")

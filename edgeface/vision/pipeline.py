@@ -100,6 +100,7 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
     signatures = [file_signature(p) for p in paths]
     alignment = getattr(embedder, "alignment", None)
     finder = FaceFinder(detector, detector_threads, detect_size, alignment=alignment)  # fails early on bad settings
+    spare = [finder]
     detections = KeyedArrayCache(cache_file("detections", f"{finder.id}|{group}"))
     # an embedder without a stable identity (a model mid-training) keeps its embeddings in memory only
     embeddings = KeyedArrayCache(
@@ -120,8 +121,9 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
         if row is not None:
             face = row_to_face(row)
         else:
-            if not hasattr(local, "finder"):
-                local.finder = FaceFinder(detector, detector_threads, detect_size, alignment=alignment)
+            if not hasattr(local, "finder"):  # the first worker takes the finder made up front
+                local.finder = spare.pop() if spare else FaceFinder(detector, detector_threads, detect_size,
+                                                                     alignment=alignment)
             faces = local.finder.find(image)
             face = main_face(faces, image.shape) if faces else centre_face(image)
         return i, (align_face(image, face) if batched else image), face

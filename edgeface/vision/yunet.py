@@ -30,8 +30,9 @@ import cv2
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, check_detect_size
+from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, YUNET_ALIGNMENT, check_detect_size
 from edgeface.vision.face import Face
+from edgeface.vision.image import square_crop
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 MODEL_FILES = {"litert": "face_detection_yunet_2026may.tflite", "opencv": "face_detection_yunet_2026may.onnx"}
@@ -101,7 +102,7 @@ class YuNet:
     """YuNet on any image size; boxes and 5 landmarks in original image pixels, highest score first."""
 
     name = "yunet"
-    alignment = "yunet-5pt"
+    alignment = YUNET_ALIGNMENT
 
     def __init__(self, threads: int = 1, detect_size: int = DEFAULT_DETECT_SIZE,
                  min_score: float = DEFAULT_MIN_SCORE, nms: float = 0.3, backend: str | None = None,
@@ -186,18 +187,12 @@ class YuNet:
 
     def _closer_look(self, full: np.ndarray, row: np.ndarray) -> Face | None:
         """Re-detect one candidate in a crop of the original frame where its face is about CLOSER_LOOK_PX wide."""
-        cx, cy = row[0] + row[2] / 2, row[1] + row[3] / 2
-        side = CLOSER_LOOK_CONTEXT * max(row[2], row[3])
-        x0, y0 = round(cx - side / 2), round(cy - side / 2)
-        size = round(side)
-        h, w = full.shape[:2]
-        crop = full[max(0, y0) : max(0, y0 + size), max(0, x0) : max(0, x0 + size)]
-        if crop.size == 0:
+        crop, x0, y0 = square_crop(full, row[0] + row[2] / 2, row[1] + row[3] / 2,
+                                   CLOSER_LOOK_CONTEXT * max(row[2], row[3]))
+        if crop is None:
             return None
-        crop = cv2.copyMakeBorder(crop, max(0, -y0), max(0, y0 + size - h), max(0, -x0), max(0, x0 + size - w),
-                                  cv2.BORDER_CONSTANT)
         target = round(CLOSER_LOOK_CONTEXT * CLOSER_LOOK_PX)
-        zoom = target / size
+        zoom = target / crop.shape[0]
         crop = cv2.resize(crop, (target, target), interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
         found = self._run(crop, self.min_score, closer=True)
         if not len(found):
