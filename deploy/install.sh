@@ -35,7 +35,11 @@ fi
 
 [ -f "$CONFIG/edgeface.env" ] || install -m 0644 "$(dirname "$0")/edgeface.env" "$CONFIG/edgeface.env"
 install -m 0644 "$(dirname "$0")/edgeface.service" /etc/systemd/system/edgeface.service
-systemctl daemon-reload
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+else  # a chroot, a container or an image being built: systemd picks the unit up at the next boot
+  echo "note: systemd is not running here; the unit is installed and takes effect at the next boot"
+fi
 echo "installed. enrol people, then start the service:"
 echo "  sudo -u $USER_NAME $PREFIX/venv/bin/edgeface enroll --dir PHOTOS --gallery $STATE/gallery.sqlite"
 echo "  sudo systemctl enable --now edgeface && journalctl -u edgeface -f"

@@ -483,6 +483,9 @@ def bench_command(
     runs: Annotated[int, typer.Option(help="timed inferences per model")] = 200,
     warmup: Annotated[int, typer.Option(help="untimed inferences before timing")] = 20,
     xnnpack: Annotated[bool, typer.Option(help="use the XNNPACK delegate (--no-xnnpack: reference kernels)")] = True,
+    ops: Annotated[bool, typer.Option("--ops", help="per-op profile of the first model: slowest ops, their "
+                                      "precision, share of the time, and any op XNNPACK does not run")] = False,
+    top: Annotated[int, typer.Option(help="with --ops: how many of the slowest ops to list")] = 15,
     pipeline: Annotated[Optional[str], typer.Option(
         help="time the whole per-frame path (decode, detect, align, embed, match) on a video, image or folder")] = None,
     detector: DetectorOpt = DetectorName.yunet,
@@ -509,6 +512,9 @@ def bench_command(
         from edgeface.default_model import default_model_path
 
         models = [str(default_model_path())]
+    if ops:
+        print_ops_profile(models[0], thread_list[0], xnnpack, top, json_out)
+        return
     if pipeline:
         from edgeface.recognize.profile import profile_pipeline
 
@@ -529,11 +535,36 @@ def bench_command(
         return
     print_table("edgeface bench (ratio: p50 relative to the first model at the same thread count)",
                 ["model", "threads", "init ms", "p50 ms", "p90 ms", "p99 ms", "ratio", "RSS MB", "size KB",
-                 "GFLOP/s", "of peak"],
+                 "GFLOP/s", "of peak", "peak of"],
                 [(Path(r["model"]).name, r["threads"], round(r["init_ms"], 1), round(r["p50_ms"], 3),
                   round(r["p90_ms"], 3), round(r["p99_ms"], 3), f"{r['ratio_to_first']:.2f}x",
                   round(r["peak_rss_mb"], 1), round(r["size_bytes"] / 1024), round(r["achieved_gflops"], 1),
-                  f"{100 * r['efficiency']:.0f} %") for r in rows])
+                  f"{100 * r['efficiency']:.0f} %" if "efficiency" in r else "-", r.get("peak_of", "-"))
+                 for r in rows])
+
+
+def print_ops_profile(model: str, threads: int, xnnpack: bool, top: int, json_out: bool) -> None:
+    from edgeface.report_format import print_json, print_table
+    from edgeface.runtime.ops_profile import profile_ops
+
+    if top < 1:
+        raise EdgefaceError(f"--top must be at least 1, got {top}")
+    report = profile_ops(model, threads=threads, xnnpack=xnnpack)
+    if json_out:
+        print_json(report)
+        return
+    print_table(f"slowest ops of {Path(model).name} ({threads} thread(s); whole model p50 "
+                f"{report['whole_model_p50_ms']:.3f} ms, ops timed alone sum to {report['sum_of_ops_ms']:.3f} ms)",
+                ["#", "op", "precision", "output", "ms", "share", "GFLOP/s", "XNNPACK", "name"],
+                [(r["index"], r["op"], r["precision"], "x".join(map(str, r["output_shape"])), round(r["ms"], 4),
+                  f"{100 * r['share']:.1f} %", round(r["flops"] / (r["ms"] * 1e6), 1) if r["flops"] else "-",
+                  "yes" if r["xnnpack"] else "NO", r["name"][:40]) for r in report["ops"][:top]])
+    print_table("time by op type", ["op", "count", "ms", "share"],
+                [(k, v["count"], round(v["ms"], 3), f"{100 * v['ms'] / report['sum_of_ops_ms']:.1f} %")
+                 for k, v in sorted(report["by_kind"].items(), key=lambda kv: -kv[1]["ms"])])
+    if report["not_on_xnnpack"]:
+        print("not run by XNNPACK (reference kernels): "
+              + ", ".join(f"{k} x{n}" for k, n in report["not_on_xnnpack"].items()))
 
 
 LFWDir = Annotated[Path, typer.Option(help="LFW image root")]

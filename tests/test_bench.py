@@ -57,3 +57,79 @@ def test_pipeline_profile_times_every_stage():
     assert report["frames"] == 4 and report["faces"] >= 4
     assert {"decode", "detect", "align", "embed", "match"} <= set(report["stages"])
     assert sum(s["share"] for s in report["stages"].values()) == pytest.approx(1.0)
+
+
+def test_roofline_holds_each_model_against_its_own_precision():
+    from edgeface.default_model import default_model_path
+
+    int8 = default_model_path()
+    float32 = int8.with_name("edgeface-default-float32.tflite")
+    result = run_cli("bench", str(int8), str(float32), "--runs", "30", "--warmup", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {r["model"]: r for r in json.loads(result.stdout)}
+    assert rows[str(int8)]["peak_of"] == "int8" and rows[str(float32)]["peak_of"] == "float32"
+    for row in rows.values():
+        assert 0 < row["efficiency"] <= 1.0, row  # "190 % of peak" came from an int8 model on a float peak
+    assert rows[str(int8)]["peak_gflops"] > rows[str(float32)]["peak_gflops"]
+
+
+def test_probe_models_compute_a_real_convolution():
+    import numpy as np
+
+    from edgeface.runtime.interpreter import Model
+    from edgeface.runtime.roofline import probe_model
+
+    model = Model("<probe>", content=probe_model("float32", pixels=4, channels=8))
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 4, 4, 8)).astype(np.float32)
+    from edgeface.runtime.graph import read_graph
+
+    weights = read_graph(model.content).buffers[1].data.view(np.float32).reshape(8, 8)  # (out, in) of a 1x1 conv
+    np.testing.assert_allclose(model.invoke(x)[0], x @ weights.T, rtol=1e-4, atol=1e-5)
+
+
+def test_one_op_models_reproduce_the_op_inside_the_graph():
+    import numpy as np
+
+    from edgeface.default_model import default_model_path
+    from edgeface.runtime.graph import list_ops, one_op_model, read_graph
+    from edgeface.runtime.interpreter import Model
+    from edgeface.runtime.ops_profile import tensor_values
+    from edgeface.runtime.roofline import random_input
+
+    content = default_model_path().read_bytes()
+    graph = read_graph(content)
+    x = random_input(Model("m", content=content).input, np.random.default_rng(0))
+    values = tensor_values(content, x)
+    for op in list_ops(graph)[:6]:
+        single, inputs = one_op_model(graph, op.index)
+        alone = Model(f"op{op.index}", content=single, xnnpack=False).interpreter
+        for d, t in zip(alone.get_input_details(), inputs, strict=True):
+            alone.set_tensor(d["index"], values[t])
+        alone.invoke()
+        out = graph.subgraphs[0].operators[op.index].outputs[0]
+        np.testing.assert_array_equal(alone.get_tensor(alone.get_output_details()[0]["index"]), values[out])
+
+
+def test_ops_profile_of_the_default_model():
+    result = run_cli("bench", "--ops", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    ops = report["ops"]
+    assert [r["ms"] for r in ops] == sorted((r["ms"] for r in ops), reverse=True)
+    assert sum(r["share"] for r in ops) == pytest.approx(1.0)
+    assert {r["op"] for r in ops} >= {"CONV_2D", "DEPTHWISE_CONV_2D"}
+    assert report["not_on_xnnpack"] == {}  # the shipped model is all XNNPACK in int8 (no PReLU, no MIN/MAX)
+    # ops timed alone add up to the whole model, within call overhead and lost fusion
+    assert 0.5 < report["sum_of_ops_ms"] / report["whole_model_p50_ms"] < 2.0
+    table = run_cli("bench", "--ops", "--top", "3")
+    assert table.returncode == 0 and "time by op type" in table.stdout and "CONV_2D" in table.stdout
+
+
+@needs_shared
+def test_ops_profile_names_the_ops_xnnpack_leaves_to_reference_kernels():
+    # the authors' uint8 MobileFaceNet writes PReLU as MIN/MAX/MUL: XNNPACK has no int8 MINIMUM/MAXIMUM
+    result = run_cli("bench", str(PEER_UINT8), "--ops", "--json")
+    assert result.returncode == 0, result.stderr
+    off = json.loads(result.stdout)["not_on_xnnpack"]
+    assert off.get("MINIMUM int8", 0) >= 30 and off.get("MAXIMUM int8", 0) >= 30
+    assert "CONV_2D int8" not in off

@@ -1,8 +1,9 @@
 """``edgeface bench``: latency, memory and roofline of .tflite models on the light runtime.
 
 Each (model, threads) is measured in a fresh interpreter process, so load time and peak-memory growth belong
-to that model alone and one model's warm caches never flatter the next. The roofline peak is a float32 GEMM
-probe (numpy/OpenBLAS) pinned to the same number of threads, measured in the same run.
+to that model alone and one model's warm caches never flatter the next. The roofline peak is measured in the same
+run, per precision, by LiteRT itself (``runtime/roofline.py``): an int8 model is held against the int8 peak, a float
+model against the float32 one, a mixed model against the peak of its own mix.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -27,20 +27,17 @@ def percentile(values: np.ndarray, q: float) -> float:
 
 def measure(path: str, threads: int, runs: int, warmup: int, xnnpack: bool) -> dict:
     """Runs inside the worker process: load, first inference, warm-up, timed runs."""
-    from edgeface.runtime.flops import count_tflite_flops
+    from edgeface.runtime.flops import flops_per_op
+    from edgeface.runtime.graph import list_ops, read_graph
     from edgeface.runtime.interpreter import Model
+    from edgeface.runtime.roofline import flops_by_precision, random_input
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     model = Model(path, threads=threads, xnnpack=xnnpack)
     init_ms = (time.perf_counter() - t0) * 1e3
     spec = model.input
-    rng = np.random.default_rng(0)
-    if spec.dtype in ("int8", "uint8"):
-        info = np.iinfo(spec.dtype)
-        x = rng.integers(info.min, info.max + 1, spec.shape).astype(spec.dtype)
-    else:
-        x = rng.uniform(-1, 1, spec.shape).astype(spec.dtype)
+    x = random_input(spec, np.random.default_rng(0))
     t0 = time.perf_counter()
     model.invoke(x)
     first_ms = (time.perf_counter() - t0) * 1e3
@@ -53,28 +50,26 @@ def measure(path: str, threads: int, runs: int, warmup: int, xnnpack: bool) -> d
         times[i] = time.perf_counter() - t0
     times *= 1e3
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    flops = count_tflite_flops(path)  # from the file itself: a manifest may describe the model it came from
-    content = Path(path).read_bytes()
+    content = model.content
+    per_op = flops_per_op(path, content)  # from the file itself: a manifest may describe the model it came from
+    mix = flops_by_precision(list_ops(read_graph(content)), per_op)
     return {
         "model": str(path), "threads": threads, "xnnpack": model.xnnpack, "backend": model.backend,
         "dtype": spec.dtype, "init_ms": init_ms, "first_ms": first_ms, "mean_ms": float(times.mean()),
         "std_ms": float(times.std()), "p50_ms": percentile(times, 50), "p90_ms": percentile(times, 90),
         "p99_ms": percentile(times, 99), "min_ms": float(times.min()), "throughput_per_s": 1e3 / float(times.mean()),
         "peak_rss_mb": (rss1 - rss0) / 1024.0, "size_bytes": len(content),
-        "gzip_bytes": len(gzip.compress(content, 9)), "flops": int(flops), "runs": runs,
+        "gzip_bytes": len(gzip.compress(content, 9)), "flops": int(sum(per_op.values())), "runs": runs,
+        "flops_by_precision": mix,
     }
 
 
-def gemm_peak_gflops(threads: int, size: int = 768, repeats: int = 7) -> float:
-    """Best float32 GEMM rate in this process (call with OPENBLAS_NUM_THREADS set before numpy's import)."""
-    a = np.random.default_rng(0).random((size, size), np.float32)
-    b = a.T.copy()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * size**3 / best / 1e9
+def peak_label(mix: dict[str, int]) -> str:
+    """Which peak a row is held against: "int8", or "int8 97 % + float32 3 %" for a mixed model."""
+    total = sum(mix.values())
+    if len(mix) <= 1:
+        return next(iter(mix), "none")
+    return " + ".join(f"{p} {100 * f / total:.0f} %" for p, f in sorted(mix.items(), key=lambda kv: -kv[1]))
 
 
 def _subprocess(payload: dict) -> dict:
@@ -103,7 +98,9 @@ def bench(models: list[str], threads: list[int], runs: int = 200, warmup: int = 
         raise EdgefaceError("--runs must be at least 1 and --warmup at least 0")
     for m in models:
         check_tflite_file(m)
-    peaks = {t: _subprocess({"probe": True, "threads": t})["gflops"] for t in threads} if roofline else {}
+    from edgeface.runtime.roofline import mixed_peak
+
+    peaks: dict[tuple[str, int], float] = {}
     rows = []
     for t in threads:
         base = None
@@ -112,9 +109,14 @@ def bench(models: list[str], threads: list[int], runs: int = 200, warmup: int = 
             base = base or row
             row["ratio_to_first"] = row["p50_ms"] / base["p50_ms"]
             row["achieved_gflops"] = row["flops"] / (row["p50_ms"] * 1e-3) / 1e9
-            if roofline:
-                row["peak_gflops"] = peaks[t]
-                row["efficiency"] = row["achieved_gflops"] / peaks[t]
+            if roofline and row["flops_by_precision"]:
+                for p in row["flops_by_precision"]:
+                    if (p, t) not in peaks:
+                        peaks[p, t] = _subprocess({"probe": p, "threads": t, "xnnpack": xnnpack})["gflops"]
+                row["peak_of"] = peak_label(row["flops_by_precision"])
+                row["peak_gflops"] = mixed_peak(row["flops_by_precision"],
+                                               {p: peaks[p, t] for p in row["flops_by_precision"]})
+                row["efficiency"] = row["achieved_gflops"] / row["peak_gflops"]
             rows.append(row)
     return rows
 
@@ -125,7 +127,9 @@ def _worker(payload: dict) -> None:
 
     try:
         if payload.get("probe"):
-            result = {"gflops": gemm_peak_gflops(payload["threads"])}
+            from edgeface.runtime.roofline import peak_gflops
+
+            result = {"gflops": peak_gflops(payload["probe"], payload["threads"], payload["xnnpack"])}
         else:
             result = measure(payload["model"], payload["threads"], payload["runs"], payload["warmup"],
                              payload["xnnpack"])

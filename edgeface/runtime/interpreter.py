@@ -122,7 +122,10 @@ class Model:
     models are exported with a fixed batch of 1.
     """
 
-    def __init__(self, path: str | Path, threads: int = 1, xnnpack: bool = True, content: bytes | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int = 1, xnnpack: bool = True, content: bytes | None = None,
+                 quiet_fallback: bool = False, input_shape: tuple[int, ...] | None = None) -> None:
+        """``input_shape``: the first shape to plan a fully convolutional model for. Its file stores 1x1, which
+        some kernels refuse at load time (XNNPACK on arm64 leaves those ops to the built-in kernels)."""
         if threads < 1:
             raise EdgefaceError(f"--threads must be at least 1, got {threads}")
         self.path = Path(path)
@@ -135,6 +138,8 @@ class Model:
             print(f"edgeface: ai-edge-litert not installed, running on {self.backend}", file=sys.stderr)
         self.threads = threads
         self.xnnpack = xnnpack
+        self.quiet_fallback = quiet_fallback
+        self.first_shape = input_shape
         self.interpreter = self._create(interpreter_cls, resolver, xnnpack)
         self.inputs = [_spec(d) for d in self.interpreter.get_input_details()]
         self.outputs = [_spec(d) for d in self.interpreter.get_output_details()]
@@ -148,13 +153,17 @@ class Model:
         try:
             with native_stderr_silenced():
                 interpreter = interpreter_cls(**kwargs)
+                if self.first_shape is not None:
+                    index = interpreter.get_input_details()[0]["index"]
+                    interpreter.resize_tensor_input(index, list(self.first_shape))
                 interpreter.allocate_tensors()
             return interpreter
         except (ValueError, RuntimeError) as exc:
             if xnnpack and "delegate" in str(exc).lower():
                 # Sparse + int8 graphs are sometimes refused by XNNPACK: run them on the reference kernels.
-                print(f"edgeface: XNNPACK could not run {self.path.name}; using the built-in kernels",
-                      file=sys.stderr)
+                if not self.quiet_fallback:
+                    print(f"edgeface: XNNPACK could not run {self.path.name}; using the built-in kernels",
+                          file=sys.stderr)
                 self.xnnpack = False
                 return self._create(interpreter_cls, resolver, xnnpack=False)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

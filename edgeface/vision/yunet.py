@@ -124,8 +124,9 @@ class YuNet:
         if backend == "litert":
             from edgeface.runtime.interpreter import Model
 
-            self.model = Model(path, threads=threads)
-            self.closer_model = Model(path, threads=threads)  # its own interpreter: no re-planning per look
+            first = (1, 320, 320, 3)  # the file stores 1x1, too small for its strided convolutions
+            self.model = Model(path, threads=threads, input_shape=first)
+            self.closer_model = Model(path, threads=threads, input_shape=first)  # its own: no re-planning per look
         else:
             try:
                 self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), min_score, nms, 5000)

@@ -1,0 +1,165 @@
+"""A .tflite graph as data: its ops, the precision each one computes in, and one-op models cut out of it.
+
+Why cut one-op models: LiteRT's Python API has no op profiler, and XNNPACK runs a whole graph as one delegate node,
+so the only way to time an op from Python *under the same delegate and precision* is to run it alone. Each one-op
+model keeps the op's own tensors, weights and quantization parameters, so XNNPACK picks the same kernel it picks
+inside the full graph (fusion across ops aside), and an op XNNPACK refuses shows up as not delegated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+
+# TensorType enum of the TFLite schema
+_TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8",
+               10: "float64", 15: "uint32", 16: "uint16", 17: "int4"}
+_WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}
+_QUANTIZED_ACTIVATIONS = {"int8": "int8", "uint8": "uint8", "int16": "int16x8"}
+
+
+@cache
+def schema() -> Any:
+    from ai_edge_litert import schema_py_generated
+
+    return schema_py_generated
+
+
+def op_names() -> dict[int, str]:
+    """BuiltinOperator code -> name (CONV_2D, ...)."""
+    ops = schema().BuiltinOperator
+    return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def read_graph(data: bytes) -> Any:
+    """The object API view (ModelT) of a .tflite; one line on a damaged file."""
+    try:
+        model = schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
+    except Exception as exc:  # a damaged flatbuffer raises anything from IndexError to struct.error
+        raise EdgefaceError(f"damaged TFLite flatbuffer: {type(exc).__name__}") from None
+    if not model.subgraphs:
+        raise EdgefaceError("the .tflite file has no subgraph")
+    return model
+
+
+def pack(model: Any) -> bytes:
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def type_name(code: int) -> str:
+    return _TYPE_NAMES.get(int(code), f"type{code}")
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One operator of subgraph 0: its position, kind, the precision it computes in and its output shape."""
+
+    index: int
+    kind: str
+    precision: str
+    output_shape: tuple[int, ...]
+    name: str
+    variable_inputs: int  # 0: the op only reads constants, so the runtime folds it at load time
+
+
+def _opcode(model: Any, op: Any) -> str:
+    code = model.operatorCodes[op.opcodeIndex]
+    builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+    name = op_names().get(builtin, f"op{builtin}")
+    if name == "CUSTOM" and code.customCode:
+        return f"CUSTOM:{code.customCode.decode(errors='replace')}"
+    return name
+
+
+def _is_constant(model: Any, tensor: Any) -> bool:
+    buf = model.buffers[tensor.buffer] if 0 <= tensor.buffer < len(model.buffers) else None
+    return bool(buf is not None and ((buf.data is not None and len(buf.data)) or (buf.size or 0) > 0))
+
+
+def op_precision(kind: str, in_types: list[str], weight_type: str | None) -> str:
+    """How an op computes: int8 / int16x8 (int16 activations, int8 weights) / dynamic-int8 (float activations,
+    int8 weights quantized on the fly) / float32 / float16-weights (float32 compute) / the input's type."""
+    act = in_types[0] if in_types else "none"
+    if kind in _WEIGHTED_OPS and weight_type is not None:
+        if act in _QUANTIZED_ACTIVATIONS:
+            return _QUANTIZED_ACTIVATIONS[act]
+        if act == "float32" and weight_type in ("int8", "int4"):
+            return "dynamic-int8"
+        return "float32"
+    return _QUANTIZED_ACTIVATIONS.get(act, act)
+
+
+def list_ops(model: Any) -> list[OpInfo]:
+    graph = model.subgraphs[0]
+    rows = []
+    for i, op in enumerate(graph.operators):
+        kind = _opcode(model, op)
+        ins = [graph.tensors[t] for t in op.inputs if t >= 0]
+        variable = [type_name(t.type) for t in ins if not _is_constant(model, t)]
+        weight = next((type_name(t.type) for t in ins[1:2] if _is_constant(model, t)), None)
+        if weight is None and kind in _WEIGHTED_OPS and len(ins) > 1:  # weights fed by a DEQUANTIZE (float16)
+            weight = type_name(ins[1].type)
+        out = graph.tensors[op.outputs[0]] if len(op.outputs) else None
+        shape = tuple(int(d) for d in out.shape) if out is not None and out.shape is not None else ()
+        name = out.name.decode(errors="replace") if out is not None and out.name else f"op{i}"
+        rows.append(OpInfo(i, kind, op_precision(kind, variable, weight), shape, name, len(variable)))
+    return rows
+
+
+def one_op_model(model: Any, index: int) -> tuple[bytes, list[int]]:
+    """A .tflite holding op ``index`` of subgraph 0 alone (its tensors, buffers and opcode, nothing else), and the
+    original indices of its input tensors, in order."""
+    return ops_model(model, [index])
+
+
+def ops_model(model: Any, indices: list[int]) -> tuple[bytes, list[int]]:
+    """A .tflite of the given ops of subgraph 0 (in graph order), and the original indices of its inputs: the
+    tensors the ops read but do not make. Its outputs are the tensors they make that no kept op reads."""
+    import copy
+
+    s = schema()
+    graph = model.subgraphs[0]
+    ops = [graph.operators[i] for i in sorted(indices)]
+    made = {t for op in ops for t in op.outputs}
+    read = {t for op in ops for t in op.inputs if t >= 0}
+    used = [t for op in ops for t in list(op.inputs) + list(op.outputs) if t >= 0]
+    remap = {t: n for n, t in enumerate(dict.fromkeys(used))}
+    codes = list(dict.fromkeys(op.opcodeIndex for op in ops))
+    new = s.ModelT()
+    new.version = model.version
+    new.description = b"edgeface op profile"
+    new.buffers = [s.BufferT()]
+    new.operatorCodes = [copy.copy(model.operatorCodes[c]) for c in codes]
+    sub = s.SubGraphT()
+    sub.tensors = []
+    for t in remap:
+        tensor = copy.copy(graph.tensors[t])
+        if _is_constant(model, tensor):
+            new.buffers.append(model.buffers[tensor.buffer])
+            tensor.buffer = len(new.buffers) - 1
+        else:
+            tensor.buffer = 0
+        sub.tensors.append(tensor)
+    sub.operators = []
+    for op in ops:
+        new_op = copy.copy(op)
+        new_op.opcodeIndex = codes.index(op.opcodeIndex)
+        new_op.inputs = np.array([remap[t] if t >= 0 else -1 for t in op.inputs], np.int32)
+        new_op.outputs = np.array([remap[t] for t in op.outputs], np.int32)
+        new_op.intermediates = None
+        sub.operators.append(new_op)
+    inputs = [t for t in remap if t in read and t not in made and not _is_constant(model, graph.tensors[t])]
+    sub.inputs = np.array([remap[t] for t in inputs], np.int32)
+    sub.outputs = np.array([remap[t] for t in remap if t in made and (t not in read or t in graph.outputs)],
+                           np.int32)
+    new.subgraphs = [sub]
+    return pack(new), inputs
