@@ -11,7 +11,9 @@ Steps, each recorded with its command:
   3. LFW View 2 accuracy of each model from the arm64 embeddings beside the x86 ones;
   4. ``edgeface enroll`` + ``recognize`` on the shared gallery and probes on both: the same names?
   5. ``systemd-analyze verify`` of the unit file and how far ``install.sh`` got.
-``--limit N`` embeds only the first N crops (a smoke run; LFW accuracy then is not computed).
+Emulation runs the int8 model at ~0.3 s a face, so the agreement uses the first ``--agree`` crops (float32, int8 on
+XNNPACK and int8 on the reference kernels) and only the int8 model embeds all 7,701 for LFW.
+``--limit N`` aligns only the first N images (a smoke run; LFW accuracy then is not computed).
 """
 
 from __future__ import annotations
@@ -37,18 +39,24 @@ WORK = "/tmp/edgeface-arm64"  # inside the root
 MODELS = {"int8": "edgeface-default.tflite", "float32": "edgeface-default-float32.tflite"}
 
 
-def embed_here(crops_file: str, out_file: str) -> None:
-    """Runs on either machine: embed the crops with both shipped models, save {model: embeddings}."""
+def embed_here(crops_file: str, out_file: str, variants: list[str], limit: int) -> None:
+    """Runs on either machine: embed the first ``limit`` crops with each variant (``int8``, ``float32``, or
+    ``int8-reference``: the int8 file on LiteRT's reference kernels instead of XNNPACK); save {variant: embeddings}."""
     from edgeface.default_model import default_model_path
+    from edgeface.runtime.interpreter import Model
     from edgeface.vision.embed import load_embedder
 
-    crops = np.load(crops_file)
+    crops = np.load(crops_file, mmap_mode="r")[:limit]
     out = {}
-    for name, file in MODELS.items():
-        embedder = load_embedder(default_model_path().with_name(file))
+    for variant in variants:
+        path = default_model_path().with_name(MODELS[variant.removesuffix("-reference")])
+        embedder = load_embedder(path)
+        if variant.endswith("-reference"):
+            embedder.model = Model(path, xnnpack=False)
         t0 = time.perf_counter()
-        out[name] = np.concatenate([embedder.embed(crops[i : i + 256]) for i in range(0, len(crops), 256)])
-        out[f"{name}_seconds"] = np.array(time.perf_counter() - t0)
+        out[variant] = np.concatenate([embedder.embed(np.asarray(crops[i : i + 256]))
+                                       for i in range(0, len(crops), 256)])
+        out[f"{variant}_seconds"] = np.array(time.perf_counter() - t0)
     np.savez(out_file, **out)
 
 
@@ -128,7 +136,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=Path(os.environ.get(
         "EDGEFACE_PI_ROOT", Path.home() / ".cache" / "edgeface" / "pi-root")))
-    parser.add_argument("--limit", type=int, default=None, help="embed only the first N crops (smoke run)")
+    parser.add_argument("--limit", type=int, default=None, help="align only the first N images (smoke run)")
+    parser.add_argument("--agree", type=int, default=500, help="crops compared across machines for every variant")
     args = parser.parse_args()
     started = time.time()
     root: Path = args.root
@@ -150,22 +159,30 @@ def main() -> None:
     crops, pairs = aligned_lfw_crops(args.limit)
     np.save(host / "crops.npy", crops)
     shutil.copy(__file__, host / "arm64.py")  # this very script does the embedding on both sides
-    t0 = time.perf_counter()
-    in_root(root, "python", f"{WORK}/arm64.py", "embed", f"{WORK}/crops.npy", f"{WORK}/arm64.npz")
-    arm_seconds = time.perf_counter() - t0
-    embed_here(str(host / "crops.npy"), str(host / "x86.npz"))
-    arm, x86 = np.load(host / "arm64.npz"), np.load(host / "x86.npz")
-    result["crops"] = len(crops)
-    result["arm64_embed_wall_seconds_emulated"] = round(arm_seconds, 1)
-    result["agreement"] = {m: agreement(arm[m], x86[m]) for m in MODELS}
+    agree = min(args.agree, len(crops))
+    variants = ["int8", "float32", "int8-reference"]
+    runs = {"agree": (variants, agree)}
     if args.limit is None:
+        runs["lfw"] = (["int8"], len(crops))
+    arm, x86, seconds = {}, {}, {}
+    for run, (names, n) in runs.items():
+        t0 = time.perf_counter()
+        in_root(root, "python", f"{WORK}/arm64.py", "embed", f"{WORK}/crops.npy", f"{WORK}/arm64-{run}.npz",
+                ",".join(names), str(n))
+        seconds[run] = round(time.perf_counter() - t0, 1)
+        embed_here(str(host / "crops.npy"), str(host / f"x86-{run}.npz"), names, n)
+        arm[run], x86[run] = np.load(host / f"arm64-{run}.npz"), np.load(host / f"x86-{run}.npz")
+    result["crops"] = len(crops)
+    result["arm64_embed_wall_seconds_emulated"] = seconds
+    result["agreement"] = {v: agreement(arm["agree"][v], x86["agree"][v]) for v in variants}
+    if "lfw" in runs:
         lfw = {}
-        for m in MODELS:
-            for where, emb in (("arm64", arm[m]), ("x86", x86[m])):
-                scores = np.sum(emb[pairs.left] * emb[pairs.right], axis=1)
-                rep = verification_report(scores, pairs.same, pairs.fold)
-                lfw[f"{m}_{where}"] = {k: rep[k] for k in ("accuracy", "accuracy_se", "roc_auc", "tar_at_far")}
-            lfw[f"{m}_delta_pp"] = 100 * (lfw[f"{m}_arm64"]["accuracy"] - lfw[f"{m}_x86"]["accuracy"])
+        for where, emb in (("arm64", arm["lfw"]["int8"]), ("x86", x86["lfw"]["int8"])):
+            scores = np.sum(emb[pairs.left] * emb[pairs.right], axis=1)
+            rep = verification_report(scores, pairs.same, pairs.fold)
+            lfw[f"int8_{where}"] = {k: rep[k] for k in ("accuracy", "accuracy_se", "roc_auc", "tar_at_far")}
+        lfw["int8_delta_pp"] = 100 * (lfw["int8_arm64"]["accuracy"] - lfw["int8_x86"]["accuracy"])
+        lfw["int8_lfw_cosine"] = agreement(arm["lfw"]["int8"], x86["lfw"]["int8"])
         result["lfw"] = lfw
     result["recognize"] = recognise_both(root, host)
     unit = in_root(root, "systemd-analyze", "verify", "/etc/systemd/system/edgeface.service", check=False)
@@ -179,7 +196,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "embed":
-        embed_here(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 6 and sys.argv[1] == "embed":
+        embed_here(sys.argv[2], sys.argv[3], sys.argv[4].split(","), int(sys.argv[5]))
     else:
         main()

@@ -72,6 +72,18 @@ class QuantMode(str, Enum):
     qat_prune_preserve = "qat-prune-preserve"
 
 
+class Recipe(str, Enum):
+    dynamic = "dynamic"
+    weight_only = "weight-only"
+    int8 = "int8"
+    int16x8 = "int16x8"
+
+
+class AlignmentName(str, Enum):
+    yunet_5pt = "yunet-5pt"
+    blazeface_4pt = "blazeface-4pt"
+
+
 class Precision(str, Enum):
     float32 = "float32"
     float16 = "float16"
@@ -352,24 +364,52 @@ def cluster_command(
 
 @app.command("quantize", rich_help_panel="2. compress & export")
 def quantize_command(
-    model: KerasIn,
+    model: Annotated[Path, typer.Argument(help="a tf_keras model (.keras/.h5), or a float .tflite (yours or "
+                                          "imported with edgeface import)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output .tflite (+ manifest)")],
-    mode: Annotated[QuantMode, typer.Option(help="post-training (dynamic, float16, int8) or quantization-aware")] = (
-        QuantMode.int8),
-    calib_data: Annotated[Optional[list[Path]], typer.Option(help="prepared faces for int8 calibration")] = None,
+    mode: Annotated[QuantMode, typer.Option(help="Keras models: post-training (dynamic, float16, int8) or "
+                                            "quantization-aware")] = QuantMode.int8,
+    recipe: Annotated[Recipe, typer.Option(help=".tflite models: the LiteRT quantizer recipe (int8: int8 "
+                                           "weights and activations; int16x8: int16 activations)")] = Recipe.int8,
+    calib_data: Annotated[Optional[list[Path]], typer.Option(
+        help="calibration faces: prepared folders, or (for .tflite) folders of photos")] = None,
     calib: Annotated[int, typer.Option(help="number of calibration faces")] = 300,
     io: Annotated[IOType, typer.Option(help="int8 models: int8 or float inputs/outputs")] = IOType.int8,
+    max_drop: Annotated[Optional[float], typer.Option(
+        help=".tflite: keep the most damaged layers in float until LFW View 2 accuracy is within this many "
+             "percentage points of the float model (needs --lfw-dir, --pairs)")] = None,
+    lfw_dir: Annotated[Optional[Path], typer.Option(help="with --max-drop: LFW image root")] = None,
+    pairs: Annotated[Optional[Path], typer.Option(help="with --max-drop: the View 2 pairs.txt")] = None,
+    rewrite: Annotated[bool, typer.Option(help=".tflite: rewrite PReLU and stride-1 PADs into ops XNNPACK runs "
+                                          "fast in int8 (exact in float)")] = True,
+    layers: Annotated[bool, typer.Option("--layers", help=".tflite: print the per-layer error report")] = False,
+    input_mean: InputMean = None,
+    input_scale: InputScale = None,
+    channels: Channels = None,
     data: FineData = None,
     epochs: FineEpochs = 2.0,
     faces: FineFaces = 4000,
     json_out: Json = False,
 ) -> None:
-    """Post-training quantization, or quantization-aware training, straight to a .tflite with manifest."""
+    """Quantize a Keras model (post-training or quantization-aware) or a float .tflite (LiteRT quantizer, optionally
+    within an LFW accuracy budget), straight to a .tflite with manifest."""
+    from edgeface.report_format import print_json, print_table
+
+    if model.suffix == ".tflite":
+        from edgeface.compress.tflite_quantize import input_spec_of, quantize_file
+
+        spec, alignment = input_spec_of(model, input_mean, input_scale, channels)
+        log = quantize_file(model, out, recipe.value, spec, alignment, calib_data or [], calib, rewrite, max_drop,
+                            lfw_dir, pairs, report_layers=layers)
+        if json_out:
+            print_json(log)
+            return
+        print_quantize_log(log)
+        return
     mode, io = mode.value, io.value
     from edgeface.compress.io import face_set, load_model, require_faces
     from edgeface.compress.quantize import QAT_MODES, quantization_aware
     from edgeface.export import calibration_faces, export
-    from edgeface.report_format import print_json, print_table
 
     keras_model, manifest = load_model(model)
     step: dict = {"step": "quantize", "mode": mode}
@@ -386,6 +426,73 @@ def quantize_command(
         print_json(info)
         return
     print_table(f"quantized -> {path}", ["", "value"], [("mode", mode), ("size bytes", result.size_bytes)])
+
+
+def print_quantize_log(log: dict) -> None:
+    from edgeface.report_format import print_table
+
+    rows = [("recipe", log["recipe"]), ("calibration faces", log["calibration_faces"]),
+            ("rewrites", ", ".join(f"{k} x{v}" for k, v in log["rewrites"].items() if v) or "none"),
+            ("size", f"{log['size_bytes']:,} bytes ({log['size_bytes'] / log['float_size_bytes']:.2f} of float)")]
+    if "steps" in log:
+        rows.append(("LFW float", f"{100 * log['float_accuracy']:.2f} %"))
+        rows += [(f"LFW, {len(s['kept_float'])} layer(s) kept float", f"{100 * s['accuracy']:.2f} % "
+                  f"(-{s['drop_pp']:.2f} pp)") for s in log["steps"]]
+        rows.append(("within --max-drop", "yes" if log["within_budget"] else "NO: every layer tried"))
+        if log["steps"][-1]["kept_float"]:
+            rows.append(("kept in float", ", ".join(log["steps"][-1]["kept_float"])[:300]))
+    print_table(f"quantized -> {log['out']}", ["", "value"], rows)
+    if log.get("layer_errors"):
+        print_table("layers the quantization hurt most (on calibration faces)",
+                    ["#", "op", "SNR dB", "cosine", "dB lost here", "output"],
+                    [(r["index"], r["op"], round(r["snr_db"], 1), round(r["cosine"], 4), round(r["introduced_db"], 2),
+                      r["name"][:40]) for r in log["layer_errors"][:10]])
+
+
+@app.command("import", rich_help_panel="2. compress & export")
+def import_command(
+    source: Annotated[Path, typer.Argument(help="your face embedder: .onnx, SavedModel folder, .h5/.keras, or a "
+                                           "float .tflite")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output float .tflite (manifest inside)")],
+    input_mean: InputMean = None,
+    input_scale: InputScale = None,
+    channels: Channels = None,
+    size: Annotated[Optional[int], typer.Option(help="face size for a model that takes any size")] = None,
+    alignment: Annotated[AlignmentName, typer.Option(
+        help="the landmarks faces are aligned from (yunet-5pt: the ArcFace 5-point template most models use)")] = (
+        AlignmentName.yunet_5pt),
+    check_faces: Annotated[Optional[Path], typer.Option(
+        help="photos, one folder per person (2+ people, 2+ photos each): the normalisation is checked on them, "
+             "and picked from the usual conventions when not given")] = None,
+    json_out: Json = False,
+) -> None:
+    """Bring your own face model: convert it to a float .tflite with a manifest, its normalisation checked."""
+    from edgeface.manifest import InputSpec
+    from edgeface.model_import import import_model
+    from edgeface.report_format import print_json, print_table
+
+    given = (input_mean, input_scale, channels)
+    if any(v is None for v in given) and check_faces is None:
+        raise EdgefaceError("give the input normalisation (--input-mean, --input-scale, --channels), or "
+                            "--check-faces PHOTOS to find it")
+    spec = InputSpec(mean=input_mean or 0.0, scale=input_scale or 1.0, channels=channels or "RGB")
+    path, manifest, report = import_model(source, out, spec, alignment.value, size, check_faces,
+                                          pick=any(v is None for v in given))
+    info = {"model": str(path), "format": report["format"], "input": manifest.input.__dict__,
+            "embedding_size": manifest.embedding_size, "flops": manifest.flops, "size_bytes": manifest.size_bytes,
+            "normalisation_check": report}
+    if json_out:
+        print_json(info)
+        return
+    check = report.get("given")
+    print_table(f"imported {source.name} -> {path}", ["", "value"], [
+        ("format", report["format"]), ("input", f"{manifest.input.size}x{manifest.input.size} "
+                                                f"{manifest.input.channels}, (pixel - {manifest.input.mean:g}) * "
+                                                f"{manifest.input.scale:.7g}"),
+        ("embedding", manifest.embedding_size), ("MFLOPs", round(manifest.flops / 1e6, 1)),
+        ("normalisation", f"checked on {report['faces']} faces: same person {check['same']:.2f}, different "
+                          f"{check['different']:.2f}, AUC {check['auc']:.3f}" if check else
+                          "NOT checked (pass --check-faces PHOTOS)")])
 
 
 @app.command("export", rich_help_panel="2. compress & export")

@@ -44,6 +44,12 @@ def read_graph(data: bytes) -> Any:
         raise EdgefaceError(f"damaged TFLite flatbuffer: {type(exc).__name__}") from None
     if not model.subgraphs:
         raise EdgefaceError("the .tflite file has no subgraph")
+    for buf in model.buffers or []:  # large weights may sit after the flatbuffer (offset/size): bring them inside
+        if buf.offset and buf.offset > 1:
+            if buf.offset + buf.size > len(data):
+                raise EdgefaceError("damaged TFLite file: a weight buffer points past the end of the file")
+            buf.data = np.frombuffer(data, np.uint8, buf.size, buf.offset).copy()
+            buf.offset = buf.size = 0
     return model
 
 
@@ -163,3 +169,62 @@ def ops_model(model: Any, indices: list[int]) -> tuple[bytes, list[int]]:
                            np.int32)
     new.subgraphs = [sub]
     return pack(new), inputs
+
+
+def modernised(data: bytes) -> bytes:
+    """The model as today's tools expect it, ops and weights untouched. Files from older converters (schema v3a)
+    name their ops only in ``deprecated_builtin_code``, so the LiteRT quantizer reads every op as ADD, and carry no
+    signature, through which alone it calibrates. Adds ``builtin_code`` and a ``serving_default`` signature."""
+    model = read_graph(data)
+    changed = False
+    for code in model.operatorCodes:
+        if code.builtinCode < code.deprecatedBuiltinCode:
+            code.builtinCode = code.deprecatedBuiltinCode
+            changed = True
+    if not model.signatureDefs:
+        model.signatureDefs = [_signature(model)]
+        changed = True
+    return pack(model) if changed else data
+
+
+def _signature(model: Any) -> Any:
+    s = schema()
+    graph = model.subgraphs[0]
+
+    def tensor_map(indices: Any, prefix: str) -> list:
+        maps = []
+        for n, t in enumerate(indices):
+            m = s.TensorMapT()
+            m.name, m.tensorIndex = f"{prefix}_{n}".encode(), int(t)
+            maps.append(m)
+        return maps
+
+    sig = s.SignatureDefT()
+    sig.signatureKey, sig.subgraphIndex = b"serving_default", 0
+    sig.inputs, sig.outputs = tensor_map(graph.inputs, "input"), tensor_map(graph.outputs, "output")
+    return sig
+
+
+def drop_unused_tensors(model: Any) -> int:
+    """Remove the tensors of subgraph 0 that no op, input, output or signature refers to (left behind by a rewrite:
+    the runtime never allocates them, and tools that read every tensor fail on them). Returns how many."""
+    graph = model.subgraphs[0]
+    used = {int(t) for op in graph.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
+    used |= {int(t) for t in graph.inputs} | {int(t) for t in graph.outputs}
+    for sig in model.signatureDefs or []:
+        used |= {int(m.tensorIndex) for m in list(sig.inputs or []) + list(sig.outputs or [])}
+    keep = [i for i in range(len(graph.tensors)) if i in used]
+    if len(keep) == len(graph.tensors):
+        return 0
+    remap = {old: new for new, old in enumerate(keep)}
+    dropped = len(graph.tensors) - len(keep)
+    graph.tensors = [graph.tensors[i] for i in keep]
+    for op in graph.operators:
+        op.inputs = np.array([remap[int(t)] if t >= 0 else -1 for t in op.inputs], np.int32)
+        op.outputs = np.array([remap[int(t)] for t in op.outputs], np.int32)
+    graph.inputs = np.array([remap[int(t)] for t in graph.inputs], np.int32)
+    graph.outputs = np.array([remap[int(t)] for t in graph.outputs], np.int32)
+    for sig in model.signatureDefs or []:
+        for m in list(sig.inputs or []) + list(sig.outputs or []):
+            m.tensorIndex = remap[int(m.tensorIndex)]
+    return dropped

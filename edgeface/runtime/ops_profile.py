@@ -42,7 +42,8 @@ def time_op(content: bytes, values: list[np.ndarray], name: str, threads: int, x
 
 
 def tensor_values(content: bytes, x: np.ndarray) -> dict[int, np.ndarray]:
-    """Every tensor of one real run on ``x`` (reference kernels, all intermediates kept)."""
+    """Every tensor of one real run on ``x`` (reference kernels, all intermediates kept); a float ``x`` is quantized
+    for a quantized input."""
     from edgeface.runtime.interpreter import _interpreter_classes
 
     _, interpreter_cls, resolver = _interpreter_classes()[0]
@@ -50,7 +51,13 @@ def tensor_values(content: bytes, x: np.ndarray) -> dict[int, np.ndarray]:
         interp = interpreter_cls(model_content=content, experimental_preserve_all_tensors=True,
                                  experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         interp.allocate_tensors()
-    interp.set_tensor(interp.get_input_details()[0]["index"], x)
+    detail = interp.get_input_details()[0]
+    dtype = np.dtype(detail["dtype"])
+    if x.dtype != dtype and np.issubdtype(dtype, np.integer):  # a float face into a quantized input
+        scale, zero = detail["quantization"]
+        info = np.iinfo(dtype)
+        x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+    interp.set_tensor(detail["index"], x)
     interp.invoke()
     values = {}
     for d in interp.get_tensor_details():
