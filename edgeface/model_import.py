@@ -185,8 +185,8 @@ def check_normalisation(content: bytes, spec: InputSpec, crops: np.ndarray, ids:
         raise EdgefaceError(
             f"the normalisation looks wrong: same-person pairs score {given['same']:.2f} against "
             f"{given['different']:.2f} for different people (AUC {given['auc']:.2f}); as {best_name} they score "
-            f"{best['same']:.2f} against {best['different']:.2f} (AUC {best['auc']:.2f}): --input-mean {mean:g} --input-scale {scale:.7g} "
-            f"--channels {ch}")
+            f"{best['same']:.2f} against {best['different']:.2f} (AUC {best['auc']:.2f}): "
+            f"--input-mean {mean:g} --input-scale {scale:.7g} --channels {ch}")
     return spec, {"given": given, "best_convention": best_name, "picked": pick, "conventions": trials}
 
 
