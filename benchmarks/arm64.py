@@ -46,7 +46,7 @@ def embed_here(crops_file: str, out_file: str, variants: list[str], limit: int) 
     from edgeface.runtime.interpreter import Model
     from edgeface.vision.embed import load_embedder
 
-    crops = np.load(crops_file, mmap_mode="r")[:limit]
+    crops = np.load(crops_file, mmap_mode="r", allow_pickle=False)[:limit]
     out = {}
     for variant in variants:
         path = default_model_path().with_name(MODELS[variant.removesuffix("-reference")])
@@ -171,7 +171,8 @@ def main() -> None:
                 ",".join(names), str(n))
         seconds[run] = round(time.perf_counter() - t0, 1)
         embed_here(str(host / "crops.npy"), str(host / f"x86-{run}.npz"), names, n)
-        arm[run], x86[run] = np.load(host / f"arm64-{run}.npz"), np.load(host / f"x86-{run}.npz")
+        arm[run] = np.load(host / f"arm64-{run}.npz", allow_pickle=False)
+        x86[run] = np.load(host / f"x86-{run}.npz", allow_pickle=False)
     result["crops"] = len(crops)
     result["arm64_embed_wall_seconds_emulated"] = seconds
     result["agreement"] = {v: agreement(arm["agree"][v], x86["agree"][v]) for v in variants}

@@ -396,11 +396,10 @@ def quantize_command(
     from edgeface.report_format import print_json, print_table
 
     if model.suffix == ".tflite":
-        from edgeface.compress.tflite_quantize import input_spec_of, quantize_file
+        from edgeface.compress.tflite_quantize import quantize_file
 
-        spec, alignment = input_spec_of(model, input_mean, input_scale, channels)
-        log = quantize_file(model, out, recipe.value, spec, alignment, calib_data or [], calib, rewrite, max_drop,
-                            lfw_dir, pairs, report_layers=layers)
+        log = quantize_file(model, out, recipe.value, (input_mean, input_scale, channels), calib_data or [], calib,
+                            rewrite, max_drop, lfw_dir, pairs, report_layers=layers)
         if json_out:
             print_json(log)
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tempfile
 from pathlib import Path
 
@@ -48,11 +49,12 @@ def _onnx_to_tflite(path: Path, size: int | None) -> bytes:
         import onnx
         import onnx2tf
     except ImportError:
-        raise EdgefaceError("importing ONNX needs onnx2tf: pip install 'edgeface[import]'") from None
+        raise EdgefaceError("importing ONNX needs onnx2tf and TensorFlow: pip install 'edgeface[import]'") from None
     try:
-        graph = onnx.load(str(path)).graph
+        proto = onnx.load(str(path))
     except Exception as exc:  # protobuf raises DecodeError and others on a damaged file
         raise EdgefaceError(f"{path.name} is not a readable ONNX model: {type(exc).__name__}") from None
+    graph = proto.graph
     initialisers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initialisers]
     if len(inputs) != 1:
@@ -66,15 +68,27 @@ def _onnx_to_tflite(path: Path, size: int | None) -> bytes:
         raise EdgefaceError(f"{path.name} takes any face size ({dims}): pass --size, e.g. --size 112")
     h, w = (size, size) if size else (h, w)
     shape = [1, 3, h, w] if channels_first else [1, h, w, 3]
+    for dim, value in zip(inputs[0].type.tensor_type.shape.dim, shape, strict=True):  # batch 1, the face size fixed
+        dim.ClearField("dim_param")
+        dim.dim_value = value
     with tempfile.TemporaryDirectory(prefix="edgeface-import-") as tmp, contextlib.redirect_stdout(io.StringIO()):
+        fixed = Path(tmp) / path.name
+        onnx.save(proto, str(fixed))
+        # onnx2tf checks its conversion on 20 sample images that it downloads into the working folder unless they
+        # are there: this machine may be offline, so they are made here (seeded, image-like values in [0, 1])
+        samples = np.random.default_rng(0).uniform(0, 1, (20, 128, 128, 3)).astype(np.float32)
+        np.save(Path(tmp) / "calibration_image_sample_data_20x128x128x3_float32.npy", samples)
+        here = os.getcwd()
         try:
-            onnx2tf.convert(input_onnx_file_path=str(path), output_folder_path=tmp, non_verbose=True,
-                            overwrite_input_shape=[f"{inputs[0].name}:{','.join(map(str, shape))}"],
+            os.chdir(tmp)
+            onnx2tf.convert(input_onnx_file_path=str(fixed), output_folder_path=tmp, non_verbose=True,
                             output_signaturedefs=True)
         except Exception as exc:  # onnx2tf raises anything, and sometimes SystemExit
             raise EdgefaceError(f"onnx2tf could not convert {path.name}: {str(exc).strip()[:200]}") from None
         except SystemExit:
             raise EdgefaceError(f"onnx2tf could not convert {path.name} (unsupported op?)") from None
+        finally:
+            os.chdir(here)
         found = sorted(Path(tmp).glob("*_float32.tflite"))
         if not found:
             raise EdgefaceError(f"onnx2tf wrote no float32 .tflite for {path.name}")

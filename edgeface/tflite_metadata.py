@@ -18,6 +18,8 @@ import hashlib
 import json
 from typing import Any
 
+import numpy as np
+
 from edgeface.errors import EdgefaceError
 
 NAME = b"edgeface_manifest"
@@ -64,8 +66,12 @@ def read_manifest(data: bytes) -> dict | None:
     root = _root(data)
     try:
         buffer = root.Buffers(entry[1])
-        raw = buffer.DataAsNumpy()
-        blob = b"" if isinstance(raw, int) else raw.tobytes()
+        offset = buffer.Offset() or 0
+        if offset > 1:  # stored after the flatbuffer (the LiteRT quantizer's layout)
+            blob = data[offset : offset + buffer.Size()]
+        else:
+            raw = buffer.DataAsNumpy()
+            blob = b"" if isinstance(raw, int) else raw.tobytes()
     except Exception as exc:
         raise EdgefaceError(f"damaged edgeface metadata: {type(exc).__name__}") from None
     if len(blob) > MAX_MANIFEST_BYTES:
@@ -88,11 +94,25 @@ def _pack(model: Any) -> bytes:
 
 
 def _unpack(data: bytes) -> Any:
+    """The object view; weights that a writer (the LiteRT quantizer) put after the flatbuffer, addressed by
+    offset, are brought inside it, or re-packing would drop them."""
     schema = _schema()
     try:
-        return schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     except Exception as exc:
         raise EdgefaceError(f"damaged TFLite flatbuffer: {type(exc).__name__}") from None
+    for buf in model.buffers or []:
+        if buf.offset and buf.offset > 1:
+            if buf.offset + buf.size > len(data):
+                raise EdgefaceError("damaged TFLite file: a weight buffer points past the end of the file")
+            buf.data = np.frombuffer(data, np.uint8, buf.size, buf.offset).copy()
+            buf.offset = buf.size = 0
+    return model
+
+
+def _has_outside_buffers(data: bytes) -> bool:
+    root = _root(data)
+    return any((root.Buffers(i).Offset() or 0) > 1 for i in range(root.BuffersLength()))
 
 
 def strip_manifest(data: bytes) -> bytes:
@@ -116,6 +136,8 @@ def embed_manifest(data: bytes, manifest: dict[str, Any]) -> bytes:
     """``data`` with ``manifest`` as its edgeface entry (an earlier one is replaced)."""
     schema = _schema()
     base = strip_manifest(data)
+    if _has_outside_buffers(base):  # the model's own bytes, with every weight inside the flatbuffer
+        base = _pack(_unpack(base))
     model = _unpack(base)
     blob = json.dumps(manifest, sort_keys=True).encode("utf-8")
     buffer = schema.BufferT()

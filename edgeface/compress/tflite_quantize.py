@@ -90,8 +90,9 @@ class Overrides:
 def prepare_float(content: bytes, rewrite: bool = True) -> tuple[bytes, dict[str, int]]:
     """Modernised and (with ``rewrite``) int8-friendly float model, with the rewrite counts."""
     from edgeface.compress.tflite_rewrite import int8_friendly
+    from edgeface.tflite_metadata import strip_manifest
 
-    content = modernised(content)
+    content = modernised(strip_manifest(content))  # the float model's manifest does not describe what comes out
     return int8_friendly(content) if rewrite else (content, {})
 
 
@@ -279,11 +280,12 @@ def input_spec_of(model: Path, mean: float | None, scale: float | None,
     return embedder.spec, embedder.alignment
 
 
-def quantize_file(model: Path, out: Path, recipe: str, spec: InputSpec, alignment: str | None,
+def quantize_file(model: Path, out: Path, recipe: str, normalisation: tuple[float | None, float | None, str | None],
                   calib_data: Sequence[Path], calib: int = 200, rewrite: bool = True, max_drop: float | None = None,
                   lfw_dir: Path | None = None, pairs: Path | None = None, report_layers: bool = False) -> dict:
     """``edgeface quantize MODEL.tflite``: every check first, then quantize (within ``max_drop`` pp on LFW when
-    given), write ``out`` with its manifest, and return what was done."""
+    given), write ``out`` with its manifest, and return what was done. ``normalisation``: (mean, scale, channels)
+    flags, each overriding the model's manifest."""
     from edgeface.manifest import Manifest, load_manifest, write_model
     from edgeface.runtime.interpreter import check_tflite_file
 
@@ -299,6 +301,7 @@ def quantize_file(model: Path, out: Path, recipe: str, spec: InputSpec, alignmen
         raise EdgefaceError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     content = check_tflite_file(model)
     check_float_model(content, model.name)
+    spec, alignment = input_spec_of(model, *normalisation)
     if recipe in STATIC and not calib_data:
         raise EdgefaceError(f"the {recipe} recipe needs calibration faces: pass --calib-data FOLDER (photos, or "
                             "faces from edgeface data prepare)")
