@@ -37,9 +37,12 @@ def _macs(op: dict, shapes: dict[int, tuple[int, ...]]) -> int:
     return 0
 
 
-def flops_per_op(path: str | Path, content: bytes | None = None) -> dict[int, int]:
-    """Op index (in the file's subgraph 0) -> FLOPs, for the ops that do multiply-adds."""
-    interp = Model(path, xnnpack=False, content=content).interpreter  # the file's own nodes, no delegate node
+def flops_per_op(path: str | Path, content: bytes | None = None,
+                 input_shape: tuple[int, ...] | None = None) -> dict[int, int]:
+    """Op index (in the file's subgraph 0) -> FLOPs, for the ops that do multiply-adds; ``input_shape`` sizes a
+    fully convolutional model (a detector) first."""
+    # the file's own nodes, no delegate node
+    interp = Model(path, xnnpack=False, content=content, input_shape=input_shape).interpreter
     shapes = {int(t["index"]): tuple(int(d) for d in t["shape"]) for t in interp.get_tensor_details()}
     return {int(op["index"]): 2 * m for op in interp._get_ops_details() if (m := _macs(op, shapes))}
 

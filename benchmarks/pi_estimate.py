@@ -1,0 +1,82 @@
+"""An estimate on paper, not a measurement: ms per face and recognition FPS of the shipped models on one core of a
+Raspberry Pi 4 (Cortex-A72) and a Raspberry Pi 5 (Cortex-A76).
+
+    python benchmarks/pi_estimate.py
+-> results/pi_estimate.json (every input, its source, and the arithmetic)
+
+    time = FLOPs / (per-core peak of the precision x efficiency)
+
+FLOPs are counted from the .tflite files. The efficiency (achieved / peak) is what ``edgeface bench`` measures for
+the same file on this machine against its own precision's peak (``runtime/roofline.py``), assumed to carry over to
+the Arm kernels of XNNPACK; that assumption is the estimate's weakest part, so both the measured efficiency and a
+pessimistic half of it are given. Per-core peaks come from the vector pipes in Arm's Software Optimization Guides:
+    Cortex-A72 (UAN0016A): two 128-bit ASIMD pipes, FMLA on both -> 2 x 4 lanes x 2 = 16 FLOP/cycle; no dot-product
+        instructions (Armv8.0), so int8 runs as widening multiplies (SMULL/SMLAL, 8 lanes) on one pipe
+        -> 8 MAC = 16 int8 ops/cycle, the same peak as float.
+    Cortex-A76 (Armv8.2 with dot product): two 128-bit ASIMD pipes; FMLA 2 x 4 x 2 = 16 FLOP/cycle; SDOT on both,
+        16 int8 MACs each -> 2 x 16 x 2 = 64 int8 ops/cycle.
+Clocks: Raspberry Pi 4 1.8 GHz (boards since 2020; 1.5 GHz before), Raspberry Pi 5 2.4 GHz (product briefs).
+"""
+
+from __future__ import annotations
+
+import time
+
+from common import save
+
+from edgeface.default_model import default_model_path
+from edgeface.runtime.bench import bench
+from edgeface.runtime.flops import flops_per_op
+from edgeface.vision.yunet import yunet_model_path
+
+BOARDS = {
+    "Raspberry Pi 4 (Cortex-A72, 1.8 GHz)": {"ghz": 1.8, "float32": 16, "int8": 16},
+    "Raspberry Pi 5 (Cortex-A76, 2.4 GHz)": {"ghz": 2.4, "float32": 16, "int8": 64},
+}
+DETECT_SIZE = (640, 384)  # the default --detect-size on a 16:9 frame
+FACES_PER_FRAME = 2
+
+
+def main() -> None:
+    started = time.time()
+    int8 = default_model_path()
+    float32 = int8.with_name("edgeface-default-float32.tflite")
+    rows = {r["model"]: r for r in bench([str(int8), str(float32)], [1], runs=300, warmup=30)}
+    models = {"int8": rows[str(int8)], "float32": rows[str(float32)]}
+    # the detector is fully convolutional: its FLOPs are counted at the default frame size
+    detect_flops = sum(flops_per_op(yunet_model_path("litert"), input_shape=(1, DETECT_SIZE[1], DETECT_SIZE[0],
+                                                                             3)).values())
+    estimate = {}
+    for board, spec in BOARDS.items():
+        out = {}
+        for precision, row in models.items():
+            peak = spec[precision] * spec["ghz"]  # GFLOP/s (or GOP/s) of one core
+            eff = row["efficiency"]
+            out[precision] = {
+                "flops": row["flops"], "peak_gops_per_core": peak, "efficiency_measured_here": eff,
+                "ms_per_face": row["flops"] / (peak * eff * 1e9) * 1e3,
+                "ms_per_face_at_half_efficiency": row["flops"] / (peak * eff * 0.5 * 1e9) * 1e3,
+                "arithmetic": f"{row['flops'] / 1e6:.0f} MFLOP / ({peak:.1f} G/s x {eff:.2f}) "
+                              f"= {row['flops'] / (peak * eff * 1e9) * 1e3:.2f} ms"}
+        detect_ms = detect_flops / (spec["float32"] * spec["ghz"] * models["float32"]["efficiency"] * 1e9) * 1e3
+        frame_ms = detect_ms + FACES_PER_FRAME * out["int8"]["ms_per_face"]
+        out["detector_yunet_float32"] = {"flops": detect_flops, "ms_per_frame": detect_ms,
+                                        "frame_size": list(DETECT_SIZE)}
+        out["recognition_fps_one_core"] = {"faces_per_frame": FACES_PER_FRAME, "ms_per_frame": frame_ms,
+                                           "fps": 1e3 / frame_ms}
+        estimate[board] = out
+    save("pi_estimate.json", {"kind": "estimate on paper, not a measurement", "boards": BOARDS,
+                              "measured_here": {k: {f: v[f] for f in ("p50_ms", "flops", "efficiency", "peak_of")}
+                                                for k, v in models.items()},
+                              "estimate": estimate}, started)
+    for board, out in estimate.items():
+        print(board)
+        for precision in ("int8", "float32"):
+            print(f"  {precision}: {out[precision]['arithmetic']} "
+                  f"(pessimistic: {out[precision]['ms_per_face_at_half_efficiency']:.2f} ms)")
+        print(f"  YuNet {DETECT_SIZE}: {out['detector_yunet_float32']['ms_per_frame']:.1f} ms; "
+              f"{FACES_PER_FRAME} faces/frame -> {out['recognition_fps_one_core']['fps']:.0f} FPS on one core")
+
+
+if __name__ == "__main__":
+    main()
