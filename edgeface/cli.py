@@ -433,6 +433,8 @@ def print_quantize_log(log: dict) -> None:
     rows = [("recipe", log["recipe"]), ("calibration faces", log["calibration_faces"]),
             ("rewrites", ", ".join(f"{k} x{v}" for k, v in log["rewrites"].items() if v) or "none"),
             ("size", f"{log['size_bytes']:,} bytes ({log['size_bytes'] / log['float_size_bytes']:.2f} of float)")]
+    rows += [(f"not on XNNPACK, {stage}", ", ".join(f"{k} x{n}" for k, n in off.items()) or "none")
+             for stage, off in log["not_on_xnnpack"].items()]
     if "steps" in log:
         rows.append(("LFW float", f"{100 * log['float_accuracy']:.2f} %"))
         rows += [(f"LFW, {len(s['kept_float'])} layer(s) kept float", f"{100 * s['accuracy']:.2f} % "

@@ -147,6 +147,18 @@ def test_prelu_rewrite_is_exact_and_leaves_no_prelu(tmp_path):
 
 
 @needs_shared
+def test_quantize_lists_what_xnnpack_leaves_behind(tmp_path):
+    # the peer's min/max PReLU without the rewrite: int8 MAXIMUM has no XNNPACK kernel
+    imported = tmp_path / "peer.tflite"
+    assert run_cli("import", str(PEER_FLOAT), "-o", str(imported), *PEER_FLAGS).returncode == 0
+    result = run_cli("quantize", str(imported), "-o", str(tmp_path / "q.tflite"), "--calib-data", str(CELEBA),
+                     "--calib", "8", "--no-rewrite", "--json")
+    assert result.returncode == 0, result.stderr
+    off = json.loads(result.stdout)["not_on_xnnpack"]
+    assert off["float model"] == {} and off["quantized"].get("MAXIMUM int8") == 33
+
+
+@needs_shared
 def test_peer_rewrites_are_exact_in_float():
     original = modernised(PEER_FLOAT.read_bytes())
     friendly, counts = int8_friendly(original)
@@ -190,6 +202,7 @@ def test_quantize_a_float_tflite_to_int8_on_xnnpack(tmp_path):
     assert log["layer_errors"] and all(r["cosine"] > 0.5 for r in log["layer_errors"])
     ops = list_ops(read_graph(out.read_bytes()))
     assert {o.precision for o in ops if o.kind in ("CONV_2D", "DEPTHWISE_CONV_2D")} == {"int8"}
+    assert log["not_on_xnnpack"] == {"float model": {}, "quantized": {}}
     profile = json.loads(run_cli("bench", str(out), "--ops", "--json").stdout)
     assert profile["not_on_xnnpack"] == {}
     manifest = load_manifest(out)

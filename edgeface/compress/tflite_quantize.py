@@ -334,5 +334,8 @@ def quantize_file(model: Path, out: Path, recipe: str, normalisation: tuple[floa
         for step in log["steps"]:
             step.pop("lfw", None)
     path = write_model(out, quant, manifest)
+    from edgeface.runtime.ops_profile import off_xnnpack
+
+    log["not_on_xnnpack"] = {"float model": off_xnnpack(content), "quantized": off_xnnpack(quant)}
     log.update(out=str(path), size_bytes=path.stat().st_size, float_size_bytes=len(content))
     return log

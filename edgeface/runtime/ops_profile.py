@@ -41,6 +41,24 @@ def time_op(content: bytes, values: list[np.ndarray], name: str, threads: int, x
     return float(np.median(times)), _delegated(model)
 
 
+def off_xnnpack(content: bytes) -> dict[str, int]:
+    """"OP precision" -> how many such ops XNNPACK leaves to the reference kernels (each op loaded alone; nothing
+    is timed, so this is cheap enough to run before and after a quantization)."""
+    graph = read_graph(content)
+    off: dict[str, int] = {}
+    for op in list_ops(graph):
+        if op.kind in _SKIP or not op.variable_inputs:
+            continue
+        single, _ = one_op_model(graph, op.index)
+        try:
+            delegated = _delegated(Model(f"<{op.kind}>", content=single, quiet_fallback=True))
+        except EdgefaceError:
+            delegated = False
+        if not delegated:
+            off[f"{op.kind} {op.precision}"] = off.get(f"{op.kind} {op.precision}", 0) + 1
+    return off
+
+
 def tensor_values(content: bytes, x: np.ndarray) -> dict[int, np.ndarray]:
     """Every tensor of one real run on ``x`` (reference kernels, all intermediates kept); a float ``x`` is quantized
     for a quantized input."""
