@@ -133,3 +133,13 @@ def test_ops_profile_names_the_ops_xnnpack_leaves_to_reference_kernels():
     off = json.loads(result.stdout)["not_on_xnnpack"]
     assert off.get("MINIMUM int8", 0) >= 30 and off.get("MAXIMUM int8", 0) >= 30
     assert "CONV_2D int8" not in off
+
+
+def test_a_mixed_model_is_held_against_the_peak_of_its_own_mix():
+    from edgeface.runtime.bench import peak_label
+    from edgeface.runtime.roofline import mixed_peak
+
+    # 100 MFLOP at 300 GOP/s plus 100 MFLOP at 100 GFLOP/s take 1.33 ms: 150 G/s is the best the mix can do
+    assert mixed_peak({"int8": 100, "float32": 100}, {"int8": 300.0, "float32": 100.0}) == pytest.approx(150.0)
+    assert peak_label({"int8": 970, "float32": 30}) == "int8 97 % + float32 3 %"
+    assert peak_label({"float32": 5}) == "float32"
