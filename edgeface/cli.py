@@ -742,12 +742,19 @@ def optimize_command(
 
 
 @app.command("info", rich_help_panel="3. evaluate & benchmark")
-def info_command(model: ModelArg = None, json_out: Json = False) -> None:
+def info_command(model: ModelArg = None,
+                 bytes_: Annotated[bool, typer.Option("--bytes", help="where the file's bytes go: weights, biases, "
+                                                      "quantization parameters, names, metadata")] = False,
+                 json_out: Json = False) -> None:
     """Show a .tflite model's tensors, runtime backend and manifest."""
     from edgeface.report_format import print_json, print_table
     from edgeface.runtime.info import model_info
 
     info = model_info(model)
+    if bytes_:
+        from edgeface.runtime.file_bytes import byte_breakdown
+
+        info["bytes"] = byte_breakdown(Path(info["file"]).read_bytes())
     if json_out:
         print_json(info)
         return
@@ -755,6 +762,10 @@ def info_command(model: ModelArg = None, json_out: Json = False) -> None:
     rows += [(f"{t['role']} {t['name']}", f"{t['shape']} {t['dtype']} q={t['scale']:.4g},{t['zero_point']}")
              for t in info["tensors"]]
     print_table(f"model {info['file']}", ["field", "value"], rows)
+    if bytes_:
+        total = info["bytes"]["total"]
+        print_table("where the bytes go", ["part", "bytes", "share"],
+                    [(k, f"{v:,}", f"{100 * v / total:.1f} %") for k, v in info["bytes"].items() if k != "total"])
 
 
 def image_files(target: Path) -> list[Path]:

@@ -56,3 +56,19 @@ def test_bad_model_files(tmp_path):
         Model(tmp_path / "missing.tflite")
     with pytest.raises(EdgefaceError, match="threads"):
         Model(model_dir() / "face_detection_short_range.tflite", threads=0)
+
+
+def test_info_bytes_accounts_for_the_whole_file():
+    import json
+
+    from conftest import run_cli
+
+    from edgeface.default_model import default_model_path
+
+    report = json.loads(run_cli("info", "--bytes", "--json").stdout)["bytes"]
+    assert report["total"] == default_model_path().stat().st_size
+    named = sum(v for k, v in report.items() if k not in ("total",) and not k.startswith("metadata: "))
+    assert named == report["total"]
+    # int8 weights are one byte per weight; per-channel quantization parameters are the next largest part
+    assert report["weights"] > report["quantization parameters"] > report["biases"] > report["tensor names"]
+    assert report["metadata: edgeface_manifest"] > 0
