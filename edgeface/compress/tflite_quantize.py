@@ -19,11 +19,10 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.manifest import InputSpec
-from edgeface.runtime.graph import list_ops, modernised, read_graph
+from edgeface.runtime.graph import WEIGHTED_OPS, list_ops, modernised, read_graph
 
 RECIPES = ("dynamic", "weight-only", "int8", "int16x8")
 STATIC = ("int8", "int16x8")
-_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL")
 
 
 def _quantizer():
@@ -50,7 +49,7 @@ def check_float_model(content: bytes, name: str) -> None:
 
     model = read_graph(content)
     quantized = sorted({f"{o.kind} ({o.precision})" for o in list_ops(model)
-                        if o.kind in _WEIGHTED and o.precision != "float32"})
+                        if o.kind in WEIGHTED_OPS and o.precision != "float32"})
     if quantized:
         raise EdgefaceError(f"{name} is already quantized ({', '.join(quantized[:3])}): quantize needs the float "
                             "model it came from")
@@ -198,7 +197,7 @@ def layer_errors(float_content: bytes, quant_content: bytes, spec: InputSpec, fa
     from edgeface.vision.embed import preprocess
 
     graph = read_graph(float_content)
-    ops = [(o, graph.subgraphs[0].operators[o.index]) for o in list_ops(graph) if o.kind in _WEIGHTED]
+    ops = [(o, graph.subgraphs[0].operators[o.index]) for o in list_ops(graph) if o.kind in WEIGHTED_OPS]
     names = {o.index: (graph.subgraphs[0].tensors[int(op.inputs[0])].name.decode(errors="replace"), o.name)
              for o, op in ops}
     stats: dict[int, list[tuple[float, float, float]]] = {o.index: [] for o, _ in ops}

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeface.runtime.graph import _is_constant, drop_unused_tensors, op_names, pack, read_graph, schema
+from edgeface.runtime.graph import drop_unused_tensors, is_constant, op_names, pack, read_graph, schema
 
 
 def _opcode_index(model: Any, name: str) -> int:
@@ -37,7 +37,7 @@ def _kind(model: Any, op: Any) -> str:
 
 def _zero_constant(model: Any, graph: Any, t: int) -> bool:
     tensor = graph.tensors[t]
-    if tensor.type != 0 or not _is_constant(model, tensor):  # float32 constants only
+    if tensor.type != 0 or not is_constant(model, tensor):  # float32 constants only
         return False
     return bool(np.all(np.frombuffer(bytes(model.buffers[tensor.buffer].data), np.float32) == 0))
 
@@ -72,7 +72,7 @@ def _constant(model: Any, values: np.ndarray, name: bytes) -> int:
 
 def _values(model: Any, graph: Any, t: int) -> np.ndarray | None:
     tensor = graph.tensors[t]
-    if tensor.type != 0 or not _is_constant(model, tensor):
+    if tensor.type != 0 or not is_constant(model, tensor):
         return None
     shape = tuple(int(d) for d in tensor.shape) if tensor.shape is not None else ()
     return np.frombuffer(bytes(model.buffers[tensor.buffer].data), np.float32).reshape(shape)
@@ -188,7 +188,7 @@ def fold_pads(model: Any) -> int:
         if _kind(model, op) != "PAD" or len(op.inputs) < 2:
             continue
         pads = graph.tensors[int(op.inputs[1])]
-        if not _is_constant(model, pads) or int(op.outputs[0]) in graph.outputs:
+        if not is_constant(model, pads) or int(op.outputs[0]) in graph.outputs:
             continue
         amounts = np.frombuffer(bytes(model.buffers[pads.buffer].data), np.int32 if pads.type == 2 else np.int64)
         users = readers.get(int(op.outputs[0]), [])

@@ -7,9 +7,7 @@ not shrink with the weights: int32 biases, a float32 scale and an int64 zero poi
 
 from __future__ import annotations
 
-from edgeface.runtime.graph import list_ops, read_graph
-
-_WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
+from edgeface.runtime.graph import WEIGHTED_OPS, list_ops, read_graph
 
 
 def _quant_bytes(q: object) -> int:
@@ -28,7 +26,7 @@ def byte_breakdown(content: bytes) -> dict[str, int]:
     graph = model.subgraphs[0]
     role: dict[int, str] = {}
     for op in list_ops(model):
-        if op.kind in _WEIGHTED:
+        if op.kind in WEIGHTED_OPS:
             inputs = [int(t) for t in graph.operators[op.index].inputs]
             if len(inputs) > 1 and inputs[1] >= 0:
                 role.setdefault(inputs[1], "weights")

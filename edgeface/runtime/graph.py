@@ -19,7 +19,7 @@ from edgeface.errors import EdgefaceError
 # TensorType enum of the TFLite schema
 _TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8",
                10: "float64", 15: "uint32", 16: "uint16", 17: "int4"}
-_WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}
+WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}  # multiply-adds
 _QUANTIZED_ACTIVATIONS = {"int8": "int8", "uint8": "uint8", "int16": "int16x8"}
 
 
@@ -86,7 +86,7 @@ def _opcode(model: Any, op: Any) -> str:
     return name
 
 
-def _is_constant(model: Any, tensor: Any) -> bool:
+def is_constant(model: Any, tensor: Any) -> bool:
     buf = model.buffers[tensor.buffer] if 0 <= tensor.buffer < len(model.buffers) else None
     return bool(buf is not None and ((buf.data is not None and len(buf.data)) or (buf.size or 0) > 0))
 
@@ -95,7 +95,7 @@ def op_precision(kind: str, in_types: list[str], weight_type: str | None) -> str
     """How an op computes: int8 / int16x8 (int16 activations, int8 weights) / dynamic-int8 (float activations,
     int8 weights quantized on the fly) / float32 / float16-weights (float32 compute) / the input's type."""
     act = in_types[0] if in_types else "none"
-    if kind in _WEIGHTED_OPS and weight_type is not None:
+    if kind in WEIGHTED_OPS and weight_type is not None:
         if act in _QUANTIZED_ACTIVATIONS:
             return _QUANTIZED_ACTIVATIONS[act]
         if act == "float32" and weight_type in ("int8", "int4"):
@@ -110,9 +110,9 @@ def list_ops(model: Any) -> list[OpInfo]:
     for i, op in enumerate(graph.operators):
         kind = _opcode(model, op)
         ins = [graph.tensors[t] for t in op.inputs if t >= 0]
-        variable = [type_name(t.type) for t in ins if not _is_constant(model, t)]
-        weight = next((type_name(t.type) for t in ins[1:2] if _is_constant(model, t)), None)
-        if weight is None and kind in _WEIGHTED_OPS and len(ins) > 1:  # weights fed by a DEQUANTIZE (float16)
+        variable = [type_name(t.type) for t in ins if not is_constant(model, t)]
+        weight = next((type_name(t.type) for t in ins[1:2] if is_constant(model, t)), None)
+        if weight is None and kind in WEIGHTED_OPS and len(ins) > 1:  # weights fed by a DEQUANTIZE (float16)
             weight = type_name(ins[1].type)
         out = graph.tensors[op.outputs[0]] if len(op.outputs) else None
         shape = tuple(int(d) for d in out.shape) if out is not None and out.shape is not None else ()
@@ -149,7 +149,7 @@ def ops_model(model: Any, indices: list[int]) -> tuple[bytes, list[int]]:
     sub.tensors = []
     for t in remap:
         tensor = copy.copy(graph.tensors[t])
-        if _is_constant(model, tensor):
+        if is_constant(model, tensor):
             new.buffers.append(model.buffers[tensor.buffer])
             tensor.buffer = len(new.buffers) - 1
         else:
@@ -163,7 +163,7 @@ def ops_model(model: Any, indices: list[int]) -> tuple[bytes, list[int]]:
         new_op.outputs = np.array([remap[t] for t in op.outputs], np.int32)
         new_op.intermediates = None
         sub.operators.append(new_op)
-    inputs = [t for t in remap if t in read and t not in made and not _is_constant(model, graph.tensors[t])]
+    inputs = [t for t in remap if t in read and t not in made and not is_constant(model, graph.tensors[t])]
     sub.inputs = np.array([remap[t] for t in inputs], np.int32)
     sub.outputs = np.array([remap[t] for t in remap if t in made and (t not in read or t in graph.outputs)],
                            np.int32)
