@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from conftest import DATA, MEDIA, PEER_FLAGS, PEER_FLOAT, PEER_UINT8, assert_one_line_error, needs_shared, run_cli
 
 from edgeface.compress.tflite_rewrite import int8_friendly
@@ -159,12 +158,38 @@ def test_quantize_lists_what_xnnpack_leaves_behind(tmp_path):
 
 
 @needs_shared
+def test_int8_min_max_work_on_their_inputs_scale():
+    from edgeface.compress.tflite_quantize import calibration_crops, prepare_float, quantize_float
+    from edgeface.manifest import InputSpec
+
+    spec = InputSpec(mean=0.0, scale=1.0, channels="RGB")
+    content, _ = prepare_float(PEER_FLOAT.read_bytes())
+    faces = calibration_crops([CELEBA], 24, None)
+    plain, shared = (quantize_float(content, "int8", spec, faces[:16], rewrite=r) for r in (False, True))
+    count = lambda data, kind: sum(o.kind == kind for o in list_ops(read_graph(data)))  # noqa: E731
+    # the quantizer's 33 requantizations before MAXIMUM and 33 DEQUANTIZE + float MINIMUM + QUANTIZE are gone
+    assert count(plain, "QUANTIZE") == 66 and count(plain, "DEQUANTIZE") == 33
+    assert count(shared, "QUANTIZE") == 0 and count(shared, "DEQUANTIZE") == 0
+    assert {o.precision for o in list_ops(read_graph(shared)) if o.kind in ("MINIMUM", "MAXIMUM")} == {"int8"}
+    x = faces[16:].astype(np.float32)  # faces the calibration did not see
+    reference = Model("f", content=content)
+    cosines = []
+    for data in (plain, shared):
+        model = Model("q", content=data)
+        a = np.stack([model.invoke(model.quantize_input(v[None]))[0][0] for v in x])
+        b = np.stack([reference.invoke(v[None])[0][0] for v in x])
+        cosines.append(float(np.min(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1))))
+    assert cosines[1] > 0.8 and cosines[1] > cosines[0] - 0.05  # no worse than the quantizer's own graph
+
+
+@needs_shared
 def test_peer_rewrites_are_exact_in_float():
     original = modernised(PEER_FLOAT.read_bytes())
     friendly, counts = int8_friendly(original)
-    assert counts["min/max PReLU"] == 33 and counts["PAD"] == 13  # every PReLU; every stride-1 PAD
+    # its PReLU slopes run from -1.2 to 2.0, outside the 3-op form: kept for share_minmax_params after quantization
+    assert counts["min/max PReLU"] == 0 and counts["PAD"] == 13  # every stride-1 PAD folded
     kinds = [o.kind for o in list_ops(read_graph(friendly))]
-    assert "MINIMUM" not in kinds and kinds.count("PAD") == 4
+    assert kinds.count("MINIMUM") == 33 and kinds.count("PAD") == 4
     x = np.random.default_rng(4).uniform(0, 255, (1, 112, 112, 3)).astype(np.float32)
     np.testing.assert_allclose(Model("a", content=friendly).invoke(x)[0], Model("b", content=original).invoke(x)[0],
                                atol=1e-5)

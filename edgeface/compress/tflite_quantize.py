@@ -96,8 +96,10 @@ def prepare_float(content: bytes, rewrite: bool = True) -> tuple[bytes, dict[str
 
 
 def quantize_float(content: bytes, recipe: str, spec: InputSpec, faces: np.ndarray | None,
-                   overrides: Overrides | None = None) -> bytes:
-    """The quantized flatbuffer of a prepared float model (``prepare_float``)."""
+                   overrides: Overrides | None = None, rewrite: bool = True) -> bytes:
+    """The quantized flatbuffer of a prepared float model (``prepare_float``); with ``rewrite``, int8 MIN/MAX then
+    work on their input's own scale (``tflite_rewrite.share_minmax_params``)."""
+    from edgeface.compress.tflite_rewrite import int8_minmax
     from edgeface.vision.embed import preprocess
 
     quantizer, _ = _quantizer()
@@ -115,10 +117,12 @@ def quantize_float(content: bytes, recipe: str, spec: InputSpec, faces: np.ndarr
         except (ValueError, RuntimeError, KeyError) as exc:
             raise EdgefaceError(f"calibration failed: {str(exc).strip().splitlines()[0][:200]}") from None
     try:
-        return bytes(q.quantize(calibration, enable_progress_bar=False, enable_progress_report=False).quantized_model)
+        quantized = bytes(q.quantize(calibration, enable_progress_bar=False,
+                                     enable_progress_report=False).quantized_model)
     except (ValueError, RuntimeError, KeyError, NotImplementedError) as exc:
         raise EdgefaceError(f"the LiteRT quantizer refused this model: {str(exc).strip().splitlines()[0][:200]}"
                             ) from None
+    return int8_minmax(quantized)[0] if rewrite else quantized
 
 
 def calibration_crops(folders: Sequence[str | Path], count: int, alignment: str | None,
@@ -224,12 +228,12 @@ def layer_errors(float_content: bytes, quant_content: bytes, spec: InputSpec, fa
 
 def within_budget(float_content: bytes, recipe: str, spec: InputSpec, faces: np.ndarray,
                   score: Callable[[bytes], dict], max_drop_pp: float,
-                  on_step: Callable[[dict], None] | None = None) -> tuple[bytes, dict]:
+                  on_step: Callable[[dict], None] | None = None, rewrite: bool = True) -> tuple[bytes, dict]:
     """Quantize, then keep the most damaging layers (``layer_errors``) in float, doubling their number, until the
     LFW accuracy (``score``: bytes -> report) of the exported file is within ``max_drop_pp`` of the float model's.
     Returns the file and the search log (its last step carries the file's full LFW report)."""
     baseline = score(float_content)["accuracy"]
-    quant = quantize_float(float_content, recipe, spec, faces)
+    quant = quantize_float(float_content, recipe, spec, faces, rewrite=rewrite)
     errors = layer_errors(float_content, quant, spec, faces[: min(len(faces), 16)])
     kept: list[str] = []
     steps = []
@@ -246,7 +250,7 @@ def within_budget(float_content: bytes, recipe: str, spec: InputSpec, faces: np.
             break
         k = max(1, 2 * k)
         kept = [r["name"] for r in errors[:k]]
-        quant = quantize_float(float_content, recipe, spec, faces, Overrides(keep_float=kept))
+        quant = quantize_float(float_content, recipe, spec, faces, Overrides(keep_float=kept), rewrite=rewrite)
     return quant, {"float_accuracy": baseline, "steps": steps, "within_budget": steps[-1]["drop_pp"] <= max_drop_pp,
                    "layer_errors": errors}
 
@@ -312,11 +316,11 @@ def quantize_file(model: Path, out: Path, recipe: str, normalisation: tuple[floa
         if faces is None:
             raise EdgefaceError("--max-drop needs calibration faces to rank the layers: pass --calib-data FOLDER")
         scorer = lfw_scorer(lfw_dir, pairs, spec, alignment)
-        quant, search = within_budget(prepared, recipe, spec, faces, scorer, max_drop)
+        quant, search = within_budget(prepared, recipe, spec, faces, scorer, max_drop, rewrite=rewrite)
         log.update(search, max_drop_pp=max_drop)
         log["layer_errors"] = search["layer_errors"][:20]
     else:
-        quant = quantize_float(prepared, recipe, spec, faces)
+        quant = quantize_float(prepared, recipe, spec, faces, rewrite=rewrite)
         if report_layers and faces is not None:
             log["layer_errors"] = layer_errors(prepared, quant, spec, faces[:16])[:20]
     base = load_manifest(model, content=content) or Manifest()

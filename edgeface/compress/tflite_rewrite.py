@@ -115,9 +115,9 @@ def _prelu_ops(model: Any, x: int, alpha: int, y: int, allow_four: bool = True) 
 
 def rewrite_minmax_prelu(model: Any) -> int:
     """``max(x, 0) + alpha * min(x, 0)`` (MAXIMUM, MINIMUM, MUL, ADD) -> the three ops of ``_prelu_ops`` where
-    0 <= alpha < 1. With other alphas only ``min(x, 0)`` becomes ``x - max(x, 0)``: the LiteRT quantizer has no
-    int8 MINIMUM (it stays float between two QUANTIZE ops), and the int8 MAXIMUM is cheap even on the reference
-    kernels (measured with ``bench --ops``; moving it to XNNPACK as a MUL with a fused ReLU was slower)."""
+    0 <= alpha < 1. With other alphas the pattern stays: int8 MINIMUM/MAXIMUM are cheap even on the reference
+    kernels once ``share_minmax_params`` has removed the conversions around them (measured with ``bench --ops``;
+    moving them to XNNPACK as a MUL with a fused ReLU and a SUB was slower)."""
     graph = model.subgraphs[0]
     ops = graph.operators
     readers: dict[int, list[int]] = {}
@@ -151,10 +151,8 @@ def rewrite_minmax_prelu(model: Any) -> int:
         if new is not None:
             replace[add] = new  # at the ADD's place: every input it needs is made by then
             replace.update({hi: [], lo: [], mul: []})
-        elif hi < lo:  # min(x, 0) = x - max(x, 0): the quantizer leaves MINIMUM in float, with two QUANTIZE ops
-            replace[lo] = [_op(model, "SUB", [x, int(ops[hi].outputs[0])], [int(ops[lo].outputs[0])])]
     graph.operators = [o for i, op in enumerate(ops) for o in replace.get(i, [op])]
-    return len(replace) - sum(1 for v in replace.values() if not v) if replace else 0
+    return sum(1 for v in replace.values() if v)
 
 
 def rewrite_prelu(model: Any) -> int:
@@ -220,3 +218,89 @@ def int8_friendly(data: bytes) -> tuple[bytes, dict[str, int]]:
         return data, counts
     drop_unused_tensors(model)
     return pack(model), counts
+
+
+def _int8_scalar(model: Any, value: int, like: Any) -> int:
+    """A new int8 scalar constant holding ``value`` with ``like``'s quantization."""
+    s = schema()
+    buf = s.BufferT()
+    buf.data = np.array([value], np.int8).view(np.uint8).copy()
+    model.buffers.append(buf)
+    tensor = s.TensorT()
+    tensor.name, tensor.type, tensor.buffer, tensor.shape = b"edgeface/zero_q", 9, len(model.buffers) - 1, np.zeros(
+        0, np.int32)
+    tensor.quantization = copy.deepcopy(like.quantization)
+    graph = model.subgraphs[0]
+    graph.tensors.append(tensor)
+    return len(graph.tensors) - 1
+
+
+def _per_tensor_int8(tensor: Any) -> bool:
+    q = tensor.quantization
+    return tensor.type == 9 and q is not None and q.scale is not None and len(q.scale) == 1
+
+
+def share_minmax_params(model: Any) -> int:
+    """After quantization: ``max(x, 0)`` and ``min(x, 0)`` run in int8 on x's own scale, not behind conversions.
+
+    The LiteRT quantizer requantizes x before an int8 MAXIMUM (a QUANTIZE op) and leaves MINIMUM in float between a
+    DEQUANTIZE and a QUANTIZE: three extra ops per PReLU. Both results fit x's range, so both ops can read x
+    directly, compare against x's zero point, and give their output x's scale and zero point; the ops that read
+    that output take its quantization from the tensor. Returns how many MIN/MAX ops were rewired."""
+    graph = model.subgraphs[0]
+    ops = graph.operators
+    maker = {int(t): i for i, op in enumerate(ops) for t in op.outputs}
+    readers: dict[int, int] = {}
+    for op in ops:
+        for t in op.inputs:
+            readers[int(t)] = readers.get(int(t), 0) + 1
+    drop: set[int] = set()
+    done = 0
+    for i, op in enumerate(ops):
+        kind = _kind(model, op)
+        if kind not in ("MAXIMUM", "MINIMUM") or len(op.inputs) != 2:
+            continue
+        a, b = (int(t) for t in op.inputs)
+        const, var = (a, b) if is_constant(model, graph.tensors[a]) else (b, a)
+        if not is_constant(model, graph.tensors[const]) or is_constant(model, graph.tensors[var]):
+            continue
+        out = int(op.outputs[0])
+        src_op = maker.get(var)
+        if src_op is None or _kind(model, ops[src_op]) not in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        source = int(ops[src_op].inputs[0])
+        bypass = [src_op]
+        if graph.tensors[out].type == 0:  # float MINIMUM: its int8 result is the QUANTIZE that reads it
+            after = [j for j, o in enumerate(ops) if out in (int(t) for t in o.inputs)]
+            if len(after) != 1 or _kind(model, ops[after[0]]) != "QUANTIZE" or readers.get(out) != 1:
+                continue
+            bypass.append(after[0])
+            out = int(ops[after[0]].outputs[0])
+            zero_ok = _zero_constant(model, graph, const)
+        else:
+            q = graph.tensors[const].quantization
+            values = np.frombuffer(bytes(model.buffers[graph.tensors[const].buffer].data), np.int8)
+            zero_ok = q is not None and q.zeroPoint is not None and bool(np.all(values == int(q.zeroPoint[0])))
+        if not zero_ok or not _per_tensor_int8(graph.tensors[source]) or not _per_tensor_int8(graph.tensors[out]):
+            continue
+        if readers.get(var, 0) != 1:  # the conversion feeds something else too: keep it
+            continue
+        src = graph.tensors[source]
+        graph.tensors[out].quantization = copy.deepcopy(src.quantization)
+        zero = _int8_scalar(model, int(src.quantization.zeroPoint[0]), src)
+        new = _op(model, kind, [source, zero], [out])
+        ops[i] = new
+        drop.update(bypass)
+        done += 1
+    graph.operators = [op for j, op in enumerate(ops) if j not in drop]
+    return done
+
+
+def int8_minmax(data: bytes) -> tuple[bytes, int]:
+    """A quantized model with ``share_minmax_params`` applied; (bytes, ops rewired)."""
+    model = read_graph(data)
+    done = share_minmax_params(model)
+    if not done:
+        return data, 0
+    drop_unused_tensors(model)
+    return pack(model), done
