@@ -1,7 +1,7 @@
 """Bring your own model: the MobileFaceNet float peer and edgeface's own float model, imported and quantized by
 edgeface under each LiteRT-quantizer recipe, beside the peer authors' uint8 file and edgeface's shipped int8 file.
 
-    python benchmarks/byo_peer.py [--calib 200] [--rounds 3]
+    python benchmarks/byo_peer.py [--calib 200] [--rounds 3] [--int16]
 -> results/byo_peer.json
 
 Every accuracy is LFW View 2 (10-fold, mean +- SE; AUC; TAR at FAR 1e-3) from the exported file itself; every
@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--calib", type=int, default=200, help="calibration faces (CelebA subset photos)")
     parser.add_argument("--rounds", type=int, default=3, help="latency rounds (files alternate order)")
     parser.add_argument("--max-drop", type=float, default=0.3, help="LFW budget of the mixed-precision search (pp)")
+    parser.add_argument("--int16", action="store_true",
+                        help="also int16x8 for the peer (no XNNPACK kernels: ~36 min for its LFW pass)")
     args = parser.parse_args()
     started = time.time()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,7 @@ def main() -> None:
     default_manifest = load_manifest(default_float)
     models = {
         "mobilefacenet-peer": variants("peer", imported, manifest.input, "yunet-5pt",
-                                       ("authors' uint8 file", peer_uint8), args.calib, args.max_drop, True),
+                                       ("authors' uint8 file", peer_uint8), args.calib, args.max_drop, args.int16),
         "edgeface-default": variants("default", default_float, default_manifest.input, default_manifest.alignment,
                                      ("shipped int8 (TF converter)", default_model_path()), args.calib, args.max_drop,
                                      False),
