@@ -40,8 +40,11 @@ MODELS = {"int8": "edgeface-default.tflite", "float32": "edgeface-default-float3
 
 
 def embed_here(crops_file: str, out_file: str, variants: list[str], limit: int) -> None:
-    """Runs on either machine: embed the first ``limit`` crops with each variant (``int8``, ``float32``, or
-    ``int8-reference``: the int8 file on LiteRT's reference kernels instead of XNNPACK); save {variant: embeddings}."""
+    """Runs on either machine: embed the first ``limit`` crops with each variant (``int8``, ``float32``;
+    ``int8-reference``: the int8 file on LiteRT's built-in optimized kernels instead of XNNPACK; ``int8-portable``:
+    on its plain C reference kernels, BUILTIN_REF); save {variant: embeddings}."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
     from edgeface.default_model import default_model_path
     from edgeface.runtime.interpreter import Model
     from edgeface.vision.embed import load_embedder
@@ -49,10 +52,14 @@ def embed_here(crops_file: str, out_file: str, variants: list[str], limit: int) 
     crops = np.load(crops_file, mmap_mode="r", allow_pickle=False)[:limit]
     out = {}
     for variant in variants:
-        path = default_model_path().with_name(MODELS[variant.removesuffix("-reference")])
+        path = default_model_path().with_name(MODELS[variant.split("-")[0]])
         embedder = load_embedder(path)
         if variant.endswith("-reference"):
             embedder.model = Model(path, xnnpack=False)
+        elif variant.endswith("-portable"):
+            embedder.model.interpreter = Interpreter(model_path=str(path),
+                                                     experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+            embedder.model.interpreter.allocate_tensors()
         t0 = time.perf_counter()
         out[variant] = np.concatenate([embedder.embed(np.asarray(crops[i : i + 256]))
                                        for i in range(0, len(crops), 256)])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,9 @@ def quantize_float(content: bytes, recipe: str, spec: InputSpec, faces: np.ndarr
         name = signature.inputs[0].name.decode()
         samples = [{name: preprocess(f[None], spec).astype(np.float32)} for f in faces]
         try:
-            calibration = q.calibrate({signature.signatureKey.decode(): samples})
+            with warnings.catch_warnings():  # the calibrator keeps every tensor on purpose and warns about it
+                warnings.filterwarnings("ignore", message=".*preserve_all_tensors.*")
+                calibration = q.calibrate({signature.signatureKey.decode(): samples})
         except (ValueError, RuntimeError, KeyError) as exc:
             raise EdgefaceError(f"calibration failed: {str(exc).strip().splitlines()[0][:200]}") from None
     try:

@@ -7,6 +7,7 @@ call overhead each, so the report prints their sum beside the whole model's p50:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,8 @@ def tensor_values(content: bytes, x: np.ndarray) -> dict[int, np.ndarray]:
     from edgeface.runtime.interpreter import _interpreter_classes
 
     _, interpreter_cls, resolver = _interpreter_classes()[0]
-    with native_stderr_silenced():
+    with native_stderr_silenced(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*preserve_all_tensors.*")  # on purpose: every tensor is read
         interp = interpreter_cls(model_content=content, experimental_preserve_all_tensors=True,
                                  experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         interp.allocate_tensors()
