@@ -435,6 +435,8 @@ def print_quantize_log(log: dict) -> None:
             ("size", f"{log['size_bytes']:,} bytes ({log['size_bytes'] / log['float_size_bytes']:.2f} of float)")]
     rows += [(f"not on XNNPACK, {stage}", ", ".join(f"{k} x{n}" for k, n in off.items()) or "none")
              for stage, off in log["not_on_xnnpack"].items()]
+    if log.get("left_in_float"):
+        rows.append(("left in float", ", ".join(f"{k} x{n}" for k, n in log["left_in_float"].items())))
     if "steps" in log:
         rows.append(("LFW float", f"{100 * log['float_accuracy']:.2f} %"))
         rows += [(f"LFW, {len(s['kept_float'])} layer(s) kept float", f"{100 * s['accuracy']:.2f} % "
@@ -476,7 +478,8 @@ def import_command(
     if any(v is None for v in given) and check_faces is None:
         raise EdgefaceError("give the input normalisation (--input-mean, --input-scale, --channels), or "
                             "--check-faces PHOTOS to find it")
-    spec = InputSpec(mean=input_mean or 0.0, scale=input_scale or 1.0, channels=channels or "RGB")
+    spec = InputSpec(mean=0.0 if input_mean is None else input_mean, scale=1.0 if input_scale is None else input_scale,
+                     channels=channels or "RGB")
     path, manifest, report = import_model(source, out, spec, alignment.value, size, check_faces,
                                           pick=any(v is None for v in given))
     info = {"model": str(path), "format": report["format"], "input": manifest.input.__dict__,

@@ -153,8 +153,10 @@ def test_quantize_lists_what_xnnpack_leaves_behind(tmp_path):
     result = run_cli("quantize", str(imported), "-o", str(tmp_path / "q.tflite"), "--calib-data", str(CELEBA),
                      "--calib", "8", "--no-rewrite", "--json")
     assert result.returncode == 0, result.stderr
-    off = json.loads(result.stdout)["not_on_xnnpack"]
+    log = json.loads(result.stdout)
+    off = log["not_on_xnnpack"]
     assert off["float model"] == {} and off["quantized"].get("MAXIMUM int8") == 33
+    assert log["left_in_float"] == {"MINIMUM": 33}  # the quantizer has no int8 MINIMUM: it is named
 
 
 @needs_shared

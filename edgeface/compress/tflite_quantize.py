@@ -343,5 +343,10 @@ def quantize_file(model: Path, out: Path, recipe: str, normalisation: tuple[floa
     from edgeface.runtime.ops_profile import off_xnnpack
 
     log["not_on_xnnpack"] = {"float model": off_xnnpack(content), "quantized": off_xnnpack(quant)}
+    left: dict[str, int] = {}  # ops the recipe could not quantize (or --max-drop kept): they run in float
+    for op in list_ops(read_graph(quant)):
+        if op.precision == "float32" and op.kind not in ("QUANTIZE", "DEQUANTIZE") and recipe in STATIC:
+            left[op.kind] = left.get(op.kind, 0) + 1
+    log["left_in_float"] = left
     log.update(out=str(path), size_bytes=path.stat().st_size, float_size_bytes=len(content))
     return log
