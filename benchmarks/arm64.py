@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+# not taken from common.py: this file is also copied alone into the arm64 root and run there (its "embed" mode)
 SHARED = Path(os.environ.get("EDGEFACE_SHARED", HERE.parents[1] / "shared"))
 LFW = SHARED / "data" / "lfw" / "lfw-deepfunneled"
 PAIRS = SHARED / "data" / "lfw" / "pairs.txt"

@@ -12,13 +12,12 @@ Quantized copies of the peer go to ~/.cache/edgeface/byo, never into the reposit
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import PEER_FLAGS, save
+from common import CELEBA, LFW, PAIRS, PEER_FLAGS, SHARED, save
 
 from edgeface.compress.tflite_quantize import (
     calibration_crops,
@@ -32,10 +31,6 @@ from edgeface.manifest import InputSpec, Manifest, load_manifest, write_model
 from edgeface.model_import import import_model
 from edgeface.runtime.bench import bench
 
-SHARED = Path(os.environ.get("EDGEFACE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-LFW = SHARED / "data" / "lfw" / "lfw-deepfunneled"
-PAIRS = SHARED / "data" / "lfw" / "pairs.txt"
-CALIB = SHARED / "data" / "celeba-subset"
 OUT = Path.home() / ".cache" / "edgeface" / "byo"
 
 
@@ -49,7 +44,7 @@ def variants(name: str, float_file: Path, spec: InputSpec, alignment: str | None
     """Every recipe of one float model, written to OUT, scored on LFW, then timed side by side. ``int16``: also
     int16x8, which XNNPACK does not run (the reference kernels take ~280 ms a face: 36 min for one LFW pass)."""
     content = float_file.read_bytes()
-    faces = calibration_crops([CALIB], calib, alignment)
+    faces = calibration_crops([CELEBA], calib, alignment)
     score = lfw_scorer(LFW, PAIRS, spec, alignment)
     plain, _ = prepare_float(content, rewrite=False)
     friendly, rewrites = prepare_float(content, rewrite=True)
@@ -120,7 +115,7 @@ def main() -> None:
                                      ("shipped int8 (TF converter)", default_model_path()), args.calib, args.max_drop,
                                      False),
     }
-    result = {"calibration": {"folder": str(CALIB), "faces": args.calib}, "import_check": check.get("given"),
+    result = {"calibration": {"folder": str(CELEBA), "faces": args.calib}, "import_check": check.get("given"),
               "models": {}}
     for name, found in models.items():
         latency = time_side_by_side(found["files"], args.rounds)

@@ -15,6 +15,12 @@ from edgeface import __version__
 from edgeface.files import write_json
 
 RESULTS = Path(__file__).parent / "results"
+# the shared data beside the checkout (EDGEFACE_SHARED elsewhere): read only, never copied into the repository
+SHARED = Path(os.environ.get("EDGEFACE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+LFW = SHARED / "data" / "lfw" / "lfw-deepfunneled"
+PAIRS = SHARED / "data" / "lfw" / "pairs.txt"
+MEDIA = SHARED / "data" / "media"
+CELEBA = SHARED / "data" / "celeba-subset"
 # the MobileFaceNet peers carry no manifest: RGB 0..255 in (normalisation inside the float model, uint8 in the other)
 PEER_FLAGS = ("--input-mean", "0", "--input-scale", "1", "--channels", "RGB")
 

@@ -27,14 +27,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import RESULTS, save
+from common import RESULTS, SHARED, save
 
 from edgeface.evaluate.scenes import FACE_BUCKETS, bucket_of, lfw_photos, make_scene, match
 from edgeface.progress import progress_bar
 from edgeface.vision.detect import create_detector
 from edgeface.vision.yunet import YuNet
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 CLIP = SHARED / "data" / "media" / "short_hamilton_clip.mp4"
 # Faces counted by eye on frames of the clip (640x360): frame -> (clearly visible faces, partial or very dim ones).
 # 0: the singer and the pianist. 60: the dark audience, blurred: ~8 dim faces plus the singer's cut-off profile at

@@ -19,9 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import save
-
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "media"
+from common import MEDIA, save
 
 
 def free_port() -> int:

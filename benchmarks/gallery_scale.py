@@ -30,14 +30,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import save
+from common import SHARED, save
 
 from edgeface.recognize.gallery import Gallery
 from edgeface.vision.embed import l2_normalise
 
 DIM = 128
 PER_PERSON = 2
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def fill(path: Path, size: int, model: str, rng: np.random.Generator) -> float:

@@ -27,11 +27,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import save
+from common import LFW, MEDIA, SHARED, save
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-MEDIA = SHARED / "data" / "media"
-LFW = SHARED / "data" / "lfw" / "lfw-deepfunneled"
 PEER = SHARED / "peers" / "mobilefacenet_float32.tflite"
 OBAMA = MEDIA / "gallery" / "obama" / "obama.jpg"
 

@@ -13,12 +13,10 @@ again with only that layer in float and score LFW View 2 on the written file. Re
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
-from common import PEER_FLAGS, save
+from common import LFW, PAIRS, PEER_FLAGS, SHARED, save
 
 from edgeface.compress.tflite_quantize import (
     Overrides,
@@ -30,10 +28,6 @@ from edgeface.compress.tflite_quantize import (
 )
 from edgeface.default_model import default_model_path
 from edgeface.manifest import InputSpec, load_manifest
-
-SHARED = Path(os.environ.get("EDGEFACE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-LFW = SHARED / "data" / "lfw" / "lfw-deepfunneled"
-PAIRS = SHARED / "data" / "lfw" / "pairs.txt"
 
 
 def spearman(a: list[float], b: list[float]) -> float:

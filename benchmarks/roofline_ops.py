@@ -9,17 +9,13 @@ against a float probe); ``bench --ops`` shows where each model's time goes and w
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
-from common import save
+from common import SHARED, save
 
 from edgeface.default_model import default_model_path
 from edgeface.runtime.bench import bench
 from edgeface.runtime.ops_profile import profile_ops
-
-SHARED = Path(os.environ.get("EDGEFACE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
 def main() -> None:

@@ -133,8 +133,7 @@ def to_float_tflite(path: Path, size: int | None = None) -> tuple[bytes, str]:
 def check_faces(folder: Path, alignment: str | None, per_person: int = 4, people: int = 12) -> tuple[np.ndarray,
                                                                                                      np.ndarray]:
     """Aligned faces and person ids from an enrol-style folder (one sub-folder of photos per person)."""
-    from edgeface.vision.align import align_face
-    from edgeface.vision.detect import FaceFinder, main_face
+    from edgeface.vision.detect import FaceFinder
     from edgeface.vision.image import is_image, read_image
 
     if not folder.is_dir():
@@ -145,10 +144,9 @@ def check_faces(folder: Path, alignment: str | None, per_person: int = 4, people
     for pid, person in enumerate(persons):
         photos = [p for p in sorted(person.iterdir()) if p.is_file() and is_image(p)][:per_person]
         for photo in photos:
-            image = read_image(photo)
-            faces = finder.find(image)
-            if faces:
-                crops.append(align_face(image, main_face(faces, image.shape)))
+            crop = finder.aligned_main(read_image(photo))
+            if crop is not None:
+                crops.append(crop)
                 ids.append(pid)
         if len(set(ids)) >= people:
             break

@@ -26,21 +26,21 @@ NAME = b"edgeface_manifest"
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few KB; anything larger is not ours
 
 
-def _schema() -> Any:
+def schema() -> Any:
+    """The TFLite flatbuffer schema (generated Python classes) of whichever runtime is installed."""
     try:
-        from ai_edge_litert import schema_py_generated as schema
+        from ai_edge_litert import schema_py_generated as generated
     except ImportError:
         try:
-            from tflite_runtime import schema_py_generated as schema  # type: ignore[import-not-found]
+            from tflite_runtime import schema_py_generated as generated  # type: ignore[import-not-found]
         except ImportError:
             raise EdgefaceError("reading model metadata needs ai-edge-litert: pip install ai-edge-litert") from None
-    return schema
+    return generated
 
 
 def _root(data: bytes) -> Any:
-    schema = _schema()
     try:
-        return schema.Model.GetRootAs(data, 0)
+        return schema().Model.GetRootAs(data, 0)
     except Exception as exc:  # a damaged flatbuffer raises anything from IndexError to struct.error
         raise EdgefaceError(f"damaged TFLite flatbuffer: {type(exc).__name__}") from None
 
@@ -85,7 +85,7 @@ def read_manifest(data: bytes) -> dict | None:
     return value
 
 
-def _pack(model: Any) -> bytes:
+def pack(model: Any) -> bytes:
     import flatbuffers
 
     builder = flatbuffers.Builder(1024)
@@ -93,12 +93,11 @@ def _pack(model: Any) -> bytes:
     return bytes(builder.Output())
 
 
-def _unpack(data: bytes) -> Any:
+def unpack(data: bytes) -> Any:
     """The object view; weights that a writer (the LiteRT quantizer) put after the flatbuffer, addressed by
     offset, are brought inside it, or re-packing would drop them."""
-    schema = _schema()
     try:
-        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+        model = schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
     except Exception as exc:
         raise EdgefaceError(f"damaged TFLite flatbuffer: {type(exc).__name__}") from None
     for buf in model.buffers or []:
@@ -120,7 +119,7 @@ def strip_manifest(data: bytes) -> bytes:
     entry = _entry(data)
     if entry is None:
         return data
-    model = _unpack(data)
+    model = unpack(data)
     meta_index, buffer_index = entry
     del model.metadata[meta_index]
     if buffer_index == len(model.buffers) - 1:
@@ -129,25 +128,25 @@ def strip_manifest(data: bytes) -> bytes:
         model.buffers[buffer_index].data = None
     if not model.metadata:
         model.metadata = None
-    return _pack(model)
+    return pack(model)
 
 
 def embed_manifest(data: bytes, manifest: dict[str, Any]) -> bytes:
     """``data`` with ``manifest`` as its edgeface entry (an earlier one is replaced)."""
-    schema = _schema()
+    generated = schema()
     base = strip_manifest(data)
     if _has_outside_buffers(base):  # the model's own bytes, with every weight inside the flatbuffer
-        base = _pack(_unpack(base))
-    model = _unpack(base)
+        base = pack(unpack(base))
+    model = unpack(base)
     blob = json.dumps(manifest, sort_keys=True).encode("utf-8")
-    buffer = schema.BufferT()
+    buffer = generated.BufferT()
     buffer.data = list(blob)
     model.buffers = [*(model.buffers or []), buffer]
-    meta = schema.MetadataT()
+    meta = generated.MetadataT()
     meta.name = NAME.decode()
     meta.buffer = len(model.buffers) - 1
     model.metadata = [*(model.metadata or []), meta]
-    out = _pack(model)
+    out = pack(model)
     if strip_manifest(out) != base:  # the identity promise: taking the entry out gives the model back
         raise EdgefaceError("could not embed the manifest without changing the model's bytes")
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,8 +133,7 @@ def calibration_crops(folders: Sequence[str | Path], count: int, alignment: str 
     """``count`` aligned faces from folders of prepared crops (``edgeface data prepare``) or of plain photos
     (detected and aligned here, the way the model will see faces on the device)."""
     from edgeface.data.prepare import read_manifest
-    from edgeface.vision.align import align_face
-    from edgeface.vision.detect import FaceFinder, main_face
+    from edgeface.vision.detect import FaceFinder
     from edgeface.vision.image import is_image, read_image
 
     if count < 1:
@@ -161,9 +160,9 @@ def calibration_crops(folders: Sequence[str | Path], count: int, alignment: str 
             crops.append(image)
         else:
             finder = finder or FaceFinder(alignment=alignment)
-            faces = finder.find(image)
-            if faces:
-                crops.append(align_face(image, main_face(faces, image.shape)))
+            crop = finder.aligned_main(image)
+            if crop is not None:
+                crops.append(crop)
         if len(crops) == count:
             break
     if not crops:
@@ -177,24 +176,24 @@ def _snr_db(reference: np.ndarray, test: np.ndarray) -> float:
     return 99.0 if noise == 0 else float(10 * np.log10(max(signal, 1e-30) / noise))
 
 
-def _all_tensors(content: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor of one run, dequantized to float, by name."""
-    from edgeface.runtime.ops_profile import tensor_values
+def _named_runs(content: bytes, xs: list[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    """Every activation of one run per input, dequantized to float, by tensor name."""
+    from edgeface.runtime.ops_profile import tensor_runs
 
-    graph = read_graph(content)
-    values = tensor_values(content, x)
-    out = {}
-    for i, t in enumerate(graph.subgraphs[0].tensors):
-        if i not in values or not t.name:
-            continue
-        v = values[i].astype(np.float32)
-        q = t.quantization
-        if q is not None and q.scale is not None and len(q.scale) == 1 and t.type in (3, 7, 9):
-            v = (v - float(q.zeroPoint[0])) * float(q.scale[0])
-        elif q is not None and q.scale is not None and len(q.scale) > 1:
-            continue  # per-channel tensors are weights, not activations
-        out[t.name.decode(errors="replace")] = v
-    return out
+    tensors = read_graph(content).subgraphs[0].tensors
+    for values in tensor_runs(content, xs):
+        out = {}
+        for i, t in enumerate(tensors):
+            if i not in values or not t.name:
+                continue
+            v = values[i].astype(np.float32)
+            q = t.quantization
+            if q is not None and q.scale is not None and len(q.scale) == 1 and t.type in (3, 7, 9):
+                v = (v - float(q.zeroPoint[0])) * float(q.scale[0])
+            elif q is not None and q.scale is not None and len(q.scale) > 1:
+                continue  # per-channel tensors are weights, not activations
+            out[t.name.decode(errors="replace")] = v
+        yield out
 
 
 def layer_errors(float_content: bytes, quant_content: bytes, spec: InputSpec, faces: np.ndarray) -> list[dict]:
@@ -208,9 +207,8 @@ def layer_errors(float_content: bytes, quant_content: bytes, spec: InputSpec, fa
     names = {o.index: (graph.subgraphs[0].tensors[int(op.inputs[0])].name.decode(errors="replace"), o.name)
              for o, op in ops}
     stats: dict[int, list[tuple[float, float, float]]] = {o.index: [] for o, _ in ops}
-    for face in faces:
-        x = preprocess(face[None], spec).astype(np.float32)
-        ref, got = _all_tensors(float_content, x), _all_tensors(quant_content, x)
+    xs = [preprocess(face[None], spec).astype(np.float32) for face in faces]
+    for ref, got in zip(_named_runs(float_content, xs), _named_runs(quant_content, xs), strict=True):
         for index, (inp, out) in names.items():
             if out in ref and out in got and ref[out].shape == got[out].shape:
                 a, b = ref[out].ravel(), got[out].ravel()

@@ -36,10 +36,17 @@ def _kind(model: Any, op: Any) -> str:
 
 
 def _zero_constant(model: Any, graph: Any, t: int) -> bool:
-    tensor = graph.tensors[t]
-    if tensor.type != 0 or not is_constant(model, tensor):  # float32 constants only
-        return False
-    return bool(np.all(np.frombuffer(bytes(model.buffers[tensor.buffer].data), np.float32) == 0))
+    values = _values(model, graph, t)
+    return values is not None and bool(np.all(values == 0))
+
+
+def _readers(ops: list[Any]) -> dict[int, list[int]]:
+    """Tensor index -> the indices of the ops that read it."""
+    readers: dict[int, list[int]] = {}
+    for i, op in enumerate(ops):
+        for t in op.inputs:
+            readers.setdefault(int(t), []).append(i)
+    return readers
 
 
 def _op(model: Any, name: str, inputs: list[int], outputs: list[int]) -> Any:
@@ -55,16 +62,17 @@ def _op(model: Any, name: str, inputs: list[int], outputs: list[int]) -> Any:
     return op
 
 
-def _constant(model: Any, values: np.ndarray, name: bytes) -> int:
-    """A new float32 constant tensor in subgraph 0; returns its index."""
+def _constant(model: Any, values: np.ndarray, name: bytes, quantization: Any = None) -> int:
+    """A new constant tensor in subgraph 0 (float32, or int8 with ``quantization``); returns its index."""
     s = schema()
-    values = np.asarray(values, np.float32)
+    values = np.asarray(values, np.int8 if quantization is not None else np.float32)
     buf = s.BufferT()
     buf.data = np.frombuffer(values.tobytes(), np.uint8).copy()
     model.buffers.append(buf)
     tensor = s.TensorT()
-    tensor.name, tensor.type, tensor.buffer = name, 0, len(model.buffers) - 1
+    tensor.name, tensor.type, tensor.buffer = name, 9 if quantization is not None else 0, len(model.buffers) - 1
     tensor.shape = np.array(values.shape, np.int32)
+    tensor.quantization = copy.deepcopy(quantization)
     graph = model.subgraphs[0]
     graph.tensors.append(tensor)
     return len(graph.tensors) - 1
@@ -120,10 +128,7 @@ def rewrite_minmax_prelu(model: Any) -> int:
     moving them to XNNPACK as a MUL with a fused ReLU and a SUB was slower)."""
     graph = model.subgraphs[0]
     ops = graph.operators
-    readers: dict[int, list[int]] = {}
-    for i, op in enumerate(ops):
-        for t in op.inputs:
-            readers.setdefault(int(t), []).append(i)
+    readers = _readers(ops)
 
     def only_reader(t: int, kind: str) -> int | None:
         found = readers.get(t, [])
@@ -177,10 +182,7 @@ def fold_pads(model: Any) -> int:
     s = schema()
     graph = model.subgraphs[0]
     ops = graph.operators
-    readers: dict[int, list[int]] = {}
-    for i, op in enumerate(ops):
-        for t in op.inputs:
-            readers.setdefault(int(t), []).append(i)
+    readers = _readers(ops)
     drop = set()
     for i, op in enumerate(ops):
         if _kind(model, op) != "PAD" or len(op.inputs) < 2:
@@ -220,21 +222,6 @@ def int8_friendly(data: bytes) -> tuple[bytes, dict[str, int]]:
     return pack(model), counts
 
 
-def _int8_scalar(model: Any, value: int, like: Any) -> int:
-    """A new int8 scalar constant holding ``value`` with ``like``'s quantization."""
-    s = schema()
-    buf = s.BufferT()
-    buf.data = np.array([value], np.int8).view(np.uint8).copy()
-    model.buffers.append(buf)
-    tensor = s.TensorT()
-    tensor.name, tensor.type, tensor.buffer, tensor.shape = b"edgeface/zero_q", 9, len(model.buffers) - 1, np.zeros(
-        0, np.int32)
-    tensor.quantization = copy.deepcopy(like.quantization)
-    graph = model.subgraphs[0]
-    graph.tensors.append(tensor)
-    return len(graph.tensors) - 1
-
-
 def _per_tensor_int8(tensor: Any) -> bool:
     q = tensor.quantization
     return tensor.type == 9 and q is not None and q.scale is not None and len(q.scale) == 1
@@ -250,10 +237,7 @@ def share_minmax_params(model: Any) -> int:
     graph = model.subgraphs[0]
     ops = graph.operators
     maker = {int(t): i for i, op in enumerate(ops) for t in op.outputs}
-    readers: dict[int, int] = {}
-    for op in ops:
-        for t in op.inputs:
-            readers[int(t)] = readers.get(int(t), 0) + 1
+    readers = _readers(ops)
     drop: set[int] = set()
     done = 0
     for i, op in enumerate(ops):
@@ -271,8 +255,8 @@ def share_minmax_params(model: Any) -> int:
         source = int(ops[src_op].inputs[0])
         bypass = [src_op]
         if graph.tensors[out].type == 0:  # float MINIMUM: its int8 result is the QUANTIZE that reads it
-            after = [j for j, o in enumerate(ops) if out in (int(t) for t in o.inputs)]
-            if len(after) != 1 or _kind(model, ops[after[0]]) != "QUANTIZE" or readers.get(out) != 1:
+            after = readers.get(out, [])
+            if len(after) != 1 or _kind(model, ops[after[0]]) != "QUANTIZE":
                 continue
             bypass.append(after[0])
             out = int(ops[after[0]].outputs[0])
@@ -283,11 +267,11 @@ def share_minmax_params(model: Any) -> int:
             zero_ok = q is not None and q.zeroPoint is not None and bool(np.all(values == int(q.zeroPoint[0])))
         if not zero_ok or not _per_tensor_int8(graph.tensors[source]) or not _per_tensor_int8(graph.tensors[out]):
             continue
-        if readers.get(var, 0) != 1:  # the conversion feeds something else too: keep it
+        if len(readers.get(var, [])) != 1:  # the conversion feeds something else too: keep it
             continue
         src = graph.tensors[source]
         graph.tensors[out].quantization = copy.deepcopy(src.quantization)
-        zero = _int8_scalar(model, int(src.quantization.zeroPoint[0]), src)
+        zero = _constant(model, np.array(int(src.quantization.zeroPoint[0])), b"edgeface/zero_q", src.quantization)
         new = _op(model, kind, [source, zero], [out])
         ops[i] = new
         drop.update(bypass)

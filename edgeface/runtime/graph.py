@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+from edgeface.tflite_metadata import pack, schema, unpack
 
 # TensorType enum of the TFLite schema
 _TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8",
@@ -24,12 +25,6 @@ _QUANTIZED_ACTIVATIONS = {"int8": "int8", "uint8": "uint8", "int16": "int16x8"}
 
 
 @cache
-def schema() -> Any:
-    from ai_edge_litert import schema_py_generated
-
-    return schema_py_generated
-
-
 def op_names() -> dict[int, str]:
     """BuiltinOperator code -> name (CONV_2D, ...)."""
     ops = schema().BuiltinOperator
@@ -37,28 +32,11 @@ def op_names() -> dict[int, str]:
 
 
 def read_graph(data: bytes) -> Any:
-    """The object API view (ModelT) of a .tflite; one line on a damaged file."""
-    try:
-        model = schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
-    except Exception as exc:  # a damaged flatbuffer raises anything from IndexError to struct.error
-        raise EdgefaceError(f"damaged TFLite flatbuffer: {type(exc).__name__}") from None
+    """The object API view (ModelT) of a .tflite, every weight inside it; one line on a damaged file."""
+    model = unpack(data)
     if not model.subgraphs:
         raise EdgefaceError("the .tflite file has no subgraph")
-    for buf in model.buffers or []:  # large weights may sit after the flatbuffer (offset/size): bring them inside
-        if buf.offset and buf.offset > 1:
-            if buf.offset + buf.size > len(data):
-                raise EdgefaceError("damaged TFLite file: a weight buffer points past the end of the file")
-            buf.data = np.frombuffer(data, np.uint8, buf.size, buf.offset).copy()
-            buf.offset = buf.size = 0
     return model
-
-
-def pack(model: Any) -> bytes:
-    import flatbuffers
-
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 def type_name(code: int) -> str:

@@ -109,7 +109,16 @@ class TensorSpec:
         return self.dtype in ("int8", "uint8", "int16") and self.scale > 0
 
 
-def _spec(detail: dict) -> TensorSpec:
+def quantize_to(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Float values -> ``spec``'s dtype, through its scale and zero point when it is quantized."""
+    if spec.quantized:
+        info = np.iinfo(spec.dtype)
+        q = np.round(x / spec.scale + spec.zero_point)
+        return np.clip(q, info.min, info.max).astype(spec.dtype)
+    return x.astype(spec.dtype, copy=False)
+
+
+def tensor_spec(detail: dict) -> TensorSpec:
     scale, zero = detail.get("quantization", (0.0, 0))
     return TensorSpec(detail["name"], tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name,
                       float(scale), int(zero))
@@ -141,8 +150,8 @@ class Model:
         self.quiet_fallback = quiet_fallback
         self.first_shape = input_shape
         self.interpreter = self._create(interpreter_cls, resolver, xnnpack)
-        self.inputs = [_spec(d) for d in self.interpreter.get_input_details()]
-        self.outputs = [_spec(d) for d in self.interpreter.get_output_details()]
+        self.inputs = [tensor_spec(d) for d in self.interpreter.get_input_details()]
+        self.outputs = [tensor_spec(d) for d in self.interpreter.get_output_details()]
         self._in_index = self.interpreter.get_input_details()[0]["index"]
         self._out_indices = [d["index"] for d in self.interpreter.get_output_details()]
 
@@ -180,8 +189,8 @@ class Model:
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgefaceError(f"{self.path.name} cannot take input {list(shape)}: {str(exc).strip()[:200]}") from None
-        self.inputs = [_spec(d) for d in self.interpreter.get_input_details()]
-        self.outputs = [_spec(d) for d in self.interpreter.get_output_details()]
+        self.inputs = [tensor_spec(d) for d in self.interpreter.get_input_details()]
+        self.outputs = [tensor_spec(d) for d in self.interpreter.get_output_details()]
 
     @property
     def input(self) -> TensorSpec:
@@ -193,12 +202,7 @@ class Model:
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """Float -> the input tensor's dtype, using its quantization parameters when it has them."""
-        spec = self.input
-        if spec.quantized:
-            info = np.iinfo(spec.dtype)
-            q = np.round(x / spec.scale + spec.zero_point)
-            return np.clip(q, info.min, info.max).astype(spec.dtype)
-        return x.astype(spec.dtype, copy=False)
+        return quantize_to(x, self.input)
 
     def dequantize(self, y: np.ndarray, spec: TensorSpec) -> np.ndarray:
         if spec.quantized:

@@ -8,6 +8,7 @@ call overhead each, so the report prints their sum beside the whole model's p50:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,8 @@ import numpy as np
 from edgeface.errors import EdgefaceError
 from edgeface.runtime.flops import flops_per_op
 from edgeface.runtime.graph import list_ops, one_op_model, read_graph
-from edgeface.runtime.interpreter import Model, check_tflite_file, native_stderr_silenced
+from edgeface.runtime.interpreter import Model, check_tflite_file, native_stderr_silenced, quantize_to, tensor_spec
 from edgeface.runtime.roofline import random_input, time_invokes
-
-_SKIP: set[str] = set()  # ops never worth timing alone (constant-only ops are skipped by their inputs)
 
 
 def _delegated(model: Model) -> bool:
@@ -48,7 +47,7 @@ def off_xnnpack(content: bytes) -> dict[str, int]:
     graph = read_graph(content)
     off: dict[str, int] = {}
     for op in list_ops(graph):
-        if op.kind in _SKIP or not op.variable_inputs:
+        if not op.variable_inputs:
             continue
         single, _ = one_op_model(graph, op.index)
         try:
@@ -60,9 +59,9 @@ def off_xnnpack(content: bytes) -> dict[str, int]:
     return off
 
 
-def tensor_values(content: bytes, x: np.ndarray) -> dict[int, np.ndarray]:
-    """Every tensor of one real run on ``x`` (reference kernels, all intermediates kept); a float ``x`` is quantized
-    for a quantized input."""
+def tensor_runs(content: bytes, xs: Iterable[np.ndarray]) -> Iterator[dict[int, np.ndarray]]:
+    """Every tensor of one real run per input (reference kernels, all intermediates kept, one interpreter for all);
+    a float input is quantized for a quantized model."""
     from edgeface.runtime.interpreter import _interpreter_classes
 
     _, interpreter_cls, resolver = _interpreter_classes()[0]
@@ -72,20 +71,22 @@ def tensor_values(content: bytes, x: np.ndarray) -> dict[int, np.ndarray]:
                                  experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         interp.allocate_tensors()
     detail = interp.get_input_details()[0]
-    dtype = np.dtype(detail["dtype"])
-    if x.dtype != dtype and np.issubdtype(dtype, np.integer):  # a float face into a quantized input
-        scale, zero = detail["quantization"]
-        info = np.iinfo(dtype)
-        x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-    interp.set_tensor(detail["index"], x)
-    interp.invoke()
-    values = {}
-    for d in interp.get_tensor_details():
-        try:
-            values[int(d["index"])] = interp.get_tensor(d["index"]).copy()
-        except ValueError:  # a tensor without data (e.g. an optional input slot)
-            continue
-    return values
+    spec = tensor_spec(detail)
+    for x in xs:
+        interp.set_tensor(detail["index"], x if x.dtype == np.dtype(spec.dtype) else quantize_to(x, spec))
+        interp.invoke()
+        values = {}
+        for d in interp.get_tensor_details():
+            try:
+                values[int(d["index"])] = interp.get_tensor(d["index"]).copy()
+            except ValueError:  # a tensor without data (e.g. an optional input slot)
+                continue
+        yield values
+
+
+def tensor_values(content: bytes, x: np.ndarray) -> dict[int, np.ndarray]:
+    """Every tensor of one real run on ``x`` (``tensor_runs`` of one input)."""
+    return next(tensor_runs(content, [x]))
 
 
 def profile_ops(path: str | Path, threads: int = 1, xnnpack: bool = True, runs: int = 50) -> dict:
@@ -105,7 +106,7 @@ def profile_ops(path: str | Path, threads: int = 1, xnnpack: bool = True, runs: 
     values = tensor_values(content, x)
     rows = []
     for op in track(ops, description=f"timing {len(ops)} ops"):
-        if op.kind in _SKIP or not op.variable_inputs:
+        if not op.variable_inputs:
             continue
         try:
             single, inputs = one_op_model(graph, op.index)

@@ -165,6 +165,13 @@ class FaceFinder:
     def _big(self, faces: list[Face]) -> list[Face]:
         return [f for f in faces if f.width >= self.min_face]
 
+    def aligned_main(self, image: np.ndarray) -> np.ndarray | None:
+        """The photo's main face on the 112x112 template (calibration and check sets), or None without a face."""
+        from edgeface.vision.align import align_face
+
+        faces = self.find(image)
+        return align_face(image, main_face(faces, image.shape)) if faces else None
+
     def find(self, image: np.ndarray) -> list[Face]:
         for detector in self.detectors:
             faces = self._big(detector.detect(image))
