@@ -19,6 +19,7 @@ import typer
 from edgeface import __version__
 from edgeface.errors import EdgefaceError
 from edgeface.manifest import check_threshold
+from edgeface.vision.condition_names import CONDITION_HELP, ConditionName
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_SIZE,
     DEFAULT_MIN_FACE,
@@ -165,7 +166,8 @@ Strategy = Annotated[StrategyName, typer.Option(help="none, mirrored (all local 
 ValLFW = Annotated[Optional[Path], typer.Option(help="LFW image root: validate on View 2 every --val-every epochs")]
 ValPairs = Annotated[Optional[Path], typer.Option(help="pairs.txt for validation")]
 ValEvery = Annotated[int, typer.Option(help="epochs between LFW validations")]
-Init = Annotated[Optional[Path], typer.Option(help="start from this trained model's weights (same arch and width)")]
+Init = Annotated[Optional[Path], typer.Option(help="start from this trained model's weights (same arch and width): "
+                                                 "a .keras model or its float32 .tflite export")]
 Margin = Annotated[float, typer.Option(help="angular (arcface) or cosine (cosface) margin")]
 Scale = Annotated[float, typer.Option(help="logit scale of the margin heads")]
 
@@ -258,6 +260,8 @@ def distill_command(
     init: Init = None,
     identity_weight: Annotated[float, typer.Option(
         help="weight of an ArcFace loss on the labelled faces beside distillation (0: distillation only)")] = 0.0,
+    relation_weight: Annotated[float, typer.Option(
+        help="weight of the relation loss: match the teacher's similarity matrix of each batch (0: off)")] = 0.0,
     margin: Margin = 0.3,
     scale: Scale = 32.0,
     json_out: Json = False,
@@ -268,7 +272,7 @@ def distill_command(
     config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
                           init)
     print_training(distill(data, teacher, config, workers=workers, identity_weight=identity_weight, margin=margin,
-                           scale=scale), json_out)
+                           scale=scale, relation_weight=relation_weight), json_out)
 
 
 KerasIn = Annotated[Path, typer.Argument(help="a tf_keras model (.keras/.h5); ours or yours")]
@@ -544,10 +548,19 @@ def eval_command(
         help="store the FAR 1e-3 threshold and the result in the model's manifest")] = False,
     detector: DetectorOpt = DetectorName.yunet,
     detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    condition: Annotated[ConditionName, typer.Option(help=CONDITION_HELP)] = ConditionName.plain,
+    hold_conditions: Annotated[bool, typer.Option(
+        help="with --save-threshold: raise the threshold until FAR is also <= 3e-3 under every condition")] = False,
     json_out: Json = False,
 ) -> None:
-    """Score a model on LFW View 2: 10-fold accuracy +- SE, ROC AUC, TAR at FAR 1e-3 and 1e-2."""
+    """Score a model on LFW View 2: 10-fold accuracy +- SE, ROC AUC, TAR at FAR 1e-3 and 1e-2 (and the FAR at the
+    model's own threshold), on the photos as they are or under a camera condition."""
     check_detect_size(detect_size)
+    if hold_conditions and not save_threshold:
+        raise EdgefaceError("--hold-conditions places the threshold --save-threshold stores: add --save-threshold")
+    if save_threshold and condition != ConditionName.plain:
+        raise EdgefaceError("--save-threshold is measured on plain LFW: drop --condition (benchmarks/robustness.py "
+                            "checks a threshold under every condition)")
     from edgeface.evaluate.lfw import evaluate_lfw
     from edgeface.report_format import pct, print_json, print_table
     from edgeface.vision.embed import load_embedder
@@ -562,24 +575,29 @@ def eval_command(
     embedder = load_embedder(model, threads=threads, flip=flip, mean=input_mean, scale=input_scale,
                              channels=channels)
     report = evaluate_lfw(embedder, lfw_dir, pairs, workers=threads, plot=plot, detector=detector.value,
-                          detect_size=detect_size)
+                          detect_size=detect_size, condition=condition.value)
     if save_threshold:
-        from edgeface.evaluate.lfw import record_in_manifest
+        from edgeface.evaluate.lfw import save_threshold as store
 
-        report["manifest"] = str(record_in_manifest(model, report, embedder.spec, pairs))
-        print(f"saved threshold {report['threshold_at_far']['0.001']:.4f} (FAR 1e-3, {report['detector']} "
+        store(model, embedder, report, lfw_dir, pairs, hold_conditions, workers=threads, detector=detector.value,
+              detect_size=detect_size)
+        print(f"saved threshold {report['saved_threshold']:.4f} ({report['threshold_source']}, {report['detector']} "
               f"detection) into {model} and {report['manifest']}", file=sys.stderr)
     if json_out:
         print_json(report)
         return
     tar = report["tar_at_far"]
-    print_table(f"LFW View 2: {report['model']}", ["metric", "value"], [
+    at_threshold = [("FAR / TAR at the model's threshold", f"{report['far_at_model_threshold']:.4f} / "
+                     f"{pct(report['tar_at_model_threshold'])} (threshold {report['model_threshold']:.4f})")] \
+        if "model_threshold" in report else []
+    print_table(f"LFW View 2 ({report['condition']}): {report['model']}", ["metric", "value"], [
         ("accuracy (10-fold)", f"{pct(report['accuracy'])} +- {100 * report['accuracy_se']:.2f}"),
         ("ROC AUC", f"{report['roc_auc']:.5f}"),
         ("TAR @ FAR 1e-3", pct(tar["0.001"])),
         ("TAR @ FAR 1e-2", pct(tar["0.01"])),
         ("best global threshold (cosine)", f"{report['threshold']:.4f}"),
         ("threshold @ FAR 1e-3", f"{report['threshold_at_far']['0.001']:.4f}"),
+        *at_threshold,
         ("pairs / images", f"{report['n_pairs']} / {report['n_images']}"),
         ("detector", f"{report['detector']} ({report['detect_size']} px)"),
         ("detection failed (centre crop)", str(report["n_detect_failed"])),

@@ -72,6 +72,19 @@ def test_distill_from_a_tflite_teacher_reduces_the_loss(faces, tmp_path):
     assert json.loads((tmp_path / "student" / "model.keras.json").read_text())["embedding_size"] == 24
 
 
+def test_relation_loss_is_zero_only_when_the_similarities_match():
+    from edgeface.train.distill import relation_loss
+
+    rng = np.random.default_rng(0)
+    teacher = rng.normal(size=(16, 8)).astype(np.float32)
+    teacher /= np.linalg.norm(teacher, axis=1, keepdims=True)
+    rotation = np.linalg.qr(rng.normal(size=(8, 8)))[0].astype(np.float32)
+    # a rotated, rescaled student keeps every relation: no loss, though its cosine to each target is poor
+    assert float(np.max(relation_loss(teacher, 3.0 * teacher @ rotation))) < 1e-10
+    shuffled = teacher[rng.permutation(16)]
+    assert float(np.mean(relation_loss(teacher, shuffled))) > 0.05
+
+
 def test_distill_with_identities_then_warm_start(faces, tmp_path):
     """ArcFace on the labelled faces beside distillation; a second run starts from the first one's weights."""
     from edgeface.export import export
@@ -82,15 +95,17 @@ def test_distill_with_identities_then_warm_start(faces, tmp_path):
     tf_setup.tf.keras.utils.set_random_seed(2)
     teacher, _ = export(build_model("tiny", embedding_size=24, width=2.0), tmp_path / "teacher.tflite")
     config = TrainConfig(arch="tiny", out=tmp_path / "first", epochs=12, batch=16, lr=5e-3)
-    first = distill([faces], str(teacher), config, workers=1, identity_weight=0.1, margin=0.2, scale=16)
+    first = distill([faces], str(teacher), config, workers=1, identity_weight=0.1, margin=0.2, scale=16,
+                    relation_weight=1.0)
     history = first["history"]
     assert history["head_loss"][-1] < history["head_loss"][0] - 0.5, history["head_loss"]
     assert history["backbone_loss"][-1] < history["backbone_loss"][0], history["backbone_loss"]
     assert first["identities"] == 6 and first["labelled_faces"] == first["faces"]
+    assert "1.0 x batch relation" in first["loss"]
     # warm start: the new schedule begins near where the first run ended, far below a fresh start
     config = TrainConfig(arch="tiny", out=tmp_path / "second", epochs=1, batch=16, lr=1e-4,
                          init=tmp_path / "first" / "model.keras")
-    second = distill([faces], str(teacher), config, workers=1)
+    second = distill([faces], str(teacher), config, workers=1, relation_weight=1.0)
     assert second["history"]["loss"][0] < history["backbone_loss"][0] - 0.05
     assert abs(second["history"]["loss"][0] - history["backbone_loss"][-1]) < 0.1
     model = str(tmp_path / "first" / "model.keras")
@@ -179,3 +194,38 @@ def test_keras_model_and_its_export_keep_separate_manifests(tmp_path):
     assert load_manifest(tflite).chain[-1]["step"] == "export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.keras", "model.keras.json",
                                                           "model.tflite"]
+
+
+def test_warm_start_from_a_float_tflite_computes_what_the_file_computes(faces, tmp_path):
+    """--init FILE.tflite: kernels back from the folded graph, BN unfolded on real faces, so the Keras model equals
+    the file in inference and stays close to it in training mode (batch statistics) on faces."""
+    from edgeface.export import calibration_faces, export
+    from edgeface.models import build_model
+    from edgeface.models.registry import INPUT_SPEC
+    from edgeface.train.from_tflite import load_tflite_weights
+    from edgeface.train.keras_embedder import KerasEmbedder
+    from edgeface.vision.embed import TFLiteEmbedder, preprocess
+
+    tf_setup.tf.keras.utils.set_random_seed(3)
+    source = build_model("mobilefacenet", embedding_size=32, width=0.25)
+    rng = np.random.default_rng(0)
+    for layer in source.layers:  # trained-looking BN: folding must carry scales and shifts, not identities
+        if isinstance(layer, tf_setup.keras.layers.BatchNormalization):
+            g, b, m, v = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.2, b.shape), rng.normal(0, 0.2, m.shape),
+                               rng.uniform(0.5, 2.0, v.shape)])
+    calib = calibration_faces([faces], 60)
+    path, _ = export(source, tmp_path / "source.tflite", "float32")
+    target = build_model("mobilefacenet", embedding_size=32, width=0.25)
+    x = preprocess(calib, INPUT_SPEC)
+    load_tflite_weights(target, path, x)
+    expected = TFLiteEmbedder(path).embed(calib)
+    got = KerasEmbedder(target).embed(calib)
+    assert (1 - np.sum(got * expected, 1)).max() < 1e-4
+    training = target(x, training=True).numpy()
+    training /= np.linalg.norm(training, axis=1, keepdims=True)
+    assert np.median(np.sum(training * expected, 1)) > 0.9
+    # another width is refused with its reason
+    other = build_model("mobilefacenet", embedding_size=32, width=0.5)
+    with pytest.raises(Exception, match="another width"):
+        load_tflite_weights(other, path, x)

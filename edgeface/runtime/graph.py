@@ -55,7 +55,7 @@ class OpInfo:
     variable_inputs: int  # 0: the op only reads constants, so the runtime folds it at load time
 
 
-def _opcode(model: Any, op: Any) -> str:
+def op_kind(model: Any, op: Any) -> str:
     code = model.operatorCodes[op.opcodeIndex]
     builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
     name = op_names().get(builtin, f"op{builtin}")
@@ -86,7 +86,7 @@ def list_ops(model: Any) -> list[OpInfo]:
     graph = model.subgraphs[0]
     rows = []
     for i, op in enumerate(graph.operators):
-        kind = _opcode(model, op)
+        kind = op_kind(model, op)
         ins = [graph.tensors[t] for t in op.inputs if t >= 0]
         variable = [type_name(t.type) for t in ins if not is_constant(model, t)]
         weight = next((type_name(t.type) for t in ins[1:2] if is_constant(model, t)), None)

@@ -27,6 +27,31 @@ def cosine_loss(y_true, y_pred):
     return 1.0 - tf.reduce_sum(tf.math.l2_normalize(y_pred, axis=-1) * y_true, axis=-1)
 
 
+def relation_loss(y_true, y_pred):
+    """Mean squared difference between the batch's student and teacher cosine-similarity matrices.
+
+    Why beside the per-face cosine: a student that misses each target by the same small angle can still get the
+    *relations* wrong (two strangers pulled closer than the teacher puts them), and relations are what a
+    verification threshold reads.
+    """
+    from edgeface.tf_setup import tf
+
+    student = tf.math.l2_normalize(y_pred, axis=-1)
+    diff = tf.matmul(student, student, transpose_b=True) - tf.matmul(y_true, y_true, transpose_b=True)
+    return tf.reduce_mean(tf.square(diff), axis=-1)  # per face: its row of the matrix
+
+
+def distillation_loss(relation_weight: float):
+    """Cosine to the teacher, plus ``relation_weight`` x the relation loss when it is above zero."""
+    if relation_weight == 0:
+        return cosine_loss
+
+    def loss(y_true, y_pred):
+        return cosine_loss(y_true, y_pred) + relation_weight * relation_loss(y_true, y_pred)
+
+    return loss
+
+
 def centred_targets(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = targets.mean(0)
     centred = targets - mean
@@ -47,25 +72,28 @@ def check_teacher(teacher: str, size: int) -> None:
 
 
 def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 2, identity_weight: float = 0.0,
-            margin: float = 0.3, scale: float = 32.0) -> dict:
+            margin: float = 0.3, scale: float = 32.0, relation_weight: float = 0.0) -> dict:
     """Train ``config.arch`` on the teacher's embeddings of every prepared face in ``data`` (and, with
     ``identity_weight``, on the identities of the labelled ones)."""
-    if identity_weight < 0:
-        raise EdgefaceError("--identity-weight must be >= 0")
+    if identity_weight < 0 or relation_weight < 0:
+        raise EdgefaceError("--identity-weight and --relation-weight must be >= 0")
     check_teacher(teacher, config.input_size)
     paths, identities = prepared_faces(data)
     table = teacher_targets(list(data), teacher, workers=workers)
     raw = np.stack([table[p] for p in paths]).astype(np.float32)
     targets, _ = centred_targets(raw)
     config.embedding_size = targets.shape[1]
-    extra = {"step": "distill", "teacher": teacher, "faces": len(paths), "loss": "cosine to centred teacher embedding",
+    described = "cosine to centred teacher embedding" + (
+        f" + {relation_weight} x batch relation (similarity matrix MSE)" if relation_weight else "")
+    extra = {"step": "distill", "teacher": teacher, "faces": len(paths), "loss": described,
              "alignment": prepared_alignment(data)}
+    distil_loss = distillation_loss(relation_weight)
     steps = len(paths) // config.batch
     if identity_weight == 0:
         def datasets(spec, batch):
             return make_dataset(paths, targets, spec, batch, training=True, seed=config.seed)
 
-        return fit(config, datasets, cosine_loss, steps_per_epoch=steps, extra=extra)
+        return fit(config, datasets, distil_loss, steps_per_epoch=steps, extra=extra)
 
     from edgeface.tf_setup import keras, tf
     from edgeface.train.train import with_margin_head
@@ -88,8 +116,8 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
 
         return ds.map(split)
 
-    losses = {"backbone": cosine_loss, "head": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
-    extra.update({"loss": f"cosine to centred teacher embedding + {identity_weight} x ArcFace (m={margin}, "
+    losses = {"backbone": distil_loss, "head": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+    extra.update({"loss": f"{described} + {identity_weight} x ArcFace (m={margin}, "
                           f"s={scale}) on labelled faces", "identities": len(names),
                   "labelled_faces": int((labels >= 0).sum())})
     return fit(config, datasets, losses, steps_per_epoch=steps, build_train_model=build_train_model, extra=extra,

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from edgeface.errors import EdgefaceError
 from edgeface.files import write_json
 from edgeface.manifest import Manifest
@@ -102,18 +104,35 @@ class LFWValidation(keras.callbacks.Callback):
               f"{100 * report['accuracy_se']:.2f}", file=sys.stderr, flush=True)
 
 
-def warm_start(backbone: keras.Model, init: Path) -> None:
-    """Copy the weights of a trained embedding network of the same architecture and width into ``backbone``.
+def warm_start(backbone: keras.Model, init: Path, sample_faces: Callable[[], np.ndarray]) -> None:
+    """Copy the weights of a trained embedding network of the same architecture and width into ``backbone``:
+    from a Keras model, or from a float32 ``.tflite`` (BN unfolded on ``sample_faces()``, see ``from_tflite``).
 
     Why: a new schedule (another loss, more data, more epochs) starting from a good model costs a fraction of
     training from scratch; ``--resume`` only finishes the schedule a run started with.
     """
+    if Path(init).suffix == ".tflite":
+        from edgeface.train.from_tflite import load_tflite_weights
+
+        load_tflite_weights(backbone, init, sample_faces())
+        return
     source = embedding_part(load_keras(init))
     theirs, ours = source.get_weights(), backbone.get_weights()
     if len(theirs) != len(ours) or any(a.shape != b.shape for a, b in zip(theirs, ours, strict=True)):
         raise EdgefaceError(f"--init {init}: its layers do not match {backbone.name} at this width and embedding "
                             "size")
     backbone.set_weights(theirs)
+
+
+def first_images(dataset: tf.data.Dataset, count: int) -> np.ndarray:
+    """The first ``count`` input images of a training dataset (whatever targets it carries)."""
+    images = []
+    for x, *_ in dataset:
+        x = x[0] if isinstance(x, tuple) else x
+        images.append(x.numpy())
+        if sum(len(b) for b in images) >= count:
+            break
+    return np.concatenate(images)[:count]
 
 
 def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_per_epoch: int,
@@ -137,7 +156,7 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
         else:
             backbone = build_model(config.arch, config.input_size, config.embedding_size, config.width)
             if config.init is not None:
-                warm_start(backbone, config.init)
+                warm_start(backbone, config.init, lambda: first_images(datasets(INPUT_SPEC, config.batch), 512))
             model = build_train_model(backbone) if build_train_model else backbone
             total = steps_per_epoch * config.epochs
             lr = schedule(config.lr, total, int(config.warmup_epochs * steps_per_epoch))

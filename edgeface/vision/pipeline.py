@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -88,10 +88,13 @@ def row_to_face(row: np.ndarray) -> Face:
 
 def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, detector_threads: int = 1,
                 group: str = "images", description: str = "embedding", detector: str = DEFAULT_DETECTOR,
-                detect_size: int = DEFAULT_DETECT_SIZE) -> tuple[np.ndarray, list[bool]]:
+                detect_size: int = DEFAULT_DETECT_SIZE,
+                transform: Callable[[np.ndarray, str], np.ndarray] | None = None) -> tuple[np.ndarray, list[bool]]:
     """Embed the main face of every image; where detection fails, a centre crop is used and flagged.
 
-    Returns (embeddings (N, D), fell_back per image). Unreadable images raise with the file's name.
+    ``transform(image, path)`` alters each image after reading (an evaluation condition); ``group`` must then
+    name it, since caches are keyed by the file. Returns (embeddings (N, D), fell_back per image). Unreadable
+    images raise with the file's name.
     """
     paths = [Path(p) for p in paths]
     missing = [p for p in paths if not p.exists()]
@@ -117,6 +120,8 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
 
     def load(i: int) -> tuple[int, np.ndarray, Face]:
         image = read_image(paths[i])
+        if transform is not None:
+            image = transform(image, str(paths[i]))
         row = detections.get(signatures[i])
         if row is not None:
             face = row_to_face(row)

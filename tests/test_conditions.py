@@ -1,0 +1,109 @@
+"""Camera conditions: the same damage for training views and for evaluation, seeded per image, without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import LFW, assert_one_line_error, needs_shared, prepared_orl, run_cli, small_pairs
+
+from edgeface.vision.image import read_image
+
+pytestmark = needs_shared
+FACE = LFW / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg"
+
+
+def test_each_condition_does_what_its_name_says():
+    from edgeface.vision.conditions import condition_transform, eye_distance, rescale
+    from edgeface.vision.detect import FaceFinder
+
+    image = read_image(FACE)
+    grey = condition_transform("grey")(image, "k")
+    assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1], grey[..., 2])
+    lit = condition_transform("relight")(image, str(FACE)).astype(float)
+    ratio = lit.mean(axis=(0, 2)) / np.maximum(image.astype(float).mean(axis=(0, 2)), 1)
+    dark, bright = sorted([ratio[:60].mean(), ratio[-60:].mean()])
+    assert dark < 0.35 and bright > 1.05, (dark, bright)  # one side in shadow, the other lit
+    # seeded by the image's key: the same side for every model, not always the same side for every image
+    again = condition_transform("relight")(image, str(FACE))
+    assert np.array_equal(again, lit.astype(np.uint8))
+    sides = {np.sign(condition_transform("relight")(image, f"k{i}")[:, :60].mean() - 100) for i in range(12)}
+    assert sides == {-1.0, 1.0}
+    jpeg = condition_transform("jpeg20")(image, "k")
+    assert jpeg.shape == image.shape and 2 < np.abs(jpeg.astype(int) - image).mean() < 20
+    # 32 px between the eyes, whatever the photo's framing: the same as rescaling by the measured distance
+    eyes = eye_distance(FaceFinder().find(image)[0].keypoints)
+    assert eyes > 40
+    small = condition_transform("lowres32")(image, "k")
+    assert np.array_equal(small, rescale(image, 32 / eyes))
+    with pytest.raises(Exception, match="unknown condition"):
+        condition_transform("fog")
+
+
+def test_views_are_seeded_resumable_and_a_prepared_folder(tmp_path: Path):
+    from edgeface.data.prepare import read_manifest
+    from edgeface.data.views import make_views
+    from edgeface.train.targets import record_face
+    from edgeface.vision.align import align_face
+
+    faces = prepared_orl(tmp_path / "orl", people=2)
+    first = make_views(faces, tmp_path / "views", per_face=2, workers=1)
+    n = len([r for r in read_manifest(faces) if r["status"] == "ok"])
+    assert first["written"] == 2 * n and sum(first["conditions_drawn"].values()) >= 2 * n
+    again = make_views(faces, tmp_path / "views", per_face=2, workers=2)
+    assert again["written"] == 0 and again["skipped_already_made"] == 2 * n
+    twin = make_views(faces, tmp_path / "twin", per_face=1, workers=2)
+    records = read_manifest(tmp_path / "views")
+    assert len(records) == 2 * n and all(r["status"] == "ok" and r["identity"] for r in records)
+    for rec in records[:6]:
+        crop = read_image(tmp_path / "views" / rec["file"])
+        # the crop is the damaged source aligned with the clean landmarks: what the teacher is shown (both stored
+        # as JPEG 95, hence the small tolerance), and not the clean crop
+        shown = align_face(read_image(rec["source"]), record_face(rec)).astype(int)
+        assert np.abs(crop - shown).mean() < 2.5
+        assert np.abs(crop - read_image(faces / rec["of"]).astype(int)).mean() > 4
+    one = records[0]
+    assert (tmp_path / "twin" / one["file"]).read_bytes() == (tmp_path / "views" / one["file"]).read_bytes()
+    assert twin["written"] == n
+    with pytest.raises(Exception, match="new folder"):
+        make_views(faces, faces)
+
+
+def test_eval_under_a_condition_scores_other_pixels_and_reports_the_threshold(tmp_path: Path):
+    pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=4)
+    reports = {}
+    for condition in ("plain", "grey"):
+        result = run_cli("eval", "--lfw-dir", str(LFW), "--pairs", str(pairs), "--condition", condition, "--json")
+        assert result.returncode == 0, result.stderr
+        reports[condition] = json.loads(result.stdout)
+    plain, grey = reports["plain"], reports["grey"]
+    assert plain["condition"] == "plain" and grey["condition"] == "grey"
+    assert plain["threshold"] != grey["threshold"]  # other pixels, other scores: never the plain cache
+    for report in reports.values():
+        assert 0 <= report["far_at_model_threshold"] <= 1 and report["model_threshold"] > 0
+    table = run_cli("eval", "--lfw-dir", str(LFW), "--pairs", str(pairs), "--condition", "grey")
+    assert "LFW View 2 (grey)" in table.stdout and "model's threshold" in table.stdout
+    assert_one_line_error(run_cli("eval", "--lfw-dir", str(LFW), "--pairs", str(pairs), "--hold-conditions"),
+                          "--save-threshold")
+    assert_one_line_error(run_cli("eval", "--lfw-dir", str(LFW), "--pairs", str(pairs), "--condition", "fog"),
+                          "fog")
+
+
+def test_robust_threshold_holds_plain_far_and_the_looser_condition_far():
+    from edgeface.evaluate.lfw import robust_threshold
+    from edgeface.evaluate.metrics import verification_report
+
+    rng = np.random.default_rng(0)
+    same = np.repeat([True, False], 3000)
+    folds = np.tile(np.repeat(np.arange(10), 300), 2)
+    plain = np.where(same, rng.normal(0.7, 0.1, 6000), rng.normal(0.1, 0.1, 6000))
+    grey = np.where(same, rng.normal(0.6, 0.1, 6000), rng.normal(0.25, 0.12, 6000))  # impostors look closer
+    reports = {"plain": verification_report(plain, same, folds), "grey": verification_report(grey, same, folds)}
+    t = robust_threshold(reports)
+    assert np.mean(plain[~same] > t) <= 1e-3 and np.mean(grey[~same] > t) <= 3e-3
+    assert t == reports["grey"]["threshold_at_far"]["0.003"] > reports["plain"]["threshold_at_far"]["0.001"]
+    # where the condition is harmless, the plain threshold stands
+    assert robust_threshold({"plain": reports["plain"], "grey": reports["plain"]}) == \
+        reports["plain"]["threshold_at_far"]["0.001"]
