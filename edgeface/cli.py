@@ -154,6 +154,29 @@ def data_prepare_command(
     print_table(f"prepared {dst}", ["count", "images"], [(k, v) for k, v in summary.items() if k != "dst"])
 
 
+@data_app.command("views")
+def data_views_command(
+    src: Annotated[Path, typer.Argument(help="a prepared folder (output of 'edgeface data prepare')")],
+    dst: Annotated[Path, typer.Argument(help="new prepared folder for the views (crops, damaged photos, manifest)")],
+    per_face: Annotated[int, typer.Option(help="damaged views of each face")] = 1,
+    seed: Annotated[int, typer.Option(help="another seed draws other damage")] = 0,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 2,
+    json_out: Json = False,
+) -> None:
+    """Damaged views of every prepared face (grey, shading, shadow, blur, small-face detail, JPEG, occlusion,
+    colour) for a teacher to label: a prepared folder that distill takes like any other; resumable."""
+    from edgeface.data.views import make_views
+    from edgeface.report_format import print_json, print_table
+
+    summary = make_views(src, dst, per_face=per_face, seed=seed, workers=workers)
+    if json_out:
+        print_json(summary)
+        return
+    drawn = summary.pop("conditions_drawn")
+    print_table(f"views in {dst}", ["count", "value"],
+                [(k, v) for k, v in summary.items() if k != "dst"] + [(f"drew {k}", v) for k, v in drawn.items()])
+
+
 DataDirs = Annotated[list[Path], typer.Argument(help="prepared folders (output of 'edgeface data prepare')")]
 Arch = Annotated[str, typer.Option(help="architecture from 'edgeface models'")]
 Out = Annotated[Path, typer.Option("--out", "-o", help="output folder: checkpoint, log.csv, model.keras + .json")]
@@ -170,16 +193,17 @@ Init = Annotated[Optional[Path], typer.Option(help="start from this trained mode
                                                  "a .keras model or its float32 .tflite export")]
 Margin = Annotated[float, typer.Option(help="angular (arcface) or cosine (cosface) margin")]
 Scale = Annotated[float, typer.Option(help="logit scale of the margin heads")]
+Seed = Annotated[int, typer.Option(help="seed of initial weights, shuffling and augmentation")]
 
 
 def train_config(arch: str, out: Path, width: float | None, epochs: int, batch: int, lr: float, resume: bool,
                  strategy: str, val_lfw_dir: Path | None, val_pairs: Path | None, val_every: int,
-                 init: Path | None):
+                 init: Path | None, seed: int):
     from edgeface.train.loop import TrainConfig
 
     return TrainConfig(arch=arch, out=out, width=width, epochs=epochs, batch=batch, lr=lr, resume=resume,
                        strategy=getattr(strategy, "value", strategy), val_lfw_dir=val_lfw_dir, val_pairs=val_pairs,
-                       val_every=val_every, init=init)
+                       val_every=val_every, init=init, seed=seed)
 
 
 def print_training(summary: dict, json_out: bool) -> None:
@@ -230,6 +254,7 @@ def train_command(
     val_pairs: ValPairs = None,
     val_every: ValEvery = 5,
     init: Init = None,
+    seed: Seed = 0,
     json_out: Json = False,
 ) -> None:
     """Train an embedding network as an identity classifier (softmax / ArcFace / CosFace head)."""
@@ -237,7 +262,7 @@ def train_command(
     from edgeface.train.train import train
 
     config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
-                          init)
+                          init, seed)
     print_training(train(data, config, head=head, margin=margin, scale=scale), json_out)
 
 
@@ -262,6 +287,7 @@ def distill_command(
         help="weight of an ArcFace loss on the labelled faces beside distillation (0: distillation only)")] = 0.0,
     relation_weight: Annotated[float, typer.Option(
         help="weight of the relation loss: match the teacher's similarity matrix of each batch (0: off)")] = 0.0,
+    seed: Seed = 0,
     margin: Margin = 0.3,
     scale: Scale = 32.0,
     json_out: Json = False,
@@ -270,7 +296,7 @@ def distill_command(
     from edgeface.train.distill import distill
 
     config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
-                          init)
+                          init, seed)
     print_training(distill(data, teacher, config, workers=workers, identity_weight=identity_weight, margin=margin,
                            scale=scale, relation_weight=relation_weight), json_out)
 
