@@ -269,7 +269,8 @@ def train_command(
 @app.command("distill", rich_help_panel="1. data & training")
 def distill_command(
     data: DataDirs,
-    teacher: Annotated[str, typer.Option(help="'dlib', a .tflite file or a Keras model")],
+    teacher: Annotated[str, typer.Option(
+        help="'dlib', 'dlib-port' (dlib's network on LiteRT, from face-api's weights), a .tflite or Keras model")],
     arch: Arch = "mobilefacenet",
     out: Out = Path("runs/distill"),
     width: Width = None,

@@ -60,7 +60,7 @@ def centred_targets(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def check_teacher(teacher: str, size: int) -> None:
     """A .tflite/Keras teacher must take aligned faces of the student's input size."""
-    if teacher == "dlib":
+    if teacher in ("dlib", "dlib-port"):  # dlib's own alignment, from the source photo and the stored box
         return
     from edgeface.train.keras_embedder import load_any_embedder
 

