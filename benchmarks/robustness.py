@@ -7,6 +7,7 @@ MobileFaceNet peer, in one run.
 Each cell is `edgeface eval MODEL --condition C --json` (cached embeddings make a re-run fast). Reports accuracy
 (10-fold mean +- SE), ROC AUC, TAR at FAR 1e-3, and the FAR at the model's own stored threshold: what `recognize`
 would let through under that condition. dlib and the peer carry no threshold of ours.
+-> results/robustness.json and results/robustness.md (accuracy % / TAR@FAR1e-3 % / FAR per 1,000 at the threshold)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common import LFW, PAIRS, PEER_FLAGS, SHARED, edgeface_json, save
+from common import LFW, PAIRS, PEER_FLAGS, RESULTS, SHARED, edgeface_json, save
 
 from edgeface.vision.condition_names import CONDITIONS
 
@@ -55,6 +56,21 @@ def main() -> None:
                   f"AUC {report['roc_auc']:.4f} TAR@1e-3 {100 * report['tar_at_far']['0.001']:5.1f} % "
                   f"FAR@thr {'-' if far is None else f'{far:.4f}'}", flush=True)
     save(args.out, {"conditions": {c: CONDITIONS[c] for c in args.conditions.split(",")}, "rows": rows}, started)
+    table = markdown(rows, args.conditions.split(","))
+    (RESULTS / Path(args.out).with_suffix(".md").name).write_text(table)
+    print(table)
+
+
+def markdown(rows: list[dict], conditions: list[str]) -> str:
+    """One line per model, one column per condition: accuracy, TAR at FAR 1e-3 and the FAR at the model's threshold."""
+    cells: dict[str, dict[str, str]] = {}
+    for r in rows:
+        far = "" if r["far_at_model_threshold"] is None else f" / {1000 * r['far_at_model_threshold']:.1f}"
+        cells.setdefault(r["model"], {})[r["condition"]] = (f"{100 * r['accuracy']:.2f} / "
+                                                           f"{100 * r['tar_at_far']['0.001']:.1f}{far}")
+    lines = ["| model | " + " | ".join(conditions) + " |", "|---|" + "---|" * len(conditions)]
+    lines += [f"| {m} | " + " | ".join(c.get(k, "") for k in conditions) + " |" for m, c in cells.items()]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
