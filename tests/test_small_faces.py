@@ -4,6 +4,7 @@ about 60 px. Frames are generated from LFW photos by edgeface.evaluate.scenes (s
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -90,19 +91,29 @@ def test_detections_and_embeddings_are_cached_per_detector(tmp_path: Path):
 
 @needs_shared
 def test_a_gallery_refuses_another_detectors_alignment(tmp_path: Path):
-    """A model without a BlazeFace alignment (the peer) gets YuNet's 5 points: its gallery refuses BlazeFace crops.
-    The default model, trained on BlazeFace crops, gets BlazeFace landmarks under either detector."""
+    """A model aligned on YuNet's 5 points (the default, the peer) gets them: its gallery refuses BlazeFace crops.
+    A model trained on BlazeFace crops (its manifest says blazeface-4pt) gets BlazeFace landmarks under either
+    detector."""
+    from edgeface.default_model import default_model_path
+    from edgeface.manifest import load_manifest, save_manifest
+
     photo = str(DATA / "media" / "gallery" / "obama" / "obama.jpg")
-    peer = tmp_path / "peer.sqlite"
-    model = ["--model", str(PEER_FLOAT), *PEER_FLAGS]
-    assert run_cli("enroll", "obama", photo, "--gallery", str(peer), *model).returncode == 0
-    result = run_cli("recognize", "--source", photo, "--gallery", str(peer), "--threshold", "0.3",
-                     "--detector", "blazeface", *model)
-    assert_one_line_error(result, "yunet-5pt", "--detector yunet")
-    default = tmp_path / "default.sqlite"
-    assert run_cli("enroll", "obama", photo, "--gallery", str(default)).returncode == 0
+    for name, model in (("peer", ["--model", str(PEER_FLOAT), *PEER_FLAGS]), ("default", [])):
+        gallery = tmp_path / f"{name}.sqlite"
+        assert run_cli("enroll", "obama", photo, "--gallery", str(gallery), *model).returncode == 0
+        result = run_cli("recognize", "--source", photo, "--gallery", str(gallery), "--threshold", "0.3",
+                         "--detector", "blazeface", *model)
+        assert_one_line_error(result, "yunet-5pt", "--detector yunet")
+    blaze = tmp_path / "blaze.tflite"
+    shutil.copyfile(default_model_path(), blaze)
+    manifest = load_manifest(blaze)
+    manifest.alignment = "blazeface-4pt"
+    save_manifest(blaze, manifest)
+    gallery = tmp_path / "blaze.sqlite"
+    assert run_cli("enroll", "obama", photo, "--gallery", str(gallery), "--model", str(blaze)).returncode == 0
     for detector in ("yunet", "blazeface"):
-        result = run_cli("recognize", "--source", photo, "--gallery", str(default), "--json", "--detector", detector)
+        result = run_cli("recognize", "--source", photo, "--gallery", str(gallery), "--json", "--detector", detector,
+                         "--model", str(blaze))
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout.splitlines()[0])["name"] == "obama"
 

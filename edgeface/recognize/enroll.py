@@ -19,7 +19,7 @@ from edgeface.vision.align import align_face
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.embed import Embedder
 from edgeface.vision.image import decode_image, is_image
-from edgeface.vision.quality import MAX_TURN, head_turn, sharpness
+from edgeface.vision.quality import MAX_TURN, sharpness
 
 MIN_EYE_DISTANCE = 24.0  # pixels between the eyes in the source photo
 MIN_SHARPNESS = 40.0  # variance of the Laplacian of the aligned grey face (sharp photos: 600-2400)
@@ -45,7 +45,7 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> 
     eyes = float(np.linalg.norm(face.keypoints[0] - face.keypoints[1]))
     if eyes < MIN_EYE_DISTANCE:
         raise EdgefaceError(f"face too small ({eyes:.0f} px between the eyes, need {MIN_EYE_DISTANCE:.0f})")
-    turn = head_turn(face.keypoints)
+    turn = finder.turn(image, face)
     if turn > MAX_TURN:
         raise EdgefaceError(f"face turned away (turn {turn:.1f}, at most {MAX_TURN}): use a photo facing the camera")
     aligned = align_face(image, face)

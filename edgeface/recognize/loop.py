@@ -29,7 +29,7 @@ from edgeface.recognize.events import Events
 from edgeface.recognize.gallery import Gallery
 from edgeface.recognize.tracking import Tracker
 from edgeface.vision.align import align_face
-from edgeface.vision.detect import create_detector
+from edgeface.vision.detect import TurnGauge, create_detector
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, DEFAULT_MIN_FACE, check_min_face
 from edgeface.vision.embed import Embedder
 from edgeface.vision.quality import MAX_TURN, head_turn
@@ -70,6 +70,7 @@ class Recognizer:
         # every face big enough to embed: the head-turn gate then reads the same points enrolment read
         self.detector = create_detector(detector, threads=threads, detect_size=detect_size,
                                         alignment=getattr(embedder, "alignment", None), min_face=self.min_face)
+        self.turn = TurnGauge(self.detector, threads)
         gallery.templates()  # load (and index) the gallery now, not on the first face
         self.tracker = Tracker(window=smooth)
         self.timings = Timings()
@@ -77,7 +78,8 @@ class Recognizer:
     def process(self, frame_bgr: np.ndarray) -> list[dict]:
         t = time.perf_counter()
         faces = self.detector.detect(frame_bgr, bgr=True)
-        turns = [head_turn(f.keypoints) for f in faces]
+        turns = [self.turn(frame_bgr, f, bgr=True) if f.width >= self.min_face else head_turn(f.keypoints)
+                 for f in faces]
         reasons = ["too small" if f.width < self.min_face else "turned away" if turn > self.max_turn else None
                    for f, turn in zip(faces, turns, strict=True)]
         usable = [i for i, reason in enumerate(reasons) if reason is None]
