@@ -48,7 +48,7 @@ def main() -> None:
     int8, float32 = ASSETS / "edgeface-default.tflite", ASSETS / "edgeface-default-float32.tflite"
     breakdown = {p.name: edgeface_json("info", str(p), "--bytes") for p in (int8, float32)}
     finder = FaceFinder()
-    faces = [f for f in (finder.aligned_main(read_image(p)) for p in sorted(CELEBA.glob("*.jpg"))[:100])
+    faces = [f for f in (finder.aligned_main(read_image(p)) for p in sorted((CELEBA / "images").glob("*.jpg"))[:100])
              if f is not None]
     reference = TFLiteEmbedder(int8).embed(np.stack(faces))
     variants = {"names": (True, False), "bias-quantization": (False, True), "both": (True, True)}
