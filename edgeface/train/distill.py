@@ -19,6 +19,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.train.dataset import encode_labels, make_dataset, prepared_alignment, prepared_faces
 from edgeface.train.loop import TrainConfig, fit
 from edgeface.train.targets import teacher_targets
+from edgeface.vision.embed import DLIB_PORT
 
 
 def cosine_loss(y_true, y_pred):
@@ -60,7 +61,7 @@ def centred_targets(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def check_teacher(teacher: str, size: int) -> None:
     """A .tflite/Keras teacher must take aligned faces of the student's input size."""
-    if teacher in ("dlib", "dlib-port"):  # dlib's own alignment, from the source photo and the stored box
+    if teacher in ("dlib", DLIB_PORT):  # dlib's own alignment, from the source photo and the stored box
         return
     from edgeface.train.keras_embedder import load_any_embedder
 

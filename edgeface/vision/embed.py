@@ -128,7 +128,7 @@ class DlibEmbedder:
     threshold: float | None = None
     alignment: str | None = None  # dlib aligns from its own landmarks inside the detector's box
 
-    def __init__(self, flip: bool = False) -> None:
+    def __init__(self, flip: bool = False, network: bool = True) -> None:
         try:
             import dlib  # type: ignore[import-not-found]
             import face_recognition_models as frm  # type: ignore[import-not-found]
@@ -138,14 +138,18 @@ class DlibEmbedder:
             ) from None
         self.dlib = dlib
         self.predictor = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
-        self.net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
         self.flip = flip
-        self.key = hashlib.sha256(f"dlib|{sha256_file(frm.face_recognition_model_location())}|flip={flip}"
-                                  .encode()).hexdigest()[:24]
+        if network:  # the port brings its own network: dlib's would only cost load time
+            self.net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+            self.key = hashlib.sha256(f"dlib|{sha256_file(frm.face_recognition_model_location())}|flip={flip}"
+                                      .encode()).hexdigest()[:24]
 
     def _descriptor(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         x0, y0, x1, y1 = (round(float(v)) for v in box)
-        shape = self.predictor(image, self.dlib.rectangle(x0, y0, x1, y1))
+        return self._describe(image, self.predictor(image, self.dlib.rectangle(x0, y0, x1, y1)))
+
+    def _describe(self, image: np.ndarray, shape) -> np.ndarray:
+        """The descriptor of the face dlib's 5-point ``shape`` marks."""
         return np.array(self.net.compute_face_descriptor(image, shape), np.float32)
 
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -194,7 +198,7 @@ class DlibPortEmbedder(DlibEmbedder):
     name = DLIB_PORT
 
     def __init__(self, path: str | Path, threads: int = 1, flip: bool = False) -> None:
-        super().__init__(flip=flip)
+        super().__init__(flip=flip, network=False)
         from edgeface.runtime.interpreter import Model
 
         path = Path(path)
@@ -204,9 +208,7 @@ class DlibPortEmbedder(DlibEmbedder):
         self.model = Model(path, threads=threads)
         self.key = hashlib.sha256(f"{DLIB_PORT}|{sha256_file(path)}|flip={flip}".encode()).hexdigest()[:24]
 
-    def _descriptor(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-        x0, y0, x1, y1 = (round(float(v)) for v in box)
-        shape = self.predictor(image, self.dlib.rectangle(x0, y0, x1, y1))
+    def _describe(self, image: np.ndarray, shape) -> np.ndarray:
         chip = np.asarray(self.dlib.get_face_chip(image, shape, size=DLIB_CHIP, padding=0.25), np.float32)
         return self.model(((chip - np.array(DLIB_MEAN_RGB, np.float32)) / DLIB_DIVISOR)[None])[0]
 
