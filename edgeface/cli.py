@@ -330,6 +330,9 @@ def prune_command(
     sparsity: Annotated[float, typer.Option(help="magnitude pruning: fraction of Conv2D/Dense weights set to 0")] = 0.5,
     structured: Annotated[bool, typer.Option(help="remove whole channels instead (cuts FLOPs and latency)")] = False,
     ratio: Annotated[float, typer.Option(help="--structured: fraction of channels removed per group")] = 0.5,
+    steps: Annotated[int, typer.Option(help="--structured: reach --ratio in this many prune + fine-tune steps")] = 1,
+    relation_weight: Annotated[float, typer.Option(help="--structured: weight of the batch relation loss beside "
+                                                        "the cosine to the original")] = 0.0,
     data: FineData = None,
     epochs: FineEpochs = 2.0,
     faces: FineFaces = 4000,
@@ -342,8 +345,10 @@ def prune_command(
     keras_model, manifest = load_model(model)
     face_data = face_set(keras_model, manifest, data, faces)
     if structured:
-        pruned, report = structured_prune(keras_model, ratio, face_data, epochs)
-        step = {"step": "prune", "structured": True, "ratio": ratio, "epochs": epochs if face_data else 0}
+        pruned, report = structured_prune(keras_model, ratio, face_data, epochs, steps=steps,
+                                          relation_weight=relation_weight)
+        step = {"step": "prune", "structured": True, "ratio": ratio, "steps": steps,
+                "relation_weight": relation_weight, "epochs": epochs if face_data else 0}
     else:
         pruned, report = magnitude_prune(keras_model, sparsity, require_faces(face_data, "prune"), epochs)
         step = {"step": "prune", "structured": False, "sparsity": sparsity, "epochs": epochs}

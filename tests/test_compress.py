@@ -67,7 +67,7 @@ def test_structured_pruning_builds_a_thinner_model_that_runs(setup, tmp_path):
     thin, report = structured_prune(model, 0.5, faces, epochs=1, batch=16)
     assert thin.count_params() < 0.85 * model.count_params()
     assert count_flops(thin) < 0.8 * count_flops(model)
-    assert all(r["kept"] < r["channels"] for r in report if r["channels"] >= 16)
+    assert all(r["kept"] < r["channels"] for r in report if r.get("channels", 0) >= 16)
     path, manifest = export(thin, tmp_path / "thin.tflite")
     assert manifest.params == thin.count_params()
     tflite_agrees(thin, path, faces, 1e-4)
@@ -83,10 +83,10 @@ def test_structured_pruning_without_finetune_keeps_the_kept_channels_exact(setup
     groups = channel_groups(model)
     assert groups
     same, report = structured_prune(model, 0.01, None)
-    assert all(r["kept"] == r["channels"] for r in report)
+    assert all(r["kept"] == r["channels"] for r in report if "group" in r)
     assert np.allclose(model(x, training=False).numpy(), same(x, training=False).numpy(), atol=1e-4)
     thin, report = structured_prune(model, 0.5, None)
-    assert all(r["kept"] < r["channels"] for r in report if r["channels"] >= 16)
+    assert all(r["kept"] < r["channels"] for r in report if r.get("channels", 0) >= 16)
     assert thin.count_params() < model.count_params()
 
 
@@ -153,3 +153,52 @@ def test_compression_refuses_what_it_cannot_handle(setup, tmp_path):
     junk.write_bytes(b"not a keras file")
     assert_one_line_error(run_cli("lowrank", str(junk), "-o", str(tmp_path / "o.keras"), "--rank", "2",
                                   block_tf=False), "cannot load Keras model")
+
+
+def test_structured_pruning_of_a_vgg_is_exact_for_channels_that_carry_nothing():
+    """VGG chains run conv -> BN -> ReLU -> pool -> conv, and the last one reaches the Dense through Flatten
+    (each channel owns one row per position). Channels whose BN outputs zero contribute nothing, so removing
+    exactly those must leave the embedding unchanged; a wrong row or axis would not."""
+    from edgeface.compress.prune import _ranking, channel_groups, structured_prune
+    from edgeface.models import build_model
+
+    tf_setup.tf.keras.utils.set_random_seed(0)
+    model = build_model("vgg16", input_size=64, embedding_size=16, width=0.25)
+    groups = channel_groups(model)
+    assert len(groups) == 13 and groups[-1].consumer == "embedding_dense" and groups[-1].spatial == 4
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # trained-looking BN statistics, so the check is not trivially about zeros
+        if isinstance(layer, tf_setup.keras.layers.BatchNormalization) and layer.name != "embedding":
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+    for g in groups:  # silence the half of each group the ranking will drop (the smallest |gamma|)
+        if g.channels >= 16:
+            bn = model.get_layer(g.channelwise[0])
+            gamma, beta, mean, var = bn.get_weights()
+            drop = np.argsort(-_ranking(model, g))[g.channels // 2 :]
+            gamma[drop], beta[drop] = 0.0, 0.0
+            bn.set_weights([gamma, beta, mean, var])
+    x = rng.normal(size=(3, 64, 64, 3)).astype(np.float32)
+    thin, report = structured_prune(model, 0.5, None)
+    assert all(r["kept"] == r["channels"] // 2 for r in report if r.get("channels", 0) >= 16)
+    assert np.allclose(model(x, training=False).numpy(), thin(x, training=False).numpy(), atol=1e-4)
+    from edgeface.models.registry import count_flops
+
+    assert count_flops(thin) < 0.35 * count_flops(model)
+
+
+def test_gradual_structured_pruning_reaches_the_same_width_in_steps(setup):
+    """Two prune + fine-tune steps (relation loss on) end at the channel counts of one step, with FLOPs falling
+    at each step and the curve reporting how close each step stays to the original."""
+    from edgeface.compress.prune import structured_prune
+    from edgeface.models.registry import count_flops
+
+    model, _, _, faces = setup
+    once, once_report = structured_prune(model, 0.5, None)
+    gradual, report = structured_prune(model, 0.5, faces, epochs=1, batch=16, steps=2, relation_weight=1.0)
+    curve = [r for r in report if "step" in r]
+    assert [r["step"] for r in curve] == [1, 2]
+    assert count_flops(model) > curve[0]["flops"] > curve[1]["flops"] == count_flops(gradual) == count_flops(once)
+    assert all(-1 <= r["agreement"] <= 1 + 1e-5 and r["loss"] > 0 for r in curve), curve
+    assert [r["kept"] for r in report if "group" in r] == [r["kept"] for r in once_report if "group" in r]

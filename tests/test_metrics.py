@@ -74,3 +74,31 @@ def test_bad_inputs_raise_clear_errors():
         roc_auc(np.ones(4), np.ones(4))
     with pytest.raises(EdgefaceError, match="NaN"):
         best_threshold(np.array([0.1, np.nan]), np.array([1, 0]))
+
+
+def test_identification_goes_to_the_nearest_identity_mean():
+    from edgeface.evaluate.metrics import identification_top1
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 16))
+    ids = np.repeat(np.arange(5), 4)
+    gallery = centres[ids] + 0.1 * rng.normal(size=(20, 16))
+    probes = centres[[0, 1, 2, 3, 4]] + 0.1 * rng.normal(size=(5, 16))
+    truth = np.array([0, 1, 2, 3, 2])  # the last probe is really person 4: it must be counted wrong
+    assert identification_top1(gallery, ids, probes, truth).tolist() == [True, True, True, True, False]
+
+
+def test_paired_statistics_find_a_real_difference_and_no_phantom_one():
+    from edgeface.evaluate.stats import bootstrap_ci, photo_differences, sign_flip_p
+
+    rng = np.random.default_rng(1)
+    reference = rng.random((3, 2000)) < 0.7
+    better = reference | (rng.random((3, 2000)) < 0.2)  # fixes about 6 % of photos, breaks none
+    diffs = photo_differences(better, reference)
+    low, high = bootstrap_ci(diffs)
+    assert 0 < low < diffs.mean() < high and sign_flip_p(diffs) < 0.001
+    same = photo_differences(rng.random((3, 2000)) < 0.7, rng.random((3, 2000)) < 0.7)  # two coins, no effect
+    low, high = bootstrap_ci(same)
+    assert low < 0 < high and sign_flip_p(same) > 0.01
+    with pytest.raises(ValueError, match="same photos"):
+        photo_differences(better, reference[:, :10])

@@ -55,13 +55,13 @@ class FaceSet:
         return float(np.mean(np.sum(self.embed(model) * self.targets, axis=1)))
 
 
-def cosine_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-    return 1.0 - tf.reduce_sum(tf.math.l2_normalize(y_pred, axis=-1) * y_true, axis=-1)
-
-
 def finetune(model: keras.Model, faces: FaceSet, epochs: float, batch: int = 64, lr: float = 5e-4,
-             callbacks: list | None = None) -> list[float]:
-    """Distil ``faces.targets`` into ``model`` for ``epochs`` passes; returns the loss per epoch."""
+             callbacks: list | None = None, relation_weight: float = 0.0) -> list[float]:
+    """Distil ``faces.targets`` into ``model`` for ``epochs`` passes (cosine to each target, plus
+    ``relation_weight`` x the batch relation loss, see ``train.distill``); returns the loss per epoch. Fractions
+    of a pass are honoured below one epoch; above, epochs are rounded to whole passes."""
+    from edgeface.train.distill import distillation_loss
+
     if epochs <= 0:
         return []
     if len(faces.faces) < 8:
@@ -69,8 +69,10 @@ def finetune(model: keras.Model, faces: FaceSet, epochs: float, batch: int = 64,
     batch = min(batch, len(faces.faces))
     steps = max(1, len(faces.faces) // batch)
     whole = max(1, round(epochs))
+    if epochs < 1:  # a fraction of a pass (a gradual pruning step): fewer steps, one Keras epoch
+        whole, steps = 1, max(1, round(epochs * steps))
     schedule = keras.optimizers.schedules.CosineDecay(lr, steps * whole)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=cosine_loss)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=distillation_loss(relation_weight))
     with contextlib.redirect_stdout(sys.stderr):
         history = model.fit(faces.dataset(batch), epochs=whole, steps_per_epoch=steps, callbacks=callbacks or [],
                             verbose=2)

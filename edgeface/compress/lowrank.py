@@ -1,5 +1,7 @@
-"""Low-rank factorisation: a Dense or 1x1 Conv2D kernel W (in x out) becomes two thinner layers
-U (in x r) and V (r x out) from its truncated SVD, wherever that saves parameters (r * (in + out) < in * out).
+"""Low-rank factorisation: a Dense or Conv2D kernel W, seen as a matrix (k*k*in x out), becomes two thinner
+layers U (k*k*in x r) and V (r x out) from its truncated SVD, wherever that saves parameters
+(r * (k*k*in + out) < k*k*in * out). For a k x k conv, U is a k x k conv with r filters (keeping the stride and
+padding) and V a 1x1 conv: the classic spatial-then-pointwise split.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ def lowrank(model: keras.Model, faces: FaceSet | None, rank: int | None = None, 
     plan: dict[str, tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = {}
     report = []
     for layer in model.layers:
-        is_1x1 = type(layer) is keras.layers.Conv2D and layer.kernel_size == (1, 1) and layer.strides == (1, 1)
-        if not (is_1x1 or type(layer) is keras.layers.Dense):
+        if type(layer) not in (keras.layers.Conv2D, keras.layers.Dense):
             continue
         weights = layer.get_weights()
         kernel = weights[0].reshape(-1, weights[0].shape[-1])
@@ -41,7 +42,7 @@ def lowrank(model: keras.Model, faces: FaceSet | None, rank: int | None = None, 
         report.append({"layer": layer.name, "shape": [n_in, n_out], "rank": r,
                        "params_before": n_in * n_out, "params_after": r * (n_in + n_out)})
     if not plan:
-        raise EdgefaceError("no Dense or 1x1 Conv2D layer would get smaller at that rank/energy")
+        raise EdgefaceError("no Dense or Conv2D layer would get smaller at that rank/energy")
 
     def split(layer: keras.layers.Layer) -> keras.layers.Layer:
         cfg = layer.get_config()
@@ -52,7 +53,8 @@ def lowrank(model: keras.Model, faces: FaceSet | None, rank: int | None = None, 
             first = keras.layers.Dense(r, use_bias=False, name=f"{cfg['name']}_u")
             second = keras.layers.Dense(cfg["units"], use_bias=cfg["use_bias"], name=f"{cfg['name']}_v")
         else:
-            first = keras.layers.Conv2D(r, 1, use_bias=False, name=f"{cfg['name']}_u")
+            first = keras.layers.Conv2D(r, cfg["kernel_size"], strides=cfg["strides"], padding=cfg["padding"],
+                                        dilation_rate=cfg["dilation_rate"], use_bias=False, name=f"{cfg['name']}_u")
             second = keras.layers.Conv2D(cfg["filters"], 1, use_bias=cfg["use_bias"], name=f"{cfg['name']}_v")
         return keras.Sequential([first, second], name=cfg["name"])
 

@@ -42,16 +42,15 @@ def sparsity_report(model: keras.Model) -> list[dict]:
     return rows
 
 
-def magnitude_prune(model: keras.Model, sparsity: float, faces: FaceSet, epochs: float = 2.0,
-                    batch: int = 64, lr: float = 5e-4) -> tuple[keras.Model, list[dict]]:
-    """TFMOT low-magnitude pruning of Conv2D/Dense kernels to ``sparsity`` (PolynomialDecay over the first 70 %
-    of fine-tuning), then ``strip_pruning``. The model passed in is not modified (it is cloned first)."""
+def prunable(model: keras.Model, sparsity: float, steps: int) -> tuple[keras.Model, list]:
+    """A copy of ``model`` whose Conv2D/Dense kernels TFMOT drives to ``sparsity`` over the first 70 % of
+    ``steps`` training steps (PolynomialDecay), and the callback that advances it. Train it with any loss, then
+    ``tfmot.sparsity.keras.strip_pruning``. The model passed in is not modified (it is cloned first)."""
     import tensorflow_model_optimization as tfmot
 
     if not 0 < sparsity < 1:
         raise EdgefaceError(f"--sparsity must be between 0 and 1, got {sparsity}")
     check_supported(model)
-    steps = max(1, len(faces.faces) // batch) * max(1, round(epochs))
     schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, sparsity, begin_step=0, end_step=max(1, int(0.7 * steps)),
                                                    frequency=max(1, steps // 20))
     clone = keras.models.clone_model(model)  # prune_low_magnitude rewires what it is given: never the original
@@ -62,22 +61,40 @@ def magnitude_prune(model: keras.Model, sparsity: float, faces: FaceSet, epochs:
             return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
         return layer
 
-    pruned = keras.models.clone_model(clone, clone_function=wrap)  # wraps clone's layers: their weights carry over
-    finetune(pruned, faces, epochs, batch, lr, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
-    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+    wrapped = keras.models.clone_model(clone, clone_function=wrap)  # wraps clone's layers: weights carry over
+    return wrapped, [tfmot.sparsity.keras.UpdatePruningStep()]
+
+
+def magnitude_prune(model: keras.Model, sparsity: float, faces: FaceSet, epochs: float = 2.0,
+                    batch: int = 64, lr: float = 5e-4) -> tuple[keras.Model, list[dict]]:
+    """Low-magnitude pruning of Conv2D/Dense kernels to ``sparsity`` while distilling the original's
+    embeddings (``finetune``), then ``strip_pruning``."""
+    import tensorflow_model_optimization as tfmot
+
+    steps = max(1, len(faces.faces) // min(batch, len(faces.faces))) * max(1, round(epochs))
+    wrapped, callbacks = prunable(model, sparsity, steps)
+    finetune(wrapped, faces, epochs, batch, lr, callbacks=callbacks)
+    stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
     return stripped, sparsity_report(stripped)
+
+
+CHANNELWISE = (keras.layers.BatchNormalization, keras.layers.DepthwiseConv2D)
+PASS_THROUGH = (keras.layers.ReLU, keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.Dropout,
+                keras.layers.Activation)
 
 
 @dataclass
 class ChannelGroup:
-    """Channels that live and die together: conv(1x1) -> BN -> act -> depthwise -> BN [-> act] -> conv."""
+    """Output channels of ``producer`` that live and die together: the per-channel layers after it (BN,
+    depthwise) and the one layer that reads them (``consumer``: a Conv2D, or a Dense behind Flatten, where each
+    channel occupies ``spatial`` rows). Covers MobileFaceNet's expand -> depthwise -> project and VGG's
+    conv -> BN -> ReLU -> pool -> conv."""
 
-    expand: str
-    expand_bn: str
-    depthwise: str
-    depthwise_bn: str
-    project: str
+    producer: str
+    channelwise: list[str]
+    consumer: str
     channels: int
+    spatial: int = 0  # 0: the consumer is a conv; else positions per channel in the Dense's flattened input
 
 
 def _consumers(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
@@ -90,65 +107,111 @@ def _consumers(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
 
 
 def channel_groups(model: keras.Model) -> list[ChannelGroup]:
-    """Every expand/depthwise/project chain whose middle channels feed nothing else (safe to remove)."""
+    """Every Conv2D whose output channels reach exactly one conv or Dense through per-channel layers only (so a
+    channel can be removed everywhere it appears); residual adds, concatenations and global pooling end a chain."""
     consumers = _consumers(model)
-
-    def only(layer: keras.layers.Layer) -> keras.layers.Layer | None:
-        nxt = consumers[layer.name]
-        return nxt[0] if len(nxt) == 1 else None
-
     groups = []
     for layer in model.layers:
-        if type(layer) is not keras.layers.Conv2D or layer.kernel_size != (1, 1) or layer.use_bias:
+        if type(layer) is not keras.layers.Conv2D:
             continue
-        bn = only(layer)
-        act = only(bn) if isinstance(bn, keras.layers.BatchNormalization) else None
-        dw = only(act) if isinstance(act, keras.layers.ReLU) else None
-        if not isinstance(dw, keras.layers.DepthwiseConv2D) or dw.depth_multiplier != 1:
-            continue
-        dw_bn = only(dw)
-        after = only(dw_bn) if isinstance(dw_bn, keras.layers.BatchNormalization) else None
-        if isinstance(after, keras.layers.ReLU):
-            after = only(after)
-        if type(after) is keras.layers.Conv2D and after.kernel_size == (1, 1):
-            groups.append(ChannelGroup(layer.name, bn.name, dw.name, dw_bn.name, after.name, layer.filters))
+        channelwise, spatial, at = [], 0, layer
+        while len(consumers[at.name]) == 1:
+            at = consumers[at.name][0]
+            if isinstance(at, CHANNELWISE) and not (isinstance(at, keras.layers.DepthwiseConv2D)
+                                                     and at.depth_multiplier != 1):
+                channelwise.append(at.name)
+            elif isinstance(at, keras.layers.Flatten):
+                spatial = int(np.prod(at.input_shape[1:-1]))
+            elif not isinstance(at, PASS_THROUGH):
+                break
+        reads_channels = (type(at) is keras.layers.Conv2D and not spatial) or (type(at) is keras.layers.Dense
+                                                                               and spatial > 0)
+        if at is not layer and reads_channels:
+            groups.append(ChannelGroup(layer.name, channelwise, at.name, layer.filters, spatial))
     return groups
 
 
-def structured_prune(model: keras.Model, ratio: float, faces: FaceSet | None, epochs: float = 2.0,
-                     batch: int = 64, lr: float = 5e-4) -> tuple[keras.Model, list[dict]]:
-    """Remove ``ratio`` of the channels of every expand/depthwise/project group, ranked by the BN scale |gamma|
-    of the expansion (a channel the network has scaled down contributes little), copy the surviving weights
-    into a thinner model built from the edited config, then fine-tune by distillation."""
-    if not 0 < ratio < 1:
-        raise EdgefaceError(f"--ratio must be between 0 and 1, got {ratio}")
-    check_supported(model)
-    groups = channel_groups(model)
-    if not groups:
-        raise EdgefaceError("no prunable channel groups (1x1 conv -> BN -> ReLU -> depthwise -> BN -> 1x1 conv) found")
-    keep: dict[str, np.ndarray] = {}
-    for g in groups:
-        gamma = np.abs(model.get_layer(g.expand_bn).gamma.numpy())
-        n = max(8, round(g.channels * (1 - ratio) / 8) * 8) if g.channels >= 16 else g.channels
-        keep[g.expand] = np.sort(np.argsort(-gamma)[: min(n, g.channels)])
+def _ranking(model: keras.Model, group: ChannelGroup) -> np.ndarray:
+    """Channel importance: |gamma| of the first BN after the producer (a channel the network scales down
+    contributes little), else the L1 norm of the producer's filters."""
+    for name in group.channelwise:
+        layer = model.get_layer(name)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return np.abs(layer.gamma.numpy())
+    kernel = model.get_layer(group.producer).get_weights()[0]
+    return np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(0)
+
+
+def _slicers(group: ChannelGroup, idx: np.ndarray) -> dict[str, object]:
+    """How each layer of the group keeps channels ``idx`` of its weights."""
+    def consumer(w: list[np.ndarray]) -> list[np.ndarray]:
+        if not group.spatial:
+            return [w[0][:, :, idx, :], *w[1:]]
+        rows = w[0].reshape(group.spatial, group.channels, -1)[:, idx, :]
+        return [rows.reshape(-1, w[0].shape[-1]), *w[1:]]
+
+    slicers = {group.producer: lambda w: [w[0][..., idx], *[v[idx] for v in w[1:]]], group.consumer: consumer}
+    for name in group.channelwise:
+        slicers[name] = lambda w: [v[:, :, idx, :] if v.ndim == 4 else v[idx] for v in w]
+    return slicers
+
+
+def _kept(channels: int, fraction: float) -> int:
+    """Channels left when keeping ``fraction``: multiples of 8 (SIMD-friendly), never under 8, and groups under
+    16 channels are left whole."""
+    if channels < 16:
+        return channels
+    return min(channels, max(8, round(channels * fraction / 8) * 8))
+
+
+def _remove_channels(model: keras.Model, groups: list[ChannelGroup], counts: dict[str, int]) -> keras.Model:
+    """A thinner copy of ``model`` keeping the ``counts[producer]`` most important channels of each group."""
+    keep = {g.producer: np.sort(np.argsort(-_ranking(model, g))[: counts[g.producer]]) for g in groups}
     config = model.get_config()
     for layer in config["layers"]:
         if layer["config"]["name"] in keep:
             layer["config"]["filters"] = len(keep[layer["config"]["name"]])
     thin = keras.Model.from_config(config)
-    by_role = {}
-    for g in groups:
-        idx = keep[g.expand]
-        by_role[g.expand] = lambda w, i=idx: [w[0][..., i]]
-        by_role[g.expand_bn] = lambda w, i=idx: [v[i] for v in w]
-        by_role[g.depthwise] = lambda w, i=idx: [w[0][:, :, i, :]]
-        by_role[g.depthwise_bn] = lambda w, i=idx: [v[i] for v in w]
-        by_role[g.project] = lambda w, i=idx: [w[0][:, :, i, :], *w[1:]]
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if weights:
-            thin.get_layer(layer.name).set_weights(by_role[layer.name](weights) if layer.name in by_role else weights)
-    if faces is not None:
-        finetune(thin, faces, epochs, batch, lr)
-    report = [{"group": g.expand, "channels": g.channels, "kept": len(keep[g.expand])} for g in groups]
-    return thin, report
+    weights = {layer.name: layer.get_weights() for layer in model.layers}
+    for g in groups:  # a consumer may also be the next group's producer: slice its input, then its output
+        for name, slicer in _slicers(g, keep[g.producer]).items():
+            weights[name] = slicer(weights[name])
+    for name, w in weights.items():
+        if w:
+            thin.get_layer(name).set_weights(w)
+    return thin
+
+
+def structured_prune(model: keras.Model, ratio: float, faces: FaceSet | None, epochs: float = 2.0,
+                     batch: int = 64, lr: float = 5e-4, steps: int = 1,
+                     relation_weight: float = 0.0) -> tuple[keras.Model, list[dict]]:
+    """Remove ``ratio`` of the channels of every channel group (``channel_groups``), the least important first
+    (``_ranking``), into a thinner model built from the edited config; with ``faces``, fine-tune by distilling
+    the original model's embeddings (cosine, plus ``relation_weight`` x the relation loss).
+
+    ``steps`` > 1 prunes gradually: each step removes an equal share (geometrically: the same fraction of what is
+    left), re-ranks on the fine-tuned survivors and fine-tunes ``epochs / steps``. Why: channels that matter only
+    once their neighbours are gone get the chance to show it, and each fine-tune repairs a smaller injury.
+    The report has one row per group (``"group"``), then one per step (``"step"``: FLOPs, last fine-tuning loss and
+    mean cosine to the original on the fine-tuning faces), the curve a gradual run is judged by."""
+    from edgeface.models.registry import count_flops
+
+    if not 0 < ratio < 1:
+        raise EdgefaceError(f"--ratio must be between 0 and 1, got {ratio}")
+    if steps < 1:
+        raise EdgefaceError(f"--steps must be at least 1, got {steps}")
+    check_supported(model)
+    groups = channel_groups(model)
+    if not groups:
+        raise EdgefaceError("no prunable channel groups (a Conv2D whose channels reach one conv or Dense through "
+                            "BN, activations, pooling or depthwise layers only) found")
+    thin, curve = model, []
+    for k in range(1, steps + 1):
+        counts = {g.producer: _kept(g.channels, (1 - ratio) ** (k / steps)) for g in groups}
+        thin = _remove_channels(thin, channel_groups(thin), counts)
+        tuned = faces is not None
+        losses = finetune(thin, faces, epochs / steps, batch, lr, relation_weight=relation_weight) if tuned else []
+        curve.append({"step": k, "flops": count_flops(thin), "loss": losses[-1] if losses else None,
+                      "agreement": faces.agreement(thin) if tuned else None})
+    report = [{"group": g.producer, "channels": g.channels, "kept": counts[g.producer]} for g in groups]
+    return thin, report + curve

@@ -130,3 +130,17 @@ def verification_report(scores: np.ndarray, labels: np.ndarray, folds: np.ndarra
     out["accuracy_global"] = acc
     out["n_pairs"] = len(scores)
     return out
+
+
+def identification_top1(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray,
+                        probe_ids: np.ndarray) -> np.ndarray:
+    """Closed-set identification: each probe goes to the identity whose mean unit gallery embedding is nearest by
+    cosine. Returns one bool per probe (correct or not), so callers can pair and bootstrap per photo."""
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    names = np.unique(gallery_ids)
+    gallery = unit(np.asarray(gallery, np.float32))
+    means = unit(np.stack([gallery[gallery_ids == n].mean(0) for n in names]))
+    predicted = names[np.argmax(unit(np.asarray(probes, np.float32)) @ means.T, axis=1)]
+    return predicted == np.asarray(probe_ids)

@@ -137,8 +137,10 @@ def first_images(dataset: tf.data.Dataset, count: int) -> np.ndarray:
 
 def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_per_epoch: int,
         build_train_model: Callable[[keras.Model], keras.Model] | None = None, extra: dict | None = None,
-        loss_weights: dict | None = None) -> dict:
-    """Build (or resume) and train; save ``out/model.keras`` (embedding network) + manifest; return a summary."""
+        loss_weights: dict | None = None, callbacks: list | None = None) -> dict:
+    """Build (or resume) and train; save ``out/model.keras`` (embedding network) + manifest; return a summary.
+    ``callbacks`` run before the checkpoint and the CSV log, so what they add to the epoch's logs (e.g. a held-out
+    identification score) is logged too."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     if steps_per_epoch < 1:
@@ -162,17 +164,18 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
             lr = schedule(config.lr, total, int(config.warmup_epochs * steps_per_epoch))
             model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=config.weight_decay), loss=loss,
                           loss_weights=loss_weights)
-    callbacks: list[keras.callbacks.Callback] = [
+    hooks: list[keras.callbacks.Callback] = [
+        *(callbacks or []),
         keras.callbacks.ModelCheckpoint(str(out / CHECKPOINT), save_weights_only=False),
         keras.callbacks.CSVLogger(str(log_path), append=config.resume),
         keras.callbacks.TerminateOnNaN(),
     ]
     if config.val_lfw_dir and config.val_pairs:
-        callbacks.insert(0, LFWValidation(config.val_lfw_dir, config.val_pairs, config.val_every, config.epochs))
+        hooks.insert(0, LFWValidation(config.val_lfw_dir, config.val_pairs, config.val_every, config.epochs))
     started = time.time()
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout; --json owns stdout
         history = model.fit(datasets(INPUT_SPEC, config.batch), epochs=config.epochs, initial_epoch=initial_epoch,
-                            steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                            steps_per_epoch=steps_per_epoch, callbacks=hooks,
                             verbose=1 if sys.stderr.isatty() else 2)
     seconds = time.time() - started
     if any(not tf.math.is_finite(v) for v in history.history.get("loss", [])):

@@ -69,7 +69,7 @@ def with_margin_head(backbone: keras.Model, classes: int, kind: str, scale: floa
 
 
 def train(data: list[Path], config: TrainConfig, head: str = "arcface", margin: float = 0.3,
-          scale: float = 32.0) -> dict:
+          scale: float = 32.0, callbacks: list | None = None) -> dict:
     """Train ``config.arch`` as an identity classifier on the labelled faces of ``data``."""
     if head not in HEADS:
         raise EdgefaceError(f"unknown --head {head!r}; choose one of {', '.join(HEADS)}")
@@ -95,4 +95,4 @@ def train(data: list[Path], config: TrainConfig, head: str = "arcface", margin: 
                build_train_model=build_train_model,
                extra={"step": "train", "alignment": prepared_alignment(data), "head": head, "margin": margin,
                       "scale": scale, "faces": len(paths),
-                      "identities": len(names)})
+                      "identities": len(names)}, callbacks=callbacks)
