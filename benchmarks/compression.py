@@ -2,10 +2,11 @@
 on LFW View 2 from its .tflite and timed with the light runtime (1 thread).
 -> results/compression.json, results/compression.md, results/compare.json, results/report.md, results/pareto.png
 
-    python benchmarks/compression.py [--model ~/.cache/edgeface/default-run-2/model.keras] [--epochs 2]
+    python benchmarks/compression.py [--model ~/.cache/edgeface/stage3/model.keras] [--epochs 1]
 
-The Keras default model comes from benchmarks/train_default.py; fine-tuning and calibration use the prepared
-CelebA + UTKFace faces (no LFW View 2 person).
+The Keras default model comes from benchmarks/train_default.py (stage 3: `--run stage3`); fine-tuning and
+calibration use the prepared CelebA + UTKFace faces in YuNet crops, as the default was trained (no LFW View 2
+person).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ HOME = Path.home() / ".cache" / "edgeface"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(HOME / "default-run-2" / "model.keras"))
-    parser.add_argument("--out", default=str(HOME / "compare-2"))
-    parser.add_argument("--data", nargs="+",
-                        default=[str(HOME / "prepared" / "celeba"), str(HOME / "prepared" / "utk")])
+    parser.add_argument("--model", default=str(HOME / "stage3" / "model.keras"))
+    parser.add_argument("--out", default=str(HOME / "compare-3"))
+    parser.add_argument("--data", nargs="+", default=[str(HOME / "prepared-yunet" / "celeba"),
+                                                      str(HOME / "prepared-yunet" / "utkface-subset")])
     parser.add_argument("--epochs", default="2")
     parser.add_argument("--lfw-dir", default="../shared/data/lfw/lfw-deepfunneled")
     parser.add_argument("--pairs", default="../shared/data/lfw/pairs.txt")

@@ -196,9 +196,11 @@ def test_gradual_structured_pruning_reaches_the_same_width_in_steps(setup):
 
     model, _, _, faces = setup
     once, once_report = structured_prune(model, 0.5, None)
-    gradual, report = structured_prune(model, 0.5, faces, epochs=1, batch=16, steps=2, relation_weight=1.0)
+    gradual, report = structured_prune(model, 0.5, faces, epochs=1, batch=16, steps=2, relation_weight=1.0,
+                                       on_step=lambda k, m: {"params": m.count_params()})
     curve = [r for r in report if "step" in r]
     assert [r["step"] for r in curve] == [1, 2]
     assert count_flops(model) > curve[0]["flops"] > curve[1]["flops"] == count_flops(gradual) == count_flops(once)
     assert all(-1 <= r["agreement"] <= 1 + 1e-5 and r["loss"] > 0 for r in curve), curve
+    assert curve[0]["params"] > curve[1]["params"] == gradual.count_params()
     assert [r["kept"] for r in report if "group" in r] == [r["kept"] for r in once_report if "group" in r]

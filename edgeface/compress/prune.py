@@ -5,6 +5,7 @@ pruning that cuts FLOPs and latency on CPUs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,7 +185,8 @@ def _remove_channels(model: keras.Model, groups: list[ChannelGroup], counts: dic
 
 def structured_prune(model: keras.Model, ratio: float, faces: FaceSet | None, epochs: float = 2.0,
                      batch: int = 64, lr: float = 5e-4, steps: int = 1,
-                     relation_weight: float = 0.0) -> tuple[keras.Model, list[dict]]:
+                     relation_weight: float = 0.0,
+                     on_step: Callable[[int, keras.Model], dict] | None = None) -> tuple[keras.Model, list[dict]]:
     """Remove ``ratio`` of the channels of every channel group (``channel_groups``), the least important first
     (``_ranking``), into a thinner model built from the edited config; with ``faces``, fine-tune by distilling
     the original model's embeddings (cosine, plus ``relation_weight`` x the relation loss).
@@ -193,7 +195,8 @@ def structured_prune(model: keras.Model, ratio: float, faces: FaceSet | None, ep
     left), re-ranks on the fine-tuned survivors and fine-tunes ``epochs / steps``. Why: channels that matter only
     once their neighbours are gone get the chance to show it, and each fine-tune repairs a smaller injury.
     The report has one row per group (``"group"``), then one per step (``"step"``: FLOPs, last fine-tuning loss and
-    mean cosine to the original on the fine-tuning faces), the curve a gradual run is judged by."""
+    mean cosine to the original on the fine-tuning faces, and whatever ``on_step(step, model)`` returns, e.g. an
+    LFW score of the exported step), the curve a gradual run is judged by."""
     from edgeface.models.registry import count_flops
 
     if not 0 < ratio < 1:
@@ -212,6 +215,6 @@ def structured_prune(model: keras.Model, ratio: float, faces: FaceSet | None, ep
         tuned = faces is not None
         losses = finetune(thin, faces, epochs / steps, batch, lr, relation_weight=relation_weight) if tuned else []
         curve.append({"step": k, "flops": count_flops(thin), "loss": losses[-1] if losses else None,
-                      "agreement": faces.agreement(thin) if tuned else None})
+                      "agreement": faces.agreement(thin) if tuned else None, **(on_step(k, thin) if on_step else {})})
     report = [{"group": g.producer, "channels": g.channels, "kept": counts[g.producer]} for g in groups]
     return thin, report + curve

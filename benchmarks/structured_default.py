@@ -1,0 +1,80 @@
+"""Structured pruning of the shipped default that tries to keep its accuracy: channels removed in equal
+geometric steps, each followed by distillation from the *unpruned* model (cosine + batch relation loss) on the
+training faces (CelebA, ORL, the LFW people outside pairs.txt, UTKFace; never a View 2 person). After every step
+the int8 export is scored on LFW View 2, which gives the accuracy curve against fine-tuning epochs; at the end the
+unpruned and pruned int8 files are timed side by side (1 thread).  -> results/structured_default.json
+
+    python benchmarks/structured_default.py --ratio 0.55 --steps 4 --epochs 8 --faces 12000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from common import LFW, PAIRS, save
+
+HOME = Path.home() / ".cache" / "edgeface"
+DATA = [HOME / "prepared-yunet" / n for n in ("celeba", "orl", "lfw-outside-pairs", "utkface-subset", "utkface-more")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(HOME / "stage3" / "model.keras"), help="the default's Keras model")
+    parser.add_argument("--work", default=str(HOME / "structured-default"))
+    parser.add_argument("--data", nargs="+", default=[str(d) for d in DATA])
+    parser.add_argument("--ratio", type=float, default=0.55)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--epochs", type=float, default=8.0, help="fine-tuning passes over --faces, all steps")
+    parser.add_argument("--faces", type=int, default=12000)
+    parser.add_argument("--relation-weight", type=float, default=1.0)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    args = parser.parse_args()
+    started = time.time()
+
+    from edgeface.compress.finetune import FaceSet
+    from edgeface.compress.io import load_model
+    from edgeface.compress.prune import structured_prune
+    from edgeface.evaluate.lfw import evaluate_lfw
+    from edgeface.export import export
+    from edgeface.models.registry import count_flops
+    from edgeface.runtime.bench import bench
+    from edgeface.train.keras_io import save_keras
+    from edgeface.vision.embed import TFLiteEmbedder
+
+    work = Path(args.work)
+    model, manifest = load_model(args.model)
+    faces = FaceSet(args.data, model, limit=args.faces, spec=manifest.input)
+    calibration = faces.faces[:: max(1, len(faces.faces) // 200)][:200]
+    per_step = args.epochs / args.steps
+
+    def score(tag: str, keras_model) -> dict:
+        path, _ = export(keras_model, work / f"{tag}.tflite", "int8", calibration, manifest=manifest)
+        lfw = evaluate_lfw(TFLiteEmbedder(path, threads=2), LFW, PAIRS)
+        row = {"file": str(path), "flops": count_flops(keras_model), "lfw": lfw["accuracy"],
+               "lfw_se": lfw["accuracy_se"], "roc_auc": lfw["roc_auc"], "tar_1e-3": lfw["tar_at_far"]["0.001"]}
+        print(f"{tag}: {row['flops'] / 1e6:.0f} MFLOPs, LFW {100 * row['lfw']:.2f} %", flush=True)
+        return row
+
+    unpruned = score("unpruned", model)
+    thin, report = structured_prune(model, args.ratio, faces, args.epochs, lr=args.lr, steps=args.steps,
+                                    relation_weight=args.relation_weight,
+                                    on_step=lambda k, m: {"epochs": k * per_step, **score(f"step{k}", m)})
+    save_keras(thin, work / "pruned.keras")
+    curve = [r for r in report if "step" in r]
+    timed = bench([unpruned["file"], curve[-1]["file"]], [1], runs=300, warmup=30, roofline=False)
+    final = curve[-1]
+    summary = {"flops_removed": 1 - final["flops"] / unpruned["flops"],
+               "lfw_change_pp": 100 * (final["lfw"] - unpruned["lfw"]),
+               "speedup_int8_1thread": timed[0]["p50_ms"] / timed[1]["p50_ms"],
+               "p50_ms": {"unpruned": timed[0]["p50_ms"], "pruned": timed[1]["p50_ms"]},
+               "targets": {"flops_removed": ">= 0.50", "lfw_change_pp": ">= -0.5", "speedup": ">= 1.6"}}
+    print(summary)
+    save("structured_default.json", {"settings": vars(args), "faces": len(faces.faces), "unpruned": unpruned,
+                                     "curve": curve, "groups": [r for r in report if "group" in r],
+                                     "summary": summary}, started)
+
+
+if __name__ == "__main__":
+    main()
