@@ -305,7 +305,8 @@ class Study:
                "seconds": round(time.time() - started)}
         tf.keras.backend.clear_session()
         write_json(out, row)
-        log(f"{variant} seed {seed}: identification {100 * row['top1']:.2f} %, LFW {100 * row['lfw']:.2f} %")
+        lfw = f", LFW {100 * row['lfw']:.2f} %" if "lfw" in row else ""
+        log(f"{variant} seed {seed}: identification {100 * row['top1']:.2f} %{lfw}")
         return row
 
     def baseline_row(self) -> dict:
