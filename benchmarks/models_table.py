@@ -1,7 +1,7 @@
 """The default model, the seed's VGG16 baseline and the dlib peer, measured in one run on LFW View 2 through
 `edgeface eval` on each exported float .tflite (dlib: its own pipeline) -> results/models.json.
 
-    python benchmarks/seed_experiment.py     # trains the vgg16 baseline into ~/.cache/edgeface/vgg16-run
+    python benchmarks/seed_study.py --stage baseline   # the vgg16 baseline, ~/.cache/edgeface/seed-study/baseline
     python benchmarks/models_table.py [--reuse-dlib]
 
 dlib takes about 30 minutes of CPU on View 2 when its embedding cache is cold; `--reuse-dlib` keeps the dlib row of
@@ -25,7 +25,7 @@ KEYS = ("accuracy", "accuracy_se", "roc_auc", "tar_at_far", "threshold_at_far", 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vgg16", default=str(HOME / "vgg16-run" / "model.keras"))
+    parser.add_argument("--vgg16", default=str(HOME / "seed-study" / "baseline" / "model.keras"))
     parser.add_argument("--lfw-dir", default="../shared/data/lfw/lfw-deepfunneled")
     parser.add_argument("--pairs", default="../shared/data/lfw/pairs.txt")
     parser.add_argument("--reuse-dlib", action="store_true", help="keep the dlib row of the previous models.json")
