@@ -164,10 +164,11 @@ VARIANTS = ("control", "magnitude-30", "magnitude-50", "magnitude-70", "magnitud
 
 
 class Study:
-    """The trained baseline (backbone + ArcFace head), the labelled training photos and the held-out photos."""
+    """The trained baseline (backbone + its classification head), the labelled training photos and the held-out
+    photos, in memory for every variant."""
 
     def __init__(self, work: Path, train: list[dict], test: list[dict], args: argparse.Namespace) -> None:
-        import edgeface.train.train  # noqa: F401  (registers the ArcFace head for loading the checkpoint)
+        import edgeface.train.train  # noqa: F401  (registers the margin head for loading the checkpoint)
         from edgeface.manifest import load_manifest
         from edgeface.train.dataset import encode_labels, prepared_faces
         from edgeface.train.keras_io import load_keras
@@ -182,6 +183,8 @@ class Study:
         self.labels, self.names = encode_labels(ids)
         self.train, self.test = train, test
         self.gallery_faces, self.test_faces = load_faces(train), load_faces(test)
+        self.train_ids = np.array([r["identity"] for r in train])
+        self.test_ids = np.array([r["identity"] for r in test])
 
     def fresh(self):
         from edgeface.tf_setup import keras
@@ -274,10 +277,8 @@ class Study:
 
         embedder = TFLiteEmbedder(tflite, threads=2)  # both cores: the study is a batch job, not a latency test
         gallery, probes = embedder.embed(self.gallery_faces), embedder.embed(self.test_faces)
-        correct = identification_top1(gallery, np.array([r["identity"] for r in self.train]), probes,
-                                      np.array([r["identity"] for r in self.test]))
-        seen = identification_top1(gallery, np.array([r["identity"] for r in self.train]), gallery,
-                                   np.array([r["identity"] for r in self.train]))
+        correct = identification_top1(gallery, self.train_ids, probes, self.test_ids)
+        seen = identification_top1(gallery, self.train_ids, gallery, self.train_ids)
         row = {"top1": float(correct.mean()), "train_top1": float(seen.mean()),
                "correct": "".join("1" if c else "0" for c in correct)}
         if lfw:
