@@ -76,12 +76,21 @@ def load_faces(records: list[dict]) -> np.ndarray:
     return np.stack([read_image(r["file"]) for r in records])
 
 
-def keras_embed(model, faces: np.ndarray, batch: int = 128) -> np.ndarray:
+def keras_embed(model, faces: np.ndarray) -> np.ndarray:
     from edgeface.models.registry import INPUT_SPEC
-    from edgeface.vision.embed import preprocess
+    from edgeface.train.keras_embedder import embed_in_batches
 
-    return np.concatenate([model(preprocess(faces[i : i + batch], INPUT_SPEC), training=False).numpy()
-                           for i in range(0, len(faces), batch)])
+    return embed_in_batches(model, faces, INPUT_SPEC)
+
+
+def identify(embed, gallery_faces: np.ndarray, gallery_ids: np.ndarray, test_faces: np.ndarray,
+             test_ids: np.ndarray, probe: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-photo correctness of the held-out photos and of the training photos (``probe``: a sample of them), both
+    against the mean embedding of each person's training photos; ``embed`` maps aligned faces to embeddings."""
+    gallery = embed(gallery_faces)
+    seen = np.arange(len(gallery)) if probe is None else probe
+    return (identification_top1(gallery, gallery_ids, embed(test_faces), test_ids),
+            identification_top1(gallery, gallery_ids, gallery[seen], gallery_ids[seen]))
 
 
 def identification_callback(train: list[dict], test: list[dict], every: int, epochs: int, sample: int = 1500):
@@ -101,9 +110,8 @@ def identification_callback(train: list[dict], test: list[dict], every: int, epo
             if (epoch + 1) % every and epoch + 1 != epochs:
                 return
             net = embedding_part(self.model)
-            gallery = keras_embed(net, gallery_faces)
-            held = float(identification_top1(gallery, gallery_ids, keras_embed(net, test_faces), test_ids).mean())
-            seen = float(identification_top1(gallery, gallery_ids, gallery[probe], gallery_ids[probe]).mean())
+            held, seen = (float(c.mean()) for c in identify(lambda f: keras_embed(net, f), gallery_faces,
+                                                             gallery_ids, test_faces, test_ids, probe))
             if logs is not None:
                 logs["train_top1"], logs["val_top1"] = seen, held
             log(f"epoch {epoch + 1}: identification train {100 * seen:.1f} %, held-out {100 * held:.1f} %")
@@ -161,6 +169,7 @@ def train_baseline(work: Path, train: list[dict], test: list[dict], args: argpar
 # ---------------------------------------------------------------- variants: (name, what it needs) in run order
 VARIANTS = ("control", "magnitude-30", "magnitude-50", "magnitude-70", "magnitude-90", "structured-25",
             "structured-50", "svd-0.9", "svd-0.7", "int8", "magnitude-50+int8", "distilled")
+QUANTIZED_FROM = {"int8": "control", "magnitude-50+int8": "magnitude-50"}  # int8 variants: their float model
 
 
 class Study:
@@ -199,6 +208,7 @@ class Study:
         from edgeface.models.registry import INPUT_SPEC
         from edgeface.tf_setup import keras, tf
         from edgeface.train.dataset import make_dataset
+        from edgeface.train.loop import schedule
         from edgeface.train.train import with_margin_head
 
         epochs = epochs or self.args.finetune_epochs
@@ -207,8 +217,8 @@ class Study:
         model.get_layer("head").set_weights(self.head)
         steps = len(self.paths) // self.args.batch
         ds = make_dataset(self.paths, self.labels, INPUT_SPEC, self.args.batch, training=True, seed=seed)
-        model.compile(optimizer=keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(
-                          self.args.finetune_lr, steps * epochs), weight_decay=5e-4),
+        model.compile(optimizer=keras.optimizers.AdamW(schedule(self.args.finetune_lr, steps * epochs, 0),
+                                                       weight_decay=5e-4),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.fit(ds.map(lambda x, y: ((x, y), y)).repeat(), epochs=epochs, steps_per_epoch=steps,
                   callbacks=callbacks or [], verbose=2)
@@ -224,7 +234,6 @@ class Study:
         from edgeface.train.loop import schedule
 
         targets = keras_embed(self.backbone, self.gallery_faces)
-        targets /= np.linalg.norm(targets, axis=1, keepdims=True)
         tf.keras.utils.set_random_seed(seed)
         student = build_model("mobilefacenet", 112, 128, 0.75)
         steps = len(self.train) // self.args.batch
@@ -243,7 +252,7 @@ class Study:
         from edgeface.compress.lowrank import lowrank
         from edgeface.compress.prune import prunable, structured_prune
 
-        kind, _, level = variant.partition("+")[0].partition("-")
+        kind, _, level = variant.partition("-")
         if kind == "control":
             return self.finetune(self.fresh(), seed)
         if kind == "magnitude":
@@ -266,7 +275,7 @@ class Study:
         if path.exists():
             return load_keras(path)
         model = self.build(variant, seed)
-        if variant in ("control", "magnitude-50"):  # the parents of "int8" and "magnitude-50+int8"
+        if variant in QUANTIZED_FROM.values():
             save_keras(model, path)
         return model
 
@@ -276,9 +285,7 @@ class Study:
         from edgeface.vision.embed import TFLiteEmbedder
 
         embedder = TFLiteEmbedder(tflite, threads=2)  # both cores: the study is a batch job, not a latency test
-        gallery, probes = embedder.embed(self.gallery_faces), embedder.embed(self.test_faces)
-        correct = identification_top1(gallery, self.train_ids, probes, self.test_ids)
-        seen = identification_top1(gallery, self.train_ids, gallery, self.train_ids)
+        correct, seen = identify(embedder.embed, self.gallery_faces, self.train_ids, self.test_faces, self.test_ids)
         row = {"top1": float(correct.mean()), "train_top1": float(seen.mean()),
                "correct": "".join("1" if c else "0" for c in correct)}
         if lfw:
@@ -295,8 +302,8 @@ class Study:
         if out.exists():
             return json.loads(out.read_text())
         started = time.time()
-        int8 = variant.endswith("int8")
-        model = self.float_model(variant.removesuffix("+int8").replace("int8", "control"), seed)
+        int8 = variant in QUANTIZED_FROM
+        model = self.float_model(QUANTIZED_FROM.get(variant, variant), seed)
         tflite = self.work / "models" / f"{variant}-s{seed}.tflite"
         calibration = calibration_faces([self.work / "train-photos"], 200, seed) if int8 else None
         manifest = replace(self.manifest, architecture="mobilefacenet") if variant == "distilled" else self.manifest

@@ -40,9 +40,9 @@ class FaceSet:
         return preprocess(faces, self.spec)
 
     def embed(self, model: keras.Model, batch: int = 128) -> np.ndarray:
-        out = np.concatenate([model(self.inputs(self.faces[i : i + batch]), training=False).numpy()
-                              for i in range(0, len(self.faces), batch)])
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        from edgeface.train.keras_embedder import embed_in_batches
+
+        return embed_in_batches(model, self.faces, self.spec, batch)
 
     def dataset(self, batch: int) -> tf.data.Dataset:
         x = self.inputs(self.faces).astype(np.float32)

@@ -143,7 +143,7 @@ def _ranking(model: keras.Model, group: ChannelGroup) -> np.ndarray:
     return np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(0)
 
 
-def _slicers(group: ChannelGroup, idx: np.ndarray) -> dict[str, object]:
+def _slicers(group: ChannelGroup, idx: np.ndarray) -> dict[str, Callable[[list[np.ndarray]], list[np.ndarray]]]:
     """How each layer of the group keeps channels ``idx`` of its weights."""
     def consumer(w: list[np.ndarray]) -> list[np.ndarray]:
         if not group.spatial:
@@ -208,11 +208,10 @@ def structured_prune(model: keras.Model, ratio: float, faces: FaceSet | None, ep
     if not groups:
         raise EdgefaceError("no prunable channel groups (a Conv2D whose channels reach one conv or Dense through "
                             "BN, activations, pooling or depthwise layers only) found")
-    thin, curve = model, []
+    thin, curve, tuned = model, [], faces is not None
     for k in range(1, steps + 1):
         counts = {g.producer: _kept(g.channels, (1 - ratio) ** (k / steps)) for g in groups}
         thin = _remove_channels(thin, channel_groups(thin), counts)
-        tuned = faces is not None
         losses = finetune(thin, faces, epochs / steps, batch, lr, relation_weight=relation_weight) if tuned else []
         curve.append({"step": k, "flops": count_flops(thin), "loss": losses[-1] if losses else None,
                       "agreement": faces.agreement(thin) if tuned else None, **(on_step(k, thin) if on_step else {})})

@@ -47,6 +47,14 @@ class KerasEmbedder(AlignedEmbedder):
         return self.model(preprocess(aligned, self.spec), training=False).numpy()
 
 
+def embed_in_batches(model: keras.Model, faces: np.ndarray, spec: InputSpec, batch: int = 128) -> np.ndarray:
+    """Unit embeddings of many aligned faces, ``batch`` at a time: one call on thousands of faces would hold every
+    layer's activations for all of them at once."""
+    out = np.concatenate([model(preprocess(faces[i : i + batch], spec), training=False).numpy()
+                          for i in range(0, len(faces), batch)])
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
 def is_keras_model(model: str | Path) -> bool:
     path = Path(model)
     return path.suffix in (".keras", ".h5") or (path.is_dir() and (path / "saved_model.pb").exists())
