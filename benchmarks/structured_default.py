@@ -10,10 +10,11 @@ unpruned and pruned int8 files are timed side by side (1 thread).  -> results/st
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
-from common import LFW, PAIRS, save
+from common import LFW, PAIRS, RESULTS, save
 
 HOME = Path.home() / ".cache" / "edgeface"
 DATA = [HOME / "prepared-yunet" / n for n in ("celeba", "orl", "lfw-outside-pairs", "utkface-subset", "utkface-more")]
@@ -30,17 +31,22 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=12000)
     parser.add_argument("--relation-weight", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--more-epochs", type=int, default=0,
+                        help="instead of pruning: fine-tune the pruned model of the earlier run (<work>/pruned.keras) "
+                             "for this many more passes over --faces, at half --lr, scored after each; the earlier "
+                             "JSON's curve is extended")
     args = parser.parse_args()
     started = time.time()
 
-    from edgeface.compress.finetune import FaceSet
+    from edgeface.compress.finetune import FaceSet, finetune
     from edgeface.compress.io import load_model
     from edgeface.compress.prune import structured_prune
     from edgeface.evaluate.lfw import evaluate_lfw
     from edgeface.export import export
     from edgeface.models.registry import count_flops
     from edgeface.runtime.bench import bench
-    from edgeface.train.keras_io import save_keras
+    from edgeface.tf_setup import keras
+    from edgeface.train.keras_io import load_keras, save_keras
     from edgeface.vision.embed import TFLiteEmbedder
 
     work = Path(args.work)
@@ -57,12 +63,32 @@ def main() -> None:
         print(f"{tag}: {row['flops'] / 1e6:.0f} MFLOPs, LFW {100 * row['lfw']:.2f} %", flush=True)
         return row
 
-    unpruned = score("unpruned", model)
-    thin, report = structured_prune(model, args.ratio, faces, args.epochs, lr=args.lr, steps=args.steps,
-                                    relation_weight=args.relation_weight,
-                                    on_step=lambda k, m: {"epochs": k * per_step, **score(f"step{k}", m)})
-    save_keras(thin, work / "pruned.keras")
-    curve = [r for r in report if "step" in r]
+    if args.more_epochs:
+        earlier = json.loads((RESULTS / "structured_default.json").read_text())
+        unpruned, curve, groups = earlier["unpruned"], earlier["curve"], earlier["groups"]
+        history = {"settings": earlier["settings"], "faces": earlier["faces"], "first_command": earlier["command"],
+                   "continued": {"more_epochs": args.more_epochs, "faces": len(faces.faces), "lr": args.lr / 2}}
+        thin = load_keras(work / ("pruned-more.keras" if curve[-1]["step"] == "more" else "pruned.keras"))
+        done = curve[-1]["epochs"]
+
+        class Score(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                # epochs stay in passes over the first run's faces, so the curve has one x axis
+                row = {"step": "more", "epochs": done + (epoch + 1) * len(faces.faces) / earlier["faces"],
+                       "loss": (logs or {}).get("loss"), **score(f"more{epoch + 1}", self.model)}
+                curve.append(row)
+                save_keras(self.model, work / "pruned-more.keras")
+
+        finetune(thin, faces, args.more_epochs, lr=args.lr / 2, relation_weight=args.relation_weight,
+                 callbacks=[Score()])
+    else:
+        unpruned = score("unpruned", model)
+        thin, report = structured_prune(model, args.ratio, faces, args.epochs, lr=args.lr, steps=args.steps,
+                                        relation_weight=args.relation_weight,
+                                        on_step=lambda k, m: {"epochs": k * per_step, **score(f"step{k}", m)})
+        save_keras(thin, work / "pruned.keras")
+        curve, groups = [r for r in report if "step" in r], [r for r in report if "group" in r]
+        history = {"settings": vars(args), "faces": len(faces.faces)}
     timed = bench([unpruned["file"], curve[-1]["file"]], [1], runs=300, warmup=30, roofline=False)
     final = curve[-1]
     summary = {"flops_removed": 1 - final["flops"] / unpruned["flops"],
@@ -71,8 +97,7 @@ def main() -> None:
                "p50_ms": {"unpruned": timed[0]["p50_ms"], "pruned": timed[1]["p50_ms"]},
                "targets": {"flops_removed": ">= 0.50", "lfw_change_pp": ">= -0.5", "speedup": ">= 1.6"}}
     print(summary)
-    save("structured_default.json", {"settings": vars(args), "faces": len(faces.faces), "unpruned": unpruned,
-                                     "curve": curve, "groups": [r for r in report if "group" in r],
+    save("structured_default.json", {**history, "unpruned": unpruned, "curve": curve, "groups": groups,
                                      "summary": summary}, started)
 
 

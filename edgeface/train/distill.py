@@ -73,7 +73,8 @@ def check_teacher(teacher: str, size: int) -> None:
 
 
 def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 2, identity_weight: float = 0.0,
-            margin: float = 0.3, scale: float = 32.0, relation_weight: float = 0.0) -> dict:
+            margin: float = 0.3, scale: float = 32.0, relation_weight: float = 0.0,
+            callbacks: list | None = None) -> dict:
     """Train ``config.arch`` on the teacher's embeddings of every prepared face in ``data`` (and, with
     ``identity_weight``, on the identities of the labelled ones)."""
     if identity_weight < 0 or relation_weight < 0:
@@ -94,7 +95,7 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
         def datasets(spec, batch):
             return make_dataset(paths, targets, spec, batch, training=True, seed=config.seed)
 
-        return fit(config, datasets, distil_loss, steps_per_epoch=steps, extra=extra)
+        return fit(config, datasets, distil_loss, steps_per_epoch=steps, extra=extra, callbacks=callbacks)
 
     from edgeface.tf_setup import keras, tf
     from edgeface.train.train import with_margin_head
@@ -122,4 +123,4 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
                           f"s={scale}) on labelled faces", "identities": len(names),
                   "labelled_faces": int((labels >= 0).sum())})
     return fit(config, datasets, losses, steps_per_epoch=steps, build_train_model=build_train_model, extra=extra,
-               loss_weights={"backbone": 1.0, "head": identity_weight})
+               loss_weights={"backbone": 1.0, "head": identity_weight}, callbacks=callbacks)
