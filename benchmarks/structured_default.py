@@ -4,7 +4,8 @@ training faces (CelebA, ORL, the LFW people outside pairs.txt, UTKFace; never a 
 the int8 export is scored on LFW View 2, which gives the accuracy curve against fine-tuning epochs; at the end the
 unpruned and pruned int8 files are timed side by side (1 thread).  -> results/structured_default.json
 
-    python benchmarks/structured_default.py --ratio 0.55 --steps 4 --epochs 8 --faces 12000
+    python benchmarks/structured_default.py --ratio 0.5 --steps 4 --epochs 8 --faces 12000
+    python benchmarks/structured_default.py --faces 32000 --more-epochs 4    (continue the last step's fine-tuning)
 """
 
 from __future__ import annotations
