@@ -42,6 +42,26 @@ def tflite_agrees(keras_model, tflite: Path, faces, tol: float) -> None:
     assert (1 - np.sum(a * b, axis=1)).max() < tol
 
 
+def test_training_batches_are_the_model_input_of_each_face_or_its_mirror(setup):
+    """FaceSet keeps faces uint8 and normalises per batch in the graph: each batch row must be exactly what
+    vision.embed.preprocess makes of one of the faces (or of its mirror image), for a BGR, mean-shifted spec too."""
+    from dataclasses import replace
+
+    from edgeface.vision.embed import preprocess
+
+    _, _, _, faces = setup
+    original = faces.spec
+    faces.spec = replace(original, channels="BGR", mean=100.0, scale=1 / 64)
+    try:
+        rows, targets = next(iter(faces.dataset(16)))
+        expected = preprocess(faces.faces, faces.spec)
+    finally:
+        faces.spec = original
+    for row, target in zip(rows.numpy(), targets.numpy(), strict=True):
+        i = int(np.argmax(faces.targets @ target))  # the face this row came from, by its teacher target
+        assert np.allclose(row, expected[i], atol=1e-5) or np.allclose(row, expected[i][:, ::-1], atol=1e-5)
+
+
 def test_magnitude_pruning_reaches_sparsity_and_shrinks_gzip(setup, tmp_path):
     from edgeface.compress.prune import magnitude_prune
     from edgeface.export import export
