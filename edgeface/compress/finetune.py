@@ -47,11 +47,10 @@ class FaceSet:
     def dataset(self, batch: int) -> tf.data.Dataset:
         """Shuffled, flipped training batches. The faces stay uint8 until a batch is drawn: a float copy of
         100 k faces would need 15 GB, the uint8 one needs 3.8."""
-        import cv2
+        from edgeface.vision.embed import at_size
 
-        spec, faces = self.spec, self.faces
-        if faces.shape[1:3] != (spec.size, spec.size):
-            faces = np.stack([cv2.resize(f, (spec.size, spec.size), interpolation=cv2.INTER_AREA) for f in faces])
+        spec = self.spec
+        faces = at_size(self.faces, spec.size)
 
         def model_input(face: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             x = tf.cast(face, tf.float32)  # the same arithmetic as vision.embed.preprocess, in the graph

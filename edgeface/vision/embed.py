@@ -75,11 +75,16 @@ class AlignedEmbedder:
         return self.embed(np.stack([align_face(image, f) for f in faces]))
 
 
+def at_size(aligned: np.ndarray, size: int) -> np.ndarray:
+    """A batch of aligned faces at the model's input size (area-resampled when they differ)."""
+    if aligned.shape[1] == size and aligned.shape[2] == size:
+        return aligned
+    return np.stack([cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA) for a in aligned])
+
+
 def preprocess(aligned: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Aligned uint8 RGB -> float model input: resize if needed, channel order, (pixel - mean) * scale."""
-    if aligned.shape[1] != spec.size or aligned.shape[2] != spec.size:
-        aligned = np.stack([cv2.resize(a, (spec.size, spec.size), interpolation=cv2.INTER_AREA) for a in aligned])
-    x = aligned.astype(np.float32)
+    x = at_size(aligned, spec.size).astype(np.float32)
     if spec.channels == "BGR":
         x = x[..., ::-1]
     return (x - spec.mean) * spec.scale
