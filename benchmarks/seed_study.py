@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from common import LFW, PAIRS, RESULTS, save
 
-from edgeface.data.prepare import read_manifest
+from edgeface.data.prepare import MANIFEST, read_manifest
 from edgeface.evaluate.metrics import identification_top1
 from edgeface.files import write_json
 
@@ -46,6 +46,13 @@ LABELLED = ("celeba", "orl", "lfw-outside-pairs")
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def write_prepared(folder: Path, records: list[dict]) -> Path:
+    """A prepared folder made of records whose files live elsewhere (absolute paths): just its manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
 
 
 def split(prepared: Path, work: Path, held_out: float = 0.2, seed: int = 0) -> tuple[list[dict], list[dict]]:
@@ -68,9 +75,7 @@ def split(prepared: Path, work: Path, held_out: float = 0.2, seed: int = 0) -> t
         n_test = max(1, round(held_out * len(records))) if len(records) >= 3 else 0
         test += [records[i] for i in order[:n_test]]
         train += [records[i] for i in order[n_test:]]
-    folder = work / "train-photos"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
+    write_prepared(work / "train-photos", train)
     write_json(work / "split.json", {"train": train, "test": test})
     return train, test
 
@@ -79,7 +84,7 @@ def training_views(views: Path, prepared: Path, train: list[dict], work: Path) -
     """The damaged views (grey, relit, low-res, blurred ...) of the training photos only, as a prepared folder:
     a view of a held-out photo would leak that photo into training."""
     folder = work / "train-views"
-    if (folder / "manifest.jsonl").exists():
+    if (folder / MANIFEST).exists():
         return folder
     wanted = {r["file"] for r in train}
     records = []
@@ -87,9 +92,7 @@ def training_views(views: Path, prepared: Path, train: list[dict], work: Path) -
         for r in read_manifest(views / name):
             if r.get("status") == "ok" and r.get("identity") and str(prepared / name / r["of"]) in wanted:
                 records.append({**r, "identity": f"{name}/{r['identity']}", "file": str(views / name / r["file"])})
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    return folder
+    return write_prepared(folder, records)
 
 
 def load_faces(records: list[dict]) -> np.ndarray:

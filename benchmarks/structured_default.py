@@ -68,13 +68,11 @@ def main() -> None:
     if args.more_epochs:
         earlier = json.loads((RESULTS / "structured_default.json").read_text())
         unpruned, curve, groups = earlier["unpruned"], earlier["curve"], earlier["groups"]
-        continued = earlier.get("continued", [])  # every continuation, in order, with its own command
-        continued = [{"command": earlier["command"], **continued}] if isinstance(continued, dict) else continued
+        this_run = {"command": " ".join(["python", *sys.argv]), "data": args.data, "more_epochs": args.more_epochs,
+                    "faces": len(faces.faces), "lr": args.lr / 2}
         history = {"settings": earlier["settings"], "faces": earlier["faces"],
                    "first_command": earlier.get("first_command", earlier["command"]),
-                   "continued": [*continued, {"command": " ".join(["python", *sys.argv]), "data": args.data,
-                                              "more_epochs": args.more_epochs, "faces": len(faces.faces),
-                                              "lr": args.lr / 2}]}
+                   "continued": [*earlier.get("continued", []), this_run]}  # every continuation, in order
         thin = load_keras(work / ("pruned-more.keras" if curve[-1]["step"] == "more" else "pruned.keras"))
         done = curve[-1]["epochs"]
 

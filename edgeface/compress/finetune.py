@@ -18,7 +18,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.manifest import InputSpec
 from edgeface.models.registry import INPUT_SPEC
 from edgeface.tf_setup import keras, tf
-from edgeface.train.dataset import prepared_faces
+from edgeface.train.dataset import normalise, prepared_faces
 from edgeface.vision.image import read_image
 
 
@@ -53,9 +53,7 @@ class FaceSet:
         faces = at_size(self.faces, spec.size)
 
         def model_input(face: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            x = tf.cast(face, tf.float32)  # the same arithmetic as vision.embed.preprocess, in the graph
-            x = (x[..., ::-1] if spec.channels == "BGR" else x) - spec.mean
-            return tf.image.random_flip_left_right(x * spec.scale), target
+            return tf.image.random_flip_left_right(normalise(tf.cast(face, tf.float32), spec)), target
 
         ds = tf.data.Dataset.from_tensor_slices((faces, self.targets.astype(np.float32)))
         ds = ds.shuffle(len(faces), seed=0).map(model_input, num_parallel_calls=tf.data.AUTOTUNE)

@@ -69,6 +69,11 @@ def augment(image: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
+def normalise(image: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+    """Float [0, 255] RGB face(s) -> model input, in the graph: the arithmetic of ``vision.embed.preprocess``."""
+    return ((image[..., ::-1] if spec.channels == "BGR" else image) - spec.mean) * spec.scale
+
+
 def make_dataset(paths: Sequence[str], targets: np.ndarray | tuple[np.ndarray, ...], spec: InputSpec, batch: int,
                  training: bool, seed: int = 0) -> tf.data.Dataset:
     """(normalised image, target) batches; ``targets`` are labels or teacher embeddings (or a tuple of such
@@ -80,11 +85,7 @@ def make_dataset(paths: Sequence[str], targets: np.ndarray | tuple[np.ndarray, .
     def load(path: tf.Tensor, target):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         image = tf.image.resize(tf.cast(image, tf.float32), [spec.size, spec.size])
-        if training:
-            image = augment(image)
-        if spec.channels == "BGR":
-            image = image[..., ::-1]
-        return (image - spec.mean) * spec.scale, target
+        return normalise(augment(image) if training else image, spec), target
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch, drop_remainder=training).prefetch(
         tf.data.AUTOTUNE)
