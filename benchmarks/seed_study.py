@@ -22,6 +22,9 @@ Every stage caches its output under --work, so an interrupted run resumes.  -> r
     python benchmarks/seed_study.py --width 0.25 --epochs 30 --seeds 3 --name seed_study_softmax  (plain classifier)
     python benchmarks/seed_study.py --work ~/.cache/edgeface/seed-study-kd --width 0.25 --epochs 12 --val-every 3 \
         --views ~/.cache/edgeface/views-yunet --teacher ~/.cache/edgeface/stage3/edgeface-float32.tflite
+    python benchmarks/seed_study.py --work ~/.cache/edgeface/seed-study-kd2 --width 0.25 --epochs 12 --lr 1e-3 \
+        --val-every 3 --views ~/.cache/edgeface/views-yunet --teacher ~/.cache/edgeface/stage3/edgeface-float32.tflite \
+        --init ~/.cache/edgeface/seed-study-kd/baseline/checkpoint.keras    (12 more epochs, a second cosine cycle)
 """
 
 from __future__ import annotations
@@ -183,7 +186,7 @@ def train_baseline(work: Path, train: list[dict], test: list[dict], args: argpar
                 break
         width = width or 0.25
     config = TrainConfig(arch="vgg16", out=run, width=width, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                         weight_decay=5e-4, warmup_epochs=1.0, seed=0)
+                         weight_decay=5e-4, warmup_epochs=1.0, seed=0, init=Path(args.init) if args.init else None)
     data = [work / "train-photos"]
     if args.views:
         data.append(training_views(Path(args.views), Path(args.prepared), train, work))
@@ -194,6 +197,7 @@ def train_baseline(work: Path, train: list[dict], test: list[dict], args: argpar
     else:
         summary = train_classifier(data, config, head=args.head, margin=0.3, scale=32.0, callbacks=callbacks)
     summary["width"] = width
+    summary["init"] = args.init
     summary["epoch_seconds_measured"] = {str(k): round(v, 1) for k, v in timing.items()}
     write_json(run / "summary.json", summary)
     return summary
@@ -486,6 +490,9 @@ def main() -> None:
                         help="train the baseline on a teacher's embeddings (cosine + relation) as well as the labels "
                              "(ArcFace head, --identity-weight): the regulariser a 391-person training set lacks")
     parser.add_argument("--identity-weight", type=float, default=0.5)
+    parser.add_argument("--init", default=None,
+                        help="a new schedule from an earlier baseline's checkpoint.keras (backbone and head), in a "
+                             "new --work holding that run's split.json, train-photos and train-views")
     parser.add_argument("--name", default="seed_study", help="results/<name>.json and .md")
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--finetune-lr", type=float, default=5e-4)
@@ -530,7 +537,8 @@ def main() -> None:
                  "held_out_photos": len(test), "sources": list(LABELLED), "alignment": "yunet-5pt"},
         "baseline": {k: v for k, v in baseline.items() if k != "history"}, "curve": baseline.get("history"),
         "settings": {k: getattr(args, k) for k in ("finetune_epochs", "finetune_lr", "kd_epochs", "seeds", "kd_seeds",
-                                                   "lfw_seeds", "batch", "views", "teacher", "identity_weight")},
+                                                   "lfw_seeds", "batch", "views", "teacher", "identity_weight",
+                                                   "init")},
         "table": table, "sentences": sentences, "runs": rows}, started)
 
 

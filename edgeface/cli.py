@@ -190,7 +190,8 @@ ValLFW = Annotated[Optional[Path], typer.Option(help="LFW image root: validate o
 ValPairs = Annotated[Optional[Path], typer.Option(help="pairs.txt for validation")]
 ValEvery = Annotated[int, typer.Option(help="epochs between LFW validations")]
 Init = Annotated[Optional[Path], typer.Option(help="start from this trained model's weights (same arch and width): "
-                                                 "a .keras model or its float32 .tflite export")]
+                                                 "a .keras model or its float32 .tflite export; a "
+                                                 "checkpoint.keras also hands on its margin head")]
 Margin = Annotated[float, typer.Option(help="angular (arcface) or cosine (cosface) margin")]
 Scale = Annotated[float, typer.Option(help="logit scale of the margin heads")]
 Seed = Annotated[int, typer.Option(help="seed of initial weights, shuffling and augmentation")]

@@ -108,6 +108,12 @@ def test_distill_with_identities_then_warm_start(faces, tmp_path):
     second = distill([faces], str(teacher), config, workers=1, relation_weight=1.0)
     assert second["history"]["loss"][0] < history["backbone_loss"][0] - 0.05
     assert abs(second["history"]["loss"][0] - history["backbone_loss"][-1]) < 0.1
+    # from the checkpoint, the ArcFace head continues too: its identity loss starts far below a fresh head's
+    config = TrainConfig(arch="tiny", out=tmp_path / "third", epochs=1, batch=16, lr=1e-4,
+                         init=tmp_path / "first" / "checkpoint.keras")
+    third = distill([faces], str(teacher), config, workers=1, identity_weight=0.1, margin=0.2, scale=16,
+                    relation_weight=1.0)
+    assert third["history"]["head_loss"][0] < history["head_loss"][0] - 2.0, (third["history"], history)
     model = str(tmp_path / "first" / "model.keras")
     for extra, needle in ((("--width", "2.0"), "do not match"), (("--resume",), "pick one")):
         args = ("distill", str(faces), "--teacher", str(teacher), "--arch", "tiny", "--init", model,

@@ -124,6 +124,26 @@ def warm_start(backbone: keras.Model, init: Path, sample_faces: Callable[[], np.
     backbone.set_weights(theirs)
 
 
+def warm_start_head(model: keras.Model, init: Path) -> bool:
+    """Copy the margin head of a training checkpoint (``checkpoint.keras``) into ``model``'s when both have one of
+    the same shape, i.e. the same identities; return whether it did.
+
+    Why: continuing a run with a fresh head would score the trained embedding against random class centres, and
+    the first steps' large identity loss would pull the embedding toward them.
+    """
+    if Path(init).suffix != ".keras":
+        return False
+    try:
+        theirs, ours = load_keras(init).get_layer("head"), model.get_layer("head")
+    except ValueError:  # an embedding network alone, or a model trained without a head
+        return False
+    weights = theirs.get_weights()
+    if [w.shape for w in weights] != [w.shape for w in ours.get_weights()]:
+        return False
+    ours.set_weights(weights)
+    return True
+
+
 def first_images(dataset: tf.data.Dataset, count: int) -> np.ndarray:
     """The first ``count`` input images of a training dataset (whatever targets it carries)."""
     images = []
@@ -160,6 +180,8 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
             if config.init is not None:
                 warm_start(backbone, config.init, lambda: first_images(datasets(INPUT_SPEC, config.batch), 512))
             model = build_train_model(backbone) if build_train_model else backbone
+            if config.init is not None and build_train_model and warm_start_head(model, config.init):
+                print(f"--init: the head continues from {config.init}", file=sys.stderr)
             total = steps_per_epoch * config.epochs
             lr = schedule(config.lr, total, int(config.warmup_epochs * steps_per_epoch))
             model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=config.weight_decay), loss=loss,
