@@ -62,6 +62,23 @@ def test_training_batches_are_the_model_input_of_each_face_or_its_mirror(setup):
         assert np.allclose(row, expected[i], atol=1e-5) or np.allclose(row, expected[i][:, ::-1], atol=1e-5)
 
 
+def test_faces_are_read_into_one_array_and_a_stray_size_is_named(setup, tmp_path):
+    import cv2
+
+    from edgeface.compress.finetune import read_into_one_array
+    from edgeface.errors import EdgefaceError
+    from edgeface.train.dataset import prepared_faces
+    from edgeface.vision.image import read_image
+
+    _, _, faces_dir, _ = setup
+    paths = prepared_faces([faces_dir])[0][:5]
+    assert np.array_equal(read_into_one_array(paths), np.stack([read_image(p) for p in paths]))
+    odd = tmp_path / "odd.png"
+    cv2.imwrite(str(odd), np.zeros((96, 80, 3), np.uint8))
+    with pytest.raises(EdgefaceError, match=r"odd\.png: 80x96 face"):
+        read_into_one_array([*paths, odd])
+
+
 def test_magnitude_pruning_reaches_sparsity_and_shrinks_gzip(setup, tmp_path):
     from edgeface.compress.prune import magnitude_prune
     from edgeface.export import export

@@ -30,7 +30,7 @@ class FaceSet:
         paths, _ = prepared_faces(data)
         rng = np.random.default_rng(seed)
         chosen = sorted(rng.choice(len(paths), size=min(limit, len(paths)), replace=False))
-        self.faces = np.stack([read_image(paths[i]) for i in chosen])
+        self.faces = read_into_one_array([paths[i] for i in chosen])
         self.spec = spec
         self.targets = self.embed(teacher)
 
@@ -62,6 +62,21 @@ class FaceSet:
     def agreement(self, model: keras.Model) -> float:
         """Mean cosine between a model's embeddings and the teacher's on these faces (1.0 = identical)."""
         return float(np.mean(np.sum(self.embed(model) * self.targets, axis=1)))
+
+
+def read_into_one_array(paths: Sequence[str | Path]) -> np.ndarray:
+    """Read same-size images into one preallocated uint8 array. Why not ``np.stack``: it holds every image and
+    the stacked copy at once, twice the memory (about 8 GB for 100 k faces instead of 4)."""
+    first = read_image(paths[0])
+    out = np.empty((len(paths), *first.shape), np.uint8)
+    out[0] = first
+    for i, path in enumerate(paths[1:], start=1):
+        image = read_image(path)
+        if image.shape != first.shape:
+            raise EdgefaceError(f"{path}: {image.shape[1]}x{image.shape[0]} face among "
+                                f"{first.shape[1]}x{first.shape[0]} ones: prepare the folders at one size")
+        out[i] = image
+    return out
 
 
 def finetune(model: keras.Model, faces: FaceSet, epochs: float, batch: int = 64, lr: float = 5e-4,
