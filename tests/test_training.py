@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -51,9 +52,17 @@ def test_train_lowers_loss_pulls_same_person_together_and_resumes(faces, tmp_pat
     assert manifest["architecture"] == "tiny" and manifest["chain"][0]["head"] == "arcface"
     # resume: the checkpoint continues where the optimiser stopped
     config.resume, config.epochs = True, 26
-    resumed = train([faces], config, head="arcface", margin=0.2, scale=16)
+
+    class LateScore(tf_setup.keras.callbacks.Callback):  # like a validation score logged every N epochs only
+        def on_epoch_end(self, epoch, logs=None):
+            logs["late_score"] = 0.5
+
+    resumed = train([faces], config, head="arcface", margin=0.2, scale=16, callbacks=[LateScore()])
     assert resumed["epochs_run"] == 1
-    assert len((tmp_path / "run" / "log.csv").read_text().splitlines()) == 1 + 26
+    with open(tmp_path / "run" / "log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == list(range(26))
+    assert rows[0]["late_score"] == "" and float(rows[-1]["late_score"]) == 0.5 and float(rows[-1]["loss"]) > 0
 
 
 def test_distill_from_a_tflite_teacher_reduces_the_loss(faces, tmp_path):

@@ -6,6 +6,7 @@ a CSV log per epoch and a JSON summary.
 from __future__ import annotations
 
 import contextlib
+import csv
 import sys
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.files import write_json
+from edgeface.files import atomic_write, write_json
 from edgeface.manifest import Manifest
 from edgeface.models.registry import INPUT_SPEC, build_model, count_flops
 from edgeface.tf_setup import keras, tf
@@ -81,6 +82,30 @@ def embedding_part(model: keras.Model) -> keras.Model:
         return model.get_layer("backbone")
     except ValueError:
         return model
+
+
+class EpochLog(keras.callbacks.Callback):
+    """``log.csv``: one row per epoch with every metric any epoch logged, rewritten atomically each epoch.
+
+    Why not Keras' CSVLogger: it fixes its columns at the first epoch, so a score logged every N epochs (LFW
+    validation, a held-out identification score) never reached the file.
+    """
+
+    def __init__(self, path: Path, append: bool) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.rows: list[dict] = []
+        if append and self.path.exists():
+            with open(self.path, newline="") as handle:
+                self.rows = list(csv.DictReader(handle))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        columns = ["epoch", *dict.fromkeys(k for row in self.rows for k in row if k != "epoch")]
+        with atomic_write(self.path, "w") as handle:
+            writer = csv.DictWriter(handle, columns, restval="")
+            writer.writeheader()
+            writer.writerows(self.rows)
 
 
 class LFWValidation(keras.callbacks.Callback):
@@ -189,7 +214,7 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
     hooks: list[keras.callbacks.Callback] = [
         *(callbacks or []),
         keras.callbacks.ModelCheckpoint(str(out / CHECKPOINT), save_weights_only=False),
-        keras.callbacks.CSVLogger(str(log_path), append=config.resume),
+        EpochLog(log_path, append=config.resume),
         keras.callbacks.TerminateOnNaN(),
     ]
     if config.val_lfw_dir and config.val_pairs:
