@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -81,6 +82,21 @@ def split(prepared: Path, work: Path, held_out: float = 0.2, seed: int = 0) -> t
     write_prepared(work / "train-photos", train)
     write_json(work / "split.json", {"train": train, "test": test})
     return train, test
+
+
+def same_split_as(init: Path, work: Path) -> None:
+    """A baseline continued from ``<earlier work>/baseline/checkpoint.keras`` must keep that run's people, split and
+    views (its head's classes are those people): copy them into the new --work unless it has a split already."""
+    earlier = init.parent.parent
+    if (work / "split.json").exists():
+        return
+    if not (earlier / "split.json").exists():
+        raise SystemExit(f"--init {init}: no split.json in {earlier}; pass a checkpoint from a seed-study --work")
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("train-photos", "train-views"):
+        if (earlier / name).is_dir():
+            shutil.copytree(earlier / name, work / name)
+    shutil.copy2(earlier / "split.json", work / "split.json")  # last: its presence means the copy is complete
 
 
 def training_views(views: Path, prepared: Path, train: list[dict], work: Path) -> Path:
@@ -263,7 +279,8 @@ class Study:
 
     def distilled(self, seed: int):
         """A MobileFaceNet (width 0.75, our default's size) trained from scratch to reproduce the baseline's
-        embeddings of the training photos: cosine + relation loss, the same number of epochs as --kd-epochs."""
+        embeddings of the training photos: cosine + relation loss, for --kd-epochs at --kd-lr (its own rate: a student
+        from scratch needs the from-scratch rate, whatever --lr a continued baseline used)."""
         from edgeface.models.registry import INPUT_SPEC, build_model
         from edgeface.tf_setup import keras, tf
         from edgeface.train.dataset import make_dataset
@@ -275,7 +292,7 @@ class Study:
         student = build_model("mobilefacenet", 112, 128, 0.75)
         steps = len(self.train) // self.args.batch
         epochs = self.args.kd_epochs
-        student.compile(optimizer=keras.optimizers.AdamW(schedule(self.args.lr, steps * epochs, steps),
+        student.compile(optimizer=keras.optimizers.AdamW(schedule(self.args.kd_lr, steps * epochs, steps),
                                                          weight_decay=5e-4), loss=distillation_loss(1.0))
         ds = make_dataset([r["file"] for r in self.train], targets.astype(np.float32), INPUT_SPEC, self.args.batch,
                           training=True, seed=seed)
@@ -492,11 +509,12 @@ def main() -> None:
     parser.add_argument("--identity-weight", type=float, default=0.5)
     parser.add_argument("--init", default=None,
                         help="a new schedule from an earlier baseline's checkpoint.keras (backbone and head), in a "
-                             "new --work holding that run's split.json, train-photos and train-views")
+                             "new --work; that run's split, training photos and views are copied into it")
     parser.add_argument("--name", default="seed_study", help="results/<name>.json and .md")
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--finetune-lr", type=float, default=5e-4)
     parser.add_argument("--kd-epochs", type=int, default=5)
+    parser.add_argument("--kd-lr", type=float, default=2e-3, help="peak rate of the distilled student")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--lfw-seeds", type=int, default=1,
                         help="score LFW View 2 on the first N seeds (identification is scored on all)")
@@ -507,6 +525,8 @@ def main() -> None:
     args = parser.parse_args()
     started = time.time()
     work = Path(args.work)
+    if args.init:
+        same_split_as(Path(args.init), work)
     train, test = split(Path(args.prepared), work)
     log(f"{len(train)} training photos, {len(test)} held out, {len({r['identity'] for r in train})} identities")
     baseline = train_baseline(work, train, test, args)
@@ -536,9 +556,9 @@ def main() -> None:
         "data": {"identities": len({r["identity"] for r in train}), "train_photos": len(train),
                  "held_out_photos": len(test), "sources": list(LABELLED), "alignment": "yunet-5pt"},
         "baseline": {k: v for k, v in baseline.items() if k != "history"}, "curve": baseline.get("history"),
-        "settings": {k: getattr(args, k) for k in ("finetune_epochs", "finetune_lr", "kd_epochs", "seeds", "kd_seeds",
-                                                   "lfw_seeds", "batch", "views", "teacher", "identity_weight",
-                                                   "init")},
+        "settings": {k: getattr(args, k) for k in ("finetune_epochs", "finetune_lr", "kd_epochs", "kd_lr", "seeds",
+                                                   "kd_seeds", "lfw_seeds", "batch", "views", "teacher",
+                                                   "identity_weight", "init")},
         "table": table, "sentences": sentences, "runs": rows}, started)
 
 
