@@ -129,43 +129,35 @@ class LFWValidation(keras.callbacks.Callback):
               f"{100 * report['accuracy_se']:.2f}", file=sys.stderr, flush=True)
 
 
-def warm_start(backbone: keras.Model, init: Path, sample_faces: Callable[[], np.ndarray]) -> None:
-    """Copy the weights of a trained embedding network of the same architecture and width into ``backbone``:
-    from a Keras model, or from a float32 ``.tflite`` (BN unfolded on ``sample_faces()``, see ``from_tflite``).
+def warm_start(model: keras.Model, init: Path, sample_faces: Callable[[], np.ndarray]) -> bool:
+    """Copy the weights of a trained embedding network of the same architecture and width into ``model``'s
+    embedding network: from a Keras model, or from a float32 ``.tflite`` (BN unfolded on ``sample_faces()``, see
+    ``from_tflite``). A training checkpoint (``checkpoint.keras``) whose margin head has the shape of ``model``'s
+    (the same identities) hands that head on too; returns whether it did.
 
     Why: a new schedule (another loss, more data, more epochs) starting from a good model costs a fraction of
-    training from scratch; ``--resume`` only finishes the schedule a run started with.
+    training from scratch; ``--resume`` only finishes the schedule a run started with. And a fresh head would score
+    the trained embedding against random class centres, its large first losses pulling the embedding toward them.
     """
+    backbone = embedding_part(model)
     if Path(init).suffix == ".tflite":
         from edgeface.train.from_tflite import load_tflite_weights
 
         load_tflite_weights(backbone, init, sample_faces())
-        return
-    source = embedding_part(load_keras(init))
-    theirs, ours = source.get_weights(), backbone.get_weights()
+        return False
+    trained = load_keras(init)
+    theirs, ours = embedding_part(trained).get_weights(), backbone.get_weights()
     if len(theirs) != len(ours) or any(a.shape != b.shape for a, b in zip(theirs, ours, strict=True)):
         raise EdgefaceError(f"--init {init}: its layers do not match {backbone.name} at this width and embedding "
                             "size")
     backbone.set_weights(theirs)
-
-
-def warm_start_head(model: keras.Model, init: Path) -> bool:
-    """Copy the margin head of a training checkpoint (``checkpoint.keras``) into ``model``'s when both have one of
-    the same shape, i.e. the same identities; return whether it did.
-
-    Why: continuing a run with a fresh head would score the trained embedding against random class centres, and
-    the first steps' large identity loss would pull the embedding toward them.
-    """
-    if Path(init).suffix != ".keras":
-        return False
     try:
-        theirs, ours = load_keras(init).get_layer("head"), model.get_layer("head")
+        their_head, our_head = trained.get_layer("head").get_weights(), model.get_layer("head")
     except ValueError:  # an embedding network alone, or a model trained without a head
         return False
-    weights = theirs.get_weights()
-    if [w.shape for w in weights] != [w.shape for w in ours.get_weights()]:
+    if [w.shape for w in their_head] != [w.shape for w in our_head.get_weights()]:
         return False
-    ours.set_weights(weights)
+    our_head.set_weights(their_head)
     return True
 
 
@@ -202,10 +194,9 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
             initial_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
         else:
             backbone = build_model(config.arch, config.input_size, config.embedding_size, config.width)
-            if config.init is not None:
-                warm_start(backbone, config.init, lambda: first_images(datasets(INPUT_SPEC, config.batch), 512))
             model = build_train_model(backbone) if build_train_model else backbone
-            if config.init is not None and build_train_model and warm_start_head(model, config.init):
+            if config.init is not None and warm_start(
+                    model, config.init, lambda: first_images(datasets(INPUT_SPEC, config.batch), 512)):
                 print(f"--init: the head continues from {config.init}", file=sys.stderr)
             total = steps_per_epoch * config.epochs
             lr = schedule(config.lr, total, int(config.warmup_epochs * steps_per_epoch))
