@@ -6,6 +6,8 @@ unpruned and pruned int8 files are timed side by side (1 thread).  -> results/st
 
     python benchmarks/structured_default.py --ratio 0.5 --steps 4 --epochs 8 --faces 12000
     python benchmarks/structured_default.py --faces 32000 --more-epochs 4    (continue the last step's fine-tuning)
+    python benchmarks/structured_default.py --flops 0.5 --name structured_allocated --work ~/.cache/edgeface/sa
+        (channels allocated per group by sensitivity instead of a uniform ratio)
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ def main() -> None:
     parser.add_argument("--work", default=str(HOME / "structured-default"))
     parser.add_argument("--data", nargs="+", default=[str(d) for d in DATA])
     parser.add_argument("--ratio", type=float, default=0.55)
+    parser.add_argument("--flops", type=float, default=None,
+                        help="instead of --ratio: remove this fraction of FLOPs, channels allocated by sensitivity")
+    parser.add_argument("--name", default="structured_default", help="results/<name>.json")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--epochs", type=float, default=8.0, help="fine-tuning passes over --faces, all steps")
     parser.add_argument("--faces", type=int, default=12000)
@@ -66,7 +71,7 @@ def main() -> None:
         return row
 
     if args.more_epochs:
-        earlier = json.loads((RESULTS / "structured_default.json").read_text())
+        earlier = json.loads((RESULTS / f"{args.name}.json").read_text())
         unpruned, curve, groups = earlier["unpruned"], earlier["curve"], earlier["groups"]
         this_run = {"command": " ".join(["python", *sys.argv]), "data": args.data, "more_epochs": args.more_epochs,
                     "faces": len(faces.faces), "lr": args.lr / 2}
@@ -88,10 +93,12 @@ def main() -> None:
                  callbacks=[Score()])
     else:
         unpruned = score("unpruned", model)
+        def on_step(k: int, step_model) -> dict:
+            save_keras(step_model, work / "pruned.keras")  # a later --more-epochs run continues from the last step
+            return {"epochs": k * per_step, **score(f"step{k}", step_model)}
+
         thin, report = structured_prune(model, args.ratio, faces, args.epochs, lr=args.lr, steps=args.steps,
-                                        relation_weight=args.relation_weight,
-                                        on_step=lambda k, m: {"epochs": k * per_step, **score(f"step{k}", m)})
-        save_keras(thin, work / "pruned.keras")
+                                        relation_weight=args.relation_weight, on_step=on_step, flops=args.flops)
         curve, groups = [r for r in report if "step" in r], [r for r in report if "group" in r]
         history = {"settings": vars(args), "faces": len(faces.faces)}
     timed = bench([unpruned["file"], curve[-1]["file"]], [1], runs=300, warmup=30, roofline=False)
@@ -102,7 +109,7 @@ def main() -> None:
                "p50_ms": {"unpruned": timed[0]["p50_ms"], "pruned": timed[1]["p50_ms"]},
                "targets": {"flops_removed": ">= 0.50", "lfw_change_pp": ">= -0.5", "speedup": ">= 1.6"}}
     print(summary)
-    save("structured_default.json", {**history, "unpruned": unpruned, "curve": curve, "groups": groups,
+    save(f"{args.name}.json", {**history, "unpruned": unpruned, "curve": curve, "groups": groups,
                                      "summary": summary}, started)
 
 

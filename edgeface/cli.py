@@ -331,6 +331,9 @@ def prune_command(
     sparsity: Annotated[float, typer.Option(help="magnitude pruning: fraction of Conv2D/Dense weights set to 0")] = 0.5,
     structured: Annotated[bool, typer.Option(help="remove whole channels instead (cuts FLOPs and latency)")] = False,
     ratio: Annotated[float, typer.Option(help="--structured: fraction of channels removed per group")] = 0.5,
+    flops: Annotated[Optional[float], typer.Option(help="--structured, instead of --ratio: remove this fraction "
+                                                        "of FLOPs, each group's share chosen by how much it changes "
+                                                        "the embedding (needs --data)")] = None,
     steps: Annotated[int, typer.Option(help="--structured: reach --ratio in this many prune + fine-tune steps")] = 1,
     relation_weight: Annotated[float, typer.Option(help="--structured: weight of the batch relation loss beside "
                                                         "the cosine to the original")] = 0.0,
@@ -347,8 +350,9 @@ def prune_command(
     face_data = face_set(keras_model, manifest, data, faces)
     if structured:
         pruned, report = structured_prune(keras_model, ratio, face_data, epochs, steps=steps,
-                                          relation_weight=relation_weight)
-        step = {"step": "prune", "structured": True, "ratio": ratio, "steps": steps,
+                                          relation_weight=relation_weight, flops=flops)
+        share = {"flops": flops} if flops is not None else {"ratio": ratio}
+        step = {"step": "prune", "structured": True, **share, "steps": steps,
                 "relation_weight": relation_weight, "epochs": epochs if face_data else 0}
     else:
         pruned, report = magnitude_prune(keras_model, sparsity, require_faces(face_data, "prune"), epochs)

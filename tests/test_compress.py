@@ -241,3 +241,68 @@ def test_gradual_structured_pruning_reaches_the_same_width_in_steps(setup):
     assert all(-1 <= r["agreement"] <= 1 + 1e-5 and r["loss"] > 0 for r in curve), curve
     assert curve[0]["params"] > curve[1]["params"] == gradual.count_params()
     assert [r["kept"] for r in report if "group" in r] == [r["kept"] for r in once_report if "group" in r]
+
+
+def test_sensitivity_sees_a_group_whose_dropped_half_carries_nothing(setup):
+    """Silence the half of one group that the ranking drops (BN gamma and beta 0): thinning that group to half
+    must do no damage, while halving an untouched group does some. A sensitivity that measured anything but the
+    embedding (or thinned the wrong channels) would not tell them apart."""
+    from edgeface.compress.allocate import sensitivity
+    from edgeface.compress.finetune import FaceSet
+    from edgeface.compress.prune import _ranking, channel_groups
+    from edgeface.models import build_model
+
+    model, _, faces_dir, _ = setup
+    quiet = build_model("mobilefacenet", width=0.25, embedding_size=32)
+    quiet.set_weights(model.get_weights())
+    groups = [g for g in channel_groups(quiet) if g.channels >= 16]
+    silent, loud = groups[1], groups[2]
+    bn = quiet.get_layer(silent.channelwise[0])
+    gamma, beta, mean, var = bn.get_weights()
+    drop = np.argsort(-_ranking(quiet, silent))[silent.channels // 2 :]
+    gamma[drop], beta[drop] = 0.0, 0.0
+    bn.set_weights([gamma, beta, mean, var])
+    rows = {r["group"]: r for r in sensitivity(quiet, [silent, loud], FaceSet([faces_dir], quiet, limit=32))}
+    assert abs(rows[silent.producer]["damage"][0.5]) < 1e-5
+    assert rows[loud.producer]["damage"][0.5] > 1e-3
+    assert rows[loud.producer]["damage"][0.25] > rows[loud.producer]["damage"][0.75]
+    assert all(r["flops_per_channel"] > 0 for r in rows.values())
+
+
+def test_greedy_allocation_spends_the_budget_where_damage_per_flop_is_least():
+    """Two groups of equal cost: the harmless one goes down to its floor before the harmful one loses a channel;
+    a budget beyond every floor is refused in one line."""
+    from edgeface.compress.allocate import greedy_counts
+    from edgeface.errors import EdgefaceError
+
+    def row(name: str, harm: float) -> dict:
+        return {"group": name, "channels": 64, "flops_per_channel": 1000.0,
+                "damage": {1.0: 0.0, 0.75: harm, 0.5: 2 * harm, 0.25: 4 * harm}}
+
+    rows = [row("harmful", 0.3), row("harmless", 0.01)]
+    assert greedy_counts(rows, 16 * 1000) == {"harmful": 64, "harmless": 48}
+    assert greedy_counts(rows, 56 * 1000) == {"harmful": 56, "harmless": 16}
+    with pytest.raises(EdgefaceError, match="25%"):
+        greedy_counts(rows, 128 * 1000)
+
+
+def test_structured_pruning_to_a_flops_budget(setup, tmp_path):
+    """``--flops``: the model loses at least the asked share of FLOPs (and not far more), the channel counts
+    differ between groups, the report carries each group's measured damage, and the CLI says so in its JSON."""
+    from edgeface.compress.prune import structured_prune
+    from edgeface.models.registry import count_flops
+
+    model, path, faces_dir, faces = setup
+    thin, report = structured_prune(model, 0.5, faces, epochs=0.5, batch=16, steps=2, flops=0.4)
+    removed = 1 - count_flops(thin) / count_flops(model)
+    assert 0.4 <= removed < 0.5, removed
+    groups = [r for r in report if "group" in r]
+    assert len({r["kept"] / r["channels"] for r in groups}) > 1
+    assert all(r["damage"]["1.00"] == 0.0 for r in groups)
+    out = run_cli("prune", str(path), "-o", str(tmp_path / "p.keras"), "--structured", "--flops", "0.4",
+                  "--data", str(faces_dir), "--faces", "32", "--epochs", "0.2", "--json", block_tf=False)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["step"]["flops"] == 0.4 and 1 - doc["flops_after"] / doc["flops_before"] >= 0.4
+    assert_one_line_error(run_cli("prune", str(path), "-o", str(tmp_path / "q.keras"), "--structured", "--flops",
+                                  "0.4", block_tf=False), "give --data")

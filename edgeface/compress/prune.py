@@ -165,7 +165,7 @@ def _kept(channels: int, fraction: float) -> int:
     return min(channels, max(8, round(channels * fraction / 8) * 8))
 
 
-def _remove_channels(model: keras.Model, groups: list[ChannelGroup], counts: dict[str, int]) -> keras.Model:
+def remove_channels(model: keras.Model, groups: list[ChannelGroup], counts: dict[str, int]) -> keras.Model:
     """A thinner copy of ``model`` keeping the ``counts[producer]`` most important channels of each group."""
     keep = {g.producer: np.sort(np.argsort(-_ranking(model, g))[: counts[g.producer]]) for g in groups}
     config = model.get_config()
@@ -185,8 +185,8 @@ def _remove_channels(model: keras.Model, groups: list[ChannelGroup], counts: dic
 
 def structured_prune(model: keras.Model, ratio: float, faces: FaceSet | None, epochs: float = 2.0,
                      batch: int = 64, lr: float = 5e-4, steps: int = 1,
-                     relation_weight: float = 0.0,
-                     on_step: Callable[[int, keras.Model], dict] | None = None) -> tuple[keras.Model, list[dict]]:
+                     relation_weight: float = 0.0, on_step: Callable[[int, keras.Model], dict] | None = None,
+                     flops: float | None = None) -> tuple[keras.Model, list[dict]]:
     """Remove ``ratio`` of the channels of every channel group (``channel_groups``), the least important first
     (``_ranking``), into a thinner model built from the edited config; with ``faces``, fine-tune by distilling
     the original model's embeddings (cosine, plus ``relation_weight`` x the relation loss).
@@ -196,11 +196,17 @@ def structured_prune(model: keras.Model, ratio: float, faces: FaceSet | None, ep
     once their neighbours are gone get the chance to show it, and each fine-tune repairs a smaller injury.
     The report has one row per group (``"group"``), then one per step (``"step"``: FLOPs, last fine-tuning loss and
     mean cosine to the original on the fine-tuning faces, and whatever ``on_step(step, model)`` returns, e.g. an
-    LFW score of the exported step), the curve a gradual run is judged by."""
+    LFW score of the exported step), the curve a gradual run is judged by.
+
+    ``flops`` (instead of ``ratio``) removes that fraction of the model's FLOPs with per-group shares chosen by
+    sensitivity (``allocate``): cheap 7x7 groups that the embedding leans on stay wide, costly high-resolution
+    ones give more. Needs ``faces``; each gradual step keeps the same geometric share of the way to those counts."""
     from edgeface.models.registry import count_flops
 
-    if not 0 < ratio < 1:
+    if flops is None and not 0 < ratio < 1:
         raise EdgefaceError(f"--ratio must be between 0 and 1, got {ratio}")
+    if flops is not None and faces is None:
+        raise EdgefaceError("--flops chooses channels by how much each group changes the embedding: give --data")
     if steps < 1:
         raise EdgefaceError(f"--steps must be at least 1, got {steps}")
     check_supported(model)
@@ -208,12 +214,18 @@ def structured_prune(model: keras.Model, ratio: float, faces: FaceSet | None, ep
     if not groups:
         raise EdgefaceError("no prunable channel groups (a Conv2D whose channels reach one conv or Dense through "
                             "BN, activations, pooling or depthwise layers only) found")
+    if flops is None:
+        final, allocation = {g.producer: g.channels * (1 - ratio) for g in groups}, []
+    else:
+        from edgeface.compress.allocate import allocate
+
+        final, allocation = allocate(model, groups, faces, flops)
     thin, curve, tuned = model, [], faces is not None
     for k in range(1, steps + 1):
-        counts = {g.producer: _kept(g.channels, (1 - ratio) ** (k / steps)) for g in groups}
-        thin = _remove_channels(thin, channel_groups(thin), counts)
+        counts = {g.producer: _kept(g.channels, (final[g.producer] / g.channels) ** (k / steps)) for g in groups}
+        thin = remove_channels(thin, channel_groups(thin), counts)
         losses = finetune(thin, faces, epochs / steps, batch, lr, relation_weight=relation_weight) if tuned else []
         curve.append({"step": k, "flops": count_flops(thin), "loss": losses[-1] if losses else None,
                       "agreement": faces.agreement(thin) if tuned else None, **(on_step(k, thin) if on_step else {})})
-    report = [{"group": g.producer, "channels": g.channels, "kept": counts[g.producer]} for g in groups]
+    report = allocation or [{"group": g.producer, "channels": g.channels, "kept": counts[g.producer]} for g in groups]
     return thin, report + curve
