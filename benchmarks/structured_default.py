@@ -93,6 +93,7 @@ def main() -> None:
                  callbacks=[Score()])
     else:
         unpruned = score("unpruned", model)
+
         def on_step(k: int, step_model) -> dict:
             save_keras(step_model, work / "pruned.keras")  # a later --more-epochs run continues from the last step
             return {"epochs": k * per_step, **score(f"step{k}", step_model)}

@@ -30,13 +30,13 @@ def _damage(model: keras.Model, faces: FaceSet, probe: int) -> float:
 
 def sensitivity(model: keras.Model, groups: list, faces: FaceSet, probe: int = 512) -> list[dict]:
     """Each group thinned alone to each of ``PROBE_FRACTIONS`` (no fine-tuning): the embedding damage it does and
-    the FLOPs one channel of it costs."""
+    the FLOPs one channel of it costs. Groups under 16 channels are left out: they are never thinned."""
     from edgeface.models.registry import count_flops
 
     base = count_flops(model)
     whole = {g.producer: g.channels for g in groups}
     rows = []
-    for g in groups:
+    for g in (g for g in groups if g.channels >= 16):
         row = {"group": g.producer, "channels": g.channels, "damage": {1.0: 0.0}}
         for fraction in PROBE_FRACTIONS:
             kept = max(UNIT, round(g.channels * fraction / UNIT) * UNIT)
@@ -56,12 +56,10 @@ def _damage_at(row: dict, kept: int) -> float:
 
 def greedy_counts(rows: list[dict], flops_to_remove: float, floor: float = 0.25) -> dict[str, int]:
     """Remove ``UNIT`` channels at a time from the group whose next cut adds the least damage per FLOP saved,
-    until ``flops_to_remove`` FLOPs are gone; no group goes under ``floor`` of its channels, and groups under 16
-    channels stay whole. Damages are assumed to add up across groups: the fine-tuning after pruning is what
-    repairs the interactions."""
+    until ``flops_to_remove`` FLOPs are gone; no group goes under ``floor`` of its channels. Damages are assumed
+    to add up across groups: the fine-tuning after pruning is what repairs the interactions."""
     counts = {r["group"]: r["channels"] for r in rows}
-    floors = {r["group"]: r["channels"] if r["channels"] < 16
-              else max(UNIT, int(np.ceil(r["channels"] * floor / UNIT)) * UNIT) for r in rows}
+    floors = {r["group"]: max(UNIT, int(np.ceil(r["channels"] * floor / UNIT)) * UNIT) for r in rows}
     removed = 0.0
     while removed < flops_to_remove:
         def price(r: dict) -> float:
@@ -87,15 +85,20 @@ def allocate(model: keras.Model, groups: list, faces: FaceSet, flops_removed: fl
     if not 0 < flops_removed < 1:
         raise EdgefaceError(f"--flops must be between 0 and 1, got {flops_removed}")
     rows = sensitivity(model, groups, faces, probe)
+    if not rows:
+        raise EdgefaceError("no channel group has 16 channels or more: nothing to allocate")
     base = count_flops(model)
     asked = flops_removed * base
     for _ in range(20):
-        counts = greedy_counts(rows, asked)
+        counts = {g.producer: g.channels for g in groups} | greedy_counts(rows, asked)
         actual = base - count_flops(remove_channels(model, groups, counts))
         if actual >= flops_removed * base:
             break
         asked += flops_removed * base - actual + UNIT * min(r["flops_per_channel"] for r in rows)
-    report = [{"group": r["group"], "channels": r["channels"], "kept": counts[r["group"]],
-               "flops_per_channel": r["flops_per_channel"],
-               "damage": {f"{f:.2f}": round(d, 5) for f, d in sorted(r["damage"].items())}} for r in rows]
+    else:  # each round asks for more, so greedy_counts runs out of channels long before this
+        raise EdgefaceError(f"could not reach {flops_removed:.0%} fewer FLOPs")
+    measured = {r["group"]: {"flops_per_channel": r["flops_per_channel"],
+                             "damage": {f"{f:.2f}": round(d, 5) for f, d in sorted(r["damage"].items())}} for r in rows}
+    report = [{"group": g.producer, "channels": g.channels, "kept": counts[g.producer], **measured.get(g.producer, {})}
+              for g in groups]
     return counts, report
