@@ -26,6 +26,7 @@ def main() -> None:
     started = time.time()
 
     from edgeface.evaluate.lfw import evaluate_lfw
+    from edgeface.evaluate.stats import standard_error
     from edgeface.vision.embed import TFLiteEmbedder
 
     def folds(path: str) -> np.ndarray:
@@ -37,7 +38,7 @@ def main() -> None:
         accuracy = folds(path)
         change = accuracy - reference
         rows.append({"file": path, "lfw_pp": float(accuracy.mean()), "change_pp": float(change.mean()),
-                     "change_se_pp": float(change.std(ddof=1) / np.sqrt(len(change))),
+                     "change_se_pp": standard_error(change),
                      "folds_worse": int((change < 0).sum()), "folds": len(change)})
         print(f"{path}: {rows[-1]['change_pp']:+.2f} +- {rows[-1]['change_se_pp']:.2f} pp paired "
               f"({rows[-1]['folds_worse']}/{len(change)} folds worse)", flush=True)

@@ -20,14 +20,6 @@ PROBE_FRACTIONS = (0.75, 0.5, 0.25)  # kept fractions each group is tried at, al
 UNIT = 8  # channels move in multiples of 8, as ``prune._kept`` keeps them
 
 
-def _damage(model: keras.Model, faces: FaceSet, probe: int) -> float:
-    """1 - mean cosine between ``model``'s embeddings and the original's (``faces.targets``) on ``probe`` faces."""
-    from edgeface.train.keras_embedder import embed_in_batches
-
-    embedded = embed_in_batches(model, faces.faces[:probe], faces.spec)
-    return float(1 - np.mean(np.sum(embedded * faces.targets[:probe], axis=1)))
-
-
 def sensitivity(model: keras.Model, groups: list, faces: FaceSet, probe: int = 512) -> list[dict]:
     """Each group thinned alone to each of ``PROBE_FRACTIONS`` (no fine-tuning): the embedding damage it does and
     the FLOPs one channel of it costs. Groups under 16 channels are left out: they are never thinned."""
@@ -41,7 +33,7 @@ def sensitivity(model: keras.Model, groups: list, faces: FaceSet, probe: int = 5
         for fraction in PROBE_FRACTIONS:
             kept = max(UNIT, round(g.channels * fraction / UNIT) * UNIT)
             thin = remove_channels(model, groups, {**whole, g.producer: kept})
-            row["damage"][kept / g.channels] = _damage(thin, faces, probe)
+            row["damage"][kept / g.channels] = 1 - faces.agreement(thin, probe)  # 0 = the original's embedding
             if fraction == 0.5:
                 row["flops_per_channel"] = (base - count_flops(thin)) / (g.channels - kept)
         rows.append(row)

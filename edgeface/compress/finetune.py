@@ -39,10 +39,10 @@ class FaceSet:
 
         return preprocess(faces, self.spec)
 
-    def embed(self, model: keras.Model, batch: int = 128) -> np.ndarray:
+    def embed(self, model: keras.Model, batch: int = 128, limit: int | None = None) -> np.ndarray:
         from edgeface.train.keras_embedder import embed_in_batches
 
-        return embed_in_batches(model, self.faces, self.spec, batch)
+        return embed_in_batches(model, self.faces[:limit], self.spec, batch)
 
     def dataset(self, batch: int) -> tf.data.Dataset:
         """Shuffled, flipped training batches. The faces stay uint8 until a batch is drawn: a float copy of
@@ -59,9 +59,10 @@ class FaceSet:
         ds = ds.shuffle(len(faces), seed=0).map(model_input, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(batch, drop_remainder=True).repeat()
 
-    def agreement(self, model: keras.Model) -> float:
-        """Mean cosine between a model's embeddings and the teacher's on these faces (1.0 = identical)."""
-        return float(np.mean(np.sum(self.embed(model) * self.targets, axis=1)))
+    def agreement(self, model: keras.Model, limit: int | None = None) -> float:
+        """Mean cosine between a model's embeddings and the teacher's on these faces, or the first ``limit`` of
+        them (1.0 = identical)."""
+        return float(np.mean(np.sum(self.embed(model, limit=limit) * self.targets[:limit], axis=1)))
 
 
 def read_into_one_array(paths: Sequence[str | Path]) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+from edgeface.evaluate.stats import standard_error
 
 
 def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +68,7 @@ def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) ->
     accs_arr = np.array(accs)
     return {
         "accuracy": float(accs_arr.mean()),
-        "accuracy_se": float(accs_arr.std(ddof=1) / np.sqrt(len(accs_arr))),
+        "accuracy_se": standard_error(accs_arr),
         "fold_accuracy": [float(a) for a in accs_arr],
         "fold_threshold": [float(t) for t in thrs],
     }

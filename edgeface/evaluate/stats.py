@@ -1,13 +1,20 @@
 """Paired statistics for "did this change accuracy?": the same test photos scored by two models.
 
 Per-photo differences (1 = only the variant was right, -1 = only the reference, 0 = both or neither), averaged
-over repeated runs (seeds) of each photo, are what both functions resample: photos are the unit of sampling, so
+over repeated runs (seeds) of each photo, are what the two tests below resample: photos are the unit of sampling, so
 the seeds' runs of one photo stay together. numpy only, seeded, so a report reproduces exactly.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of ``values`` (sample SD / sqrt(n)): the +- of a 10-fold LFW score, or of a
+    per-fold paired difference."""
+    values = np.asarray(values, dtype=float)
+    return float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
 def photo_differences(variant: np.ndarray, reference: np.ndarray) -> np.ndarray:
