@@ -21,10 +21,10 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.manifest import check_threshold
-from edgeface.vision.align import align_face
+from edgeface.vision.align import align_face, chip_of
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
-from edgeface.vision.embed import Embedder, load_embedder
+from edgeface.vision.embed import Embedder, embedder_identity, load_embedder
 from edgeface.vision.face import Face
 from edgeface.vision.image import read_image
 
@@ -82,7 +82,7 @@ class FaceRecognizer:
 
     @property
     def model_id(self) -> str:
-        return getattr(self.embedder, "sha256", None) or self.embedder.key
+        return embedder_identity(self.embedder)
 
     def faces(self, image: Image, bgr: bool = False) -> tuple[np.ndarray, list[Face]]:
         rgb = as_rgb(image, bgr)
@@ -94,11 +94,13 @@ class FaceRecognizer:
 
     def embed(self, image: Image, bgr: bool = False, all_faces: bool = False, aligned: bool = False) -> np.ndarray:
         """The embedding (D,) of the image's main face (largest, most central), or (N, D) of every face with
-        ``all_faces``. ``aligned=True``: the image is already a 112x112 crop on the template (from ``align``)."""
+        ``all_faces``. ``aligned=True``: the image is already a crop on the model's chip (from ``align``)."""
         if aligned:
             crop = as_rgb(image, bgr)
-            if crop.shape[:2] != (112, 112):
-                raise EdgefaceError(f"an aligned face is 112x112, got {crop.shape[1]}x{crop.shape[0]}")
+            side = chip_of(self.embedder.alignment)[1]
+            if crop.shape[:2] != (side, side):
+                raise EdgefaceError(f"an aligned face for this model is {side}x{side} (from .align), got "
+                                    f"{crop.shape[1]}x{crop.shape[0]}")
             return self.embedder.embed(crop[None])[0]
         rgb, found = self.faces(image, bgr)
         if not found:
@@ -108,11 +110,11 @@ class FaceRecognizer:
         return vectors if all_faces else vectors[0]
 
     def align(self, image: Image, bgr: bool = False) -> np.ndarray:
-        """The main face aligned to the 112x112 ArcFace template (RGB uint8)."""
+        """The main face aligned to the model's chip (RGB uint8; 112x112 ArcFace, or dlib's 150x150 chip)."""
         rgb, found = self.faces(image, bgr)
         if not found:
             raise EdgefaceError("no face found")
-        return align_face(rgb, main_face(found, rgb.shape))
+        return align_face(rgb, main_face(found, rgb.shape), self.embedder.alignment)
 
     def verify(self, a: Image, b: Image) -> dict[str, Any]:
         """Are the main faces of two images the same person? ``{same, score, threshold}`` (cosine similarity)."""
@@ -138,13 +140,15 @@ class Gallery:
         self.store = Store(path, r.model_id, r.embedder.size, alignment=r.finder.alignment)
         self.path = self.store.path
 
-    def enroll(self, name: str, *images: Image) -> dict[str, Any]:
-        """Add photos of one person (paths or arrays); each is quality-checked like ``edgeface enroll``.
+    def enroll(self, name: str, *images: Image, store_faces: bool = True) -> dict[str, Any]:
+        """Add photos of one person (paths or arrays); each is quality-checked like ``edgeface enroll``, and its face
+        kept (a small crop) for ``edgeface gallery upgrade`` unless ``store_faces=False``.
 
         Returns {"name", "accepted", "rejected": {photo: reason}, "skipped", "templates"}."""
         from edgeface.recognize.enroll import enrol
 
-        return asdict(enrol(self.store, name, list(images), self.recognizer.finder, self.recognizer.embedder))
+        return asdict(enrol(self.store, name, list(images), self.recognizer.finder, self.recognizer.embedder,
+                            store_faces))
 
     def identify(self, image: Image, bgr: bool = False) -> list[dict[str, Any]]:
         """Every face in the image with the enrolled person it matches (``name`` None below the threshold),

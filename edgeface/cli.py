@@ -139,6 +139,9 @@ def data_prepare_command(
     limit: Annotated[int, typer.Option(help="stop after this many source images (0: all)")] = 0,
     detector: DetectorOpt = DetectorName.yunet,
     detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    alignment: Annotated[Optional[str], typer.Option(
+        help="yunet-dlib150: cut dlib's 150x150 chip from YuNet's points (to fine-tune --arch dlib-resnet) instead "
+             "of the 112x112 ArcFace crop")] = None,
     json_out: Json = False,
 ) -> None:
     """Detect, align and write every face of a dataset; resumable, reports images with no or several faces."""
@@ -147,7 +150,8 @@ def data_prepare_command(
     from edgeface.report_format import print_json, print_table
 
     summary = prepare(src, dst, identities=identities, layout=layout.value, exclude_pairs=exclude_pairs, prefix=prefix,
-                      workers=workers, limit=limit, detector=detector.value, detect_size=detect_size)
+                      workers=workers, limit=limit, detector=detector.value, detect_size=detect_size,
+                      alignment=alignment)
     if json_out:
         print_json(summary)
         return
@@ -292,6 +296,11 @@ def distill_command(
     seed: Seed = 0,
     margin: Margin = 0.3,
     scale: Scale = 32.0,
+    teacher_flip: Annotated[bool, typer.Option(
+        help="the teacher embeds each face and its mirror and averages them (a better target)")] = False,
+    centre: Annotated[bool, typer.Option(
+        " /--raw-targets", help="--raw-targets: match the teacher's embeddings as they are instead of centred on "
+                                "their mean (for a student that starts as the teacher: --arch dlib-resnet)")] = True,
     json_out: Json = False,
 ) -> None:
     """Train a student to reproduce a teacher's embeddings (cosine loss); works on unlabelled folders."""
@@ -300,7 +309,8 @@ def distill_command(
     config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
                           init, seed)
     print_training(distill(data, teacher, config, workers=workers, identity_weight=identity_weight, margin=margin,
-                           scale=scale, relation_weight=relation_weight), json_out)
+                           scale=scale, relation_weight=relation_weight, teacher_flip=teacher_flip, centre=centre),
+                   json_out)
 
 
 KerasIn = Annotated[Path, typer.Argument(help="a tf_keras model (.keras/.h5); ours or yours")]
@@ -923,13 +933,12 @@ def open_gallery_for(model: str | None, gallery: Path | None, detector: Detector
     """The embedder and the gallery bound to it (refused if the gallery belongs to another model or alignment)."""
     from edgeface.recognize.gallery import Gallery
     from edgeface.vision.detector_options import alignment_of
-    from edgeface.vision.embed import load_embedder
+    from edgeface.vision.embed import embedder_identity, load_embedder
 
     mean, scale, channels = normalisation
     embedder = load_embedder(model, threads=threads, mean=mean, scale=scale, channels=channels)
-    sha = getattr(embedder, "sha256", None) or embedder.key
     alignment = alignment_of(detector, embedder.alignment)
-    return embedder, Gallery(gallery, sha, embedder.size, create=create, alignment=alignment)
+    return embedder, Gallery(gallery, embedder_identity(embedder), embedder.size, create=create, alignment=alignment)
 
 
 @app.command("enroll", rich_help_panel="4. recognise on the device")
@@ -944,6 +953,9 @@ def enroll_command(
     input_mean: InputMean = None,
     input_scale: InputScale = None,
     channels: Channels = None,
+    store_faces: Annotated[bool, typer.Option(
+        help="keep each enrolled face (a small crop) so 'gallery upgrade' can move the gallery to a new model; "
+             "--no-store-faces keeps templates only")] = True,
     json_out: Json = False,
 ) -> None:
     """Detect, quality-check (one face, size, head turn, sharpness), embed and store templates for one or many
@@ -961,7 +973,7 @@ def enroll_command(
         raise EdgefaceError("give NAME IMAGE... or --dir DIR")
     embedder, store = open_gallery_for(model, gallery, detector, normalisation=(input_mean, input_scale, channels))
     finder = FaceFinder(detector.value, detect_size=detect_size, alignment=embedder.alignment)
-    results = [enrol(store, person, paths, finder, embedder) for person, paths in people.items()]
+    results = [enrol(store, person, paths, finder, embedder, store_faces) for person, paths in people.items()]
     if json_out:
         print_json([r.__dict__ for r in results])
     else:
@@ -1010,6 +1022,32 @@ def say(message: str, payload: dict, json_out: bool) -> None:
         print_json(payload)
     else:
         print(message)
+
+
+@gallery_app.command("upgrade")
+def gallery_upgrade(
+    model: ModelOpt = None,
+    gallery: GalleryOpt = None,
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    json_out: Json = False,
+) -> None:
+    """Move the gallery to MODEL (default: the shipped one): every enrolled face is re-embedded from the face the
+    gallery keeps, all at once or not at all; galleries without kept faces name the people to enrol again."""
+    check_detect_size(detect_size)
+    from edgeface.recognize.upgrade import upgrade_gallery
+    from edgeface.vision.detect import FaceFinder
+    from edgeface.vision.embed import embedder_identity, load_embedder
+
+    embedder = load_embedder(model)
+    finder = FaceFinder(detector.value, detect_size=detect_size, alignment=embedder.alignment)
+    store = _plain_gallery(gallery)
+    result = upgrade_gallery(store, finder, embedder, embedder_identity(embedder), finder.alignment)
+    what = (f"re-embedded {result['templates']} templates of {result['people']} people with {embedder.name} "
+            f"(model {str(result['model_before'])[:12]} -> {result['model_after'][:12]}; {result['found_again']} "
+            "faces found again on their kept crops, the others aligned from their stored landmarks)"
+            if result["upgraded"] else f"{store.path} is already on {embedder.name}: nothing to do")
+    say(what, {**result, "model": embedder.name}, json_out)
 
 
 @gallery_app.command("remove")

@@ -56,3 +56,69 @@ def test_damaged_face_api_weights_give_one_line(tmp_path: Path):
     (tmp_path / "w.bin").write_bytes(np.zeros(7, np.float32).tobytes())
     with pytest.raises(Exception, match="shards hold"):
         read_tfjs_weights(tmp_path)
+
+
+def test_shipped_form_is_the_port_exactly_with_xnnpack_friendly_ops(tmp_path: Path):
+    """Raw RGB in (dlib's mean folded into the first conv) and the down blocks' average pools as fixed convs: the
+    same function as the teacher form, with no AVERAGE_POOL_2D left for int8 to fall off XNNPACK (nor the channel
+    PADs after them: the two PADs left are face-api's spatial ones on odd sizes)."""
+    from edgeface.runtime.graph import list_ops, read_graph
+    from edgeface.runtime.interpreter import Model
+    from edgeface.train.dlib_port import build_dlib_resnet, export_dlib_model, face_api_weights, read_tfjs_weights
+    from edgeface.vision.embed import DLIB_DIVISOR, DLIB_MEAN_RGB, TFLiteEmbedder
+
+    weights = read_tfjs_weights(face_api_weights())
+    teacher, shipped = build_dlib_resnet(weights), build_dlib_resnet(weights, raw_rgb=True)
+    rgb = np.random.default_rng(0).uniform(0, 255, (2, 150, 150, 3)).astype(np.float32)
+    want = teacher.predict((rgb - np.array(DLIB_MEAN_RGB, np.float32)) / DLIB_DIVISOR, verbose=0)
+    got = shipped.predict(rgb, verbose=0)
+    assert np.abs(want - got).max() < 1e-4 * np.abs(want).max()
+    path = export_dlib_model(tmp_path / "dlib.tflite")
+    ops = [op.kind for op in list_ops(read_graph(path.read_bytes()))]
+    assert "AVERAGE_POOL_2D" not in ops and ops.count("PAD") == 2 and ops.count("CONV_2D") == 33
+    embedder = TFLiteEmbedder(path)
+    assert (embedder.spec.size, embedder.spec.mean, embedder.spec.scale) == (150, 0.0, 1.0)
+    assert embedder.alignment == "yunet-dlib150" and "public domain" in embedder.manifest.chain[0]["licence"]
+    assert np.allclose(Model(path)(rgb[:1]), got[:1], atol=1e-4)
+
+
+def test_dlib_resnet_fine_tunes_from_its_own_weights_on_dlib_chips(tmp_path: Path):
+    """data prepare/views --alignment yunet-dlib150 cut dlib's chip; distill --arch dlib-resnet starts as the port
+    itself (so its first loss against the flip-averaged port is near zero, with raw targets), and writes a model
+    that says how to feed it; a 112-template student is refused those chips."""
+    from conftest import DATA
+
+    from edgeface.data.prepare import prepare, read_manifest
+    from edgeface.data.views import make_views
+    from edgeface.errors import EdgefaceError
+    from edgeface.train.distill import distill
+    from edgeface.train.dlib_port import export_dlib_model
+    from edgeface.train.loop import TrainConfig
+    from edgeface.vision.image import read_image
+
+    src = tmp_path / "src"
+    for k in (1, 2, 3):
+        (src / f"s{k}").mkdir(parents=True)
+        for img in sorted((DATA / "orl" / f"s{k}").glob("*.png"))[:6]:
+            (src / f"s{k}" / img.name).write_bytes(img.read_bytes())
+    faces, views = tmp_path / "faces", tmp_path / "views"
+    assert prepare(src, faces, workers=1, alignment="yunet-dlib150")["ok"] >= 16
+    make_views(faces, views, per_face=1, workers=1)
+    for folder in (faces, views):
+        record = read_manifest(folder)[0]
+        assert record["detector"] == "yunet-dlib150"
+        assert read_image(folder / record["file"]).shape == (150, 150, 3)
+    with pytest.raises(EdgefaceError, match="--alignment"):
+        prepare(src, tmp_path / "x", workers=1, alignment="dlib")
+    teacher = str(export_dlib_model(tmp_path / "teacher.tflite"))
+    config = TrainConfig(arch="dlib-resnet", out=tmp_path / "ft", epochs=1, batch=8, lr=1e-6)
+    summary = distill([faces, views], teacher, config, workers=1, teacher_flip=True, centre=False,
+                      relation_weight=1.0)
+    assert summary["history"]["loss"][0] < 0.05, summary["history"]
+    assert summary["teacher_flip"] and summary["alignment"] == "yunet-dlib150"
+    manifest = json.loads((tmp_path / "ft" / "model.keras.json").read_text())
+    assert manifest["input"] == {"size": 150, "channels": "RGB", "mean": 0.0, "scale": 1.0}
+    assert manifest["alignment"] == "yunet-dlib150" and manifest["architecture"] == "dlib-resnet"
+    with pytest.raises(EdgefaceError, match="yunet-dlib150 crops"):
+        distill([faces], teacher, TrainConfig(arch="tiny", out=tmp_path / "tiny", epochs=1, batch=8, input_size=150),
+                workers=1)

@@ -71,7 +71,7 @@ def test_gallery_file_is_private_wal_and_versioned(enrolled):
     assert stat.S_IMODE(os.stat(enrolled).st_mode) == 0o600
     db = sqlite3.connect(enrolled)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -200,6 +200,63 @@ def test_gallery_refuses_another_model(tmp_path):
         Gallery(path, "b" * 64, 128)
     with pytest.raises(EdgefaceError, match="enrolled with model"):
         Gallery(path, "a" * 64, 64)
+
+
+def test_gallery_upgrade_moves_a_gallery_to_another_model_without_the_photos(peer, tmp_path):
+    """Enrolled with the peer MobileFaceNet; `gallery upgrade` re-embeds the faces the gallery kept with the shipped
+    model, which then names the same people; the photos are not needed, the old model no longer opens it."""
+    gallery, options = peer
+    moved = tmp_path / "moved.sqlite"
+    moved.write_bytes(gallery.read_bytes())
+    kept = sqlite3.connect(moved).execute("SELECT COUNT(*), COUNT(face), MAX(length(face)) FROM templates").fetchone()
+    assert kept[0] == kept[1] >= 5 and kept[2] < 120_000  # every template keeps its face, a small JPEG
+    result = run_cli("gallery", "upgrade", "--gallery", str(moved), "--json")
+    assert result.returncode == 0, result.stderr
+    done = json.loads(result.stdout)
+    assert done["upgraded"] and done["templates"] == kept[0] and done["people"] == 5
+    assert done["found_again"] == 0  # both models align from YuNet's points: the stored ones, found on the photo
+    events, _ = recognize(moved, PROBES / "obama3.jpg")
+    assert [e["name"] for e in events] == ["obama"]
+    events, _ = recognize(moved, PROBES / "two_people.jpg")
+    assert sorted(e["name"] for e in events) == ["biden", "obama"]
+    again = json.loads(run_cli("gallery", "upgrade", "--gallery", str(moved), "--json").stdout)
+    assert not again["upgraded"]  # already there: nothing rewritten
+    assert_one_line_error(run_cli("recognize", "--source", str(PROBES / "obama3.jpg"), "--gallery", str(moved),
+                                  *options), "gallery upgrade")
+
+
+def test_gallery_upgrade_names_who_to_enrol_again_and_changes_nothing(tmp_path):
+    """A gallery made before faces were kept (schema 1) opens, migrates, and its upgrade is refused with the names of
+    the people to enrol again; with --no-store-faces the same; the gallery still works with its model after."""
+    old = tmp_path / "v1.sqlite"
+    db = sqlite3.connect(old)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created REAL NOT NULL);
+        CREATE TABLE templates (id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL REFERENCES people(id)
+            ON DELETE CASCADE, embedding BLOB NOT NULL, image_sha256 TEXT, quality REAL, created REAL NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1'), ('model_sha256', '%s'), ('embedding_size', '4');
+        INSERT INTO people VALUES (1, 'ada', 0);
+    """ % ("c" * 64))
+    db.execute("INSERT INTO templates VALUES (1, 1, ?, NULL, NULL, 0)", (l2_normalise(np.ones(4)).tobytes(),))
+    db.commit()
+    db.close()
+    result = run_cli("gallery", "upgrade", "--gallery", str(old))
+    assert_one_line_error(result, "ada", "enrol")
+    store = Gallery(old, "c" * 64, 4)
+    assert store.meta("schema_version") == "2" and store.meta("model_sha256") == "c" * 64
+    assert store.match(l2_normalise(np.ones((1, 4))), 0.5)[0].name == "ada"
+    private = tmp_path / "private.sqlite"
+    result = run_cli("enroll", "obama", str(MEDIA / "gallery" / "obama" / "obama.jpg"), "--gallery", str(private),
+                     "--no-store-faces", "--model", str(PEER_FLOAT), *PEER_FLAGS)
+    assert result.returncode == 0, result.stderr
+    assert sqlite3.connect(private).execute("SELECT COUNT(face) FROM templates").fetchone()[0] == 0
+    before = Gallery(private, create=False)
+    sha, templates = before.meta("model_sha256"), before.templates()[0].copy()
+    before.close()
+    assert_one_line_error(run_cli("gallery", "upgrade", "--gallery", str(private)), "obama", "enrol")
+    after = Gallery(private, create=False)
+    assert after.meta("model_sha256") == sha and np.array_equal(after.templates()[0], templates)
 
 
 def test_interrupted_enrolment_leaves_the_gallery_consistent(tmp_path):

@@ -68,6 +68,32 @@ def test_aligned_face_lands_on_the_template(name, person):
 
 
 @needs_shared
+def test_dlib_chip_puts_yunets_points_on_the_fitted_template():
+    """The yunet-dlib150 chip is 150x150 and YuNet, run again on it, finds its points where the template says (the
+    template is where YuNet's points fall on dlib's own chips); it is framed tighter than the ArcFace crop."""
+    from edgeface.vision.align import DLIB_CHIP_TEMPLATE, chip_of
+    from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT, alignment_of
+
+    assert chip_of(None)[1] == 112 and chip_of(DLIB_CHIP_ALIGNMENT)[1] == 150
+    assert alignment_of("yunet", DLIB_CHIP_ALIGNMENT) == DLIB_CHIP_ALIGNMENT
+    assert alignment_of("blazeface", DLIB_CHIP_ALIGNMENT) == "blazeface-4pt"  # BlazeFace's landmarks, dlib's chip
+    finder = FaceFinder(alignment=DLIB_CHIP_ALIGNMENT)
+    assert finder.alignment == DLIB_CHIP_ALIGNMENT
+    for person in ("Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Serena_Williams/Serena_Williams_0003.jpg"):
+        image = read_image(LFW / person)
+        face = main_face(finder.find(image), image.shape)
+        chip = align_face(image, face, DLIB_CHIP_ALIGNMENT)
+        assert chip.shape == (150, 150, 3)
+        assert np.array_equal(finder.aligned_main(image), chip)  # calibration crops are cut the same way
+        points = main_face(FaceFinder().find(chip), chip.shape).keypoints
+        assert np.abs(points[:2, 1] - DLIB_CHIP_TEMPLATE[:2, 1]).max() < 6  # the eye line (ArcFace's: 20 px lower)
+        assert np.abs(points - DLIB_CHIP_TEMPLATE).max() < 12  # least squares spreads a face's own proportions
+        # the eyes sit further apart relative to the chip than on the ArcFace crop: the face fills more of it
+        eyes = np.linalg.norm(points[1] - points[0]) / 150
+        assert eyes > 1.1 * np.linalg.norm(ARCFACE_TEMPLATE[1] - ARCFACE_TEMPLATE[0]) / 112
+
+
+@needs_shared
 @pytest.mark.parametrize("name", DETECTOR_NAMES)
 def test_tight_crops_are_found_with_padding(name):
     paths = sorted((MEDIA.parent / "utkface-subset").glob("*.jpg"))[:10]

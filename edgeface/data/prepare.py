@@ -17,7 +17,12 @@ from edgeface.data.layouts import Item, list_items
 from edgeface.errors import EdgefaceError
 from edgeface.evaluate.lfw import parse_pairs
 from edgeface.progress import progress_bar
-from edgeface.vision.detector_options import BLAZEFACE_ALIGNMENT, DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
+from edgeface.vision.detector_options import (
+    BLAZEFACE_ALIGNMENT,
+    DEFAULT_DETECT_SIZE,
+    DEFAULT_DETECTOR,
+    DLIB_CHIP_ALIGNMENT,
+)
 
 MANIFEST = "manifest.jsonl"
 UNLABELED = "_unlabeled"
@@ -25,11 +30,11 @@ UNLABELED = "_unlabeled"
 _finder = None
 
 
-def _init_worker(detector: str, detect_size: int) -> None:
+def _init_worker(detector: str, detect_size: int, alignment: str | None) -> None:
     global _finder
     from edgeface.vision.detect import FaceFinder
 
-    _finder = FaceFinder(detector, threads=1, detect_size=detect_size)
+    _finder = FaceFinder(detector, threads=1, detect_size=detect_size, alignment=alignment)
 
 
 def process_item(item: Item, dst: Path) -> dict:
@@ -50,7 +55,7 @@ def process_item(item: Item, dst: Path) -> dict:
         return {**record, "status": "no_face"}
     face = main_face(faces, image.shape)
     out = Path(item.identity or UNLABELED) / crop_name(item.path)
-    write_image(dst / out, align_face(image, face))
+    write_image(dst / out, align_face(image, face, _finder.model_alignment))
     return {**record, "status": "ok", "file": str(out), "detector": _finder.alignment, "score": round(face.score, 4),
             "box": [round(float(v), 2) for v in face.box],
             "landmarks": [[round(float(v), 2) for v in p] for p in face.keypoints]}
@@ -91,9 +96,11 @@ def check_same_alignment(records: list[dict], alignment: str, dst: Path) -> None
 
 def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, layout: str = "auto",
             exclude_pairs: Path | None = None, prefix: str = "", workers: int = 2, limit: int = 0,
-            detector: str = DEFAULT_DETECTOR, detect_size: int = DEFAULT_DETECT_SIZE) -> dict:
+            detector: str = DEFAULT_DETECTOR, detect_size: int = DEFAULT_DETECT_SIZE,
+            alignment: str | None = None) -> dict:
     """Prepare a dataset; returns counts: ok, no_face, unreadable, several_faces (main face kept),
-    skipped_already_prepared, excluded_people."""
+    skipped_already_prepared, excluded_people. ``alignment`` ``yunet-dlib150`` cuts dlib's 150x150 chip (for
+    ``--arch dlib-resnet``) instead of the ArcFace 112x112 crop."""
     global _finder
     from edgeface.vision.detect import FaceFinder
 
@@ -106,7 +113,11 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
         from edgeface.data.layouts import check_identity
 
         check_identity(prefix)
-    finder = FaceFinder(detector, threads=1, detect_size=detect_size)  # checks the settings before any work
+    if alignment is not None and alignment != DLIB_CHIP_ALIGNMENT:
+        raise EdgefaceError(f"--alignment must be {DLIB_CHIP_ALIGNMENT} (or left out: the detector's own), got "
+                            f"{alignment!r}")
+    # checks the settings before any work
+    finder = FaceFinder(detector, threads=1, detect_size=detect_size, alignment=alignment)
     alignment = finder.alignment
     exclude: set[str] = set()
     if exclude_pairs is not None:
@@ -142,7 +153,7 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
                 record(process_item(it, dst))
         else:
             ctx = mp.get_context("spawn")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(detector, detect_size)) as pool:
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(detector, detect_size, alignment)) as pool:
                 for rec in pool.imap(_work, [(it, dst) for it in todo], chunksize=16):
                     record(rec)
         os.fsync(manifest.fileno())

@@ -41,7 +41,7 @@ def make_view(task: tuple[dict, int, Path, int]) -> dict:
     image, steps = random_view(read_image(record["source"]), face.box, face.keypoints, rng_for(name, f"view{seed}"))
     source = dst / SOURCES / name
     write_image(source, image)
-    write_image(dst / name, align_face(image, face))
+    write_image(dst / name, align_face(image, face, record.get("detector")))  # on the chip of the clean crop
     return {**record, "source": str(source), "file": name, "of": record["file"], "view": steps}
 
 

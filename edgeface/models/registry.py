@@ -9,7 +9,7 @@ XNNPACK does not run int8 PReLU.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgeface.errors import EdgefaceError
 from edgeface.manifest import InputSpec
@@ -26,29 +26,38 @@ class Architecture:
     name: str
     build: Callable[..., keras.Model]
     summary: str
+    input_spec: InputSpec = field(default_factory=lambda: INPUT_SPEC)
+    alignment: str | None = None  # the chip it sees, when not the ArcFace template (``yunet-dlib150``)
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register(name: str, summary: str) -> Callable:
+def register(name: str, summary: str, input_spec: InputSpec = INPUT_SPEC, alignment: str | None = None) -> Callable:
     def wrap(fn: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
-        ARCHITECTURES[name] = Architecture(name, fn, summary)
+        ARCHITECTURES[name] = Architecture(name, fn, summary, input_spec, alignment)
         return fn
 
     return wrap
 
 
-def build_model(name: str, input_size: int = 112, embedding_size: int = 128, width: float | None = None) -> keras.Model:
-    """Build a registered architecture; ``width=None`` takes the architecture's own default width."""
+def architecture(name: str) -> Architecture:
     if name not in ARCHITECTURES:
         raise EdgefaceError(f"unknown architecture {name!r}; choose one of {', '.join(sorted(ARCHITECTURES))}")
-    kwargs = {"input_size": input_size, "embedding_size": embedding_size}
+    return ARCHITECTURES[name]
+
+
+def build_model(name: str, input_size: int | None = None, embedding_size: int = 128,
+                width: float | None = None) -> keras.Model:
+    """Build a registered architecture; ``width=None`` takes the architecture's own default width,
+    ``input_size=None`` its own input size."""
+    arch = architecture(name)
+    kwargs = {"input_size": input_size or arch.input_spec.size, "embedding_size": embedding_size}
     if width is not None:
         if width <= 0:
             raise EdgefaceError(f"--width must be positive, got {width}")
         kwargs["width"] = width
-    return ARCHITECTURES[name].build(**kwargs)
+    return arch.build(**kwargs)
 
 
 def count_flops(model: keras.Model) -> int:

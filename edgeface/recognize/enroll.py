@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.recognize.gallery import Gallery, check_name
+from edgeface.recognize.gallery import MAX_STORED_FACE, Gallery, StoredFace, check_name
 from edgeface.vision.align import align_face
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.embed import Embedder
+from edgeface.vision.face import Face
 from edgeface.vision.image import decode_image, is_image
 from edgeface.vision.quality import MAX_TURN, sharpness
 
@@ -34,8 +35,36 @@ class EnrolResult:
     templates: int = 0
 
 
-def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> tuple[np.ndarray, float]:
-    """One embedding and its quality for a photo, or EdgefaceError with the reason it is unusable."""
+def keep_face(image: np.ndarray, face: Face) -> StoredFace:
+    """The face with a margin of half a face on every side (cut at the photo's edges), at most MAX_STORED_FACE
+    pixels on its long side (the face keeps about half of that: sharper than any model's chip needs), as JPEG q95,
+    with the detection moved into its coordinates: what ``gallery upgrade`` needs to align and embed it for another
+    model, and no more of the photo."""
+    import cv2
+
+    side = max(face.width, face.height)
+    cx, cy = (face.box[:2] + face.box[2:]) / 2
+    h, w = image.shape[:2]
+    x0, y0 = max(0, int(cx - side)), max(0, int(cy - side))
+    x1, y1 = min(w, int(np.ceil(cx + side))), min(h, int(np.ceil(cy + side)))
+    crop = image[y0:y1, x0:x1]
+    scale = min(1.0, MAX_STORED_FACE / max(crop.shape[:2]))
+    if scale < 1.0:
+        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise EdgefaceError("could not encode the enrolled face")
+    shift = np.array([x0, y0], np.float32)
+    box = ((face.box.reshape(2, 2) - shift) * scale).reshape(-1)
+    points = (face.keypoints - shift) * scale
+    return StoredFace(jpeg.tobytes(), [round(float(v), 2) for v in box],
+                      [[round(float(x), 2), round(float(y), 2)] for x, y in points])
+
+
+def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> tuple[np.ndarray, float, Face]:
+    """One embedding, its quality and the face, for a photo, or EdgefaceError with the reason it is unusable."""
     faces = finder.find(image)
     if not faces:
         raise EdgefaceError("no face found")
@@ -52,15 +81,17 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> 
     sharp = sharpness(aligned)
     if sharp < MIN_SHARPNESS:
         raise EdgefaceError(f"too blurred (sharpness {sharp:.0f}, need {MIN_SHARPNESS:.0f})")
-    return embedder.embed_faces(image, [face])[0], sharp
+    return embedder.embed_faces(image, [face])[0], sharp, face
 
 
-def enrol(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder) -> EnrolResult:
+def enrol(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder,
+          store_faces: bool = True) -> EnrolResult:
     """Enrol one person's photos (paths, or RGB uint8 arrays); a photo already in the gallery (same bytes) is
-    skipped, not doubled."""
+    skipped, not doubled. ``store_faces``: keep each face (a crop with margin, see ``keep_face``) so a later model
+    can re-embed it without the photos; off for those who must not store face images."""
     result = EnrolResult(check_name(name))
     known = gallery.known_hashes()
-    rows, hashes, quality = [], [], []
+    rows, hashes, quality, kept = [], [], [], []
     for k, item in enumerate(images):
         label = str(item) if isinstance(item, (str, Path)) else f"image {k + 1}"
         try:
@@ -76,7 +107,8 @@ def enrol(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedde
             if digest in known:
                 result.skipped[label] = f"already enrolled as {known[digest]}"
                 continue
-            vec, q = face_template(image, finder, embedder)
+            vec, q, face = face_template(image, finder, embedder)
+            kept.append(keep_face(image, face) if store_faces else None)
         except (EdgefaceError, OSError) as exc:
             result.rejected[label] = str(exc) if isinstance(exc, EdgefaceError) else exc.strerror or str(exc)
             continue
@@ -86,7 +118,7 @@ def enrol(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedde
         quality.append(q)
         result.accepted.append(label)
     if rows:
-        result.templates = gallery.add(result.name, np.stack(rows), hashes, quality)
+        result.templates = gallery.add(result.name, np.stack(rows), hashes, quality, kept)
     return result
 
 

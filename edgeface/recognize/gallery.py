@@ -30,7 +30,9 @@ from edgeface.vision.detector_options import ALIGNMENTS, BLAZEFACE_ALIGNMENT
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+# 2: each template may keep the face it was made from (a JPEG crop with margin + its box and landmarks), so
+# `gallery upgrade` can re-embed it with another model
+SCHEMA_VERSION = 2
 LEGACY_ALIGNMENT = BLAZEFACE_ALIGNMENT  # galleries enrolled before the alignment was recorded used BlazeFace
 NAME_MAX = 100
 NAME_RULE = re.compile(r"^[^\W_][\w .'\-]*$", re.UNICODE)
@@ -41,7 +43,8 @@ CREATE TABLE IF NOT EXISTS people (
 CREATE TABLE IF NOT EXISTS templates (
     id INTEGER PRIMARY KEY,
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    embedding BLOB NOT NULL, image_sha256 TEXT, quality REAL, created REAL NOT NULL);
+    embedding BLOB NOT NULL, image_sha256 TEXT, quality REAL, created REAL NOT NULL,
+    face BLOB, face_points TEXT);
 CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id);
 """
 
@@ -214,6 +217,30 @@ class Float16Index:
         return out
 
 
+MAX_STORED_FACE = 480  # pixels, the long side of a kept face crop (about twice the face)
+
+
+@dataclass
+class StoredFace:
+    """An enrolled face kept for re-embedding: a JPEG crop with margin, and the detection in its coordinates."""
+
+    jpeg: bytes
+    box: list[float]
+    landmarks: list[list[float]]
+
+    def points_json(self) -> str:
+        return json.dumps({"box": self.box, "landmarks": self.landmarks})
+
+    @classmethod
+    def from_row(cls, jpeg: bytes, points: str | None) -> StoredFace:
+        try:
+            data = json.loads(points or "")
+            return cls(bytes(jpeg), [float(v) for v in data["box"]][:4],
+                       [[float(x), float(y)] for x, y in data["landmarks"]])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise EdgefaceError("a stored face has no valid box and landmarks") from None
+
+
 @dataclass
 class Match:
     name: str | None
@@ -267,6 +294,12 @@ class Gallery:
         elif int(row[0]) > SCHEMA_VERSION:
             raise EdgefaceError(f"gallery {self.path} has schema {row[0]}, newer than this edgeface "
                                 f"({SCHEMA_VERSION}): upgrade edgeface")
+        elif int(row[0]) == 1:  # in the caller's transaction: the columns and the version move together
+            columns = {r[1] for r in self.db.execute("PRAGMA table_info(templates)")}
+            for column, kind in (("face", "BLOB"), ("face_points", "TEXT")):
+                if column not in columns:
+                    self.db.execute(f"ALTER TABLE templates ADD COLUMN {column} {kind}")
+            self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -298,7 +331,8 @@ class Gallery:
             if sha != model_sha256 or (embedding_size and int(dim or 0) != embedding_size):
                 raise EdgefaceError(
                     f"gallery {self.path} was enrolled with model {sha[:12]} ({dim}-d), not with this model "
-                    f"{model_sha256[:12]} ({embedding_size}-d): use that model or enrol into a new --gallery")
+                    f"{model_sha256[:12]} ({embedding_size}-d): move it to this model with 'edgeface gallery "
+                    "upgrade', use that model, or enrol into a new --gallery")
             if alignment and alignment != self.alignment:
                 detector = self.alignment.split("-")[0]
                 raise EdgefaceError(
@@ -318,25 +352,55 @@ class Gallery:
 
     @guarded
     def add(self, name: str, embeddings: np.ndarray, image_hashes: list[str | None] | None = None,
-            qualities: list[float | None] | None = None) -> int:
+            qualities: list[float | None] | None = None, faces: list[StoredFace | None] | None = None) -> int:
         """Add templates for ``name`` (creating the person) in one transaction; returns the person's count.
 
         A photo whose sha256 is already in the gallery is not added twice (enrolling a folder again, importing an
-        export into its own gallery): callers skip those first with :meth:`known_hashes`."""
+        export into its own gallery): callers skip those first with :meth:`known_hashes`. ``faces``: the face each
+        template was made from, kept for ``gallery upgrade`` (None: not kept)."""
         name = check_name(name)
         dim = self.embedding_size
         embeddings = check_templates(embeddings, dim, f"templates for {name}")
         n = len(embeddings)
         image_hashes = image_hashes or [None] * n
         qualities = qualities or [None] * n
+        kept = [(f.jpeg, f.points_json()) if f else (None, None) for f in faces or [None] * n]
         now = time.time()
         with self.transaction():
             self.db.execute("INSERT OR IGNORE INTO people (name, created) VALUES (?, ?)", (name, now))
             pid = self.db.execute("SELECT id FROM people WHERE name=?", (name,)).fetchone()[0]
             self.db.executemany(
-                "INSERT INTO templates (person_id, embedding, image_sha256, quality, created) VALUES (?,?,?,?,?)",
-                [(pid, e.tobytes(), h, q, now) for e, h, q in zip(embeddings, image_hashes, qualities, strict=True)])
+                "INSERT INTO templates (person_id, embedding, image_sha256, quality, created, face, face_points) "
+                "VALUES (?,?,?,?,?,?,?)",
+                [(pid, e.tobytes(), h, q, now, *f)
+                 for e, h, q, f in zip(embeddings, image_hashes, qualities, kept, strict=True)])
             return self.db.execute("SELECT COUNT(*) FROM templates WHERE person_id=?", (pid,)).fetchone()[0]
+
+    @guarded
+    def stored_faces(self) -> list[tuple[int, str, StoredFace | None]]:
+        """(template id, person, the face it was made from or None) for every template, in id order."""
+        rows = self.db.execute("SELECT t.id, p.name, t.face, t.face_points FROM templates t "
+                               "JOIN people p ON p.id = t.person_id ORDER BY t.id").fetchall()
+        return [(r[0], r[1], StoredFace.from_row(r[2], r[3]) if r[2] is not None else None) for r in rows]
+
+    @guarded
+    def rebind(self, model_sha256: str, embedding_size: int, alignment: str | None,
+               embeddings: dict[int, np.ndarray]) -> None:
+        """Replace every template (id -> new embedding) and the model the gallery is bound to, in one transaction:
+        a crash leaves the gallery on its old model, whole."""
+        emb = check_templates(np.stack(list(embeddings.values())), embedding_size, f"gallery {self.path}") \
+            if embeddings else np.zeros((0, embedding_size), np.float32)
+        with self.transaction():
+            ids = {r[0] for r in self.db.execute("SELECT id FROM templates")}
+            if ids != set(embeddings):
+                raise EdgefaceError(f"gallery {self.path} changed during the upgrade: run it again")
+            self.db.executemany("UPDATE templates SET embedding=? WHERE id=?",
+                                [(e.tobytes(), i) for i, e in zip(embeddings, emb, strict=True)])
+            for key, value in (("model_sha256", model_sha256), ("embedding_size", str(embedding_size)),
+                               ("alignment", alignment)):
+                if value:
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self._cache = None
 
     @guarded
     def known_hashes(self) -> dict[str, str]:

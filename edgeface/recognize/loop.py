@@ -90,7 +90,8 @@ class Recognizer:
                     "turn": round(turn, 2), **({"reason": reason} if reason else {})}
                    for f, turn, reason in zip(faces, turns, reasons, strict=True)]
         if usable:
-            crops = np.stack([cv2.cvtColor(align_face(frame_bgr, faces[i]), cv2.COLOR_BGR2RGB) for i in usable])
+            chip = self.embedder.alignment
+            crops = np.stack([cv2.cvtColor(align_face(frame_bgr, faces[i], chip), cv2.COLOR_BGR2RGB) for i in usable])
             t2 = time.perf_counter()
             self.timings.add("align", t2 - t1)
             embeddings = self.embedder.embed(crops)

@@ -18,7 +18,7 @@ from edgeface.recognize.capture import source_kind
 from edgeface.recognize.gallery import Gallery
 from edgeface.recognize.loop import Recognizer
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
-from edgeface.vision.embed import l2_normalise, load_embedder
+from edgeface.vision.embed import embedder_identity, l2_normalise, load_embedder
 from edgeface.vision.image import is_image, read_image
 
 
@@ -56,7 +56,7 @@ def profile_pipeline(source: str, model: str | None, threads: int = 1, max_frame
     mean, scale, channels = normalisation
     embedder = load_embedder(model, threads=threads, mean=mean, scale=scale, channels=channels)
     with tempfile.TemporaryDirectory() as tmp:
-        gallery = Gallery(Path(tmp) / "g.sqlite", getattr(embedder, "sha256", embedder.key), embedder.size)
+        gallery = Gallery(Path(tmp) / "g.sqlite", embedder_identity(embedder), embedder.size)
         rng = np.random.default_rng(0)
         for i in range(gallery_size // 2):
             gallery.add(f"person {i}", l2_normalise(rng.normal(size=(2, embedder.size))))

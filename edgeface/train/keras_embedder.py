@@ -17,7 +17,9 @@ class KerasEmbedder(AlignedEmbedder):
     """Embeds with a tf_keras model (a file, or a model object during training)."""
 
     def __init__(self, model: str | Path | keras.Model, flip: bool = False, mean: float | None = None,
-                 scale: float | None = None, channels: str | None = None, name: str | None = None) -> None:
+                 scale: float | None = None, channels: str | None = None, name: str | None = None,
+                 spec: InputSpec | None = None, alignment: str | None = None) -> None:
+        """``spec`` and ``alignment``: a model object's normalisation and chip (a file's come from its manifest)."""
         from edgeface.models.registry import INPUT_SPEC
         from edgeface.train.keras_io import load_keras
 
@@ -32,14 +34,14 @@ class KerasEmbedder(AlignedEmbedder):
             self.model = model
             identity = ""  # a model still training has no stable identity: nothing may be cached for it
             self.name = name or model.name
-        base = manifest.input if manifest else INPUT_SPEC
+        base = manifest.input if manifest else spec or INPUT_SPEC
         size = int(self.model.inputs[0].shape[1])
         self.spec = InputSpec(size=size, channels=channels or base.channels,
                               mean=base.mean if mean is None else mean, scale=base.scale if scale is None else scale)
         self.size = int(self.model.outputs[0].shape[-1])
         self.flip = flip
         self.threshold = manifest.threshold if manifest else None
-        self.alignment = manifest.alignment if manifest else None
+        self.alignment = manifest.alignment if manifest else alignment
         settings = f"keras|{identity}|{self.spec}|flip={flip}"
         self.key = hashlib.sha256(settings.encode()).hexdigest()[:24] if identity else ""
 

@@ -10,17 +10,18 @@ import csv
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, write_json
-from edgeface.manifest import Manifest
-from edgeface.models.registry import INPUT_SPEC, build_model, count_flops
+from edgeface.manifest import InputSpec, Manifest
+from edgeface.models.registry import architecture, build_model, count_flops
 from edgeface.tf_setup import keras, tf
 from edgeface.train.keras_io import load_keras, save_keras
+from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 
 CHECKPOINT = "checkpoint.keras"
 FINAL = "model.keras"
@@ -31,7 +32,7 @@ class TrainConfig:
     arch: str
     out: Path
     width: float | None = None
-    input_size: int = 112
+    input_size: int | None = None  # None: the architecture's own
     embedding_size: int = 128
     epochs: int = 20
     batch: int = 128
@@ -48,10 +49,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Refuse a bad setting before any data is read or teacher run."""
-        from edgeface.models.registry import ARCHITECTURES
-
-        if self.arch not in ARCHITECTURES:
-            raise EdgefaceError(f"unknown architecture {self.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}")
+        spec = architecture(self.arch).input_spec  # refuses an unknown name
+        self.input_size = self.input_size or spec.size
         if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
             raise EdgefaceError("--epochs and --batch must be at least 1 and --lr positive")
         if self.init is not None and self.resume:
@@ -111,9 +110,11 @@ class EpochLog(keras.callbacks.Callback):
 class LFWValidation(keras.callbacks.Callback):
     """Score the current embedding network on LFW View 2 every N epochs (and after the last)."""
 
-    def __init__(self, lfw_dir: Path, pairs: Path, every: int, epochs: int) -> None:
+    def __init__(self, lfw_dir: Path, pairs: Path, every: int, epochs: int, spec: InputSpec,
+                 alignment: str | None) -> None:
         super().__init__()
         self.lfw_dir, self.pairs, self.every, self.epochs = lfw_dir, pairs, max(1, every), epochs
+        self.spec, self.alignment = spec, alignment
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if (epoch + 1) % self.every and epoch + 1 != self.epochs:
@@ -121,7 +122,8 @@ class LFWValidation(keras.callbacks.Callback):
         from edgeface.evaluate.lfw import evaluate_lfw
         from edgeface.train.keras_embedder import KerasEmbedder
 
-        report = evaluate_lfw(KerasEmbedder(embedding_part(self.model), name="training"), self.lfw_dir, self.pairs)
+        embedder = KerasEmbedder(embedding_part(self.model), name="training", spec=self.spec, alignment=self.alignment)
+        report = evaluate_lfw(embedder, self.lfw_dir, self.pairs)
         if logs is not None:
             logs["lfw_accuracy"] = report["accuracy"]
             logs["lfw_accuracy_se"] = report["accuracy_se"]
@@ -184,6 +186,12 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
         raise EdgefaceError(f"fewer faces than one batch ({config.batch}): lower --batch or add data")
     if config.resume and not (out / CHECKPOINT).exists():
         raise EdgefaceError(f"--resume: no checkpoint in {out}")
+    arch = architecture(config.arch)
+    spec = replace(arch.input_spec, size=config.input_size)
+    chip = (extra or {}).get("alignment")
+    if chip and (chip == DLIB_CHIP_ALIGNMENT) != (arch.alignment == DLIB_CHIP_ALIGNMENT):
+        raise EdgefaceError(f"--arch {config.arch} sees {arch.alignment or 'ArcFace 112x112'} crops, the data folders "
+                            f"hold {chip} crops: prepare them with the matching 'data prepare --alignment'")
     tf.keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy)
     log_path = out / "log.csv"
@@ -196,7 +204,7 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
             backbone = build_model(config.arch, config.input_size, config.embedding_size, config.width)
             model = build_train_model(backbone) if build_train_model else backbone
             if config.init is not None and warm_start(
-                    model, config.init, lambda: first_images(datasets(INPUT_SPEC, config.batch), 512)):
+                    model, config.init, lambda: first_images(datasets(spec, config.batch), 512)):
                 print(f"--init: the head continues from {config.init}", file=sys.stderr)
             total = steps_per_epoch * config.epochs
             lr = schedule(config.lr, total, int(config.warmup_epochs * steps_per_epoch))
@@ -209,10 +217,11 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
         keras.callbacks.TerminateOnNaN(),
     ]
     if config.val_lfw_dir and config.val_pairs:
-        hooks.insert(0, LFWValidation(config.val_lfw_dir, config.val_pairs, config.val_every, config.epochs))
+        hooks.insert(0, LFWValidation(config.val_lfw_dir, config.val_pairs, config.val_every, config.epochs, spec,
+                                      (extra or {}).get("alignment")))
     started = time.time()
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout; --json owns stdout
-        history = model.fit(datasets(INPUT_SPEC, config.batch), epochs=config.epochs, initial_epoch=initial_epoch,
+        history = model.fit(datasets(spec, config.batch), epochs=config.epochs, initial_epoch=initial_epoch,
                             steps_per_epoch=steps_per_epoch, callbacks=hooks,
                             verbose=1 if sys.stderr.isatty() else 2)
     seconds = time.time() - started
@@ -220,7 +229,7 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
         raise EdgefaceError("training diverged (loss became NaN): lower --lr")
     embedder = embedding_part(model)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-    manifest = Manifest(input=INPUT_SPEC, embedding_size=int(embedder.outputs[0].shape[-1]),
+    manifest = Manifest(input=spec, embedding_size=int(embedder.outputs[0].shape[-1]),
                         params=int(embedder.count_params()), flops=count_flops(embedder), architecture=config.arch,
                         alignment=(extra or {}).get("alignment"),
                         chain=[{"step": "train", **settings, **(extra or {})}])

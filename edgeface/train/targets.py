@@ -30,11 +30,11 @@ def record_face(record: dict) -> Face:
     return Face(np.asarray(record["box"], np.float32), float(record.get("score", 1.0)), kps)
 
 
-def _init(teacher: str, threads: int) -> None:
+def _init(teacher: str, threads: int, flip: bool) -> None:
     global _teacher
     from edgeface.train.keras_embedder import load_any_embedder
 
-    _teacher = load_any_embedder(teacher, threads=threads)
+    _teacher = load_any_embedder(teacher, threads=threads, flip=flip)
 
 
 def _targets(record: dict) -> tuple[str, np.ndarray]:
@@ -44,11 +44,12 @@ def _targets(record: dict) -> tuple[str, np.ndarray]:
     return record["file"], _teacher.embed_faces(image, [face])[0]
 
 
-def teacher_targets(roots: list[Path], teacher: str, workers: int = 2) -> dict[str, np.ndarray]:
-    """{"<root>/<file>": (D,) target} for every ok face of the prepared folders ``roots``."""
+def teacher_targets(roots: list[Path], teacher: str, workers: int = 2, flip: bool = False) -> dict[str, np.ndarray]:
+    """{"<root>/<file>": (D,) target} for every ok face of the prepared folders ``roots`` (``flip``: the mean of the
+    face's and its mirror's embedding)."""
     from edgeface.train.keras_embedder import load_any_embedder
 
-    key = load_any_embedder(teacher).key
+    key = load_any_embedder(teacher, flip=flip).key
     out: dict[str, np.ndarray] = {}
     for root in roots:
         records = [r for r in read_manifest(root) if r.get("status") == "ok"]
@@ -58,7 +59,7 @@ def teacher_targets(roots: list[Path], teacher: str, workers: int = 2) -> dict[s
         todo = [r for r in records if cache.get(r["file"]) is None]
         if todo:
             ctx = mp.get_context("spawn")
-            with progress_bar() as bar, ctx.Pool(workers, initializer=_init, initargs=(teacher, 1)) as pool:
+            with progress_bar() as bar, ctx.Pool(workers, initializer=_init, initargs=(teacher, 1, flip)) as pool:
                 task = bar.add_task(f"teacher {teacher} on {Path(root).name}", total=len(todo))
                 for n, (name, vec) in enumerate(pool.imap(_targets, todo, chunksize=8), 1):
                     cache.put(name, vec)

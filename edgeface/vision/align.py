@@ -1,8 +1,9 @@
-"""Align faces onto the ArcFace 112x112 template with a least-squares similarity transform (Umeyama).
+"""Align faces onto a model's chip with a least-squares similarity transform (Umeyama).
 
-An "aligned face" is always RGB uint8 112x112 on this template. YuNet gives the template's own five points (eyes,
-nose tip, mouth corners). BlazeFace gives eyes, nose tip and the mouth centre, so its mouth centre is mapped to the
-midpoint of the template's two mouth corners.
+An "aligned face" is RGB uint8 on the chip of the model's alignment: the ArcFace 112x112 template for every model
+but those aligned ``yunet-dlib150``, which see dlib's 150x150 face chip (framed tighter around the face: the
+framing dlib's ResNet was trained on). YuNet gives five points (eyes, nose tip, mouth corners). BlazeFace gives eyes,
+nose tip and the mouth centre, so its mouth centre is mapped to the midpoint of the template's two mouth corners.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 from edgeface.vision.face import Face
 
 ALIGNED_SIZE = 112
@@ -19,6 +21,11 @@ ARCFACE_TEMPLATE = np.array(
     np.float32)
 # eyes, nose tip, mouth centre: the four BlazeFace keypoints that lie on the template's plane
 BLAZEFACE_TEMPLATE = np.vstack([ARCFACE_TEMPLATE[:3], ARCFACE_TEMPLATE[3:].mean(0, keepdims=True)])
+# where YuNet's five points fall on dlib's own 150x150 chip (its 5-point predictor, padding 0.25): the median over
+# CelebA photos, fitted and checked by benchmarks/dlib_chip_template.py
+DLIB_CHIP_SIZE = 150
+DLIB_CHIP_TEMPLATE = np.array(
+    [[46.9, 47.3], [105.5, 48.4], [76.7, 79.4], [50.0, 103.1], [101.0, 103.7]], np.float32)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -56,8 +63,26 @@ def align(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray | None 
     landmarks = np.asarray(landmarks, np.float32)
     if template is None:
         template = ARCFACE_TEMPLATE if len(landmarks) == 5 else BLAZEFACE_TEMPLATE
-    matrix = similarity_transform(landmarks, template * (size / ALIGNED_SIZE))
+    return warp_to(image, landmarks, template * (size / ALIGNED_SIZE), size)
+
+
+def warp_to(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` x ``size`` chip on which ``landmarks`` land nearest ``template`` (chip pixels)."""
+    matrix = similarity_transform(landmarks, template)
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def chip_of(alignment: str | None) -> tuple[np.ndarray, int]:
+    """The 5-point template (in chip pixels) and chip size a model aligned ``alignment`` sees."""
+    if alignment == DLIB_CHIP_ALIGNMENT:
+        return DLIB_CHIP_TEMPLATE, DLIB_CHIP_SIZE
+    return ARCFACE_TEMPLATE, ALIGNED_SIZE
+
+
+def chip_key(alignment: str | None) -> str:
+    """The chip's geometry as text, for cache keys: a moved template must never reuse old embeddings."""
+    template, size = chip_of(alignment)
+    return f"{size}:{np.round(template, 2).tolist()}"
 
 
 def face_landmarks(face: Face) -> np.ndarray:
@@ -65,9 +90,13 @@ def face_landmarks(face: Face) -> np.ndarray:
     return face.keypoints if len(face.keypoints) == 5 else face.keypoints[:4]
 
 
-def align_face(image: np.ndarray, face: Face) -> np.ndarray:
-    """Aligned 112x112 crop of a detected face."""
-    return align(image, face_landmarks(face))
+def align_face(image: np.ndarray, face: Face, alignment: str | None = None) -> np.ndarray:
+    """Aligned crop of a face on the chip of a model's ``alignment`` (ArcFace 112x112 unless it is dlib's)."""
+    template, size = chip_of(alignment)
+    landmarks = face_landmarks(face)
+    if len(landmarks) == 4:
+        template = np.vstack([template[:3], template[3:].mean(0, keepdims=True)])
+    return warp_to(image, landmarks, template, size)
 
 
 def centre_face(image: np.ndarray) -> Face:

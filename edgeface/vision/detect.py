@@ -29,6 +29,7 @@ from edgeface.vision.detector_options import (
     BLAZEFACE_ALIGNMENT,
     DEFAULT_DETECT_SIZE,
     DEFAULT_DETECTOR,
+    alignment_of,
     check_detect_size,
     check_min_face,
     detector_value,
@@ -179,8 +180,9 @@ class FaceFinder:
                                               create_detector("blazeface-full", threads)]
         else:
             self.detectors = [create_detector(detector, threads, detect_size, alignment=alignment)]
-        first = self.detectors[0]
-        self.name, self.alignment = first.name, first.alignment
+        self.name = self.detectors[0].name
+        self.alignment = alignment_of(detector, alignment)  # what galleries and prepared folders record
+        self.model_alignment = alignment  # the model's chip, for aligned_main
         self.id = "+".join(d.id for d in self.detectors) + f"|min_face={self.min_face}"
         self._turn: TurnGauge | None = None
         self._threads = threads
@@ -195,11 +197,11 @@ class FaceFinder:
         return [f for f in faces if f.width >= self.min_face]
 
     def aligned_main(self, image: np.ndarray) -> np.ndarray | None:
-        """The photo's main face on the 112x112 template (calibration and check sets), or None without a face."""
+        """The photo's main face on the model's chip (calibration and check sets), or None without a face."""
         from edgeface.vision.align import align_face
 
         faces = self.find(image)
-        return align_face(image, main_face(faces, image.shape)) if faces else None
+        return align_face(image, main_face(faces, image.shape), self.model_alignment) if faces else None
 
     def find(self, image: np.ndarray) -> list[Face]:
         for detector in self.detectors:

