@@ -26,6 +26,7 @@ from pathlib import Path
 
 from common import LFW, PAIRS, SHARED, edgeface_json, save
 
+from edgeface.train.dlib_port import save_dlib_keras
 from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 
 ASSETS = Path(__file__).resolve().parents[1] / "edgeface" / "assets"
@@ -38,24 +39,6 @@ SOURCES = {
     "utkface-subset": (DATA / "utkface-subset", ["--layout", "flat"]),
     "utkface-more": (DATA / "utkface-more", ["--layout", "flat"]),
 }
-
-
-def write_base(out: Path) -> Path:
-    """The untrained port as a Keras model with its manifest (what --epochs 0 exports, and the teacher)."""
-    from edgeface.manifest import Manifest
-    from edgeface.models.dlib_resnet import DLIB_INPUT
-    from edgeface.models.registry import build_model, count_flops
-    from edgeface.train.dlib_port import FACE_API, WEIGHTS_LICENCE
-    from edgeface.train.keras_io import save_keras
-
-    model = build_model("dlib-resnet")
-    manifest = Manifest(input=DLIB_INPUT, embedding_size=128, params=int(model.count_params()),
-                        flops=count_flops(model), architecture="dlib-resnet", alignment=DLIB_CHIP_ALIGNMENT,
-                        chain=[{"step": "dlib-port", "weights": f"npm {FACE_API} (face_recognition_model)",
-                                "licence": WEIGHTS_LICENCE}])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_keras(model, out, manifest)
-    return out
 
 
 def main() -> None:
@@ -83,8 +66,8 @@ def main() -> None:
         return result
 
     t = time.time()
-    base = write_base(work / "dlib-base" / "model.keras")
-    steps["port"] = {"seconds": round(time.time() - t, 1), "command": "benchmarks/dlib_default.py write_base"}
+    base = save_dlib_keras(work / "dlib-base" / "model.keras")
+    steps["port"] = {"seconds": round(time.time() - t, 1), "command": "edgeface.train.dlib_port.save_dlib_keras"}
     result: dict = {"steps": steps}
     if int(args.epochs) > 0:
         teacher = work / "dlib-base" / "port-float32.tflite"

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 from common import LFW, PAIRS, edgeface_json, save
 
-from edgeface.data.prepare import read_manifest
+from edgeface.data.prepare import read_manifest, record_face
 from edgeface.train.dlib_port import ensure_dlib_port
-from edgeface.train.targets import record_face
 from edgeface.vision.embed import DlibEmbedder, DlibPortEmbedder
 from edgeface.vision.image import read_image
 

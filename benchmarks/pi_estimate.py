@@ -1,7 +1,7 @@
 """An estimate on paper, not a measurement: ms per face and recognition FPS of the shipped models on one core of a
 Raspberry Pi 4 (Cortex-A72) and a Raspberry Pi 5 (Cortex-A76).
 
-    python benchmarks/pi_estimate.py
+    python benchmarks/pi_estimate.py [--models default,small]
 -> results/pi_estimate.json (every input, its source, and the arithmetic)
 
     time = FLOPs / (per-core peak of the precision x efficiency)
@@ -20,11 +20,12 @@ Clocks: Raspberry Pi 4 1.8 GHz (boards since 2020; 1.5 GHz before), Raspberry Pi
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from common import save
 
-from edgeface.default_model import default_model_path
+from edgeface.default_model import resolve_model
 from edgeface.runtime.bench import bench
 from edgeface.runtime.flops import flops_per_op
 from edgeface.vision.yunet import yunet_model_path
@@ -38,33 +39,39 @@ FACES_PER_FRAME = 2
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="default,small", help="shipped models, each as int8 and float32")
+    args = parser.parse_args()
     started = time.time()
-    int8 = default_model_path()
-    float32 = int8.with_name("edgeface-default-float32.tflite")
-    rows = {r["model"]: r for r in bench([str(int8), str(float32)], [1], runs=300, warmup=30)}
-    models = {"int8": rows[str(int8)], "float32": rows[str(float32)]}
+    files = {f"{name} {precision}": str(resolve_model(name if precision == "int8" else f"{name}-float32"))
+             for name in args.models.split(",") for precision in ("int8", "float32")}
+    rows = {r["model"]: r for r in bench(list(files.values()), [1], runs=300, warmup=30)}
+    models = {label: rows[path] for label, path in files.items()}
     # the detector is fully convolutional: its FLOPs are counted at the default frame size
     detect_flops = sum(flops_per_op(yunet_model_path("litert"), input_shape=(1, DETECT_SIZE[1], DETECT_SIZE[0],
                                                                              3)).values())
+    float_efficiency = min(r["efficiency"] for label, r in models.items() if label.endswith("float32"))
     estimate = {}
     for board, spec in BOARDS.items():
-        out = {}
-        for precision, row in models.items():
-            peak = spec[precision] * spec["ghz"]  # GFLOP/s (or GOP/s) of one core
+        out: dict = {}
+        for label, row in models.items():
+            peak = spec[label.split()[-1]] * spec["ghz"]  # GFLOP/s (or GOP/s) of one core
             eff = row["efficiency"]
-            out[precision] = {
+            out[label] = {
                 "flops": row["flops"], "peak_gops_per_core": peak, "efficiency_measured_here": eff,
                 "ms_per_face": row["flops"] / (peak * eff * 1e9) * 1e3,
                 "ms_per_face_at_half_efficiency": row["flops"] / (peak * eff * 0.5 * 1e9) * 1e3,
                 "arithmetic": f"{row['flops'] / 1e6:.0f} MFLOP / ({peak:.1f} G/s x {eff:.2f}) "
                               f"= {row['flops'] / (peak * eff * 1e9) * 1e3:.2f} ms"}
-        detect_ms = detect_flops / (spec["float32"] * spec["ghz"] * models["float32"]["efficiency"] * 1e9) * 1e3
-        best = min(models, key=lambda p: out[p]["ms_per_face"])  # on an A72 (no dot product) float may win
-        frame_ms = detect_ms + FACES_PER_FRAME * out[best]["ms_per_face"]
+        detect_ms = detect_flops / (spec["float32"] * spec["ghz"] * float_efficiency * 1e9) * 1e3
         out["detector_yunet_float32"] = {"flops": detect_flops, "ms_per_frame": detect_ms,
                                         "frame_size": list(DETECT_SIZE)}
-        out["recognition_fps_one_core"] = {"faces_per_frame": FACES_PER_FRAME, "embedder": best,
-                                           "ms_per_frame": frame_ms, "fps": 1e3 / frame_ms}
+        for name in args.models.split(","):
+            # on an A72 (no dot product) float may win
+            best = min((f"{name} int8", f"{name} float32"), key=lambda k: out[k]["ms_per_face"])
+            frame_ms = detect_ms + FACES_PER_FRAME * out[best]["ms_per_face"]
+            out[f"recognition_fps_one_core {name}"] = {"faces_per_frame": FACES_PER_FRAME, "embedder": best,
+                                                       "ms_per_frame": frame_ms, "fps": 1e3 / frame_ms}
         estimate[board] = out
     save("pi_estimate.json", {"kind": "estimate on paper, not a measurement", "boards": BOARDS,
                               "measured_here": {k: {f: v[f] for f in ("p50_ms", "flops", "efficiency", "peak_of")}
@@ -72,12 +79,13 @@ def main() -> None:
                               "estimate": estimate}, started)
     for board, out in estimate.items():
         print(board)
-        for precision in ("int8", "float32"):
-            print(f"  {precision}: {out[precision]['arithmetic']} "
-                  f"(pessimistic: {out[precision]['ms_per_face_at_half_efficiency']:.2f} ms)")
-        fps = out["recognition_fps_one_core"]
-        print(f"  YuNet {DETECT_SIZE}: {out['detector_yunet_float32']['ms_per_frame']:.1f} ms; "
-              f"{FACES_PER_FRAME} faces/frame with the {fps['embedder']} model -> {fps['fps']:.0f} FPS on one core")
+        for label in models:
+            print(f"  {label}: {out[label]['arithmetic']} "
+                  f"(pessimistic: {out[label]['ms_per_face_at_half_efficiency']:.2f} ms)")
+        print(f"  YuNet {DETECT_SIZE}: {out['detector_yunet_float32']['ms_per_frame']:.1f} ms")
+        for name in args.models.split(","):
+            fps = out[f"recognition_fps_one_core {name}"]
+            print(f"  {FACES_PER_FRAME} faces/frame with {fps['embedder']} -> {fps['fps']:.0f} FPS on one core")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """LFW View 2 under camera conditions: the same 6,000 pairs as they are, grey, one-sidedly lit, at 32 px between the
-eyes and as JPEG 20, for the default model (float32 and int8), the stage-2 model it replaced, dlib and the
+eyes and as JPEG 20, for the default model (float32 and int8), the small model (stage 3, int8), dlib and the
 MobileFaceNet peer, in one run.
 
-    python benchmarks/robustness.py [--models default,default-float32,stage2,dlib,peer] [--stage2 DIR]
+    python benchmarks/robustness.py [--models default,default-float32,small,dlib,peer] [--reuse dlib]
+
+`--reuse` copies the rows of models whose scores cannot have changed (dlib: its own network and alignment on the
+same YuNet detections) from the previous results file instead of spending 40 minutes re-running them.
 
 Each cell is `edgeface eval MODEL --condition C --json` (cached embeddings make a re-run fast). Reports accuracy
 (10-fold mean +- SE), ROC AUC, TAR at FAR 1e-3, and the FAR at the model's own stored threshold: what `recognize`
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from common import LFW, PAIRS, PEER_FLAGS, RESULTS, SHARED, edgeface_json, save
 
+from edgeface.files import read_json
 from edgeface.vision.condition_names import CONDITIONS
 
 ASSETS = Path(__file__).resolve().parents[1] / "edgeface" / "assets"
@@ -28,6 +32,7 @@ def model_args(name: str, stage2: Path) -> list[str]:
     return {
         "default": [str(ASSETS / "edgeface-default.tflite")],
         "default-float32": [str(ASSETS / "edgeface-default-float32.tflite")],
+        "small": [str(ASSETS / "edgeface-small.tflite")],
         "stage2": [str(stage2 / "edgeface-default.tflite")],
         "stage2-float32": [str(stage2 / "edgeface-default-float32.tflite")],
         "dlib": ["dlib"],
@@ -37,14 +42,20 @@ def model_args(name: str, stage2: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="default,default-float32,stage2,dlib,peer")
+    parser.add_argument("--models", default="default,default-float32,small,dlib,peer")
+    parser.add_argument("--reuse", default="", help="models whose rows come from the previous --out file")
     parser.add_argument("--conditions", default=",".join(CONDITIONS))
     parser.add_argument("--stage2", type=Path, default=STAGE2, help="folder with the stage-2 default model files")
     parser.add_argument("--out", default="robustness.json")
     args = parser.parse_args()
     started = time.time()
+    reuse = set(filter(None, args.reuse.split(",")))
+    earlier = read_json(RESULTS / args.out)["rows"] if reuse else []
     rows = []
     for name in args.models.split(","):
+        if name in reuse:
+            rows += [r for r in earlier if r["model"] == name and r["condition"] in args.conditions.split(",")]
+            continue
         for condition in args.conditions.split(","):
             report = edgeface_json("eval", *model_args(name, args.stage2), "--lfw-dir", str(LFW), "--pairs",
                                    str(PAIRS), "--condition", condition)

@@ -7,6 +7,7 @@ never imports TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import csv as csv_module
 import json
 import os
 import sys
@@ -109,7 +110,8 @@ class ExportFormat(str, Enum):
 DetectorOpt = Annotated[DetectorName, typer.Option("--detector", help=DETECTOR_HELP)]
 DetectSize = Annotated[int, typer.Option("--detect-size", help=DETECT_SIZE_HELP)]
 MinFace = Annotated[int, typer.Option("--min-face", help=MIN_FACE_HELP)]
-ModelOpt = Annotated[Optional[str], typer.Option(help="embedding model (.tflite); default: the shipped model")]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    help="embedding model: a .tflite, or a shipped one by name (small); default: the shipped default model")]
 ThresholdOpt = Annotated[Optional[float], typer.Option(
     help="cosine threshold; default: the model's FAR 1e-3 threshold from its manifest")]
 
@@ -228,7 +230,7 @@ def print_training(summary: dict, json_out: bool) -> None:
 
 @app.command("models", rich_help_panel="1. data & training")
 def models_command(json_out: Json = False) -> None:
-    """List the registered architectures with their parameters and FLOPs at 112x112."""
+    """List the registered architectures with their input, parameters and FLOPs at their default size."""
     from edgeface.models import ARCHITECTURES, describe
     from edgeface.report_format import print_json, print_table
 
@@ -236,9 +238,9 @@ def models_command(json_out: Json = False) -> None:
     if json_out:
         print_json(rows)
         return
-    print_table("architectures (112x112 input)", ["name", "parameters", "GFLOPs", "embedding", "summary"],
-                [(r["name"], f"{r['params']:,}", f"{r['flops'] / 1e9:.3f}", r["embedding"], r["summary"])
-                 for r in rows])
+    print_table("architectures", ["name", "input", "parameters", "GFLOPs", "embedding", "summary"],
+                [(r["name"], "x".join(map(str, r["input"][:2])), f"{r['params']:,}", f"{r['flops'] / 1e9:.3f}",
+                  r["embedding"], r["summary"]) for r in rows])
 
 
 @app.command("train", rich_help_panel="1. data & training")
@@ -684,10 +686,9 @@ def bench_command(
         raise EdgefaceError("--threads needs at least one thread count, e.g. 1 or 1,2,4")
     if runs < 1 or warmup < 0:
         raise EdgefaceError("--runs must be at least 1 and --warmup 0 or more")
-    if not models:
-        from edgeface.default_model import default_model_path
+    from edgeface.default_model import resolve_model
 
-        models = [str(default_model_path())]
+    models = [str(resolve_model(m)) for m in models or [None]]
     if ops:
         print_ops_profile(models[0], thread_list[0], xnnpack, top, json_out)
         return
@@ -836,19 +837,6 @@ def info_command(model: ModelArg = None,
                     [(k, f"{v:,}", f"{100 * v / total:.1f} %") for k, v in info["bytes"].items() if k != "total"])
 
 
-def image_files(target: Path) -> list[Path]:
-    from edgeface.vision.image import is_image
-
-    if target.is_dir():
-        files = sorted(p for p in target.iterdir() if p.is_file() and is_image(p))
-        if not files:
-            raise EdgefaceError(f"no images in {target}")
-        return files
-    if not target.exists():
-        raise EdgefaceError(f"image not found: {target}")
-    return [target]
-
-
 @app.command("detect", rich_help_panel="4. recognise on the device")
 def detect_command(
     target: Annotated[Path, typer.Argument(help="an image or a folder of images")],
@@ -862,10 +850,10 @@ def detect_command(
     from edgeface.api import public
     from edgeface.report_format import print_json, print_table
     from edgeface.vision.detect import FaceFinder
-    from edgeface.vision.image import read_image
+    from edgeface.vision.image import image_files, read_image
 
     check_detect_size(detect_size)
-    files = image_files(target)
+    files, skipped = image_files(target)
     finder = FaceFinder(detector.value, detect_size=detect_size)
     rows, errors = [], 0
     for path in files:
@@ -873,20 +861,22 @@ def detect_command(
             faces = [public(f) for f in finder.find(read_image(path))]
         except EdgefaceError as exc:
             errors += 1
-            print(f"edgeface: skipped {path}: {exc}", file=sys.stderr)
+            skipped[str(path)] = str(exc)
             continue
         rows += [{"file": str(path), **f.to_dict()} | {"top_right_bottom_left": list(f.top_right_bottom_left)}
                  for f in faces]
+    for path, why in skipped.items():
+        print(f"edgeface: skipped {path!r}: {why}", file=sys.stderr)
     if errors == len(files):
         raise EdgefaceError(f"no image of {target} could be read")
-    if csv:
-        print("file,top,right,bottom,left")
-        for r in rows:
-            print(",".join([json.dumps(r["file"]) if "," in r["file"] else r["file"],
-                            *map(str, r["top_right_bottom_left"])]))
+    if csv:  # the csv module quotes commas, quotes and newlines in file names
+        writer = csv_module.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["file", "top", "right", "bottom", "left"])
+        writer.writerows([r["file"], *r["top_right_bottom_left"]] for r in rows)
         return
     if json_out:
-        print_json({"detector": detector.value, "images": len(files), "unreadable": errors, "faces": rows})
+        print_json({"detector": detector.value, "images": len(files), "unreadable": errors, "skipped": skipped,
+                    "faces": rows})
         return
     print_table(f"faces in {target} ({detector.value})", ["file", "box x0,y0,x1,y1", "score"],
                 [(Path(r["file"]).name, ", ".join(f"{v:.0f}" for v in r["box"]), f"{r['score']:.3f}") for r in rows])
@@ -1120,9 +1110,11 @@ def recognize_command(
     """Recognise enrolled people in a camera, video, stream or images; unknown faces are reported as unknown."""
     check_detect_size(detect_size)
     check_min_face(min_face)
-    from edgeface.recognize.loop import Recognizer, run
+    from edgeface.recognize.loop import Recognizer, check_tracking, run
     from edgeface.report_format import print_table
+    from edgeface.vision.quality import MAX_TURN
 
+    check_tracking(smooth, MAX_TURN if max_turn is None else max_turn)
     if threshold is not None:
         check_threshold(threshold)
     embedder, store = open_gallery_for(model, gallery, detector, threads=threads, create=False,
@@ -1147,7 +1139,7 @@ def recognize_command(
     if json_out:
         print(json.dumps({"summary": summary}))
         return
-    shown = face_rows
+    shown, source = face_rows, summary["source"]  # the source as it may be shown (no password)
     print_table(f"faces in {source}", ["file / frame", "name", "score", "box x0,y0,x1,y1", "note"],
                 [(Path(r["source"]).name if r["source"] != source else r["frame"], r["name"],
                   "" if r["score"] is None else f"{r['score']:.3f}", ", ".join(f"{v:.0f}" for v in r["box"]),

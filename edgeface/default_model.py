@@ -1,4 +1,5 @@
-"""The model that ships inside the package and is used whenever a command is given no model."""
+"""The models that ship inside the package: the default, used whenever a command is given no model, and the named
+ones a command takes by name (``--model small``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,29 @@ from edgeface.errors import EdgefaceError
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_NAME = "edgeface-default.tflite"
+# name -> file in ASSETS; each has a float32 twin "<stem>-float32.tflite"
+NAMED_MODELS = {
+    "default": DEFAULT_NAME,
+    # stage 3: MobileFaceNet 0.75 distilled from dlib, 0.8 MB int8, for boards short of memory (see the README)
+    "small": "edgeface-small.tflite",
+}
 
 
 def default_model_path(name: str = DEFAULT_NAME) -> Path:
     path = ASSETS / name
     if not path.exists():
-        raise EdgefaceError(f"the default model {name} is missing from this install; pass a model path")
+        raise EdgefaceError(f"the shipped model {name} is missing from this install; pass a model path")
     return path
+
+
+def resolve_model(model: str | Path | None) -> str | Path:
+    """A model argument as given, or the shipped file it names: None is the default, ``small`` (and
+    ``small-float32``) a named model; anything else (a path, ``dlib``) passes through."""
+    if model is None:
+        return default_model_path()
+    text = str(model)
+    base = text.removesuffix("-float32")
+    if base in NAMED_MODELS and not Path(text).exists():
+        name = NAMED_MODELS[base]
+        return default_model_path(name if base == text else name.replace(".tflite", "-float32.tflite"))
+    return model

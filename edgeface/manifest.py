@@ -36,6 +36,16 @@ def check_threshold(value: Any, what: str = "--threshold") -> float:
     return float(value)
 
 
+# what any real normalisation of 0..255 pixels looks like: a mean inside the pixel range, and a scale that maps
+# the 256 levels onto a span between 1/4 (scale 1/1024) and 1020 (scale 4): [-1, 1] (1/127.5), [0, 1] (1/255),
+# dlib's 1/256 and raw pixels (1) all fit; 1e-6 (every face alike) or a negative scale (a photo negative) do not
+MEAN_RANGE = (0.0, 255.0)
+SCALE_RANGE = (1 / 1024, 4.0)
+# a threshold placed at FAR 1e-3 sits above the 99.9th percentile of strangers' cosines, about 3.1 / sqrt(D) even
+# for random D-dim embeddings: above 0.05 up to D = 4096; one below it was not calibrated (it would name strangers)
+MANIFEST_THRESHOLD_MIN = 0.05
+
+
 @dataclass
 class InputSpec:
     """How pixels become model input: value = (pixel - mean) * scale, channels in ``channels`` order."""
@@ -50,12 +60,11 @@ class InputSpec:
             raise EdgefaceError(f"channel order must be RGB or BGR, got {self.channels!r}")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or not 8 <= self.size <= 4096:
             raise EdgefaceError(f"input size must be a whole number of pixels from 8 to 4096, got {self.size!r}")
-        for name in ("mean", "scale"):
+        for name, (low, high) in (("mean", MEAN_RANGE), ("scale", SCALE_RANGE)):
             value = getattr(self, name)
-            if not is_number(value) or abs(value) > 1e6:
-                raise EdgefaceError(f"input {name} must be a finite number (|x| <= 1e6), got {value!r}")
-        if self.scale == 0:
-            raise EdgefaceError("input scale must not be 0")
+            if not is_number(value) or not low <= value <= high:
+                raise EdgefaceError(f"input {name} must be a number from {low:g} to {high:g} (pixels are 0..255), "
+                                    f"got {value!r}")
 
 
 @dataclass
@@ -104,6 +113,9 @@ class Manifest:
         """Types and ranges of the fields a model is run with: a wrong one is an error, never a silent default."""
         if self.threshold is not None:
             check_threshold(self.threshold, f"{source}: threshold")
+            if self.threshold < MANIFEST_THRESHOLD_MIN:
+                raise EdgefaceError(f"{source}: threshold {self.threshold:g} is below {MANIFEST_THRESHOLD_MIN}, where "
+                                    "no calibrated FAR 1e-3 threshold lies: the manifest is damaged or forged")
         if isinstance(self.embedding_size, bool) or not isinstance(self.embedding_size, int) \
                 or not 0 <= self.embedding_size <= 65536:
             raise EdgefaceError(f"{source}: embedding_size must be a whole number, got {self.embedding_size!r}")
@@ -156,7 +168,14 @@ def load_manifest(model_path: str | Path, check_sha: bool = True, content: bytes
         content = check_tflite_file(path) if content is None else content
         embedded = read_manifest(content)
         if embedded is not None:
-            return parse_manifest(embedded, f"the manifest inside {path.name}")
+            manifest = parse_manifest(embedded, f"the manifest inside {path.name}")
+            if check_sha and manifest.sha256:  # copied into another model, it would feed that model wrongly
+                from edgeface.tflite_metadata import model_identity
+
+                if manifest.sha256 != model_identity(content):
+                    raise EdgefaceError(f"the manifest inside {path.name} describes another model file (sha256 "
+                                        "mismatch): it was copied from elsewhere; re-export or re-import the model")
+            return manifest
     sidecar = manifest_path(path)
     if not sidecar.exists():
         return None

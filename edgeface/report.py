@@ -6,6 +6,7 @@ and a Pareto plot (accuracy vs latency), or the fastest/smallest variant within 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +240,8 @@ def optimize(model_path: Path, max_drop_pp: float, target: str, data: list[Path]
     """Try variants in order of expected gain for ``target``; return the best one within the accuracy budget.
 
     ``work`` holds the variants; pointing it at a ``compare`` output folder reuses the variants built there."""
+    if not (math.isfinite(max_drop_pp) and 0 <= max_drop_pp <= 100):
+        raise EdgefaceError(f"--max-drop must be 0 to 100 percentage points, got {max_drop_pp}")
     work = work or out.parent / f".{out.stem}-variants"
     work.mkdir(parents=True, exist_ok=True)
     model, manifest, faces, calibration = prepare_inputs(model_path, data, faces_limit)

@@ -51,7 +51,9 @@ def test_load_detect_embed_verify():
     bgr = cv2.imread(str(OBAMA))
     assert np.allclose(fr.embed(bgr, bgr=True), vec, atol=1e-5)  # an OpenCV frame gives the same answer
     aligned = fr.align(OBAMA)
-    assert aligned.shape == (112, 112, 3)
+    assert aligned.shape == (150, 150, 3)  # the shipped model sees dlib's chip (yunet-dlib150)
+    with pytest.raises(edgeface.EdgefaceError, match="150x150"):
+        fr.embed(aligned[:112, :112], aligned=True)
     assert float(np.dot(fr.embed(aligned, aligned=True), vec)) > 0.999  # an aligned crop is embedded as it is
     same = fr.verify(OBAMA, MEDIA / "probes" / "obama3.jpg")
     other = fr.verify(OBAMA, BIDEN)

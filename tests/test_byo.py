@@ -200,7 +200,7 @@ def test_peer_rewrites_are_exact_in_float():
 def test_old_schema_opcodes_and_signature_are_modernised():
     from edgeface.default_model import default_model_path
 
-    data = default_model_path().with_name("edgeface-default-float32.tflite").read_bytes()
+    data = default_model_path("edgeface-small-float32.tflite").read_bytes()
     model = read_graph(data)
     for code in model.operatorCodes:  # as schema v3a writers left them
         code.builtinCode = 0
@@ -219,7 +219,7 @@ def test_quantize_a_float_tflite_to_int8_on_xnnpack(tmp_path):
     from edgeface.default_model import default_model_path
     from edgeface.vision.embed import load_embedder
 
-    float_model = default_model_path().with_name("edgeface-default-float32.tflite")
+    float_model = default_model_path("edgeface-small-float32.tflite")
     out = tmp_path / "q.tflite"
     result = run_cli("quantize", str(float_model), "-o", str(out), "--calib-data", str(CELEBA), "--calib", "24",
                      "--layers", "--json")
@@ -253,9 +253,10 @@ def test_quantize_refuses_with_one_line(tmp_path):
     from edgeface.vision.yunet import yunet_model_path
 
     out = str(tmp_path / "q.tflite")
-    assert_one_line_error(run_cli("quantize", str(default_model_path()), "-o", out, "--calib-data", str(CELEBA)),
+    assert_one_line_error(run_cli("quantize", str(default_model_path("edgeface-small.tflite")), "-o", out,
+                                  "--calib-data", str(CELEBA)),
                           "already quantized")
-    float_model = str(default_model_path().with_name("edgeface-default-float32.tflite"))
+    float_model = str(default_model_path("edgeface-small-float32.tflite"))
     assert_one_line_error(run_cli("quantize", float_model, "-o", out), "needs calibration faces")
     assert_one_line_error(run_cli("quantize", float_model, "-o", out, "--calib-data", str(tmp_path / "none")),
                           "not found")
@@ -275,7 +276,7 @@ def test_max_drop_keeps_layers_float_until_the_budget_holds(tmp_path):
     from edgeface.compress.tflite_quantize import lfw_scorer, prepare_float, within_budget
     from edgeface.default_model import default_model_path
 
-    float_model = default_model_path().with_name("edgeface-default-float32.tflite")
+    float_model = default_model_path("edgeface-small-float32.tflite")
     manifest = load_manifest(float_model)
     content, _ = prepare_float(float_model.read_bytes())
     faces = _aligned(CELEBA, 12, manifest.alignment)

@@ -43,9 +43,8 @@ def test_each_condition_does_what_its_name_says():
 
 
 def test_views_are_seeded_resumable_and_a_prepared_folder(tmp_path: Path):
-    from edgeface.data.prepare import read_manifest
+    from edgeface.data.prepare import read_manifest, record_face
     from edgeface.data.views import make_views
-    from edgeface.train.targets import record_face
     from edgeface.vision.align import align_face
 
     faces = prepared_orl(tmp_path / "orl", people=2)

@@ -91,21 +91,23 @@ def test_detections_and_embeddings_are_cached_per_detector(tmp_path: Path):
 
 @needs_shared
 def test_a_gallery_refuses_another_detectors_alignment(tmp_path: Path):
-    """A model aligned on YuNet's 5 points (the default, the peer) gets them: its gallery refuses BlazeFace crops.
+    """A model aligned on YuNet's 5 points (the default onto dlib's chip, the peer onto ArcFace's) gets them: its
+    gallery refuses BlazeFace crops.
     A model trained on BlazeFace crops (its manifest says blazeface-4pt) gets BlazeFace landmarks under either
     detector."""
     from edgeface.default_model import default_model_path
     from edgeface.manifest import load_manifest, save_manifest
 
     photo = str(DATA / "media" / "gallery" / "obama" / "obama.jpg")
-    for name, model in (("peer", ["--model", str(PEER_FLOAT), *PEER_FLAGS]), ("default", [])):
+    for name, model, alignment in (("peer", ["--model", str(PEER_FLOAT), *PEER_FLAGS], "yunet-5pt"),
+                                   ("default", [], "yunet-dlib150")):
         gallery = tmp_path / f"{name}.sqlite"
         assert run_cli("enroll", "obama", photo, "--gallery", str(gallery), *model).returncode == 0
         result = run_cli("recognize", "--source", photo, "--gallery", str(gallery), "--threshold", "0.3",
                          "--detector", "blazeface", *model)
-        assert_one_line_error(result, "yunet-5pt", "--detector yunet")
+        assert_one_line_error(result, alignment, "--detector yunet")
     blaze = tmp_path / "blaze.tflite"
-    shutil.copyfile(default_model_path(), blaze)
+    shutil.copyfile(default_model_path("edgeface-small.tflite"), blaze)  # a model on the 112x112 template
     manifest = load_manifest(blaze)
     manifest.alignment = "blazeface-4pt"
     save_manifest(blaze, manifest)

@@ -49,12 +49,15 @@ def test_a_model_copied_without_its_json_keeps_its_normalisation(tmp_path: Path)
     alone = tmp_path / "copied.tflite"
     shutil.copyfile(default_model_path(), alone)  # no .json beside it
     manifest = load_manifest(alone)
-    assert manifest is not None and manifest.input.mean == 127.5 and manifest.threshold
+    assert manifest is not None and manifest.threshold
+    # its input (dlib's 150x150 chip, raw RGB) and alignment travel inside the file
+    assert (manifest.input.size, manifest.input.mean, manifest.input.scale) == (150, 0.0, 1.0)
+    assert manifest.alignment == "yunet-dlib150"
     gallery = tmp_path / "g.sqlite"
     assert run_cli("enroll", "obama", str(OBAMA), "--gallery", str(gallery), "--model", str(alone)).returncode == 0
     events = events_of(run_cli("recognize", "--source", str(MEDIA / "probes" / "obama3.jpg"), "--gallery",
                                str(gallery), "--model", str(alone), "--json"))
-    assert [e["name"] for e in events] == ["obama"]  # with mean 0 / scale 1 it would score far lower
+    assert [e["name"] for e in events] == ["obama"]  # without them it would be refused (no manifest, no flags)
 
 
 def test_a_model_with_no_manifest_and_no_flags_is_refused(tmp_path: Path):

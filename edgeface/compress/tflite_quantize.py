@@ -9,6 +9,7 @@ per-layer error report, until the exported file is within the budget on LFW View
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
 import warnings
@@ -299,8 +300,8 @@ def quantize_file(model: Path, out: Path, recipe: str, normalisation: tuple[floa
         raise EdgefaceError("--out must not be the input model: quantize writes a new file")
     if max_drop is not None and (lfw_dir is None or pairs is None):
         raise EdgefaceError("--max-drop is measured on LFW View 2: pass --lfw-dir and --pairs")
-    if max_drop is not None and max_drop < 0:
-        raise EdgefaceError(f"--max-drop must be 0 or more percentage points, got {max_drop}")
+    if max_drop is not None and not (math.isfinite(max_drop) and 0 <= max_drop <= 100):
+        raise EdgefaceError(f"--max-drop must be 0 to 100 percentage points, got {max_drop}")
     if recipe not in RECIPES:
         raise EdgefaceError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     content = check_tflite_file(model)

@@ -16,7 +16,7 @@ import multiprocessing as mp
 import os
 from pathlib import Path
 
-from edgeface.data.prepare import MANIFEST, read_manifest
+from edgeface.data.prepare import MANIFEST, read_manifest, record_face, record_file
 from edgeface.errors import EdgefaceError
 from edgeface.progress import progress_bar
 
@@ -30,14 +30,13 @@ def view_name(file: str, k: int) -> str:
 
 def make_view(task: tuple[dict, int, Path, int]) -> dict:
     """Damage one record's source photo, align it, write both; return the view's manifest record."""
-    from edgeface.train.targets import record_face
     from edgeface.vision.align import align_face
     from edgeface.vision.conditions import random_view, rng_for
     from edgeface.vision.image import read_image, write_image
 
     record, k, dst, seed = task
     name = view_name(record["file"], k)
-    face = record_face(record)
+    face = record_face(record)  # checked with the whole folder before the pool started
     image, steps = random_view(read_image(record["source"]), face.box, face.keypoints, rng_for(name, f"view{seed}"))
     source = dst / SOURCES / name
     write_image(source, image)
@@ -56,6 +55,12 @@ def make_views(src: str | Path, dst: str | Path, per_face: int = 1, seed: int = 
     records = [r for r in read_manifest(src) if r.get("status") == "ok"]
     if not records:
         raise EdgefaceError(f"no prepared faces in {src}: run 'edgeface data prepare' first")
+    for n, record in enumerate(records, 1):  # the folder is data: every record checked before anything is written
+        where = f"{src / MANIFEST} ok record {n}"
+        record_file(record, dst, where)
+        record_face(record, where)
+        if not isinstance(record.get("source"), str):
+            raise EdgefaceError(f"{where}: 'source' must be a path")
     dst.mkdir(parents=True, exist_ok=True)
     done = {r["file"] for r in read_manifest(dst)}
     todo = [(r, k, dst, seed) for r in records for k in range(per_face) if view_name(r["file"], k) not in done]

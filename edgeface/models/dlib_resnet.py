@@ -22,7 +22,7 @@ DLIB_INPUT = InputSpec(size=DLIB_CHIP, channels="RGB", mean=0.0, scale=1.0)
 def build(input_size: int = DLIB_CHIP, embedding_size: int = 128, width: float = 1.0) -> keras.Model:
     from edgeface.train.dlib_port import build_dlib_resnet, face_api_weights, read_tfjs_weights
 
-    if input_size != DLIB_CHIP or embedding_size != 128 or width != 1.0:
-        raise EdgefaceError(f"dlib-resnet is dlib's trained network: {DLIB_CHIP}x{DLIB_CHIP} input, 128-d, width 1 "
-                            f"only (got {input_size}, {embedding_size}-d, width {width})")
-    return build_dlib_resnet(read_tfjs_weights(face_api_weights()), raw_rgb=True)
+    if not 64 <= input_size <= DLIB_CHIP or embedding_size != 128 or width != 1.0:
+        raise EdgefaceError(f"dlib-resnet is dlib's trained network: 64 to {DLIB_CHIP} px input (its chip resized), "
+                            f"128-d, width 1 only (got {input_size}, {embedding_size}-d, width {width})")
+    return build_dlib_resnet(read_tfjs_weights(face_api_weights()), raw_rgb=True, input_size=input_size)

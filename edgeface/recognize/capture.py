@@ -38,6 +38,8 @@ _END = object()
 
 
 def source_kind(spec: str) -> str:
+    if not spec.strip():
+        raise EdgefaceError("--source is empty: give a camera index, a video file, a stream URL, an image or a folder")
     if spec.isdigit():
         return "camera"
     if "://" in spec:
@@ -47,6 +49,8 @@ def source_kind(spec: str) -> str:
         return "folder"
     if not path.exists():
         raise EdgefaceError(f"source not found: {spec}")
+    if not path.is_file():  # a fifo or device would block the reader forever
+        raise EdgefaceError(f"source {spec} is not a regular file")
     return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
 
 

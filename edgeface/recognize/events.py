@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import threading
 import time
@@ -124,15 +125,39 @@ class QueuedSink:
                 **({"last_error": self.last_error} if self.last_error else {})}
 
 
+def redact(url: str) -> str:
+    """A URL as it may be shown: ``user:password@`` becomes ``user:***@`` (summaries, --json, errors)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{parts.username or ''}{':***' if parts.password is not None else ''}@{host}" + (
+        f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def http_sink(url: str, timeout: float = 2.0) -> QueuedSink:
+    """POST each event as JSON; ``user:password@`` in the URL becomes HTTP basic auth (urllib would take it for
+    part of the host name)."""
+    import base64
+
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Content-Type": "application/json"}
+    if parts.username is not None:
+        pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
+        url = urllib.parse.urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+    shown = redact(urllib.parse.urlunsplit(parts))
+
     def post(event: dict) -> None:
-        request = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST", headers=headers)
         with urllib.request.urlopen(request, timeout=timeout) as response:
             if response.status >= 300:
-                raise urllib.error.HTTPError(url, response.status, "not accepted", response.headers, None)
+                raise urllib.error.HTTPError(shown, response.status, "not accepted", response.headers, None)
 
-    return QueuedSink(url, post)
+    return QueuedSink(shown, post)
 
 
 def mqtt_sink(url: str) -> QueuedSink:
@@ -144,7 +169,7 @@ def mqtt_sink(url: str) -> QueuedSink:
     parts = urllib.parse.urlsplit(url)
     topic = parts.path.lstrip("/")
     if not parts.hostname or not topic:
-        raise EdgefaceError(f"MQTT events need mqtt://HOST[:PORT]/TOPIC, got {url!r}")
+        raise EdgefaceError(f"MQTT events need mqtt://HOST[:PORT]/TOPIC, got {redact(url)!r}")
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edgeface-{threading.get_ident()}")
     if parts.username:
         client.username_pw_set(parts.username, parts.password)
@@ -163,7 +188,7 @@ def mqtt_sink(url: str) -> QueuedSink:
         if not info.is_published():
             raise TimeoutError("the broker did not acknowledge within 2 s")
 
-    sink = QueuedSink(url, publish)
+    sink = QueuedSink(redact(url), publish)
     close = sink.close
 
     def close_and_disconnect(timeout: float = 3.0) -> dict:
@@ -184,8 +209,12 @@ class FileSink:
         folder = path.parent if str(path.parent) else Path(".")
         if not folder.is_dir():
             raise EdgefaceError(f"--events folder does not exist: {folder}")
+        if path.exists() and not path.is_file():  # a fifo would block the run before its first frame
+            raise EdgefaceError(f"--events {path} is not a regular file")
         try:
-            self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the whole run
+            # names, times and boxes of people: private to the user, as galleries are
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
+            self.handle = os.fdopen(fd, "a", encoding="utf-8")
         except OSError as exc:
             raise EdgefaceError(f"cannot write events to {path}: {exc.strerror}") from None
         self.sent = 0
@@ -233,4 +262,4 @@ class Events:
         return [sink.close() for sink in self.sinks]
 
 
-__all__ = ["Debouncer", "Events", "FileSink", "QueuedSink", "http_sink", "mqtt_sink", "open_sink"]
+__all__ = ["Debouncer", "Events", "FileSink", "QueuedSink", "http_sink", "mqtt_sink", "open_sink", "redact"]

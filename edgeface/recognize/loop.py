@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -25,7 +26,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import Capture
-from edgeface.recognize.events import Events
+from edgeface.recognize.events import Events, redact
 from edgeface.recognize.gallery import Gallery
 from edgeface.recognize.tracking import Tracker
 from edgeface.vision.align import align_face
@@ -58,12 +59,21 @@ class Timings:
                 for k, v in self.recent.items() if v}
 
 
+def check_tracking(smooth: int, max_turn: float) -> None:
+    """The tracking settings' ranges (before any model is loaded)."""
+    if isinstance(smooth, bool) or not isinstance(smooth, int) or not 1 <= smooth <= 1000:
+        raise EdgefaceError(f"--smooth must be a whole number of frames from 1 to 1000, got {smooth!r}")
+    if not (math.isfinite(max_turn) and max_turn > 0):
+        raise EdgefaceError(f"--max-turn must be above 0 (0 is frontal, profiles about 2), got {max_turn}")
+
+
 class Recognizer:
     """One frame in, one list of recognised faces out."""
 
     def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float, detector: str = DEFAULT_DETECTOR,
                  threads: int = 1, min_face: int = DEFAULT_MIN_FACE, smooth: int = 5, max_turn: float = MAX_TURN,
                  detect_size: int = DEFAULT_DETECT_SIZE) -> None:
+        check_tracking(smooth, max_turn)
         self.embedder, self.gallery, self.threshold, self.max_turn = embedder, gallery, threshold, max_turn
         self.min_face = check_min_face(min_face)
         # the detector gives faces the landmarks the model was trained on (BlazeFace's for the shipped model), for
@@ -145,6 +155,9 @@ class VideoOut:
     def write(self, frame: np.ndarray) -> None:
         if self.writer is None:
             h, w = frame.shape[:2]
+            # faces with names drawn on them: private to the user (0600) before the first byte is written
+            os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            os.chmod(self.tmp, 0o600)
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self.writer.isOpened():
                 raise EdgefaceError(f"cannot write video {self.path}")
@@ -206,6 +219,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                                 "(opencv-python-headless has none): use --output instead") from None
     writer = VideoOut(output, 25.0) if output else None  # checks the folder before any work
     sinks = Events(events) if events else None
+    shown = redact(source)  # rtsp://user:password@... is never printed with its password
     seen: dict[str, int] = defaultdict(int)
     frames = faces = errors = 0
     started = time.perf_counter()
@@ -220,7 +234,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
             t_wait = time.perf_counter()
             for frame in capture:
                 recognizer.timings.add("wait", time.perf_counter() - t_wait)
-                where = frame.source or source
+                where = frame.source or shown
                 if frame.image is None:
                     errors += 1
                     if json_events:
@@ -265,10 +279,13 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                 writer.close(keep=completed and frames > 0)
             sink_stats = sinks.close() if sinks else []
         interrupted = stop.is_set()  # read before the capture's own exit sets it
-        dropped = capture.dropped
+        dropped, kind = capture.dropped, capture.kind
     if frames == 0 and errors:
-        raise EdgefaceError(f"no frame of {source} could be read ({errors} unreadable)")
-    return {"source": source, "frames": frames, "faces": faces, "unreadable_frames": errors,
+        raise EdgefaceError(f"no frame of {shown} could be read ({errors} unreadable)")
+    if frames == 0 and not interrupted and kind in ("folder", "image", "video"):
+        raise EdgefaceError(f"{shown} holds no frame to recognise" + (" (no image files in the folder)"
+                                                                      if kind == "folder" else ""))
+    return {"source": shown, "frames": frames, "faces": faces, "unreadable_frames": errors,
             "dropped_frames": dropped, "seconds": round(wall, 3), "fps": round(frames / max(wall, 1e-9), 2),
             "names": dict(seen),
             "interrupted": interrupted, "stages": recognizer.timings.summary(),

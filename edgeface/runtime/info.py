@@ -10,10 +10,9 @@ from edgeface.runtime.interpreter import Model
 
 
 def model_info(model: str | Path | None) -> dict:
-    if model is None:
-        from edgeface.default_model import default_model_path
+    from edgeface.default_model import resolve_model
 
-        model = default_model_path()
+    model = resolve_model(model)
     loaded = Model(model)
     manifest = load_manifest(model)
     tensors = [{"role": role, "name": t.name, "shape": list(t.shape), "dtype": t.dtype, "scale": t.scale,

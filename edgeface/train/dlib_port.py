@@ -55,7 +55,7 @@ def read_tfjs_weights(model_dir: str | Path, stem: str = "face_recognition_model
     return out
 
 
-def build_dlib_resnet(weights: dict[str, np.ndarray], raw_rgb: bool = False):
+def build_dlib_resnet(weights: dict[str, np.ndarray], raw_rgb: bool = False, input_size: int = DLIB_CHIP):
     """The descriptor network as a tf_keras model: (N, 150, 150, 3) chips -> (N, 128) descriptors.
 
     Each conv + scale pair is folded into one conv (``w * s``, ``b * s + t``): the same function, fewer ops.
@@ -64,7 +64,8 @@ def build_dlib_resnet(weights: dict[str, np.ndarray], raw_rgb: bool = False):
     conv (its padding is "valid", so no zero border ever meets the mean), since a manifest's normalisation is one
     number for all channels; and each down block's 2x2 average pool + zero channels become one fixed 2x2 stride-2
     conv (0.25 on the diagonal), the same function in float, which XNNPACK runs in int8 where it would leave
-    ``AVERAGE_POOL_2D`` to the reference kernels.
+    ``AVERAGE_POOL_2D`` to the reference kernels. ``input_size`` below 150 runs the same weights on a chip resized
+    down (all convolutions and a global average pool: any size works), a compression knob.
     """
     from edgeface.tf_setup import keras, tf
 
@@ -106,7 +107,7 @@ def build_dlib_resnet(weights: dict[str, np.ndarray], raw_rgb: bool = False):
                 y = keras.layers.ZeroPadding2D(((0, 1), (0, 1)))(y)
         return keras.layers.ReLU()(keras.layers.Add()([y, shortcut]))
 
-    inputs = keras.Input((DLIB_CHIP, DLIB_CHIP, 3), name="chip")
+    inputs = keras.Input((input_size, input_size, 3), name="chip")
     x = conv(inputs, "conv32_down", 2, True, "valid")
     x = keras.layers.MaxPooling2D(3, 2, padding="valid")(x)
     for name, down in BLOCKS:
@@ -190,6 +191,18 @@ def ensure_dlib_port() -> Path:
     return export_dlib_resnet(face_api_weights(), path)
 
 
+def dlib_manifest(input_size: int = DLIB_CHIP):
+    """What the shipped form of the port is fed and where its weights come from."""
+    from edgeface.manifest import InputSpec, Manifest
+    from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
+
+    return Manifest(input=InputSpec(size=input_size, channels="RGB", mean=0.0, scale=1.0), embedding_size=128,
+                    architecture="dlib-resnet", alignment=DLIB_CHIP_ALIGNMENT,
+                    chain=[{"step": "dlib-port", "weights": f"npm {FACE_API} (face_recognition_model)",
+                            "licence": WEIGHTS_LICENCE, **({"input_size": input_size} if input_size != DLIB_CHIP
+                                                             else {})}])
+
+
 def export_dlib_model(out: str | Path, model_dir: str | Path | None = None) -> Path:
     """dlib's descriptor as an edgeface model: float32 ``.tflite``, raw RGB in (``build_dlib_resnet(raw_rgb=True)``),
     its manifest inside naming the YuNet-to-dlib-chip alignment and the weights' provenance and licence.
@@ -198,13 +211,18 @@ def export_dlib_model(out: str | Path, model_dir: str | Path | None = None) -> P
     with teacher targets) was measured to cost 1.2 pp on LFW (97.65 against 98.85 %), since dlib's metric is the
     Euclidean distance between uncentred descriptors of near-constant length."""
     from edgeface.export import export
-    from edgeface.manifest import InputSpec, Manifest
-    from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 
     model = build_dlib_resnet(read_tfjs_weights(model_dir or face_api_weights()), raw_rgb=True)
-    manifest = Manifest(input=InputSpec(size=DLIB_CHIP, channels="RGB", mean=0.0, scale=1.0),
-                        architecture="dlib-resnet", alignment=DLIB_CHIP_ALIGNMENT,
-                        chain=[{"step": "dlib-port", "weights": f"npm {FACE_API} (face_recognition_model)",
-                                "licence": WEIGHTS_LICENCE}])
-    path, _ = export(model, out, "float32", manifest=manifest)
+    path, _ = export(model, out, "float32", manifest=dlib_manifest())
     return path
+
+
+def save_dlib_keras(out: str | Path, input_size: int = DLIB_CHIP) -> Path:
+    """The shipped form as a Keras model with its manifest: what ``export`` quantizes and ``distill`` starts from."""
+    from edgeface.models.registry import build_model, count_flops
+    from edgeface.train.keras_io import save_keras
+
+    model = build_model("dlib-resnet", input_size=input_size)
+    manifest = dlib_manifest(input_size)
+    manifest.params, manifest.flops = int(model.count_params()), count_flops(model)
+    return save_keras(model, out, manifest)

@@ -12,22 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.data.prepare import read_manifest
+from edgeface.data.prepare import read_manifest, record_face
 from edgeface.errors import EdgefaceError
 from edgeface.progress import progress_bar
-from edgeface.vision.face import Face
 from edgeface.vision.image import read_image
 from edgeface.vision.pipeline import KeyedArrayCache, cache_file
 
 _teacher = None
-
-
-def record_face(record: dict) -> Face:
-    """The detection stored in a manifest record."""
-    if "box" not in record:
-        raise EdgefaceError(f"manifest record of {record.get('source')} has no box: re-run edgeface data prepare")
-    kps = np.asarray(record["landmarks"], np.float32)  # 5 (YuNet) or 6 (BlazeFace) points, as the detector gave
-    return Face(np.asarray(record["box"], np.float32), float(record.get("score", 1.0)), kps)
 
 
 def _init(teacher: str, threads: int, flip: bool) -> None:

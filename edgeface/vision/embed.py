@@ -41,6 +41,17 @@ class Embedder(Protocol):
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray: ...
 
 
+def check_embeddings(raw: np.ndarray, model: str) -> np.ndarray:
+    """A broken model's output is an error, never a decision: NaN or infinite values, or a zero vector (which every
+    comparison would score 0, "different", whoever the faces are)."""
+    raw = np.asarray(raw, np.float32)
+    if not np.isfinite(raw).all():
+        raise EdgefaceError(f"{model} produced NaN or infinite values: the model is broken")
+    if len(raw) and float(np.linalg.norm(raw, axis=-1).min()) < 1e-6:
+        raise EdgefaceError(f"{model} produced an all-zero embedding: the model is broken")
+    return raw
+
+
 def check_aligned(aligned: np.ndarray) -> np.ndarray:
     aligned = np.asarray(aligned)
     if aligned.ndim == 3:
@@ -65,9 +76,9 @@ class AlignedEmbedder:
 
     def embed(self, aligned: np.ndarray) -> np.ndarray:
         aligned = check_aligned(aligned)
-        out = self.forward(aligned)
+        out = check_embeddings(self.forward(aligned), self.name)
         if self.flip:
-            out = l2_normalise(out) + l2_normalise(self.forward(aligned[:, :, ::-1]))
+            out = l2_normalise(out) + l2_normalise(check_embeddings(self.forward(aligned[:, :, ::-1]), self.name))
         return l2_normalise(out)
 
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -229,10 +240,9 @@ def load_embedder(model: str | Path | None, threads: int = 1, flip: bool = False
                   scale: float | None = None, channels: str | None = None) -> Embedder:
     """Any model the device runs: ``dlib``, a ``.tflite`` file, or the default. A Keras model is refused: the device
     never loads TensorFlow (``edgeface.train.keras_embedder.load_any_embedder`` is the training half's loader)."""
-    if model is None:
-        from edgeface.default_model import default_model_path
+    from edgeface.default_model import resolve_model
 
-        model = default_model_path()
+    model = resolve_model(model)
     if str(model) == "dlib":
         return DlibEmbedder(flip=flip)
     if str(model) == DLIB_PORT:

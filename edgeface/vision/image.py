@@ -8,11 +8,14 @@ refused outright rather than handed to a decoder unchecked.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from pathlib import Path
 
 # OpenCV reads this at import: a second guard for formats whose header we do not parse.
 MAX_PIXELS = int(os.environ.get("EDGEFACE_MAX_PIXELS", 50_000_000))
+# the file itself: a 50-megapixel photo is well under 200 MB in any format read here
+MAX_IMAGE_BYTES = int(os.environ.get("EDGEFACE_MAX_IMAGE_BYTES", 200_000_000))
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
 import cv2  # noqa: E402
@@ -133,18 +136,63 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def check_image_file(path: Path) -> int:
+    """The size in bytes of a regular image file no larger than MAX_IMAGE_BYTES, else a one-line error: a fifo or
+    device (``/dev/zero``) would block or fill memory before any header could be checked."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise EdgefaceError(f"image not found: {path}") from None
+    except OSError as exc:
+        raise EdgefaceError(f"cannot read image {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise EdgefaceError(f"expected an image file, got a directory: {path}")
+    if not stat.S_ISREG(st.st_mode):
+        raise EdgefaceError(f"not a regular file (a fifo, device or socket): {path}")
+    if st.st_size > MAX_IMAGE_BYTES:
+        raise EdgefaceError(f"image file too large: {path} is {st.st_size:,} bytes, the limit is "
+                            f"{MAX_IMAGE_BYTES:,} (EDGEFACE_MAX_IMAGE_BYTES)")
+    return st.st_size
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as RGB uint8, with one-line errors for every way a file can be bad."""
     path = Path(path)
+    check_image_file(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise EdgefaceError(f"image not found: {path}") from None
-    except IsADirectoryError:
-        raise EdgefaceError(f"expected an image file, got a directory: {path}") from None
+        with open(path, "rb") as handle:  # read at most the limit: the file may grow after the check
+            data = handle.read(MAX_IMAGE_BYTES + 1)
     except OSError as exc:
         raise EdgefaceError(f"cannot read image {path}: {exc.strerror}") from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise EdgefaceError(f"image file too large: {path} grew past {MAX_IMAGE_BYTES:,} bytes while being read")
     return decode_image(data, str(path))
+
+
+def image_files(target: Path) -> tuple[list[Path], dict[str, str]]:
+    """The images of a folder (sorted), or the one image given, and every entry skipped with the reason: nothing
+    in a folder is passed over without a word (subfolders excepted)."""
+    if not target.is_dir():
+        check_image_file(target)
+        return [target], {}
+    files, skipped = [], {}
+    for entry in sorted(target.iterdir()):
+        try:
+            if entry.is_dir():
+                continue
+            regular = entry.is_file()
+        except OSError as exc:  # a symlink loop
+            skipped[str(entry)] = exc.strerror or "cannot be read"
+            continue
+        if not regular:
+            skipped[str(entry)] = "not a regular file (a fifo, device, socket or dangling link)"
+        elif not is_image(entry):
+            skipped[str(entry)] = f"not an image type edgeface reads ({entry.suffix or 'no suffix'})"
+        else:
+            files.append(entry)
+    if not files:
+        raise EdgefaceError(f"no images in {target}" + (f" ({len(skipped)} other files skipped)" if skipped else ""))
+    return files, skipped
 
 
 def write_image(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:
