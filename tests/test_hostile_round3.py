@@ -231,3 +231,65 @@ def test_prepare_never_gives_two_photos_one_crop(tmp_path: Path):
     assert len(files) == 4 and len({f.lower() for f in files}) == 4
     crops = [np.asarray(read_image(tmp_path / "faces" / f)) for f in files]
     assert all(not np.array_equal(a, b) for i, a in enumerate(crops) for b in crops[i + 1:])
+
+
+def test_a_stream_that_dies_keeps_what_was_recorded(tmp_path: Path):
+    """An MJPEG camera over HTTP sends 30 frames and is gone for good (404 on reconnect): the run ends with one line
+    saying so, and the annotated video of those frames is kept, finalised, private."""
+    import time
+    from http.server import ThreadingHTTPServer
+
+    import cv2
+
+    clip = cv2.VideoCapture(str(MEDIA / "short_hamilton_clip.mp4"))
+    frames = [cv2.imencode(".jpg", clip.read()[1])[1].tobytes() for _ in range(30)]
+    served = []
+
+    class Camera(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            if len(served) > 1:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for jpg in frames:
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                                 + jpg + b"\r\n")
+                time.sleep(0.03)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    gallery, video = tmp_path / "g.sqlite", tmp_path / "out.mp4"
+    assert run_cli("enroll", "obama", str(OBAMA), "--gallery", str(gallery), "--model", "small").returncode == 0
+    try:
+        result = run_cli("recognize", "--source", f"http://127.0.0.1:{server.server_port}/cam.mjpg", "--gallery",
+                         str(gallery), "--model", "small", "--output", str(video), timeout=120)
+    finally:
+        server.shutdown()
+    assert_one_line_error(result, "lost", str(video))
+    recorded = cv2.VideoCapture(str(video))
+    assert recorded.isOpened() and int(recorded.get(cv2.CAP_PROP_FRAME_COUNT)) > 0
+    assert stat.S_IMODE(video.stat().st_mode) == 0o600
+
+
+def test_a_read_only_gallery_is_named_as_such_not_as_damaged(tmp_path: Path):
+    """SQLite's own error from a read-only database (root ignores file modes, so the database is opened read-only)
+    becomes 'read-only, nothing was changed', never 'damaged'; so does a full disk."""
+    import sqlite3
+
+    from edgeface.recognize.gallery import Gallery, database_error
+
+    path = tmp_path / "g.sqlite"
+    Gallery(path, "a" * 64, 4).close()
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        db.execute("INSERT INTO people (name, created) VALUES ('x', 0)")
+    message = str(database_error(path, caught.value))
+    assert "read-only" in message and "damaged" not in message
+    assert "disk holding gallery" in str(database_error(path, sqlite3.OperationalError("database or disk is full")))

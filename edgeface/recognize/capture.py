@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+from edgeface.recognize.events import redact
 from edgeface.vision.image import IMAGE_SUFFIXES, is_image, read_image
 
 OPEN_TIMEOUT_S = 10.0
@@ -35,6 +36,10 @@ class Frame:
 
 
 _END = object()
+
+
+class SourceLost(EdgefaceError):
+    """A live source that stopped for good mid-run: what was already recorded is kept."""
 
 
 def source_kind(spec: str) -> str:
@@ -60,6 +65,7 @@ class Capture:
     def __init__(self, spec: str, retries: int = 5, backoff: float = 0.5, loop: bool = False,
                  stop: threading.Event | None = None) -> None:
         self.spec = spec
+        self.shown = redact(spec)  # for messages: a stream URL's password is never printed
         self.loop = loop  # replay a video file from the start at its end (soak tests, demos)
         self.kind = source_kind(spec)
         self.live = self.kind in ("camera", "stream")
@@ -96,14 +102,14 @@ class Capture:
         while thread.is_alive():  # a short join keeps this thread free to see Ctrl-C / SIGTERM
             thread.join(0.1)
             if self._stop.is_set():
-                raise EdgefaceError(f"interrupted while opening {what} {self.spec}")
+                raise EdgefaceError(f"interrupted while opening {what} {self.shown}")
             if time.monotonic() > deadline:
-                raise EdgefaceError(f"{what} {self.spec} did not open within {OPEN_TIMEOUT_S:.0f} s")
+                raise EdgefaceError(f"{what} {self.shown} did not open within {OPEN_TIMEOUT_S:.0f} s")
         cap = box[0] if box else None
         if cap is None or not cap.isOpened():
             if cap is not None:
                 cap.release()
-            raise EdgefaceError(f"cannot open {what} {self.spec}")
+            raise EdgefaceError(f"cannot open {what} {self.shown}")
         return cap
 
     def _open_at_start(self) -> cv2.VideoCapture:
@@ -116,7 +122,7 @@ class Capture:
                 failures += 1
                 if not self.live or failures > self.retries or self._stop.is_set():
                     raise
-                print(f"edgeface: {self.spec} is not answering; retry {failures} of {self.retries}", file=sys.stderr)
+                print(f"edgeface: {self.shown} is not answering; retry {failures} of {self.retries}", file=sys.stderr)
                 if self._stop.wait(self.backoff * 2 ** (failures - 1)):
                     raise
 
@@ -192,7 +198,7 @@ class Capture:
                 return  # end of file
             failures += 1
             if failures > self.retries:
-                self._error = f"{self.kind} {self.spec} lost after {self.retries} reconnection attempts"
+                self._error = f"{self.kind} {self.shown} lost after {self.retries} reconnection attempts"
                 return
             if self._stop.wait(self.backoff * 2 ** (failures - 1)):
                 return
@@ -212,6 +218,6 @@ class Capture:
                 continue
             if item is _END:
                 if self._error:
-                    raise EdgefaceError(self._error)
+                    raise SourceLost(self._error)
                 return
             yield item

@@ -55,6 +55,8 @@ def default_gallery() -> Path:
 
 def check_name(name: str) -> str:
     """Person names: 1-100 characters, letters/digits first, then letters, digits, space . ' - _ only."""
+    if not isinstance(name, str):
+        raise EdgefaceError(f"a person's name must be text, got {type(name).__name__}")
     name = name.strip()
     if not name:
         raise EdgefaceError("person name is empty")
@@ -77,6 +79,21 @@ def damaged(path: Path, what: str) -> EdgefaceError:
                          f"and check it with: sqlite3 {path} 'PRAGMA integrity_check'")
 
 
+def database_error(path: Path, exc: sqlite3.DatabaseError) -> EdgefaceError:
+    """What SQLite's error means for the user: a full disk and a read-only file are not damage (the gallery is
+    intact, the transaction rolled back); anything else is."""
+    text = str(exc).lower()
+    if "disk is full" in text:
+        return EdgefaceError(f"the disk holding gallery {path} is full: nothing was changed; free some space and "
+                             "run the command again")
+    if "readonly" in text or "read-only" in text:
+        return EdgefaceError(f"gallery {path} is read-only (file or folder permissions, or a read-only disk): "
+                             "nothing was changed")
+    if "unable to open" in text:
+        return EdgefaceError(f"cannot open gallery {path}: {exc}")
+    return damaged(path, str(exc))
+
+
 def guarded(method: Callable[..., T]) -> Callable[..., T]:
     """A damaged file (bad page, wrong types in meta, short template blob) becomes one line naming the gallery."""
 
@@ -85,7 +102,7 @@ def guarded(method: Callable[..., T]) -> Callable[..., T]:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
-            raise damaged(self.path, str(exc)) from None
+            raise database_error(self.path, exc) from None
         except (ValueError, TypeError) as exc:
             raise damaged(self.path, str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__) from None
 
@@ -254,10 +271,12 @@ class Gallery:
     def __init__(self, path: str | Path | None = None, model_sha256: str | None = None,
                  embedding_size: int | None = None, create: bool = True, alignment: str | None = None) -> None:
         self.path = Path(path) if path else default_gallery()
+        created = False
         if not self.path.exists():
             if not create:
                 raise EdgefaceError(f"gallery not found: {self.path}")
             self._create_file()
+            created = True
         try:
             self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             self.db.execute("PRAGMA busy_timeout = 30000")
@@ -269,7 +288,16 @@ class Gallery:
             with self.transaction():
                 self._check_version()
         except sqlite3.DatabaseError as exc:
-            raise damaged(self.path, f"not a usable SQLite gallery: {exc}") from None
+            if created:  # a gallery that never got its schema (a full disk) is not left behind empty
+                with contextlib.suppress(OSError, AttributeError, sqlite3.Error):
+                    self.db.close()
+                with contextlib.suppress(OSError):
+                    for leftover in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+                        leftover.unlink(missing_ok=True)
+            error = database_error(self.path, exc)
+            if error.args[0].startswith(f"gallery {self.path} is damaged"):
+                error = damaged(self.path, f"not a usable SQLite gallery: {exc}")
+            raise error from None
         self._cache: tuple[int, np.ndarray, np.ndarray, list[str]] | None = None
         self._index: Float16Index | None = None
         if model_sha256:

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.recognize.capture import Capture
+from edgeface.recognize.capture import Capture, SourceLost
 from edgeface.recognize.events import Events, redact
 from edgeface.recognize.gallery import Gallery
 from edgeface.recognize.tracking import Tracker
@@ -226,6 +226,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
     fps = 0.0
     stop = threading.Event()
     completed = False
+    lost: str | None = None
     with stop_on_signals(stop), Capture(source, loop=loop, stop=stop) as capture:
         if writer:
             writer.fps = capture.fps
@@ -273,6 +274,8 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                     break
                 t_wait = time.perf_counter()
             completed = True
+        except SourceLost as exc:  # the camera or stream died: what was recorded is the user's, finalised
+            lost, completed = str(exc), True
         finally:
             wall = time.perf_counter() - started  # the frame loop's own time: draining event queues is not in it
             if writer:
@@ -280,6 +283,9 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
             sink_stats = sinks.close() if sinks else []
         interrupted = stop.is_set()  # read before the capture's own exit sets it
         dropped, kind = capture.dropped, capture.kind
+    if lost:
+        kept = f"; the {frames} frames recorded before are in {output}" if output and frames else ""
+        raise EdgefaceError(f"{lost} after {frames} frames{kept}")
     if frames == 0 and errors:
         raise EdgefaceError(f"no frame of {shown} could be read ({errors} unreadable)")
     if frames == 0 and not interrupted and kind in ("folder", "image", "video"):
