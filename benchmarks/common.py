@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from edgeface import __version__
-from edgeface.files import write_json
+from edgeface.files import portable, write_json
 
 RESULTS = Path(__file__).parent / "results"
 # the shared data beside the checkout (EDGEFACE_SHARED elsewhere): read only, never copied into the repository
@@ -57,8 +57,10 @@ def edgeface_json(*args: str) -> dict:
 
 def save(name: str, payload: dict, started: float) -> Path:
     path = RESULTS / name
-    doc = {"command": shlex.join(["python", *sys.argv]), "machine": machine(),
-           "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(time.time() - started, 1), **payload}
+    # paths as ~/... or relative to the checkout: the builder's file system stays out of committed results
+    doc = portable({"command": shlex.join(["python", *sys.argv]), "machine": machine(),
+                    "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(time.time() - started, 1),
+                    **payload})
     write_json(path, doc)
     print(f"wrote {path}", file=sys.stderr)
     return path

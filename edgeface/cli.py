@@ -919,7 +919,7 @@ FACE_ROWS_SHOWN = 60
 
 
 def open_gallery_for(model: str | None, gallery: Path | None, detector: DetectorName, threads: int = 1,
-                     create: bool = True, normalisation: tuple = (None, None, None)):
+                     create: bool = True, normalisation: tuple = (None, None, None), read_only: bool = False):
     """The embedder and the gallery bound to it (refused if the gallery belongs to another model or alignment)."""
     from edgeface.recognize.gallery import Gallery
     from edgeface.vision.detector_options import alignment_of
@@ -928,7 +928,8 @@ def open_gallery_for(model: str | None, gallery: Path | None, detector: Detector
     mean, scale, channels = normalisation
     embedder = load_embedder(model, threads=threads, mean=mean, scale=scale, channels=channels)
     alignment = alignment_of(detector, embedder.alignment)
-    return embedder, Gallery(gallery, embedder_identity(embedder), embedder.size, create=create, alignment=alignment)
+    return embedder, Gallery(gallery, embedder_identity(embedder), embedder.size, create=create, alignment=alignment,
+                             read_only=read_only)
 
 
 @app.command("enroll", rich_help_panel="4. recognise on the device")
@@ -1118,7 +1119,7 @@ def recognize_command(
     if threshold is not None:
         check_threshold(threshold)
     embedder, store = open_gallery_for(model, gallery, detector, threads=threads, create=False,
-                                       normalisation=(input_mean, input_scale, channels))
+                                       normalisation=(input_mean, input_scale, channels), read_only=True)
     limit = threshold if threshold is not None else embedder.threshold
     if limit is None:
         raise EdgefaceError("this model has no calibrated threshold in its manifest: pass --threshold "

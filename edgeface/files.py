@@ -88,3 +88,25 @@ def data_dir() -> Path:
     root = Path(os.environ.get("EDGEFACE_HOME") or Path.home() / ".local" / "share" / "edgeface")
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def portable(obj: Any) -> Any:
+    """``obj`` with every absolute path in its strings made portable: under the home folder as ``~/...``, anything
+    else relative to the working directory (``../shared/data/...`` from a checkout). Why: manifests inside shipped
+    models and committed result files travel; the builder's file system must not travel with them."""
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable(v) for v in obj]
+    if not isinstance(obj, str) or "/" not in obj:
+        return obj
+    return " ".join(_portable_word(w) for w in obj.split(" ")) if " " in obj else _portable_word(obj)
+
+
+def _portable_word(word: str) -> str:
+    if not word.startswith("/"):
+        return word
+    home = str(Path.home())
+    if word == home or word.startswith(home + "/"):
+        return "~" + word[len(home):]
+    return os.path.relpath(word, Path.cwd())

@@ -18,7 +18,7 @@ from typing import Any
 
 from edgeface import __version__
 from edgeface.errors import EdgefaceError
-from edgeface.files import atomic_write, read_json, sha256_file, write_json
+from edgeface.files import atomic_write, portable, read_json, sha256_file, write_json
 from edgeface.vision.detector_options import ALIGNMENTS
 
 FORMAT = "edgeface-manifest/1"
@@ -89,7 +89,11 @@ class Manifest:
     format: str = FORMAT
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As stored: the provenance chain with portable paths (``files.portable``), never the builder's."""
+        data = asdict(self)
+        data["chain"] = portable(data["chain"])
+        data["threshold_source"] = portable(data["threshold_source"])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "manifest") -> Manifest:

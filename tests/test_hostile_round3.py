@@ -293,3 +293,38 @@ def test_a_read_only_gallery_is_named_as_such_not_as_damaged(tmp_path: Path):
     message = str(database_error(path, caught.value))
     assert "read-only" in message and "damaged" not in message
     assert "disk holding gallery" in str(database_error(path, sqlite3.OperationalError("database or disk is full")))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 512 KB tmpfs: a disk that can really fill up (needs the right to mount, as root in CI)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here to fill a disk: {done.stderr.decode().strip()[:100]}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_is_named_and_recognition_still_runs(tiny_disk: Path):
+    gallery = tiny_disk / "g.sqlite"
+    assert run_cli("enroll", "obama", str(OBAMA), "--gallery", str(gallery), "--model", "small").returncode == 0
+    fd = os.open(tiny_disk / "fill", os.O_WRONLY | os.O_CREAT)  # fill the disk to the last block
+    with pytest.raises(OSError, match="No space"):
+        while True:
+            os.write(fd, b"\0" * 4096)
+    os.close(fd)
+    result = run_cli("recognize", "--source", str(PROBE), "--gallery", str(gallery), "--model", "small", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["name"] for line in result.stdout.splitlines()[:-1]] == ["obama"]
+    assert "disk holding" in result.stderr  # said once, as a warning
+    enrol = run_cli("enroll", "biden", str(MEDIA / "gallery" / "biden" / "biden.jpg"), "--gallery", str(gallery),
+                    "--model", "small")
+    assert_one_line_error(enrol, "full", "nothing was changed")
+    fresh = run_cli("enroll", "biden", str(MEDIA / "gallery" / "biden" / "biden.jpg"), "--gallery",
+                    str(tiny_disk / "new.sqlite"), "--model", "small")
+    assert_one_line_error(fresh, "full")
+    assert not (tiny_disk / "new.sqlite").exists()

@@ -14,7 +14,9 @@ import functools
 import json
 import os
 import re
+import shutil
 import sqlite3
+import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -79,11 +81,19 @@ def damaged(path: Path, what: str) -> EdgefaceError:
                          f"and check it with: sqlite3 {path} 'PRAGMA integrity_check'")
 
 
+def disk_full(path: Path) -> bool:
+    """Is the disk holding ``path`` full? (SQLite reports a failed -shm file as a plain "disk I/O error".)"""
+    try:
+        return shutil.disk_usage(path.resolve().parent).free < 64 * 1024
+    except OSError:
+        return False
+
+
 def database_error(path: Path, exc: sqlite3.DatabaseError) -> EdgefaceError:
     """What SQLite's error means for the user: a full disk and a read-only file are not damage (the gallery is
     intact, the transaction rolled back); anything else is."""
     text = str(exc).lower()
-    if "disk is full" in text:
+    if "disk is full" in text or ("disk i/o error" in text and disk_full(path)):
         return EdgefaceError(f"the disk holding gallery {path} is full: nothing was changed; free some space and "
                              "run the command again")
     if "readonly" in text or "read-only" in text:
@@ -269,8 +279,15 @@ class Gallery:
     """A gallery file. ``Gallery(path, model_sha, dim)`` opens (or creates) it for that model."""
 
     def __init__(self, path: str | Path | None = None, model_sha256: str | None = None,
-                 embedding_size: int | None = None, create: bool = True, alignment: str | None = None) -> None:
+                 embedding_size: int | None = None, create: bool = True, alignment: str | None = None,
+                 read_only: bool = False) -> None:
+        """``read_only``: the caller only matches (recognition). On a full disk, where SQLite cannot even create
+        the WAL's shared-memory file, such a gallery is then read as it stands on disk (a snapshot: enrolments
+        made meanwhile are not seen), instead of stopping recognition."""
         self.path = Path(path) if path else default_gallery()
+        self.snapshot = False
+        self._cache: tuple[int, np.ndarray, np.ndarray, list[str]] | None = None
+        self._index: Float16Index | None = None
         created = False
         if not self.path.exists():
             if not create:
@@ -288,6 +305,11 @@ class Gallery:
             with self.transaction():
                 self._check_version()
         except sqlite3.DatabaseError as exc:
+            if read_only and not created and disk_full(self.path):
+                self._open_snapshot()
+                if model_sha256:
+                    self.bind(model_sha256, int(embedding_size or 0), alignment)
+                return
             if created:  # a gallery that never got its schema (a full disk) is not left behind empty
                 with contextlib.suppress(OSError, AttributeError, sqlite3.Error):
                     self.db.close()
@@ -298,10 +320,21 @@ class Gallery:
             if error.args[0].startswith(f"gallery {self.path} is damaged"):
                 error = damaged(self.path, f"not a usable SQLite gallery: {exc}")
             raise error from None
-        self._cache: tuple[int, np.ndarray, np.ndarray, list[str]] | None = None
-        self._index: Float16Index | None = None
         if model_sha256:
             self.bind(model_sha256, int(embedding_size or 0), alignment)
+
+    def _open_snapshot(self) -> None:
+        with contextlib.suppress(sqlite3.Error, AttributeError):
+            self.db.close()
+        try:
+            self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                                      isolation_level=None)
+            self._check_version()
+        except sqlite3.DatabaseError as exc:
+            raise database_error(self.path, exc) from None
+        self.snapshot = True
+        print(f"edgeface: warning: the disk holding {self.path} is full: its gallery is read as it stands (people "
+              "enrolled from now on are not seen until space is freed)", file=sys.stderr)
 
     def _create_file(self) -> None:
         try:
@@ -348,8 +381,10 @@ class Gallery:
     @guarded
     def bind(self, model_sha256: str, embedding_size: int, alignment: str | None = None) -> None:
         """Tie an empty gallery to a model (and alignment), or refuse others than those it was enrolled with."""
-        with self.transaction():
+        with contextlib.nullcontext() if self.snapshot else self.transaction():
             sha, dim = self.meta("model_sha256"), self.meta("embedding_size")
+            if sha is None and self.snapshot:
+                raise EdgefaceError(f"gallery {self.path} is empty, and its disk is full")
             if sha is None:
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('model_sha256', ?)", (model_sha256,))
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('embedding_size', ?)", (str(embedding_size),))
