@@ -104,13 +104,13 @@ def test_credentials_in_urls_are_used_never_printed(tmp_path: Path):
 def test_special_files_never_block_and_huge_files_are_refused(tmp_path: Path):
     fifo = tmp_path / "face.jpg"
     os.mkfifo(fifo)
+    gallery = tmp_path / "g.sqlite"
+    assert run_cli("enroll", "obama", str(OBAMA), "--gallery", str(gallery)).returncode == 0
     for args in (["verify", str(fifo), str(OBAMA)], ["detect", str(fifo)], ["verify", "/dev/zero", str(OBAMA)],
-                 ["recognize", "--source", str(fifo), "--gallery", str(tmp_path / "g.sqlite"), "--threshold", "0.5"]):
+                 ["recognize", "--source", str(fifo), "--gallery", str(gallery)]):
         assert_one_line_error(run_cli(*args, timeout=60), "not a regular file")
     events = tmp_path / "events.jsonl"
     os.mkfifo(events)
-    gallery = tmp_path / "g.sqlite"
-    assert run_cli("enroll", "obama", str(OBAMA), "--gallery", str(gallery)).returncode == 0
     assert_one_line_error(run_cli("recognize", "--source", str(PROBE), "--gallery", str(gallery), "--events",
                                   str(events), timeout=60), "not a regular file")
     big = tmp_path / "big.jpg"

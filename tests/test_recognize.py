@@ -82,10 +82,7 @@ def test_probes_are_recognised_with_a_strong_model(peer):
     events, _ = recognize(gallery, PROBES / "two_people.jpg", *options)
     assert sorted(e["name"] for e in events) == ["biden", "obama"]
     events, _ = recognize(gallery, CLIP, *options)
-    # Barack Obama sits in the audience from frame 211 (YuNet sees him, three-quarter to profile): the only person
-    # of the gallery in the clip, and only there may he be named.
-    named = [e for e in events if e["name"] != "unknown"]
-    assert {e["name"] for e in named} <= {"obama"} and all(e["frame"] >= 211 for e in named), named
+    only_obama_in_the_audience(events)
 
 
 def test_default_model_at_its_calibrated_threshold(enrolled):
@@ -98,15 +95,23 @@ def test_default_model_at_its_calibrated_threshold(enrolled):
     assert [e["name"] for e in events] == ["obama"]
 
 
-def test_video_of_strangers_matches_nobody_and_writes_annotated_video(enrolled, tmp_path):
+def only_obama_in_the_audience(events: list[dict]) -> None:
+    """The clip's strangers are never named; Barack Obama sits in the audience from frame 211 (three-quarter to
+    profile), the only enrolled person in it, and only there may he be named."""
+    named = [e for e in events if e["name"] != "unknown"]
+    assert {e["name"] for e in named} <= {"obama"} and all(e["frame"] >= 211 for e in named), named
+
+
+def test_video_of_strangers_names_nobody_wrongly_and_writes_annotated_video(enrolled, tmp_path):
     out = tmp_path / "annotated.mp4"
     events, summary = recognize(enrolled, CLIP, "--output", str(out))
     assert summary["frames"] == 275 and summary["faces"] > 100
-    assert {e["name"] for e in events} == {"unknown"}
-    # profiles (Obama in the audience at the end) are not matched by default; even matched, nobody is named
+    only_obama_in_the_audience(events)
+    # profiles are not matched by default; matched anyway, still nobody is named wrongly
     every, _ = recognize(enrolled, CLIP, "--max-turn", "100")
     embedded = [e for e in every if e["score"] is not None]
-    assert len(embedded) > sum(e["score"] is not None for e in events) and {e["name"] for e in every} == {"unknown"}
+    assert len(embedded) > sum(e["score"] is not None for e in events)
+    only_obama_in_the_audience(every)
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 275
     cap.release()

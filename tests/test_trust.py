@@ -414,17 +414,22 @@ def test_sigterm_finishes_the_recording_prints_the_summary_and_exits_zero(tmp_pa
     assert not list(tmp_path.glob(".*partial*"))
 
 
-def test_ctrl_c_while_a_fifo_source_is_opening_exits_promptly(tmp_path: Path):
-    fifo = tmp_path / "camera.mp4"
-    os.mkfifo(fifo)  # nobody ever writes: OpenCV's open blocks forever
+def test_ctrl_c_while_a_silent_stream_is_opening_exits_promptly(tmp_path: Path):
+    import socket
+
+    silent = socket.socket()  # accepts the connection, never answers: OpenCV's open blocks until its timeout
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
     gallery = tmp_path / "g.sqlite"
     assert run_cli("enroll", "obama", str(OBAMA), "--gallery", str(gallery)).returncode == 0
     code = BLOCK_TF + CLI_LAUNCHER
-    proc = subprocess.Popen([sys.executable, "-c", code, "recognize", "--source", str(fifo), "--gallery",
-                             str(gallery)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/camera.mjpg"
+    proc = subprocess.Popen([sys.executable, "-c", code, "recognize", "--source", url, "--gallery", str(gallery)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(4.0)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=15)
+    silent.close()
     assert proc.returncode != 0 and "Traceback" not in stderr
     assert "interrupted" in stderr
 

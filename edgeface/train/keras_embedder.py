@@ -10,6 +10,7 @@ import numpy as np
 from edgeface.files import sha256_file
 from edgeface.manifest import InputSpec, load_manifest
 from edgeface.tf_setup import keras
+from edgeface.vision.align import chip_key
 from edgeface.vision.embed import AlignedEmbedder, preprocess
 
 
@@ -42,7 +43,7 @@ class KerasEmbedder(AlignedEmbedder):
         self.flip = flip
         self.threshold = manifest.threshold if manifest else None
         self.alignment = manifest.alignment if manifest else alignment
-        settings = f"keras|{identity}|{self.spec}|flip={flip}"
+        settings = f"keras|{identity}|{self.spec}|flip={flip}" + chip_key(self.alignment)
         self.key = hashlib.sha256(settings.encode()).hexdigest()[:24] if identity else ""
 
     def forward(self, aligned: np.ndarray) -> np.ndarray:

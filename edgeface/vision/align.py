@@ -80,9 +80,12 @@ def chip_of(alignment: str | None) -> tuple[np.ndarray, int]:
 
 
 def chip_key(alignment: str | None) -> str:
-    """The chip's geometry as text, for cache keys: a moved template must never reuse old embeddings."""
+    """The chip's geometry as text for an embedder's cache key, so a refitted template never reuses old embeddings
+    ('' for the ArcFace template, which never moves: keys of such models stay what they were)."""
+    if alignment != DLIB_CHIP_ALIGNMENT:
+        return ""
     template, size = chip_of(alignment)
-    return f"{size}:{np.round(template, 2).tolist()}"
+    return f"|chip={size}:{np.round(template, 2).tolist()}"
 
 
 def face_landmarks(face: Face) -> np.ndarray:

@@ -20,7 +20,6 @@ from edgeface.manifest import InputSpec, Manifest, load_manifest
 from edgeface.runtime.interpreter import Model
 from edgeface.tflite_metadata import model_identity
 from edgeface.vision.align import align_face, chip_key
-from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 from edgeface.vision.face import Face
 
 
@@ -130,8 +129,7 @@ class TFLiteEmbedder(AlignedEmbedder):
         self.sha256 = model_identity(self.model.content)  # stays put when the manifest inside is updated
         self.threshold = self.manifest.threshold if self.manifest else None
         self.alignment = self.manifest.alignment if self.manifest else None
-        settings = f"{self.sha256}|{self.spec}|flip={flip}" + (
-            f"|chip={chip_key(self.alignment)}" if self.alignment == DLIB_CHIP_ALIGNMENT else "")
+        settings = f"{self.sha256}|{self.spec}|flip={flip}" + chip_key(self.alignment)
         self.key = hashlib.sha256(settings.encode()).hexdigest()[:24]
 
     def forward(self, aligned: np.ndarray) -> np.ndarray:
