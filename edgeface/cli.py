@@ -1096,6 +1096,8 @@ def recognize_command(
     show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
     max_frames: Annotated[int, typer.Option(help="stop after this many frames (0: until the source ends)")] = 0,
     smooth: Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames")] = 5,
+    confirm: Annotated[int, typer.Option(help="name a face track once it matched the same person in N frames in a "
+                                              "row (video and cameras; photos at once)")] = 3,
     max_turn: Annotated[Optional[float], typer.Option(
         help="faces turned further (nose tip offset in half eye-distances, 1 ~ 40 degrees) are reported unknown "
              "without matching; default 1.2")] = None,
@@ -1115,7 +1117,7 @@ def recognize_command(
     from edgeface.report_format import print_table
     from edgeface.vision.quality import MAX_TURN
 
-    check_tracking(smooth, MAX_TURN if max_turn is None else max_turn)
+    check_tracking(smooth, MAX_TURN if max_turn is None else max_turn, confirm)
     if threshold is not None:
         check_threshold(threshold)
     embedder, store = open_gallery_for(model, gallery, detector, threads=threads, create=False,
@@ -1132,7 +1134,7 @@ def recognize_command(
         face_rows.extend(rows[: FACE_ROWS_SHOWN - len(face_rows)])
 
     recognizer = Recognizer(embedder, store, limit, detector=detector.value, threads=threads, smooth=smooth,
-                            detect_size=detect_size, min_face=min_face,
+                            detect_size=detect_size, min_face=min_face, confirm=confirm,
                             **({} if max_turn is None else {"max_turn": max_turn}))
     summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
                   loop=loop, max_seconds=max_seconds, events=events, overlay_fps=overlay_fps,

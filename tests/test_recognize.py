@@ -365,3 +365,19 @@ def test_a_large_gallery_matches_exactly_what_brute_force_matches(tmp_path):
         sims = emb @ q
         assert m.person == names[int(owner[int(np.argmax(sims))])]
         assert m.score == pytest.approx(float(sims.max()), abs=1e-6)
+
+
+def test_a_track_is_named_once_its_match_held_for_confirm_frames():
+    """Two frames of a stranger over the threshold name nobody; three in a row of the same person name them; a
+    change of person starts the count again."""
+    from edgeface.recognize.tracking import Tracker
+
+    tracker = Tracker(window=1)
+    box = np.array([[10, 10, 60, 60]], np.float32)
+    emb = l2_normalise(np.ones((1, 8)))
+    seen = []
+    for name in ["obama", "obama", None, "obama", "obama", "obama", "biden", "biden", "biden"]:
+        track = tracker.update(box, emb)[0][0]
+        seen.append(tracker.confirmed(track, name, 3))
+    assert seen == [False, False, False, False, False, True, False, False, True]
+    assert tracker.confirmed(track, "biden", 1)  # a photo on its own is named at once

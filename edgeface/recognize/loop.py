@@ -59,10 +59,14 @@ class Timings:
                 for k, v in self.recent.items() if v}
 
 
-def check_tracking(smooth: int, max_turn: float) -> None:
+DEFAULT_SMOOTH, DEFAULT_CONFIRM = 5, 3  # frames: see recognize.tracking
+
+
+def check_tracking(smooth: int, max_turn: float, confirm: int = DEFAULT_CONFIRM) -> None:
     """The tracking settings' ranges (before any model is loaded)."""
-    if isinstance(smooth, bool) or not isinstance(smooth, int) or not 1 <= smooth <= 1000:
-        raise EdgefaceError(f"--smooth must be a whole number of frames from 1 to 1000, got {smooth!r}")
+    for name, value in (("--smooth", smooth), ("--confirm", confirm)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+            raise EdgefaceError(f"{name} must be a whole number of frames from 1 to 1000, got {value!r}")
     if not (math.isfinite(max_turn) and max_turn > 0):
         raise EdgefaceError(f"--max-turn must be above 0 (0 is frontal, profiles about 2), got {max_turn}")
 
@@ -71,9 +75,11 @@ class Recognizer:
     """One frame in, one list of recognised faces out."""
 
     def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float, detector: str = DEFAULT_DETECTOR,
-                 threads: int = 1, min_face: int = DEFAULT_MIN_FACE, smooth: int = 5, max_turn: float = MAX_TURN,
-                 detect_size: int = DEFAULT_DETECT_SIZE) -> None:
-        check_tracking(smooth, max_turn)
+                 threads: int = 1, min_face: int = DEFAULT_MIN_FACE, smooth: int = DEFAULT_SMOOTH,
+                 max_turn: float = MAX_TURN, detect_size: int = DEFAULT_DETECT_SIZE,
+                 confirm: int = DEFAULT_CONFIRM) -> None:
+        check_tracking(smooth, max_turn, confirm)
+        self.confirm = confirm
         self.embedder, self.gallery, self.threshold, self.max_turn = embedder, gallery, threshold, max_turn
         self.min_face = check_min_face(min_face)
         # the detector gives faces the landmarks the model was trained on (BlazeFace's for the shipped model), for
@@ -85,7 +91,8 @@ class Recognizer:
         self.tracker = Tracker(window=smooth)
         self.timings = Timings()
 
-    def process(self, frame_bgr: np.ndarray) -> list[dict]:
+    def process(self, frame_bgr: np.ndarray, still: bool = False) -> list[dict]:
+        """Every face of one frame, recognised; ``still``: a photo on its own (no track to confirm over)."""
         t = time.perf_counter()
         faces = self.detector.detect(frame_bgr, bgr=True)
         turns = [self.turn(frame_bgr, f, bgr=True) if f.width >= self.min_face else head_turn(f.keypoints)
@@ -110,8 +117,11 @@ class Recognizer:
             tracks, smoothed = self.tracker.update(np.stack([faces[i].box for i in usable]), embeddings)
             matches = self.gallery.match(smoothed, self.threshold)
             self.timings.add("match", time.perf_counter() - t3)
+            need = 1 if still else self.confirm
             for i, m, track in zip(usable, matches, tracks, strict=True):
-                results[i].update(name=m.name or "unknown", score=round(m.score, 4), candidate=m.person, track=track)
+                named = self.tracker.confirmed(track, m.name, need)
+                results[i].update(name=m.name if named else "unknown", score=round(m.score, 4), candidate=m.person,
+                                  track=track)
         return results
 
 
@@ -247,7 +257,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                     continue
                 if stills:
                     recognizer.tracker.reset()
-                results = recognizer.process(frame.image)
+                results = recognizer.process(frame.image, still=stills)
                 if sinks:
                     sinks.frame(results, where, frame.index, new_photo=stills)
                 frames += 1
