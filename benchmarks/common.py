@@ -21,6 +21,15 @@ LFW = SHARED / "data" / "lfw" / "lfw-deepfunneled"
 PAIRS = SHARED / "data" / "lfw" / "pairs.txt"
 MEDIA = SHARED / "data" / "media"
 CELEBA = SHARED / "data" / "celeba-subset"
+# what the default models are trained (or calibrated) on: name -> (source folder, `edgeface data prepare` flags);
+# labelled CelebA and ORL, the LFW people who are not in pairs.txt, unlabelled UTKFace
+TRAINING_SOURCES = {
+    "celeba": (CELEBA, ["--identities", str(CELEBA / "identities.txt"), "--prefix", "celeba_"]),
+    "orl": (SHARED / "data" / "orl", ["--prefix", "orl_"]),
+    "lfw-outside-pairs": (LFW, ["--exclude-pairs", str(PAIRS), "--prefix", "lfw_"]),
+    "utkface-subset": (SHARED / "data" / "utkface-subset", ["--layout", "flat"]),
+    "utkface-more": (SHARED / "data" / "utkface-more", ["--layout", "flat"]),
+}
 # the MobileFaceNet peers carry no manifest: RGB 0..255 in (normalisation inside the float model, uint8 in the other)
 PEER_FLAGS = ("--input-mean", "0", "--input-scale", "1", "--channels", "RGB")
 

@@ -24,18 +24,10 @@ import shutil
 import time
 from pathlib import Path
 
-from common import LFW, PAIRS, SHARED, edgeface_json, save
+from common import LFW, PAIRS, edgeface_json, save
+from common import TRAINING_SOURCES as SOURCES
 
 ASSETS = Path(__file__).resolve().parents[1] / "edgeface" / "assets"
-DATA = SHARED / "data"
-SOURCES = {
-    "celeba": (DATA / "celeba-subset", ["--identities", str(DATA / "celeba-subset" / "identities.txt"),
-                                        "--prefix", "celeba_"]),
-    "orl": (DATA / "orl", ["--prefix", "orl_"]),
-    "lfw-outside-pairs": (LFW, ["--exclude-pairs", str(PAIRS), "--prefix", "lfw_"]),
-    "utkface-subset": (DATA / "utkface-subset", ["--layout", "flat"]),
-    "utkface-more": (DATA / "utkface-more", ["--layout", "flat"]),
-}
 
 
 def main() -> None:

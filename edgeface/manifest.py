@@ -204,9 +204,9 @@ def write_model(path: str | Path, content: bytes, manifest: Manifest | None = No
     """
     path = Path(path)
     if manifest is not None and is_tflite(path):
-        from edgeface.tflite_metadata import embed_manifest, strip_manifest
+        from edgeface.tflite_metadata import bare_model, embed_manifest
 
-        base = strip_manifest(content)
+        base = bare_model(content)  # what the identity of the written file hashes
         manifest.sha256 = hashlib.sha256(base).hexdigest()
         manifest.size_bytes = len(base)
         content = embed_manifest(base, manifest.to_dict())

@@ -131,12 +131,17 @@ def strip_manifest(data: bytes) -> bytes:
     return pack(model)
 
 
+def bare_model(data: bytes) -> bytes:
+    """The model's bytes a manifest is embedded into, and its identity hashes: without the edgeface entry, every
+    weight inside the flatbuffer (a file that keeps buffers after it, as the LiteRT quantizer writes, is repacked)."""
+    base = strip_manifest(data)
+    return pack(unpack(base)) if _has_outside_buffers(base) else base
+
+
 def embed_manifest(data: bytes, manifest: dict[str, Any]) -> bytes:
     """``data`` with ``manifest`` as its edgeface entry (an earlier one is replaced)."""
     generated = schema()
-    base = strip_manifest(data)
-    if _has_outside_buffers(base):  # the model's own bytes, with every weight inside the flatbuffer
-        base = pack(unpack(base))
+    base = bare_model(data)
     model = unpack(base)
     blob = json.dumps(manifest, sort_keys=True).encode("utf-8")
     buffer = generated.BufferT()

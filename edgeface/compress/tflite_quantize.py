@@ -97,6 +97,10 @@ def prepare_float(content: bytes, rewrite: bool = True) -> tuple[bytes, dict[str
     return int8_friendly(content) if rewrite else (content, {})
 
 
+CALIBRATION_BYTES = 1 << 30  # float inputs the calibrator may hold
+MIN_CALIBRATION_FACES = 16
+
+
 def quantize_float(content: bytes, recipe: str, spec: InputSpec, faces: np.ndarray | None,
                    overrides: Overrides | None = None, rewrite: bool = True) -> bytes:
     """The quantized flatbuffer of a prepared float model (``prepare_float``); with ``rewrite``, int8 MIN/MAX then
@@ -113,8 +117,7 @@ def quantize_float(content: bytes, recipe: str, spec: InputSpec, faces: np.ndarr
             raise EdgefaceError(f"the {recipe} recipe needs calibration faces: pass --calib-data FOLDER")
         signature = read_graph(content).signatureDefs[0]
         name = signature.inputs[0].name.decode()
-        # a generator: one face's float input at a time (a 2000x2000 input is 48 MB a face; 300 of them, 14 GB)
-        samples = ({name: preprocess(f[None], spec).astype(np.float32)} for f in faces)
+        samples = [{name: preprocess(f[None], spec).astype(np.float32)} for f in faces]
         try:
             with warnings.catch_warnings():  # the calibrator keeps every tensor on purpose and warns about it
                 warnings.filterwarnings("ignore", message=".*preserve_all_tensors.*")
@@ -312,9 +315,12 @@ def quantize_file(model: Path, out: Path, recipe: str, normalisation: tuple[floa
         raise EdgefaceError(f"the {recipe} recipe needs calibration faces: pass --calib-data FOLDER (photos, or "
                             "faces from edgeface data prepare)")
     prepared, rewrites = prepare_float(content, rewrite)
-    faces = calibration_crops(calib_data, calib, alignment) if calib_data else None
+    # the calibrator holds every face's float input at once (a 2000x2000 input is 48 MB a face): bounded in bytes
+    affordable = max(MIN_CALIBRATION_FACES, CALIBRATION_BYTES // (4 * 3 * spec.size * spec.size))
+    faces = calibration_crops(calib_data, min(calib, affordable), alignment) if calib_data else None
     log: dict = {"model": str(model), "recipe": recipe, "rewrites": rewrites,
-                 "calibration_faces": 0 if faces is None else len(faces)}
+                 "calibration_faces": 0 if faces is None else len(faces),
+                 **({"calibration_faces_capped_by_memory": affordable} if calib > affordable else {})}
     if max_drop is not None:
         if faces is None:
             raise EdgefaceError("--max-drop needs calibration faces to rank the layers: pass --calib-data FOLDER")
