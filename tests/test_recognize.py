@@ -230,6 +230,30 @@ def test_gallery_upgrade_moves_a_gallery_to_another_model_without_the_photos(pee
                                   *options), "gallery upgrade")
 
 
+def test_gallery_upgrade_finds_faces_again_for_a_model_on_other_landmarks(peer, tmp_path):
+    """A model aligned on BlazeFace's landmarks cannot use the stored YuNet points: each kept face is detected
+    again on its crop, and the moved gallery still names the probes."""
+    import shutil
+
+    from edgeface.default_model import resolve_model
+    from edgeface.manifest import load_manifest, save_manifest
+
+    gallery, _ = peer
+    moved = tmp_path / "moved.sqlite"
+    moved.write_bytes(gallery.read_bytes())
+    blaze = tmp_path / "blaze.tflite"
+    shutil.copyfile(resolve_model("small"), blaze)
+    manifest = load_manifest(blaze)
+    manifest.alignment = "blazeface-4pt"
+    save_manifest(blaze, manifest)
+    result = run_cli("gallery", "upgrade", "--gallery", str(moved), "--model", str(blaze), "--json")
+    assert result.returncode == 0, result.stderr
+    done = json.loads(result.stdout)
+    assert done["upgraded"] and done["found_again"] == done["templates"] >= 5
+    events, _ = recognize(moved, PROBES / "two_people.jpg", "--model", str(blaze))
+    assert sorted(e["name"] for e in events) == ["biden", "obama"]
+
+
 def test_gallery_upgrade_names_who_to_enrol_again_and_changes_nothing(tmp_path):
     """A gallery made before faces were kept (schema 1) opens, migrates, and its upgrade is refused with the names of
     the people to enrol again; with --no-store-faces the same; the gallery still works with its model after."""

@@ -2,8 +2,8 @@
 
 Templates of two models cannot be compared, so a new model used to mean a new gallery. Each template now keeps the
 face it was made from (``enroll.keep_face``): a JPEG crop with margin and the detection in its coordinates. The
-upgrade detects the face again on that crop with the new model's detector settings (its alignment may want other
-landmarks), embeds it with the new model and swaps every template and the gallery's model in one transaction.
+upgrade aligns that face for the new model (from the stored landmarks, or detected again when the new model wants
+another detector's landmarks), embeds it and swaps every template and the gallery's model in one transaction.
 """
 
 from __future__ import annotations
@@ -16,16 +16,8 @@ from edgeface.recognize.gallery import Gallery, StoredFace
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.detector_options import BLAZEFACE_ALIGNMENT
 from edgeface.vision.embed import Embedder
-from edgeface.vision.face import Face
+from edgeface.vision.face import Face, iou
 from edgeface.vision.image import decode_image
-
-
-def overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return float(w * h / union) if union > 0 else 0.0
 
 
 def stored_face_in(image: np.ndarray, stored: StoredFace, finder: FaceFinder) -> tuple[Face, bool]:
@@ -38,9 +30,10 @@ def stored_face_in(image: np.ndarray, stored: StoredFace, finder: FaceFinder) ->
     points = np.array(stored.landmarks, np.float32)
     if len(points) == (6 if finder.alignment == BLAZEFACE_ALIGNMENT else 5):
         return Face(box, 1.0, points), False
-    found = [f for f in finder.find(image) if overlap(f.box, box) > 0.3]
-    if found:
-        return max(found, key=lambda f: overlap(f.box, box)), True
+    found = [(float(iou(box, f.box[None])[0]), f) for f in finder.find(image)]
+    best = max(found, key=lambda pair: pair[0], default=(0.0, None))
+    if best[1] is not None and best[0] > 0.3:
+        return best[1], True
     return Face(box, 1.0, points), False
 
 
