@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edgeface import __version__
@@ -62,6 +63,18 @@ def edgeface_json(*args: str) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"command failed ({done.returncode}): {shlex.join(cmd)}")
     return json.loads(done.stdout)
+
+
+def step_runner(steps: dict[str, dict]) -> Callable[..., dict]:
+    """``step(name, *cli)``: run ``edgeface CLI --json`` and record its wall time and command in ``steps``."""
+
+    def step(name: str, *cli: str) -> dict:
+        t = time.time()
+        result = edgeface_json(*cli)
+        steps[name] = {"seconds": round(time.time() - t, 1), "command": "edgeface " + " ".join(cli) + " --json"}
+        return result
+
+    return step
 
 
 def save(name: str, payload: dict, started: float) -> Path:

@@ -24,7 +24,7 @@ import shutil
 import time
 from pathlib import Path
 
-from common import LFW, PAIRS, edgeface_json, save
+from common import LFW, PAIRS, save, step_runner
 from common import TRAINING_SOURCES as SOURCES
 
 from edgeface.train.dlib_port import save_dlib_keras
@@ -50,12 +50,7 @@ def main() -> None:
     prepared, views, run = work / "prepared-dlib", work / "views-dlib", work / args.run
     started = time.time()
     steps: dict[str, dict] = {}
-
-    def step(name: str, *cli: str) -> dict:
-        t = time.time()
-        result = edgeface_json(*cli)
-        steps[name] = {"seconds": round(time.time() - t, 1), "command": "edgeface " + " ".join(cli) + " --json"}
-        return result
+    step = step_runner(steps)
 
     t = time.time()
     base = save_dlib_keras(work / "dlib-base" / "model.keras")

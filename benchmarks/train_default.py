@@ -24,7 +24,7 @@ import shutil
 import time
 from pathlib import Path
 
-from common import LFW, PAIRS, edgeface_json, save
+from common import LFW, PAIRS, save, step_runner
 from common import TRAINING_SOURCES as SOURCES
 
 ASSETS = Path(__file__).resolve().parents[1] / "edgeface" / "assets"
@@ -54,12 +54,7 @@ def main() -> None:
     prepared, views = work / "prepared-yunet", work / "views-yunet"
     started = time.time()
     steps: dict[str, dict] = {}
-
-    def step(name: str, *cli: str) -> dict:
-        t = time.time()
-        result = edgeface_json(*cli)
-        steps[name] = {"seconds": round(time.time() - t, 1), "command": "edgeface " + " ".join(cli) + " --json"}
-        return result
+    step = step_runner(steps)
 
     prepared_counts = {name: step(f"prepare {name}", "data", "prepare", str(src), str(prepared / name), *extra)
                        for name, (src, extra) in SOURCES.items()}

@@ -1028,12 +1028,12 @@ def gallery_upgrade(
     check_detect_size(detect_size)
     from edgeface.recognize.upgrade import upgrade_gallery
     from edgeface.vision.detect import FaceFinder
-    from edgeface.vision.embed import embedder_identity, load_embedder
+    from edgeface.vision.embed import load_embedder
 
     embedder = load_embedder(model)
     finder = FaceFinder(detector.value, detect_size=detect_size, alignment=embedder.alignment)
     store = _plain_gallery(gallery)
-    result = upgrade_gallery(store, finder, embedder, embedder_identity(embedder), finder.alignment)
+    result = upgrade_gallery(store, finder, embedder)
     what = (f"re-embedded {result['templates']} templates of {result['people']} people with {embedder.name} "
             f"(model {str(result['model_before'])[:12]} -> {result['model_after'][:12]}; {result['found_again']} "
             "faces found again on their kept crops, the others aligned from their stored landmarks)"

@@ -8,13 +8,11 @@ It sees dlib's 150x150 chip aligned from YuNet's points (``yunet-dlib150``), raw
 from __future__ import annotations
 
 from edgeface.errors import EdgefaceError
-from edgeface.manifest import InputSpec
 from edgeface.models.registry import register
 from edgeface.tf_setup import keras
+from edgeface.train.dlib_port import DLIB_INPUT
 from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 from edgeface.vision.embed import DLIB_CHIP
-
-DLIB_INPUT = InputSpec(size=DLIB_CHIP, channels="RGB", mean=0.0, scale=1.0)
 
 
 @register("dlib-resnet", "dlib's ResNet descriptor (public domain), pretrained; 150x150 dlib chip, raw RGB in",

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.events import redact
-from edgeface.vision.image import IMAGE_SUFFIXES, is_image, read_image
+from edgeface.vision.image import IMAGE_SUFFIXES, image_files, read_image
 
 OPEN_TIMEOUT_S = 10.0
 
@@ -77,6 +77,8 @@ class Capture:
         self._thread: threading.Thread | None = None
         self._cap: cv2.VideoCapture | None = None
         self._error: str | None = None
+        # a folder's images are listed here, where an empty folder is an error the caller sees (as `detect` lists)
+        self._files = image_files(Path(spec))[0] if self.kind in ("folder", "image") else []
         if self.kind in ("camera", "stream", "video"):
             self._cap = self._open_at_start()
             fps = self._cap.get(cv2.CAP_PROP_FPS)
@@ -161,14 +163,11 @@ class Capture:
 
     def _run(self) -> None:
         try:
-            if self.kind == "folder":
-                paths = sorted(p for p in Path(self.spec).iterdir() if p.is_file() and is_image(p))
-                for i, path in enumerate(paths):
+            if self.kind in ("folder", "image"):
+                for i, path in enumerate(self._files):
                     if self._stop.is_set():
                         return
                     self._put(self._read_file(i, path))
-            elif self.kind == "image":
-                self._put(self._read_file(0, Path(self.spec)))
             else:
                 self._read_video()
         finally:

@@ -19,7 +19,7 @@ from edgeface.vision.align import align_face
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.embed import Embedder
 from edgeface.vision.face import Face
-from edgeface.vision.image import decode_image, is_image
+from edgeface.vision.image import decode_image, is_image, square_crop
 from edgeface.vision.quality import MAX_TURN, sharpness
 
 MIN_EYE_DISTANCE = 24.0  # pixels between the eyes in the source photo
@@ -36,22 +36,20 @@ class EnrolResult:
 
 
 def keep_face(image: np.ndarray, face: Face) -> StoredFace:
-    """The face with a margin of half a face on every side (cut at the photo's edges), at most MAX_STORED_FACE
-    pixels on its long side (the face keeps about half of that: sharper than any model's chip needs), as JPEG q95,
-    with the detection moved into its coordinates: what ``gallery upgrade`` needs to align and embed it for another
-    model, and no more of the photo."""
+    """The face in a square twice its size (black beyond the photo's edges), at most MAX_STORED_FACE pixels a side
+    (the face keeps about half of that: sharper than any model's chip needs), as JPEG q95, with the detection moved
+    into its coordinates: what ``gallery upgrade`` needs to align and embed it for another model, and no more of the
+    photo."""
     import cv2
 
-    side = max(face.width, face.height)
     cx, cy = (face.box[:2] + face.box[2:]) / 2
-    h, w = image.shape[:2]
-    x0, y0 = max(0, int(cx - side)), max(0, int(cy - side))
-    x1, y1 = min(w, int(np.ceil(cx + side))), min(h, int(np.ceil(cy + side)))
-    crop = image[y0:y1, x0:x1]
-    scale = min(1.0, MAX_STORED_FACE / max(crop.shape[:2]))
+    crop, x0, y0 = square_crop(image, cx, cy, 2 * max(face.width, face.height))
+    if crop is None:
+        raise EdgefaceError("the face lies outside the photo")
+    scale = min(1.0, MAX_STORED_FACE / crop.shape[0])
     if scale < 1.0:
-        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
-                          interpolation=cv2.INTER_AREA)
+        side = max(1, round(crop.shape[0] * scale))
+        crop = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2BGR),
                             [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:

@@ -125,16 +125,19 @@ class QueuedSink:
                 **({"last_error": self.last_error} if self.last_error else {})}
 
 
+def with_userinfo(parts: urllib.parse.SplitResult, userinfo: str) -> str:
+    """The URL of ``parts`` with ``userinfo`` (``"user:***@"``, or ``""`` for none) in place of its own."""
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=userinfo + host + (f":{parts.port}" if parts.port else "")))
+
+
 def redact(url: str) -> str:
     """A URL as it may be shown: ``user:password@`` becomes ``user:***@`` (summaries, --json, errors)."""
     parts = urllib.parse.urlsplit(url)
     if parts.password is None and parts.username is None:
         return url
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    netloc = f"{parts.username or ''}{':***' if parts.password is not None else ''}@{host}" + (
-        f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return with_userinfo(parts, f"{parts.username or ''}{':***' if parts.password is not None else ''}@")
 
 
 def http_sink(url: str, timeout: float = 2.0) -> QueuedSink:
@@ -142,14 +145,12 @@ def http_sink(url: str, timeout: float = 2.0) -> QueuedSink:
     part of the host name)."""
     import base64
 
-    parts = urllib.parse.urlsplit(url)
+    parts, shown = urllib.parse.urlsplit(url), redact(url)
     headers = {"Content-Type": "application/json"}
     if parts.username is not None:
         pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
-        url = urllib.parse.urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
-    shown = redact(urllib.parse.urlunsplit(parts))
+        url = with_userinfo(parts, "")
 
     def post(event: dict) -> None:
         request = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST", headers=headers)

@@ -89,9 +89,9 @@ def disk_full(path: Path) -> bool:
         return False
 
 
-def database_error(path: Path, exc: sqlite3.DatabaseError) -> EdgefaceError:
+def database_error(path: Path, exc: sqlite3.DatabaseError, what: str = "") -> EdgefaceError:
     """What SQLite's error means for the user: a full disk and a read-only file are not damage (the gallery is
-    intact, the transaction rolled back); anything else is."""
+    intact, the transaction rolled back); anything else is (``what`` says how far opening it got)."""
     text = str(exc).lower()
     if "disk is full" in text or ("disk i/o error" in text and disk_full(path)):
         return EdgefaceError(f"the disk holding gallery {path} is full: nothing was changed; free some space and "
@@ -101,7 +101,7 @@ def database_error(path: Path, exc: sqlite3.DatabaseError) -> EdgefaceError:
                              "nothing was changed")
     if "unable to open" in text:
         return EdgefaceError(f"cannot open gallery {path}: {exc}")
-    return damaged(path, str(exc))
+    return damaged(path, f"{what}{exc}")
 
 
 def guarded(method: Callable[..., T]) -> Callable[..., T]:
@@ -316,10 +316,7 @@ class Gallery:
                 with contextlib.suppress(OSError):
                     for leftover in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
                         leftover.unlink(missing_ok=True)
-            error = database_error(self.path, exc)
-            if error.args[0].startswith(f"gallery {self.path} is damaged"):
-                error = damaged(self.path, f"not a usable SQLite gallery: {exc}")
-            raise error from None
+            raise database_error(self.path, exc, "not a usable SQLite gallery: ") from None
         if model_sha256:
             self.bind(model_sha256, int(embedding_size or 0), alignment)
 

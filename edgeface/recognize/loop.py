@@ -298,9 +298,8 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
         raise EdgefaceError(f"{lost} after {frames} frames{kept}")
     if frames == 0 and errors:
         raise EdgefaceError(f"no frame of {shown} could be read ({errors} unreadable)")
-    if frames == 0 and not interrupted and kind in ("folder", "image", "video"):
-        raise EdgefaceError(f"{shown} holds no frame to recognise" + (" (no image files in the folder)"
-                                                                      if kind == "folder" else ""))
+    if frames == 0 and not interrupted and kind == "video":  # an empty folder is refused by Capture
+        raise EdgefaceError(f"{shown} holds no frame to recognise")
     return {"source": shown, "frames": frames, "faces": faces, "unreadable_frames": errors,
             "dropped_frames": dropped, "seconds": round(wall, 3), "fps": round(frames / max(wall, 1e-9), 2),
             "names": dict(seen),

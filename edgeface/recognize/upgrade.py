@@ -15,7 +15,7 @@ from edgeface.progress import progress_bar
 from edgeface.recognize.gallery import Gallery, StoredFace
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.detector_options import BLAZEFACE_ALIGNMENT
-from edgeface.vision.embed import Embedder
+from edgeface.vision.embed import Embedder, embedder_identity
 from edgeface.vision.face import Face, iou
 from edgeface.vision.image import decode_image
 
@@ -45,10 +45,11 @@ def missing_faces_message(store: Gallery, missing: list[str]) -> str:
             "with this model")
 
 
-def upgrade_gallery(store: Gallery, finder: FaceFinder, embedder: Embedder, model_id: str,
-                    alignment: str | None) -> dict:
-    """Re-embed every template of ``store`` with ``embedder`` and bind the gallery to it (all or nothing);
-    returns what was done. Refuses, naming the people, when a template keeps no face."""
+def upgrade_gallery(store: Gallery, finder: FaceFinder, embedder: Embedder) -> dict:
+    """Re-embed every template of ``store`` with ``embedder`` (faces aligned the way ``finder``, made for that model,
+    aligns them) and bind the gallery to it, all or nothing; returns what was done. Refuses, naming the people, when
+    a template keeps no face."""
+    model_id, alignment = embedder_identity(embedder), finder.alignment
     rows = store.stored_faces()
     missing = [name for _, name, face in rows if face is None]
     if missing:

@@ -19,7 +19,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.train.dataset import encode_labels, make_dataset, prepared_alignment, prepared_faces
 from edgeface.train.loop import TrainConfig, fit
 from edgeface.train.targets import teacher_targets
-from edgeface.vision.embed import DLIB_PORT
+from edgeface.vision.embed import DLIB_PORT, l2_normalise
 
 
 def cosine_loss(y_true, y_pred):
@@ -87,8 +87,7 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
     paths, identities = prepared_faces(data)
     table = teacher_targets(list(data), teacher, workers=workers, flip=teacher_flip)
     raw = np.stack([table[p] for p in paths]).astype(np.float32)
-    targets = centred_targets(raw)[0] if centre else raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True),
-                                                                        1e-12)
+    targets = centred_targets(raw)[0] if centre else l2_normalise(raw)
     config.embedding_size = targets.shape[1]
     described = f"cosine to {'centred ' if centre else ''}teacher embedding" + (
         f" + {relation_weight} x batch relation (similarity matrix MSE)" if relation_weight else "")

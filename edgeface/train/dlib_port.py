@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+from edgeface.manifest import InputSpec
 from edgeface.vision.embed import DLIB_CHIP, DLIB_DIVISOR, DLIB_MEAN_RGB, dlib_port_path
 
 BLOCKS = (("conv32_1", False), ("conv32_2", False), ("conv32_3", False), ("conv64_down", True), ("conv64_1", False),
@@ -135,6 +136,8 @@ def export_dlib_resnet(model_dir: str | Path, out: str | Path) -> Path:
     return out
 
 
+# the shipped form's input: dlib's chip as raw RGB (its mean and 1/256 are folded into the first conv)
+DLIB_INPUT = InputSpec(size=DLIB_CHIP, channels="RGB", mean=0.0, scale=1.0)
 FACE_API = "@vladmandic/face-api@1.7.15"
 WEIGHTS_LICENCE = ("dlib's ResNet face descriptor, public domain (CC0): Davis King, 'anyone can do whatever they want "
                    "with these model files'")
@@ -193,17 +196,19 @@ def ensure_dlib_port() -> Path:
 
 def dlib_manifest(input_size: int = DLIB_CHIP):
     """What the shipped form of the port is fed and where its weights come from."""
-    from edgeface.manifest import InputSpec, Manifest
+    from dataclasses import replace
+
+    from edgeface.manifest import Manifest
     from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 
-    return Manifest(input=InputSpec(size=input_size, channels="RGB", mean=0.0, scale=1.0), embedding_size=128,
+    return Manifest(input=replace(DLIB_INPUT, size=input_size), embedding_size=128,
                     architecture="dlib-resnet", alignment=DLIB_CHIP_ALIGNMENT,
                     chain=[{"step": "dlib-port", "weights": f"npm {FACE_API} (face_recognition_model)",
                             "licence": WEIGHTS_LICENCE, **({"input_size": input_size} if input_size != DLIB_CHIP
                                                              else {})}])
 
 
-def export_dlib_model(out: str | Path, model_dir: str | Path | None = None) -> Path:
+def export_dlib_model(out: str | Path) -> Path:
     """dlib's descriptor as an edgeface model: float32 ``.tflite``, raw RGB in (``build_dlib_resnet(raw_rgb=True)``),
     its manifest inside naming the YuNet-to-dlib-chip alignment and the weights' provenance and licence.
 
@@ -211,9 +216,9 @@ def export_dlib_model(out: str | Path, model_dir: str | Path | None = None) -> P
     with teacher targets) was measured to cost 1.2 pp on LFW (97.65 against 98.85 %), since dlib's metric is the
     Euclidean distance between uncentred descriptors of near-constant length."""
     from edgeface.export import export
+    from edgeface.models.registry import build_model
 
-    model = build_dlib_resnet(read_tfjs_weights(model_dir or face_api_weights()), raw_rgb=True)
-    path, _ = export(model, out, "float32", manifest=dlib_manifest())
+    path, _ = export(build_model("dlib-resnet"), out, "float32", manifest=dlib_manifest())
     return path
 
 
