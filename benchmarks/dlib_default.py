@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--val-every", default="1")
     parser.add_argument("--run", default="dlib-ft", help="run folder under --work")
     parser.add_argument("--install", action="store_true", help="copy the result into edgeface/assets")
+    parser.add_argument("--resume", action="store_true", help="finish the schedule of --run from its checkpoint")
     args = parser.parse_args()
     work = Path(args.work)
     prepared, views, run = work / "prepared-dlib", work / "views-dlib", work / args.run
@@ -69,7 +70,8 @@ def main() -> None:
             "distill", "distill", *folders, "--arch", "dlib-resnet", "--teacher", str(teacher), "--teacher-flip",
             "--raw-targets", "--epochs", args.epochs, "--batch", args.batch, "--lr", args.lr, "--out", str(run),
             "--val-lfw-dir", str(LFW), "--val-pairs", str(PAIRS), "--val-every", args.val_every,
-            "--identity-weight", args.identity_weight, "--relation-weight", args.relation_weight)
+            "--identity-weight", args.identity_weight, "--relation-weight", args.relation_weight,
+            *(["--resume"] if args.resume else []))
         model = run / "model.keras"
     else:
         run, model = base.parent, base

@@ -74,11 +74,16 @@ def test_distill_from_a_tflite_teacher_reduces_the_loss(faces, tmp_path):
     tf_setup.tf.keras.utils.set_random_seed(1)
     teacher, _ = export(build_model("tiny", embedding_size=24, width=2.0), tmp_path / "teacher.tflite")
     config = TrainConfig(arch="tiny", out=tmp_path / "student", epochs=15, batch=16, lr=5e-3)
-    summary = distill([faces], str(teacher), config, workers=1)
+    summary = distill([faces], str(teacher), config, workers=1, relation_weight=1.0)
     loss = summary["history"]["loss"]
     assert loss[-1] < loss[0] - 0.05, loss
     assert summary["faces"] >= 55
     assert json.loads((tmp_path / "student" / "model.keras.json").read_text())["embedding_size"] == 24
+    # --resume compiles the checkpoint again with the run's loss (a closure over its weights, which Keras cannot
+    # rebuild from the file by itself) and carries on from the optimiser's step
+    config.resume, config.epochs = True, 16
+    resumed = distill([faces], str(teacher), config, workers=1, relation_weight=1.0)
+    assert resumed["epochs_run"] == 1 and resumed["history"]["loss"][0] < loss[0] - 0.05, resumed["history"]
 
 
 def test_relation_loss_is_zero_only_when_the_similarities_match():

@@ -12,12 +12,14 @@ from edgeface.manifest import Manifest, save_manifest
 from edgeface.tf_setup import keras
 
 
-def load_keras(path: str | Path, compile: bool = False) -> keras.Model:
+def load_keras(path: str | Path, compile: bool = False, custom_objects: dict | None = None) -> keras.Model:
+    """Load a Keras model with a one-line error. ``custom_objects`` names what a checkpoint refers to but Keras
+    cannot rebuild by itself: a resumed run's loss functions, which are closures over the run's settings."""
     path = Path(path)
     if not path.exists():
         raise EdgefaceError(f"model not found: {path}")
     try:
-        return keras.models.load_model(path, compile=compile)
+        return keras.models.load_model(path, compile=compile, custom_objects=custom_objects)
     except Exception as exc:  # Keras raises many types for bad files; the user needs one line
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise EdgefaceError(f"cannot load Keras model {path}: {first}") from None

@@ -163,6 +163,12 @@ def warm_start(model: keras.Model, init: Path, sample_faces: Callable[[], np.nda
     return True
 
 
+def named_losses(loss: Callable | dict) -> dict:
+    """The run's loss functions by the name a checkpoint stores them under, so ``--resume`` can compile it again."""
+    losses = loss.values() if isinstance(loss, dict) else [loss]
+    return {fn.__name__: fn for fn in losses if callable(fn)}
+
+
 def first_images(dataset: tf.data.Dataset, count: int) -> np.ndarray:
     """The first ``count`` input images of a training dataset (whatever targets it carries)."""
     images = []
@@ -198,7 +204,7 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
     initial_epoch = 0
     with strategy.scope():
         if config.resume:
-            model = load_keras(out / CHECKPOINT, compile=True)
+            model = load_keras(out / CHECKPOINT, compile=True, custom_objects=named_losses(loss))
             initial_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
         else:
             backbone = build_model(config.arch, config.input_size, config.embedding_size, config.width)
