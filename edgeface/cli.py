@@ -1161,6 +1161,41 @@ def recognize_command(
                      for k, v in summary["stages"].items()])
 
 
+@app.command("serve", rich_help_panel="4. recognise on the device")
+def serve_command(
+    gallery: GalleryOpt = None,
+    source: Annotated[Optional[str], typer.Option(
+        help="camera index, video file or rtsp:// URL to recognise continuously (none: the API alone)")] = None,
+    camera: Annotated[Optional[str], typer.Option(help="the camera's name in events (default: the source)")] = None,
+    model: ModelOpt = None,
+    threshold: ThresholdOpt = None,
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    min_face: MinFace = DEFAULT_MIN_FACE,
+    threads: Threads = 1,
+    host: Annotated[str, typer.Option(help="address to listen on; anything but loopback needs --token-file")] =
+    "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port, printed at start)")] = 8080,
+    token_file: Annotated[Optional[Path], typer.Option(
+        help="file (mode 600) holding the token every request must carry")] = None,
+    loop: Annotated[bool, typer.Option(help="replay a video --source from the start when it ends")] = False,
+    events: Annotated[Optional[list[str]], typer.Option(
+        "--events", help="also send arrived/left events to mqtt://, http(s):// or FILE.jsonl; repeatable")] = None,
+    stream_fps: Annotated[float, typer.Option(help="at most this many live-view frames a second per viewer")] = 15.0,
+) -> None:
+    """Recognise on a camera and serve a REST API (/docs) and a web page: enrol from the browser, watch, see who
+    came."""
+    from edgeface.serve.server import serve
+    from edgeface.serve.service import ServeConfig
+
+    check_detect_size(detect_size)
+    if threshold is not None:
+        check_threshold(threshold)
+    serve(ServeConfig(gallery=gallery, model=model, source=source, camera=camera, detector=detector.value,
+                      detect_size=detect_size, threshold=threshold, threads=threads, min_face=min_face, loop=loop,
+                      events=list(events or []), stream_fps=stream_fps), host, port, token_file)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback.
 

@@ -84,17 +84,19 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> 
 
 def enrol(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder,
           store_faces: bool = True) -> EnrolResult:
-    """Enrol one person's photos (paths, or RGB uint8 arrays); a photo already in the gallery (same bytes) is
-    skipped, not doubled. ``store_faces``: keep each face (a crop with margin, see ``keep_face``) so a later model
+    """Enrol one person's photos (paths, RGB uint8 arrays, or ``(label, bytes or array)`` pairs: an upload's file
+    name and contents); a photo already in the gallery (same bytes) is skipped, not doubled. ``store_faces``: keep each face (a crop with margin, see ``keep_face``) so a later model
     can re-embed it without the photos; off for those who must not store face images."""
     result = EnrolResult(check_name(name))
     known = gallery.known_hashes()
     rows, hashes, quality, kept = [], [], [], []
     for k, item in enumerate(images):
         label = str(item) if isinstance(item, (str, Path)) else f"image {k + 1}"
+        if isinstance(item, tuple):
+            label, item = item
         try:
-            if isinstance(item, (str, Path)):
-                data = Path(item).read_bytes()
+            if isinstance(item, (str, Path, bytes)):
+                data = item if isinstance(item, bytes) else Path(item).read_bytes()
                 image = decode_image(data, label)
             else:
                 image = np.ascontiguousarray(item)

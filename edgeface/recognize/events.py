@@ -245,8 +245,8 @@ def open_sink(spec: str) -> QueuedSink | FileSink:
 class Events:
     """The debouncer and every sink of one run."""
 
-    def __init__(self, specs: list[str]) -> None:
-        self.sinks = [open_sink(s) for s in specs]
+    def __init__(self, specs: list[str], extra: list | None = None) -> None:
+        self.sinks = [open_sink(s) for s in specs] + list(extra or [])
         self.debouncer = Debouncer()
 
     def frame(self, results: list[dict], source: str, frame: int, new_photo: bool = False) -> None:

@@ -37,6 +37,7 @@ T = TypeVar("T")
 SCHEMA_VERSION = 2
 LEGACY_ALIGNMENT = BLAZEFACE_ALIGNMENT  # galleries enrolled before the alignment was recorded used BlazeFace
 NAME_MAX = 100
+RESERVED_NAMES = {"unknown"}  # results and events name an unmatched face so: a person called so would vanish
 NAME_RULE = re.compile(r"^[^\W_][\w .'\-]*$", re.UNICODE)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,6 +65,8 @@ def check_name(name: str) -> str:
         raise EdgefaceError("person name is empty")
     if len(name) > NAME_MAX:
         raise EdgefaceError(f"person name is {len(name)} characters long; the limit is {NAME_MAX}")
+    if name.casefold() in RESERVED_NAMES:
+        raise EdgefaceError(f"{name!r} is reserved: it is how edgeface reports a face that matches nobody enrolled")
     if not NAME_RULE.match(name):
         bad = next((c for c in name if not (c.isalnum() or c in " .'-_")), name[0])
         raise EdgefaceError(f"person name {name[:40]!r} has a character not allowed ({bad!r}): use letters, "
@@ -442,6 +445,13 @@ class Gallery:
         rows = self.db.execute("SELECT t.id, p.name, t.face, t.face_points FROM templates t "
                                "JOIN people p ON p.id = t.person_id ORDER BY t.id").fetchall()
         return [(r[0], r[1], StoredFace.from_row(r[2], r[3]) if r[2] is not None else None) for r in rows]
+
+    @guarded
+    def face_jpeg(self, name: str) -> bytes | None:
+        """The first kept face of a person (a JPEG crop with margin), for a thumbnail; None if none was kept."""
+        row = self.db.execute("SELECT t.face FROM templates t JOIN people p ON p.id = t.person_id "
+                              "WHERE p.name = ? AND t.face IS NOT NULL ORDER BY t.id LIMIT 1", (name,)).fetchone()
+        return row[0] if row else None
 
     @guarded
     def rebind(self, model_sha256: str, embedding_size: int, alignment: str | None,

@@ -213,11 +213,16 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def run(source: str, recognizer: Recognizer, output: Path | None = None, show: bool = False,
         json_events: bool = False, max_frames: int = 0, loop: bool = False, max_seconds: float = 0,
         events: list[str] | None = None, overlay_fps: bool = False,
-        on_faces: Callable[[list[dict]], object] | None = None) -> dict:
+        on_faces: Callable[[list[dict]], object] | None = None,
+        on_frame: Callable[[np.ndarray, list[dict], float], object] | None = None,
+        sinks: list | None = None, stop: threading.Event | None = None, label: str | None = None) -> dict:
     """The loop: returns a summary (frames, faces, fps, names seen, dropped frames, stage timings).
 
     Every event names its source (the image file for folders, else the source given). Unrelated images never
-    share face tracks: the tracker starts afresh for each photo of a folder.
+    share face tracks: the tracker starts afresh for each photo of a folder. Embedding programs (``edgeface serve``)
+    pass ``on_frame`` (each BGR frame, undrawn, with its results and the FPS so far: keep it cheap, it runs in the
+    loop), extra event ``sinks`` (objects with ``send``/``close``), a ``stop`` event of their own and the ``label``
+    events carry instead of the source (a camera's name).
     """
     if max_frames < 0 or max_seconds < 0:
         raise EdgefaceError("--max-frames and --max-seconds must be 0 (no limit) or more")
@@ -228,13 +233,13 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
             raise EdgefaceError("--show needs a display and an OpenCV build with GUI support "
                                 "(opencv-python-headless has none): use --output instead") from None
     writer = VideoOut(output, 25.0) if output else None  # checks the folder before any work
-    sinks = Events(events) if events else None
-    shown = redact(source)  # rtsp://user:password@... is never printed with its password
+    sinks = Events(events or [], extra=sinks) if events or sinks else None
+    shown = redact(label or source)  # rtsp://user:password@... is never printed with its password
     seen: dict[str, int] = defaultdict(int)
     frames = faces = errors = 0
     started = time.perf_counter()
     fps = 0.0
-    stop = threading.Event()
+    stop = stop or threading.Event()
     completed = False
     lost: str | None = None
     with stop_on_signals(stop), Capture(source, loop=loop, stop=stop) as capture:
@@ -270,6 +275,8 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                         emit({"time": round(time.time(), 3), "source": where, "frame": frame.index, **r})
                 if on_faces and results:
                     on_faces([{"source": where, "frame": frame.index, **r} for r in results])
+                if on_frame:
+                    on_frame(frame.image, results, fps)
                 if writer or show:
                     t = time.perf_counter()
                     draw(frame.image, results, fps if overlay_fps else None)
@@ -304,4 +311,4 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
             "dropped_frames": dropped, "seconds": round(wall, 3), "fps": round(frames / max(wall, 1e-9), 2),
             "names": dict(seen),
             "interrupted": interrupted, "stages": recognizer.timings.summary(),
-            **({"events": sink_stats} if events else {})}
+            **({"events": sink_stats} if events or sinks else {})}
