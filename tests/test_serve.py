@@ -19,7 +19,6 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-
 from conftest import BLOCK_TF, CLI_LAUNCHER, MEDIA, assert_one_line_error, clip_frame, needs_shared, run_cli
 
 GALLERY = MEDIA / "gallery"
@@ -136,7 +135,7 @@ def arrivals(client: httpx.Client, name: str, seconds: float = 90) -> list[dict]
 def test_camera_names_enrolled_people_in_events_and_the_live_stream(server: Server) -> None:
     """The actor of frames 90-210, enrolled from one frame, is named by the camera loop; a second enrolment
     captures him from the live view itself."""
-    ok, jpeg = cv2.imencode(".jpg", clip_frame(LEAD_FRAME))
+    _, jpeg = cv2.imencode(".jpg", clip_frame(LEAD_FRAME))
     with httpx.Client(base_url=server.url, timeout=60) as client:
         assert enrol(client, "lead", ("frame.jpg", jpeg.tobytes(), "image/jpeg")).status_code == 200
         events = arrivals(client, "lead")

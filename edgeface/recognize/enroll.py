@@ -85,8 +85,9 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> 
 def enrol(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder,
           store_faces: bool = True) -> EnrolResult:
     """Enrol one person's photos (paths, RGB uint8 arrays, or ``(label, bytes or array)`` pairs: an upload's file
-    name and contents); a photo already in the gallery (same bytes) is skipped, not doubled. ``store_faces``: keep each face (a crop with margin, see ``keep_face``) so a later model
-    can re-embed it without the photos; off for those who must not store face images."""
+    name and contents); a photo already in the gallery (same bytes) is skipped, not doubled. ``store_faces``: keep
+    each face (a crop with margin, see ``keep_face``) so a later model can re-embed it without the photos; off for
+    those who must not store face images."""
     result = EnrolResult(check_name(name))
     known = gallery.known_hashes()
     rows, hashes, quality, kept = [], [], [], []
