@@ -5,7 +5,8 @@ as the CPU lets it, so any cost a client puts on it shows as lost FPS).
     python benchmarks/serve_load.py soak [--minutes 10]              -> results/serve_soak.json
 
 load: the camera's FPS with no viewer, against the same with viewers (MJPEG live view + event stream, as the page
-      holds them open), interleaved A/B rounds so machine noise falls on both; then 50 concurrent /api/recognize
+      holds them open) and one more viewer on a bad link (1 KB every 0.2 s), interleaved A/B rounds so machine
+      noise falls on both; the normal viewer's frame rate beside the slow one's; then 50 concurrent /api/recognize
       (every answer, p50/p99/max latency) and the camera FPS meanwhile.
 soak: serve + one live viewer + the event stream + an upload cycle every 5 s (recognise a probe, enrol a photo,
       remove it): resident memory sampled every 10 s; passes when RSS after the first minute grows by < 5 %.
@@ -73,6 +74,17 @@ def viewer(url: str, stop: threading.Event, counts: dict) -> None:
                 return
 
 
+def slow_viewer(url: str, stop: threading.Event, counts: dict) -> None:
+    """A live-view client on a bad link: 1 KB every 0.2 s. It should get few frames and cost nobody else any."""
+    with httpx.stream("GET", url + "api/stream.mjpeg", timeout=None) as response:
+        for chunk in response.iter_bytes(1024):
+            counts["bytes"] += len(chunk)
+            counts["frames"] += chunk.count(b"--frame")
+            time.sleep(0.2)
+            if stop.is_set():
+                return
+
+
 def load(args: argparse.Namespace, folder: Path) -> dict:
     process, url = start(folder)
     client = httpx.Client(base_url=url, timeout=120)
@@ -82,8 +94,10 @@ def load(args: argparse.Namespace, folder: Path) -> dict:
         for _ in range(args.rounds):
             alone = camera_fps(client, args.seconds)
             stop, counts = threading.Event(), {"bytes": 0, "frames": 0}
+            slow = {"bytes": 0, "frames": 0}
             threads = [threading.Thread(target=viewer, args=(url, stop, counts), daemon=True)
                        for _ in range(args.viewers)]
+            threads.append(threading.Thread(target=slow_viewer, args=(url, stop, slow), daemon=True))
             for t in threads:
                 t.start()
             time.sleep(1)
@@ -93,7 +107,8 @@ def load(args: argparse.Namespace, folder: Path) -> dict:
             stop.set()
             rounds.append({"fps_alone": round(alone, 2), "fps_watched": round(watched, 2),
                            "ratio": round(watched / alone, 3),
-                           "stream_fps_per_viewer": round(shown / args.seconds / args.viewers, 2)})
+                           "stream_fps_per_viewer": round(shown / args.seconds / args.viewers, 2),
+                           "slow_viewer_frames": slow["frames"]})
             time.sleep(1)
         body = PROBE.read_bytes()
 

@@ -90,6 +90,8 @@ def test_api_enrols_recognises_verifies_and_forgets(server: Server) -> None:
         assert enrol(client, "obama", photo("obama", 0)).json()["skipped"]
         people = {p["name"]: p["templates"] for p in client.get("/api/people").json()}
         assert people == {"obama": 2, "biden": 1}
+        gallery = Path(client.get("/api/health").json()["gallery"]["path"])
+        assert gallery.stat().st_mode & 0o777 == 0o600  # biometric data: the owner's alone
         thumbnail = client.get("/api/people/obama/face.jpg")
         assert thumbnail.headers["content-type"] == "image/jpeg"
         assert cv2.imdecode(np.frombuffer(thumbnail.content, np.uint8), cv2.IMREAD_COLOR).shape[0] >= 64
