@@ -12,11 +12,11 @@ import os as _os
 _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", _os.environ.get("EDGEFACE_MAX_PIXELS", "50000000"))
 
 __version__ = "0.1.0"
-__all__ = ["DetectedFace", "EdgefaceError", "FaceRecognizer", "Gallery", "__version__", "load"]
+__all__ = ["DetectedFace", "EdgefaceError", "FaceRecognizer", "Gallery", "__version__", "load", "similarity"]
 
 
 def __getattr__(name: str):
-    if name in ("load", "Gallery", "FaceRecognizer", "DetectedFace"):
+    if name in ("load", "Gallery", "FaceRecognizer", "DetectedFace", "similarity"):
         from edgeface import api
 
         return getattr(api, name)

@@ -25,11 +25,11 @@ from edgeface.vision.align import align_face, chip_of
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
 from edgeface.vision.embed import Embedder, embedder_identity, load_embedder
-from edgeface.vision.face import Face
-from edgeface.vision.image import read_image
+from edgeface.vision.face import Face, iou
+from edgeface.vision.image import image_files, read_image
 
 Image = str | Path | np.ndarray
-
+MIN_BOX_IOU = 0.3  # a given box and the detection inside it: the same face
 
 @dataclass
 class DetectedFace:
@@ -92,9 +92,43 @@ class FaceRecognizer:
         """Every face in the image, highest score first."""
         return [public(f) for f in self.faces(image, bgr)[1]]
 
-    def embed(self, image: Image, bgr: bool = False, all_faces: bool = False, aligned: bool = False) -> np.ndarray:
+    def faces_at(self, image: Image, boxes: list | np.ndarray | None = None,
+                 landmarks: list | np.ndarray | None = None, bgr: bool = False) -> tuple[np.ndarray, list[Face]]:
+        """Faces where another program found them (face_recognition's ``known_face_locations``, a Frigate box):
+
+        * ``boxes`` (N, 4) x0, y0, x1, y1 in image pixels: each box's landmarks are found by the detector inside
+          the box with half a box of margin (the detection overlapping it most); a box holding no face is an error
+          naming it.
+        * ``landmarks`` (N, 5, 2): YuNet's five points (right eye, left eye, nose tip, right and left mouth
+          corners, image left to right for a frontal face) used as they are.
+        """
+        rgb = as_rgb(image, bgr)
+        if landmarks is not None:
+            points = np.asarray(landmarks, np.float32)
+            if points.ndim != 3 or points.shape[1:] != (5, 2) or not np.isfinite(points).all():
+                raise EdgefaceError(f"landmarks must be (N, 5, 2) finite pixel coordinates, got {points.shape}")
+            return rgb, [Face(np.concatenate([p.min(0), p.max(0)]), 1.0, p) for p in points]
+        found = []
+        for box in check_boxes(boxes, rgb.shape):
+            x0, y0, x1, y1 = box
+            margin = 0.5 * max(x1 - x0, y1 - y0)
+            left, top = int(max(0, x0 - margin)), int(max(0, y0 - margin))
+            crop = rgb[top:int(min(rgb.shape[0], y1 + margin)), left:int(min(rgb.shape[1], x1 + margin))]
+            inside = [f.shifted(-left, -top) for f in self.finder.find(np.ascontiguousarray(crop))]
+            overlap = iou(box, np.stack([f.box for f in inside])) if inside else np.zeros(0)
+            if not len(overlap) or overlap.max() < MIN_BOX_IOU:
+                raise EdgefaceError(f"no face found at box {[round(float(v)) for v in box]}")
+            found.append(inside[int(np.argmax(overlap))])
+        return rgb, found
+
+    def embed(self, image: Image, bgr: bool = False, all_faces: bool = False, aligned: bool = False,
+              boxes: list | np.ndarray | None = None, landmarks: list | np.ndarray | None = None) -> np.ndarray:
         """The embedding (D,) of the image's main face (largest, most central), or (N, D) of every face with
-        ``all_faces``. ``aligned=True``: the image is already a crop on the model's chip (from ``align``)."""
+        ``all_faces``, or of the faces at given ``boxes`` / ``landmarks`` (see ``faces_at``). ``aligned=True``: the
+        image is already a crop on the model's chip (from ``align``)."""
+        if boxes is not None or landmarks is not None:
+            rgb, faces = self.faces_at(image, boxes, landmarks, bgr)
+            return self.embedder.embed_faces(rgb, faces)
         if aligned:
             crop = as_rgb(image, bgr)
             side = chip_of(self.embedder.alignment)[1]
@@ -116,10 +150,58 @@ class FaceRecognizer:
             raise EdgefaceError("no face found")
         return align_face(rgb, main_face(found, rgb.shape), self.embedder.alignment)
 
-    def verify(self, a: Image, b: Image) -> dict[str, Any]:
-        """Are the main faces of two images the same person? ``{same, score, threshold}`` (cosine similarity)."""
-        score = float(np.dot(self.embed(a), self.embed(b)))
-        return {"same": score >= self.threshold, "score": round(score, 4), "threshold": round(self.threshold, 4)}
+    def verify(self, a: Image, b: Image, bgr: bool = False, all_faces: bool = False) -> dict[str, Any]:
+        """Are two images the same person? ``{same, score, threshold, faces, boxes}`` (cosine similarity).
+
+        The main face (largest, most central) of each is compared, and ``faces`` says how many each image has, so
+        a group photo is never silently reduced to one face; ``boxes`` are the two faces compared. ``all_faces``:
+        every face of ``a`` against every face of ``b``, the best pair decides (is this person anywhere in the
+        other photo?)."""
+        found = []
+        for label, image in (("first", a), ("second", b)):
+            rgb, faces = self.faces(image, bgr)
+            if not faces:
+                raise EdgefaceError(f"no face found in the {label} image"
+                                    f"{f' ({image})' if isinstance(image, (str, Path)) else ''}")
+            chosen = faces if all_faces else [main_face(faces, rgb.shape)]
+            found.append((len(faces), chosen, self.embedder.embed_faces(rgb, chosen)))
+        scores = found[0][2] @ found[1][2].T
+        i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        score = float(scores[i, j])
+        return {"same": score >= self.threshold, "score": round(score, 4), "threshold": round(self.threshold, 4),
+                "faces": [found[0][0], found[1][0]], "boxes": [public(found[0][1][i]).box, public(found[1][1][j]).box]}
+
+    def compare(self, known: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+        """face_recognition's ``compare_faces``: for each known embedding, is ``candidate`` the same person at this
+        model's threshold? (bool array)"""
+        return similarity(known, candidate) >= self.threshold
+
+
+def similarity(known: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Cosine similarity of ``candidate`` (D,) to each of ``known`` (N, D) or (D,): 1 same direction, higher is
+    more alike (face_recognition's ``face_distance`` is lower-is-closer; this is its opposite, in [-1, 1])."""
+    known, candidate = np.atleast_2d(np.asarray(known, np.float32)), np.asarray(candidate, np.float32)
+    if candidate.ndim != 1 or known.shape[1] != candidate.shape[0]:
+        raise EdgefaceError(f"cannot compare embeddings of shapes {known.shape} and {candidate.shape}")
+    norms = np.linalg.norm(known, axis=1) * np.linalg.norm(candidate)
+    if not np.isfinite(known).all() or not np.isfinite(candidate).all() or (norms == 0).any():
+        raise EdgefaceError("embeddings must be finite and non-zero")
+    return (known @ candidate) / norms
+
+
+def check_boxes(boxes: list | np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """(N, 4) x0, y0, x1, y1 boxes with area, at least partly inside the image."""
+    try:
+        array = np.asarray(boxes, np.float32).reshape(-1, 4) if boxes is not None and len(boxes) \
+            else np.zeros((0, 4), np.float32)
+    except (TypeError, ValueError):
+        raise EdgefaceError("boxes must be (N, 4): x0, y0, x1, y1 in image pixels") from None
+    h, w = shape[:2]
+    for box in array:
+        x0, y0, x1, y1 = box
+        if not np.isfinite(box).all() or x1 <= x0 or y1 <= y0 or x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+            raise EdgefaceError(f"box {box.tolist()} is not an x0, y0, x1, y1 box inside the {w}x{h} image")
+    return array
 
 
 def load(model: str | Path | None = None, **options: Any) -> FaceRecognizer:
@@ -140,15 +222,43 @@ class Gallery:
         self.store = Store(path, r.model_id, r.embedder.size, alignment=r.finder.alignment)
         self.path = self.store.path
 
-    def enroll(self, name: str, *images: Image, store_faces: bool = True) -> dict[str, Any]:
-        """Add photos of one person (paths or arrays); each is quality-checked like ``edgeface enroll``, and its face
-        kept (a small crop) for ``edgeface gallery upgrade`` unless ``store_faces=False``.
+    def enroll(self, name: str, *images: Image | list[Image], bgr: bool = False,
+               store_faces: bool = True) -> dict[str, Any]:
+        """Add photos of one person: paths, folders of photos, arrays (``bgr=True`` for OpenCV frames), or lists
+        of them. Each is quality-checked like ``edgeface enroll``, and its face kept (a small crop) for
+        ``edgeface gallery upgrade`` unless ``store_faces=False``.
 
-        Returns {"name", "accepted", "rejected": {photo: reason}, "skipped", "templates"}."""
+        Returns {"name", "accepted", "rejected": {photo: reason}, "skipped", "templates"}; raises EdgefaceError
+        naming each photo and its reason when none was enrolled (nor already was)."""
         from edgeface.recognize.enroll import enrol
 
-        return asdict(enrol(self.store, name, list(images), self.recognizer.finder, self.recognizer.embedder,
-                            store_faces))
+        items: list = []
+        for item in images:
+            for one in (item if isinstance(item, (list, tuple)) else [item]):
+                if isinstance(one, (str, Path)) and Path(one).is_dir():
+                    items += image_files(Path(one))[0]
+                else:
+                    items.append(one if isinstance(one, (str, Path)) else as_rgb(one, bgr))
+        if not items:
+            raise EdgefaceError(f"no photo given for {name!r}")
+        result = enrol(self.store, name, items, self.recognizer.finder, self.recognizer.embedder, store_faces)
+        if not result.accepted and not result.skipped:
+            reasons = "; ".join(f"{photo}: {why}" for photo, why in result.rejected.items())
+            raise EdgefaceError(f"nothing enrolled for {result.name!r}: {reasons}")
+        return asdict(result)
+
+    def enroll_folder(self, root: str | Path, store_faces: bool = True) -> dict[str, dict[str, Any]]:
+        """``root/<person>/<photos>``: every person at once (as ``edgeface enroll --dir``); results by name. A
+        person none of whose photos passed is in the results with the reasons; raises only when nobody was."""
+        from edgeface.recognize.enroll import enrol, person_folders
+
+        r = self.recognizer
+        results = {person: asdict(enrol(self.store, person, paths, r.finder, r.embedder, store_faces))
+                   for person, paths in person_folders(Path(root)).items()}
+        if not any(x["accepted"] or x["skipped"] for x in results.values()):
+            raise EdgefaceError(f"no photo in {root} was enrolled: "
+                                + "; ".join(f"{p}: {why}" for x in results.values() for p, why in x["rejected"].items()))
+        return results
 
     def identify(self, image: Image, bgr: bool = False) -> list[dict[str, Any]]:
         """Every face in the image with the enrolled person it matches (``name`` None below the threshold),
@@ -177,5 +287,5 @@ class Gallery:
         self.close()
 
 
-__all__ = ["DetectedFace", "FaceRecognizer", "Gallery", "load"]
+__all__ = ["DetectedFace", "FaceRecognizer", "Gallery", "load", "similarity"]
 

@@ -893,6 +893,8 @@ def verify_command(
     input_mean: InputMean = None,
     input_scale: InputScale = None,
     channels: Channels = None,
+    all_faces: Annotated[bool, typer.Option(help="compare every face of A with every face of B; the best pair "
+                                                 "decides")] = False,
     json_out: Json = False,
 ) -> None:
     """1:1: are the main faces of two photos the same person? Exit 0 same, 1 different, 2 error."""
@@ -904,13 +906,20 @@ def verify_command(
         check_threshold(threshold)
     recognizer = load(model, detector=detector.value, detect_size=detect_size, threshold=threshold,
                       input_mean=input_mean, input_scale=input_scale, channels=channels)
-    result = {"a": str(a), "b": str(b), **recognizer.verify(a, b), "model": recognizer.embedder.name}
+    result = {"a": str(a), "b": str(b), **recognizer.verify(a, b, all_faces=all_faces),
+              "model": recognizer.embedder.name}
     if json_out:
         print_json(result)
     else:
         print_table("edgeface verify", ["", "value"], [
             ("same person", "yes" if result["same"] else "no"), ("score (cosine)", f"{result['score']:.4f}"),
-            ("threshold", f"{result['threshold']:.4f}"), ("model", result["model"])])
+            ("threshold", f"{result['threshold']:.4f}"), ("model", result["model"]),
+            *((f"face compared in {name}", ", ".join(f"{v:.0f}" for v in box))
+              for name, box in zip((a.name, b.name), result["boxes"], strict=True))])
+        crowded = [f"{path.name} has {n} faces" for path, n in zip((a, b), result["faces"], strict=True) if n > 1]
+        if crowded and not all_faces:
+            print(f"note: {' and '.join(crowded)}; the largest, most central was compared (--all-faces compares "
+                  "every pair)", file=sys.stderr)
     raise typer.Exit(0 if result["same"] else 1)
 
 

@@ -58,7 +58,52 @@ def test_load_detect_embed_verify():
     same = fr.verify(OBAMA, MEDIA / "probes" / "obama3.jpg")
     other = fr.verify(OBAMA, BIDEN)
     assert same["same"] and not other["same"] and same["score"] > other["score"]
-    assert set(same) == {"same", "score", "threshold"}
+    assert set(same) == {"same", "score", "threshold", "faces", "boxes"} and same["faces"] == [1, 1]
+
+
+def test_verify_says_how_many_faces_and_which_were_compared():
+    """A group photo is never silently reduced to its largest face: the result counts the faces and names the
+    boxes compared; all_faces finds the person anywhere in the other photo."""
+    import cv2
+
+    import edgeface
+
+    fr = edgeface.load()
+    main = fr.verify(OBAMA, TWO)
+    assert main["faces"] == [1, 2] and not main["same"]  # Biden's face is the larger, more central one
+    anywhere = fr.verify(OBAMA, TWO, all_faces=True)
+    assert anywhere["same"] and anywhere["score"] > main["score"] and anywhere["boxes"][1] != main["boxes"][1]
+    # an OpenCV frame with bgr=True is the same image
+    bgr = cv2.imread(str(OBAMA))
+    assert fr.verify(bgr, OBAMA, bgr=True)["score"] > 0.999
+    assert fr.verify(bgr, OBAMA)["score"] < fr.verify(bgr, OBAMA, bgr=True)["score"]
+
+
+def test_embed_at_given_boxes_or_landmarks_and_compare():
+    """face_recognition's known_face_locations: boxes from another detector (here: YuNet's own, shifted and
+    loosened as another detector would draw them) give the embeddings of those faces."""
+    import edgeface
+
+    fr = edgeface.load()
+    faces = fr.detect(TWO)
+    every = fr.embed(TWO, all_faces=True)
+    loose = [[b[0] - 8, b[1] - 15, b[2] + 6, b[3] + 10] for b in (f.box for f in faces)]
+    at_boxes = fr.embed(TWO, boxes=loose)
+    assert at_boxes.shape == every.shape and np.all(np.sum(at_boxes * every, axis=1) > 0.99)
+    at_points = fr.embed(TWO, landmarks=[f.landmarks for f in faces])
+    assert np.all(np.sum(at_points * every, axis=1) > 0.999)
+    with pytest.raises(edgeface.EdgefaceError, match="no face found at box"):
+        fr.embed(TWO, boxes=[[0, 400, 60, 460]])
+    with pytest.raises(edgeface.EdgefaceError, match="not an x0, y0, x1, y1 box"):
+        fr.embed(TWO, boxes=[[50, 50, 10, 10]])
+    with pytest.raises(edgeface.EdgefaceError, match="landmarks must be"):
+        fr.embed(TWO, landmarks=[[1, 2, 3]])
+    obama = fr.embed(OBAMA)
+    scores = edgeface.similarity(every, obama)
+    assert scores.shape == (2,) and fr.compare(every, obama).tolist() == (scores >= fr.threshold).tolist()
+    assert fr.compare(every, obama).sum() == 1
+    with pytest.raises(edgeface.EdgefaceError, match="shapes"):
+        edgeface.similarity(every, obama[:10])
 
 
 def test_gallery_enroll_identify_remove(tmp_path: Path):
@@ -74,6 +119,29 @@ def test_gallery_enroll_identify_remove(tmp_path: Path):
         people.remove("biden")
         assert {r["name"] for r in people.identify(TWO)} == {"obama", None}
         assert [p["name"] for p in people.people()] == ["obama"]
+
+
+def test_gallery_enroll_fails_loudly_and_takes_lists_folders_and_frames(tmp_path: Path):
+    """A failed enrolment is an error naming each photo and its reason, never a quiet zero templates."""
+    import cv2
+
+    import edgeface
+
+    with edgeface.Gallery(tmp_path / "people.sqlite") as people:
+        with pytest.raises(edgeface.EdgefaceError, match=r"nothing enrolled for 'obama': .*missing\.jpg: image not"):
+            people.enroll("obama", tmp_path / "missing.jpg")
+        with pytest.raises(edgeface.EdgefaceError, match="2 faces found"):
+            people.enroll("obama", TWO)
+        assert people.people() == []
+        listed = people.enroll("obama", [OBAMA, MEDIA / "gallery" / "obama" / "obama2.jpg"])
+        assert len(listed["accepted"]) == 2
+        frame = people.enroll("biden", cv2.imread(str(BIDEN)), bgr=True)
+        assert frame["templates"] == 1 and {r["name"] for r in people.identify(TWO)} == {"obama", "biden"}
+    with edgeface.Gallery(tmp_path / "folders.sqlite") as people:
+        assert people.enroll("kit", MEDIA / "gallery" / "kit_harington")["templates"] >= 1  # a folder of photos
+        results = people.enroll_folder(MEDIA / "gallery")
+        assert set(results) == {"alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie"}
+        assert results["kit_harington"]["skipped"]  # enrolled above
 
 
 def test_api_errors_are_edgeface_errors(tmp_path: Path):

@@ -19,7 +19,7 @@ from edgeface.vision.align import align_face
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.embed import Embedder
 from edgeface.vision.face import Face
-from edgeface.vision.image import decode_image, is_image, square_crop
+from edgeface.vision.image import check_image_file, decode_image, is_image, square_crop
 from edgeface.vision.quality import MAX_TURN, sharpness
 
 MIN_EYE_DISTANCE = 24.0  # pixels between the eyes in the source photo
@@ -97,6 +97,8 @@ def enrol(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedde
             label, item = item
         try:
             if isinstance(item, (str, Path, bytes)):
+                if not isinstance(item, bytes):
+                    check_image_file(Path(item))  # a missing file, a fifo, a device or a huge file: one reason
                 data = item if isinstance(item, bytes) else Path(item).read_bytes()
                 image = decode_image(data, label)
             else:
