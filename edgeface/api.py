@@ -256,8 +256,8 @@ class Gallery:
         results = {person: asdict(enrol(self.store, person, paths, r.finder, r.embedder, store_faces))
                    for person, paths in person_folders(Path(root)).items()}
         if not any(x["accepted"] or x["skipped"] for x in results.values()):
-            raise EdgefaceError(f"no photo in {root} was enrolled: "
-                                + "; ".join(f"{p}: {why}" for x in results.values() for p, why in x["rejected"].items()))
+            reasons = "; ".join(f"{p}: {why}" for x in results.values() for p, why in x["rejected"].items())
+            raise EdgefaceError(f"no photo in {root} was enrolled: {reasons}")
         return results
 
     def identify(self, image: Image, bgr: bool = False) -> list[dict[str, Any]]:
