@@ -1117,6 +1117,8 @@ def recognize_command(
         "--events", help="also send debounced arrived/left events to mqtt://HOST[:PORT]/TOPIC, http(s)://URL "
                          "(POST) or FILE.jsonl; repeatable")] = None,
     overlay_fps: Annotated[bool, typer.Option(help="draw the FPS counter on --output/--show frames")] = False,
+    camera: Annotated[Optional[str], typer.Option(help="the camera's name in events (default: the source, its "
+                                                        "password hidden)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="one JSON event per recognised face, per line")] = False,
 ) -> None:
     """Recognise enrolled people in a camera, video, stream or images; unknown faces are reported as unknown."""
@@ -1147,7 +1149,7 @@ def recognize_command(
                             **({} if max_turn is None else {"max_turn": max_turn}))
     summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
                   loop=loop, max_seconds=max_seconds, events=events, overlay_fps=overlay_fps,
-                  on_faces=None if json_out else keep_rows)
+                  on_faces=None if json_out else keep_rows, label=camera)
     if json_out:
         print(json.dumps({"summary": summary}))
         return

@@ -405,3 +405,17 @@ def test_a_track_is_named_once_its_match_held_for_confirm_frames():
         seen.append(tracker.confirmed(track, name, 3))
     assert seen == [False, False, False, False, False, True, False, False, True]
     assert tracker.confirmed(track, "biden", 1)  # a photo on its own is named at once
+
+
+def test_camera_name_in_events_and_a_missing_camera_honours_max_seconds(enrolled, tmp_path):
+    events = tmp_path / "events.jsonl"
+    done = run_cli("recognize", "--source", str(PROBES / "obama3.jpg"), "--gallery", str(enrolled), "--camera",
+                   "front door", "--events", str(events), "--json")
+    assert done.returncode == 0, done.stderr
+    sent = [json.loads(line) for line in events.read_text().splitlines()]
+    assert {e["camera"] for e in sent} == {"front door"} and {e["name"] for e in sent} == {"obama"}
+    assert {e["source"] for e in sent} == {str(PROBES / "obama3.jpg")}
+    started = time.monotonic()
+    assert_one_line_error(run_cli("recognize", "--source", "7", "--max-seconds", "2", "--gallery", str(enrolled)),
+                          "camera 7")
+    assert time.monotonic() - started < 2 + 6  # the interpreter's start, then at most --max-seconds of retries

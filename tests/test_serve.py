@@ -143,7 +143,7 @@ def test_camera_names_enrolled_people_in_events_and_the_live_stream(server: Serv
         events = arrivals(client, "lead")
         named = [e for e in events if e["name"] != "unknown"]
         assert named and {e["name"] for e in named} <= {"lead", "obama"}, events[:5]
-        assert {e["source"] for e in events} == {"hall"}
+        assert {e["camera"] for e in events} == {"hall"} and {e["source"] for e in events} == {str(CLIP)}
         # the live view holds exactly one face about half the time: try until the capture is accepted
         captured = None
         for _ in range(60):

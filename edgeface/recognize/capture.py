@@ -63,13 +63,15 @@ class Capture:
     """Iterate frames of any source; ``live`` sources drop stale frames. Use as a context manager."""
 
     def __init__(self, spec: str, retries: int = 5, backoff: float = 0.5, loop: bool = False,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, deadline: float | None = None) -> None:
+        """``deadline`` (``time.monotonic()``): a live source that is down at start-up is retried until then at
+        most (``recognize --max-seconds``), not for the whole back-off."""
         self.spec = spec
         self.shown = redact(spec)  # for messages: a stream URL's password is never printed
         self.loop = loop  # replay a video file from the start at its end (soak tests, demos)
         self.kind = source_kind(spec)
         self.live = self.kind in ("camera", "stream")
-        self.retries, self.backoff = retries, backoff
+        self.retries, self.backoff, self.deadline = retries, backoff, deadline
         self.dropped = 0
         self.fps = 25.0
         self._queue: queue.Queue = queue.Queue(maxsize=1 if self.live else 4)
@@ -124,8 +126,11 @@ class Capture:
                 failures += 1
                 if not self.live or failures > self.retries or self._stop.is_set():
                     raise
+                pause = self.backoff * 2 ** (failures - 1)
+                if self.deadline is not None and time.monotonic() + pause > self.deadline:
+                    raise
                 print(f"edgeface: {self.shown} is not answering; retry {failures} of {self.retries}", file=sys.stderr)
-                if self._stop.wait(self.backoff * 2 ** (failures - 1)):
+                if self._stop.wait(pause):
                     raise
 
     def __enter__(self) -> Capture:

@@ -245,21 +245,24 @@ def open_sink(spec: str) -> QueuedSink | FileSink:
 class Events:
     """The debouncer and every sink of one run."""
 
-    def __init__(self, specs: list[str], extra: list | None = None) -> None:
+    def __init__(self, specs: list[str], extra: list | None = None, camera: str | None = None) -> None:
         self.sinks = [open_sink(s) for s in specs] + list(extra or [])
         self.debouncer = Debouncer()
+        self.camera = camera
 
     def frame(self, results: list[dict], source: str, frame: int, new_photo: bool = False) -> None:
         events = self.debouncer.flush() if new_photo else []  # a new, unrelated photo: the last one's faces left
-        events += self.debouncer.update(results, source, frame)
+        self._send(events + self.debouncer.update(results, source, frame))
+
+    def _send(self, events: list[dict]) -> None:
         for event in events:
+            if self.camera is not None:
+                event = {"camera": self.camera, **event}
             for sink in self.sinks:
                 sink.send(event)
 
     def close(self) -> list[dict]:
-        for event in self.debouncer.flush():
-            for sink in self.sinks:
-                sink.send(event)
+        self._send(self.debouncer.flush())
         return [sink.close() for sink in self.sinks]
 
 

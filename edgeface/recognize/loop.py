@@ -221,8 +221,8 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
     Every event names its source (the image file for folders, else the source given). Unrelated images never
     share face tracks: the tracker starts afresh for each photo of a folder. Embedding programs (``edgeface serve``)
     pass ``on_frame`` (each BGR frame, undrawn, with its results and the FPS so far: keep it cheap, it runs in the
-    loop), extra event ``sinks`` (objects with ``send``/``close``), a ``stop`` event of their own and the ``label``
-    events carry instead of the source (a camera's name).
+    loop), extra event ``sinks`` (objects with ``send``/``close``) and a ``stop`` event of their own. Events name
+    the ``camera`` (``label``, else the source) beside the source of each frame (the photo's file in a folder).
     """
     if max_frames < 0 or max_seconds < 0:
         raise EdgefaceError("--max-frames and --max-seconds must be 0 (no limit) or more")
@@ -233,8 +233,8 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
             raise EdgefaceError("--show needs a display and an OpenCV build with GUI support "
                                 "(opencv-python-headless has none): use --output instead") from None
     writer = VideoOut(output, 25.0) if output else None  # checks the folder before any work
-    sinks = Events(events or [], extra=sinks) if events or sinks else None
-    shown = redact(label or source)  # rtsp://user:password@... is never printed with its password
+    shown = redact(source)  # rtsp://user:password@... is never printed with its password
+    sinks = Events(events or [], extra=sinks, camera=label or shown) if events or sinks else None
     seen: dict[str, int] = defaultdict(int)
     frames = faces = errors = 0
     started = time.perf_counter()
@@ -242,7 +242,8 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
     stop = stop or threading.Event()
     completed = False
     lost: str | None = None
-    with stop_on_signals(stop), Capture(source, loop=loop, stop=stop) as capture:
+    deadline = time.monotonic() + max_seconds if max_seconds else None
+    with stop_on_signals(stop), Capture(source, loop=loop, stop=stop, deadline=deadline) as capture:
         if writer:
             writer.fps = capture.fps
         stills = capture.kind in ("folder", "image")
