@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--run", default="dlib-ft", help="run folder under --work")
     parser.add_argument("--install", action="store_true", help="copy the result into edgeface/assets")
     parser.add_argument("--resume", action="store_true", help="finish the schedule of --run from its checkpoint")
+    parser.add_argument("--init", help="start a new schedule from this model (an earlier run's model.keras)")
     args = parser.parse_args()
     work = Path(args.work)
     prepared, views, run = work / "prepared-dlib", work / "views-dlib", work / args.run
@@ -71,7 +72,7 @@ def main() -> None:
             "--raw-targets", "--epochs", args.epochs, "--batch", args.batch, "--lr", args.lr, "--out", str(run),
             "--val-lfw-dir", str(LFW), "--val-pairs", str(PAIRS), "--val-every", args.val_every,
             "--identity-weight", args.identity_weight, "--relation-weight", args.relation_weight,
-            *(["--resume"] if args.resume else []))
+            *(["--resume"] if args.resume else []), *(["--init", args.init] if args.init else []))
         model = run / "model.keras"
     else:
         run, model = base.parent, base

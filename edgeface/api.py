@@ -71,6 +71,7 @@ class FaceRecognizer:
                  detect_size: int = DEFAULT_DETECT_SIZE, threshold: float | None = None, threads: int = 1,
                  input_mean: float | None = None, input_scale: float | None = None,
                  channels: str | None = None) -> None:
+        self.model = model  # as given: what a gallery remembers (``model_ref``)
         self.embedder: Embedder = load_embedder(model, threads=threads, mean=input_mean, scale=input_scale,
                                                 channels=channels)
         self.detector = getattr(detector, "value", detector)
@@ -215,11 +216,13 @@ class Gallery:
 
     def __init__(self, path: str | Path | None = None, recognizer: FaceRecognizer | None = None,
                  model: str | Path | None = None, **options: Any) -> None:
+        """Without ``model`` (or ``recognizer``), the model the gallery file remembers, else the shipped one."""
         from edgeface.recognize.gallery import Gallery as Store
+        from edgeface.recognize.gallery import gallery_model, model_ref
 
-        self.recognizer = recognizer or load(model, **options)
+        self.recognizer = recognizer or load(model if model is not None else gallery_model(path), **options)
         r = self.recognizer
-        self.store = Store(path, r.model_id, r.embedder.size, alignment=r.finder.alignment)
+        self.store = Store(path, r.model_id, r.embedder.size, alignment=r.finder.alignment, model=model_ref(r.model))
         self.path = self.store.path
 
     def enroll(self, name: str, *images: Image | list[Image], bgr: bool = False,

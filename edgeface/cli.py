@@ -929,16 +929,18 @@ FACE_ROWS_SHOWN = 60
 
 def open_gallery_for(model: str | None, gallery: Path | None, detector: DetectorName, threads: int = 1,
                      create: bool = True, normalisation: tuple = (None, None, None), read_only: bool = False):
-    """The embedder and the gallery bound to it (refused if the gallery belongs to another model or alignment)."""
-    from edgeface.recognize.gallery import Gallery
+    """The embedder and the gallery bound to it (refused if the gallery belongs to another model or alignment).
+    Without ``model``, the model the gallery remembers."""
+    from edgeface.recognize.gallery import Gallery, gallery_model, model_ref
     from edgeface.vision.detector_options import alignment_of
     from edgeface.vision.embed import embedder_identity, load_embedder
 
     mean, scale, channels = normalisation
+    model = model if model is not None else gallery_model(gallery)
     embedder = load_embedder(model, threads=threads, mean=mean, scale=scale, channels=channels)
     alignment = alignment_of(detector, embedder.alignment)
     return embedder, Gallery(gallery, embedder_identity(embedder), embedder.size, create=create, alignment=alignment,
-                             read_only=read_only)
+                             read_only=read_only, model=model_ref(model))
 
 
 @app.command("enroll", rich_help_panel="4. recognise on the device")
@@ -1000,18 +1002,29 @@ def _plain_gallery(gallery: Path | None):
 
 
 @gallery_app.command("list")
-def gallery_list(gallery: GalleryOpt = None, json_out: Json = False) -> None:
-    """Enrolled people with their template counts."""
+def gallery_list(
+    gallery: GalleryOpt = None,
+    name: Annotated[Optional[str], typer.Option(help="only people whose name contains this (any case)")] = None,
+    limit: Annotated[int, typer.Option(help="list at most this many people (0: all)", min=0)] = 50,
+    json_out: Json = False,
+) -> None:
+    """How many people and templates, the model, and the first --limit people (by name) with their templates."""
     from edgeface.report_format import print_json, print_table
 
     store = _plain_gallery(gallery)
     store.check()
-    people = store.people()
+    counts, people = store.counts(), store.people(name, limit or None)
     if json_out:
-        print_json({"gallery": str(store.path), "model_sha256": store.meta("model_sha256"), "people": people})
+        print_json({"gallery": str(store.path), "model": store.meta("model"),
+                    "model_sha256": store.meta("model_sha256"), "total_people": counts["people"],
+                    "total_templates": counts["templates"], "people": people})
         return
-    print_table(f"{store.path} (model {str(store.meta('model_sha256'))[:12]})", ["person", "templates", "quality"],
+    print_table(f"{store.path}: {counts['people']} people, {counts['templates']} templates (model "
+                f"{store.meta('model') or str(store.meta('model_sha256'))[:12]})", ["person", "templates", "quality"],
                 [(p["name"], p["templates"], p["quality"]) for p in people])
+    if len(people) == limit:
+        print(f"the first {limit} people{f' matching {name!r}' if name else ''} by name: --limit 0 lists all, --name "
+              "filters", file=sys.stderr)
 
 
 def say(message: str, payload: dict, json_out: bool) -> None:
@@ -1035,6 +1048,7 @@ def gallery_upgrade(
     """Move the gallery to MODEL (default: the shipped one): every enrolled face is re-embedded from the face the
     gallery keeps, all at once or not at all; galleries without kept faces name the people to enrol again."""
     check_detect_size(detect_size)
+    from edgeface.recognize.gallery import model_ref
     from edgeface.recognize.upgrade import upgrade_gallery
     from edgeface.vision.detect import FaceFinder
     from edgeface.vision.embed import load_embedder
@@ -1042,7 +1056,7 @@ def gallery_upgrade(
     embedder = load_embedder(model)
     finder = FaceFinder(detector.value, detect_size=detect_size, alignment=embedder.alignment)
     store = _plain_gallery(gallery)
-    result = upgrade_gallery(store, finder, embedder)
+    result = upgrade_gallery(store, finder, embedder, model_ref(model))
     what = (f"re-embedded {result['templates']} templates of {result['people']} people with {embedder.name} "
             f"(model {str(result['model_before'])[:12]} -> {result['model_after'][:12]}; {result['found_again']} "
             "faces found again on their kept crops, the others aligned from their stored landmarks)"

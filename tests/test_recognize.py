@@ -419,3 +419,41 @@ def test_camera_name_in_events_and_a_missing_camera_honours_max_seconds(enrolled
     assert_one_line_error(run_cli("recognize", "--source", "7", "--max-seconds", "2", "--gallery", str(enrolled)),
                           "camera 7")
     assert time.monotonic() - started < 2 + 6  # the interpreter's start, then at most --max-seconds of retries
+
+
+def test_a_gallery_remembers_its_model_and_a_mismatch_names_both(tmp_path):
+    gallery = str(tmp_path / "small.sqlite")
+    done = run_cli("enroll", "obama", str(MEDIA / "gallery" / "obama" / "obama.jpg"), "--gallery", gallery,
+                   "--model", "small")
+    assert done.returncode == 0, done.stderr
+    listing = json.loads(run_cli("gallery", "list", "--gallery", gallery, "--json").stdout)
+    assert listing["model"] == "small" and listing["total_people"] == 1
+    # no --model: the gallery's own model recognises (the default would be refused)
+    found = run_cli("recognize", "--source", str(PROBES / "obama3.jpg"), "--gallery", gallery, "--json")
+    assert found.returncode == 0, found.stderr
+    assert [json.loads(line)["name"] for line in found.stdout.splitlines()[:-1]] == ["obama"]
+    assert_one_line_error(run_cli("recognize", "--source", str(PROBES / "obama3.jpg"), "--gallery", gallery,
+                                  "--model", "default"), "enrolled with model small", "not with this model default")
+
+
+def test_gallery_list_is_quick_at_100k_templates(tmp_path):
+    """50,000 people with two templates each: counts and the first page, not 50,000 table rows."""
+    path = tmp_path / "big.sqlite"
+    store = Gallery(path, "f" * 64, 8)
+    rng = np.random.default_rng(0)
+    vectors = l2_normalise(rng.normal(size=(100_000, 8)).astype(np.float32))
+    with store.transaction() as db:
+        db.executemany("INSERT INTO people (name, created) VALUES (?, 0)", [(f"p{k:05d}",) for k in range(50_000)])
+        db.executemany("INSERT INTO templates (person_id, embedding, created) VALUES (?, ?, 0)",
+                       [(k // 2 + 1, v.tobytes()) for k, v in enumerate(vectors)])
+    started = time.perf_counter()
+    counts, first = store.counts(), store.people(limit=50)
+    assert time.perf_counter() - started < 1.0
+    assert counts == {"people": 50_000, "templates": 100_000} and len(first) == 50 and first[0]["templates"] == 2
+    assert [p["name"] for p in store.people("P4999")] == [f"p4999{k}" for k in range(10)]
+    assert store.people("100%") == [] and store.people("p_") == []  # the pattern is literal text
+    store.close()
+    started = time.perf_counter()
+    listed = run_cli("gallery", "list", "--gallery", str(path))
+    assert listed.returncode == 0 and time.perf_counter() - started < 10
+    assert "50000 people, 100000 templates" in " ".join(listed.stdout.split()) and listed.stdout.count("│ p") == 50

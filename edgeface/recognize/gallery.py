@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from edgeface.default_model import NAMED_MODELS
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, data_dir
 from edgeface.vision.detector_options import ALIGNMENTS, BLAZEFACE_ALIGNMENT
@@ -54,6 +55,31 @@ CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id);
 
 def default_gallery() -> Path:
     return data_dir() / "gallery.sqlite"
+
+
+def model_ref(model: str | Path | None) -> str:
+    """How a gallery remembers the model it was enrolled with: a shipped model by its name (``default``,
+    ``small``), ``dlib``, or a model file by its absolute path."""
+    if model is None:
+        return "default"
+    text = str(model)
+    if (text.removesuffix("-float32") in NAMED_MODELS and not Path(text).exists()) or text in ("dlib", "dlib-port"):
+        return text
+    return str(Path(text).resolve())
+
+
+def gallery_model(path: str | Path | None) -> str | None:
+    """The model a gallery file remembers (see ``model_ref``), read without opening it for writing; None for a new
+    or unreadable gallery, or one enrolled before galleries remembered their model (the real open reports faults)."""
+    path = Path(path) if path else default_gallery()
+    if not path.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key='model'").fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
 
 
 def check_name(name: str) -> str:
@@ -283,7 +309,7 @@ class Gallery:
 
     def __init__(self, path: str | Path | None = None, model_sha256: str | None = None,
                  embedding_size: int | None = None, create: bool = True, alignment: str | None = None,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, model: str | None = None) -> None:
         """``read_only``: the caller only matches (recognition). On a full disk, where SQLite cannot even create
         the WAL's shared-memory file, such a gallery is then read as it stands on disk (a snapshot: enrolments
         made meanwhile are not seen), instead of stopping recognition."""
@@ -311,7 +337,7 @@ class Gallery:
             if read_only and not created and disk_full(self.path):
                 self._open_snapshot()
                 if model_sha256:
-                    self.bind(model_sha256, int(embedding_size or 0), alignment)
+                    self.bind(model_sha256, int(embedding_size or 0), alignment, model)
                 return
             if created:  # a gallery that never got its schema (a full disk) is not left behind empty
                 with contextlib.suppress(OSError, AttributeError, sqlite3.Error):
@@ -321,7 +347,7 @@ class Gallery:
                         leftover.unlink(missing_ok=True)
             raise database_error(self.path, exc, "not a usable SQLite gallery: ") from None
         if model_sha256:
-            self.bind(model_sha256, int(embedding_size or 0), alignment)
+            self.bind(model_sha256, int(embedding_size or 0), alignment, model)
 
     def _open_snapshot(self) -> None:
         with contextlib.suppress(sqlite3.Error, AttributeError):
@@ -379,23 +405,27 @@ class Gallery:
         return row[0] if row else None
 
     @guarded
-    def bind(self, model_sha256: str, embedding_size: int, alignment: str | None = None) -> None:
-        """Tie an empty gallery to a model (and alignment), or refuse others than those it was enrolled with."""
+    def bind(self, model_sha256: str, embedding_size: int, alignment: str | None = None,
+             model: str | None = None) -> None:
+        """Tie an empty gallery to a model (its identity, alignment and ``model_ref``, so later commands find it
+        without --model), or refuse others than the one it was enrolled with, naming both."""
         with contextlib.nullcontext() if self.snapshot else self.transaction():
             sha, dim = self.meta("model_sha256"), self.meta("embedding_size")
             if sha is None and self.snapshot:
                 raise EdgefaceError(f"gallery {self.path} is empty, and its disk is full")
             if sha is None:
-                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('model_sha256', ?)", (model_sha256,))
-                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('embedding_size', ?)", (str(embedding_size),))
-                if alignment:
-                    self.db.execute("INSERT OR REPLACE INTO meta VALUES ('alignment', ?)", (alignment,))
+                for key, value in (("model_sha256", model_sha256), ("embedding_size", str(embedding_size)),
+                                   ("alignment", alignment), ("model", model)):
+                    if value:
+                        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
                 return
             if sha != model_sha256 or (embedding_size and int(dim or 0) != embedding_size):
+                theirs = f"{self.meta('model')} " if self.meta("model") else ""
+                ours = f"{model} " if model else ""
                 raise EdgefaceError(
-                    f"gallery {self.path} was enrolled with model {sha[:12]} ({dim}-d), not with this model "
-                    f"{model_sha256[:12]} ({embedding_size}-d): move it to this model with 'edgeface gallery "
-                    "upgrade', use that model, or enrol into a new --gallery")
+                    f"gallery {self.path} was enrolled with model {theirs}({sha[:12]}, {dim}-d), not with this "
+                    f"model {ours}({model_sha256[:12]}, {embedding_size}-d): move it to this model with 'edgeface "
+                    "gallery upgrade', use that model, or enrol into a new --gallery")
             if alignment and alignment != self.alignment:
                 detector = self.alignment.split("-")[0]
                 raise EdgefaceError(
@@ -455,7 +485,7 @@ class Gallery:
 
     @guarded
     def rebind(self, model_sha256: str, embedding_size: int, alignment: str | None,
-               embeddings: dict[int, np.ndarray]) -> None:
+               embeddings: dict[int, np.ndarray], model: str | None = None) -> None:
         """Replace every template (id -> new embedding) and the model the gallery is bound to, in one transaction:
         a crash leaves the gallery on its old model, whole."""
         emb = check_templates(np.stack(list(embeddings.values())), embedding_size, f"gallery {self.path}") \
@@ -467,7 +497,7 @@ class Gallery:
             self.db.executemany("UPDATE templates SET embedding=? WHERE id=?",
                                 [(e.tobytes(), i) for i, e in zip(embeddings, emb, strict=True)])
             for key, value in (("model_sha256", model_sha256), ("embedding_size", str(embedding_size)),
-                               ("alignment", alignment)):
+                               ("alignment", alignment), ("model", model)):
                 if value:
                     self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         self._cache = None
@@ -488,11 +518,21 @@ class Gallery:
             raise damaged(self.path, f"{short[0]} template(s) are not {dim} float32 values")
 
     @guarded
-    def people(self) -> list[dict]:
+    def people(self, name: str | None = None, limit: int | None = None) -> list[dict]:
+        """People by name with their template counts; ``name``: only names containing it (any case); ``limit``: the
+        first that many (a 100k gallery is listed in a fraction of a second either way)."""
+        pattern = "%" + (name or "").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self.db.execute(
             "SELECT p.name, COUNT(t.id), p.created, AVG(t.quality) FROM people p "
-            "LEFT JOIN templates t ON t.person_id = p.id GROUP BY p.id ORDER BY p.name").fetchall()
+            "LEFT JOIN templates t ON t.person_id = p.id WHERE p.name LIKE ? ESCAPE '\\' GROUP BY p.id "
+            "ORDER BY p.name LIMIT ?", (pattern, -1 if limit is None else limit)).fetchall()
         return [{"name": r[0], "templates": r[1], "created": r[2], "quality": r[3]} for r in rows]
+
+    @guarded
+    def counts(self) -> dict[str, int]:
+        """How many people and templates: what a listing says first."""
+        people = self.db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+        return {"people": people, "templates": self.db.execute("SELECT COUNT(*) FROM templates").fetchone()[0]}
 
     @guarded
     def remove(self, name: str) -> None:

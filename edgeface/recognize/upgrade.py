@@ -45,10 +45,10 @@ def missing_faces_message(store: Gallery, missing: list[str]) -> str:
             "with this model")
 
 
-def upgrade_gallery(store: Gallery, finder: FaceFinder, embedder: Embedder) -> dict:
+def upgrade_gallery(store: Gallery, finder: FaceFinder, embedder: Embedder, model: str | None = None) -> dict:
     """Re-embed every template of ``store`` with ``embedder`` (faces aligned the way ``finder``, made for that model,
-    aligns them) and bind the gallery to it, all or nothing; returns what was done. Refuses, naming the people, when
-    a template keeps no face."""
+    aligns them) and bind the gallery to it (remembered as ``model``, a ``model_ref``), all or nothing; returns what
+    was done. Refuses, naming the people, when a template keeps no face."""
     model_id, alignment = embedder_identity(embedder), finder.alignment
     rows = store.stored_faces()
     missing = [name for _, name, face in rows if face is None]
@@ -69,6 +69,6 @@ def upgrade_gallery(store: Gallery, finder: FaceFinder, embedder: Embedder) -> d
             found_again += again
             embeddings[template_id] = embedder.embed_faces(image, [face])[0]
             bar.advance(task)
-    store.rebind(model_id, embedder.size, alignment, embeddings)
+    store.rebind(model_id, embedder.size, alignment, embeddings, model)
     return {"gallery": str(store.path), "model_before": before, "model_after": model_id, "templates": len(rows),
             "people": len({name for _, name, _ in rows}), "found_again": found_again, "upgraded": True}

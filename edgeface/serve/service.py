@@ -93,8 +93,10 @@ class Pipeline:
 
     def __init__(self, config: ServeConfig, read_only: bool) -> None:
         from edgeface.api import Gallery, load
+        from edgeface.recognize.gallery import gallery_model
 
-        self.recognizer = load(config.model, detector=config.detector, detect_size=config.detect_size,
+        model = config.model if config.model is not None else gallery_model(config.gallery)
+        self.recognizer = load(model, detector=config.detector, detect_size=config.detect_size,
                                threshold=config.threshold, threads=config.threads)
         self.gallery = Gallery(config.gallery, recognizer=self.recognizer) if not read_only else None
         from edgeface.recognize.gallery import Gallery as Store
