@@ -152,7 +152,7 @@ def soak(args: argparse.Namespace, folder: Path) -> dict:
     threading.Thread(target=viewer, args=(url, stop, counts), daemon=True).start()
     samples, uploads, failures = [], 0, 0
     started = time.time()
-    photo = sorted((MEDIA / "gallery" / "kit_harington").iterdir())[0]
+    photo = MEDIA / "probes" / "obama-480p.jpg"  # one face, and not a photo of the gallery (those are skipped)
     try:
         next_sample = started
         while time.time() - started < args.minutes * 60:

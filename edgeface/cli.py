@@ -830,11 +830,33 @@ def info_command(model: ModelArg = None,
     rows = [(k, v) for k, v in info.items() if not isinstance(v, (dict, list))]
     rows += [(f"{t['role']} {t['name']}", f"{t['shape']} {t['dtype']} q={t['scale']:.4g},{t['zero_point']}")
              for t in info["tensors"]]
+    rows += manifest_rows(info["manifest"])
     print_table(f"model {info['file']}", ["field", "value"], rows)
     if bytes_:
         total = info["bytes"]["total"]
         print_table("where the bytes go", ["part", "bytes", "share"],
                     [(k, f"{v:,}", f"{100 * v / total:.1f} %") for k, v in info["bytes"].items() if k != "total"])
+
+
+def manifest_rows(manifest: dict | None) -> list[tuple[str, str]]:
+    """What a user checks before trusting a file: how to feed it, what it was trained on, its threshold and LFW."""
+    if not manifest:
+        return [("manifest", "none: pass --input-mean/--input-scale/--channels to use this model")]
+    spec, lfw = manifest.get("input", {}), manifest.get("metrics", {}).get("lfw")
+    rows = [("architecture", manifest.get("architecture") or "?"),
+            ("input", f"{spec.get('size')}x{spec.get('size')} {spec.get('channels')}, (pixel - {spec.get('mean')}) x "
+                      f"{spec.get('scale')}"),
+            ("alignment", manifest.get("alignment") or "?"), ("embedding", f"{manifest.get('embedding_size')}-d"),
+            ("precision", manifest.get("dtype") or "?"),
+            ("threshold", f"{manifest['threshold']:.4f} (FAR {manifest.get('threshold_far')}; "
+                          f"{manifest.get('threshold_source', 'source not recorded')})" if manifest.get("threshold")
+             else "none stored: run edgeface eval MODEL --save-threshold"),
+            ("parameters, FLOPs", f"{manifest.get('params', 0):,}, {manifest.get('flops', 0) / 1e9:.3f} G")]
+    if lfw:
+        rows.append(("LFW View 2", f"{100 * lfw['accuracy']:.2f} % +- {100 * lfw['accuracy_se']:.2f}, AUC "
+                                   f"{lfw['roc_auc']:.4f}, TAR at FAR 1e-3 {100 * lfw['tar_at_far']['0.001']:.1f} %"))
+    rows.append(("made by", " -> ".join(step.get("step", "?") for step in manifest.get("chain", [])) or "?"))
+    return rows
 
 
 @app.command("detect", rich_help_panel="4. recognise on the device")

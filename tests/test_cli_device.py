@@ -101,13 +101,23 @@ def test_info_reads_tensors_without_tensorflow():
     info = json.loads(result.stdout)
     assert info["backend"] == "ai-edge-litert"
     assert info["tensors"][0]["dtype"] == "uint8"
+    table = " ".join(run_cli("info", str(PEER_UINT8), env={"COLUMNS": "200"}).stdout.split())
+    assert "manifest │ none: pass --input-mean/--input-scale/--channels" in table
+
+
+def test_info_table_shows_the_manifest():
+    """What a user checks before trusting a file is in the table, not only in --json."""
+    table = " ".join(run_cli("info", env={"COLUMNS": "250"}).stdout.split())
+    manifest = json.loads(run_cli("info", "--json").stdout)["manifest"]
+    assert f"alignment │ {manifest['alignment']}" in table and f"threshold │ {manifest['threshold']:.4f}" in table
+    assert "150x150 RGB, (pixel - 0.0) x 1.0" in table and "LFW View 2 │ 98." in table
 
 
 def test_help_lists_every_command():
     result = run_cli("--help", env={"COLUMNS": "200"})
     assert result.returncode == 0
     for command in ("data", "models", "train", "distill", "prune", "lowrank", "cluster", "quantize", "export",
-                    "eval", "bench", "compare", "optimize", "info", "enroll", "gallery", "recognize"):
+                    "eval", "bench", "compare", "optimize", "info", "enroll", "gallery", "recognize", "serve"):
         assert f" {command} " in result.stdout, command
 
 
