@@ -78,7 +78,8 @@ class FaceRecognizer:
         self.finder = FaceFinder(self.detector, threads, detect_size, alignment=self.embedder.alignment)
         limit = threshold if threshold is not None else self.embedder.threshold
         if limit is None:
-            raise EdgefaceError(f"{self.embedder.name} has no calibrated threshold: pass threshold=...")
+            raise EdgefaceError(f"{self.embedder.name} has no calibrated threshold: give one (--threshold, or "
+                                "threshold= in Python), or store one with edgeface eval MODEL --save-threshold")
         self.threshold = check_threshold(limit, "threshold")
 
     @property

@@ -383,7 +383,8 @@ def lowrank_command(
     faces: FineFaces = 4000,
     json_out: Json = False,
 ) -> None:
-    """SVD-factorise Dense and 1x1 Conv2D kernels into two thinner layers where that saves parameters."""
+    """SVD-factorise Dense and Conv2D kernels into two thinner layers (a k x k conv with R filters, then a 1x1)
+    where that saves parameters."""
     from edgeface.compress.io import face_set, load_model, save_compressed
     from edgeface.compress.lowrank import lowrank
 
