@@ -191,7 +191,7 @@ def test_gallery_manage_export_import_round_trip(enrolled, tmp_path):
 
 @pytest.mark.parametrize("name, needle", [
     ("../etc/passwd", "not allowed"), ("a/b", "not allowed"), ("bell\x07", "not allowed"), ("x" * 10_000, "limit"),
-    ("   ", "empty"),
+    ("   ", "empty"), ("unknown", "reserved"), ("Unknown", "reserved"),
 ])
 def test_bad_names_are_refused(name, needle):
     with pytest.raises(EdgefaceError, match=needle):
@@ -201,7 +201,7 @@ def test_bad_names_are_refused(name, needle):
 def test_gallery_refuses_another_model(tmp_path):
     path = tmp_path / "g.sqlite"
     Gallery(path, "a" * 64, 128).add("x", l2_normalise(np.ones((1, 128))))
-    with pytest.raises(EdgefaceError, match="enrolled with model aaaaaaaaaaaa"):
+    with pytest.raises(EdgefaceError, match=r"enrolled with model \(aaaaaaaaaaaa, 128-d\), not with this model \(bbbb"):
         Gallery(path, "b" * 64, 128)
     with pytest.raises(EdgefaceError, match="enrolled with model"):
         Gallery(path, "a" * 64, 64)

@@ -10,13 +10,13 @@ from __future__ import annotations
 from edgeface.errors import EdgefaceError
 from edgeface.models.registry import register
 from edgeface.tf_setup import keras
-from edgeface.train.dlib_port import DLIB_INPUT
+from edgeface.train.dlib_port import DLIB_INPUT, port_step
 from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 from edgeface.vision.embed import DLIB_CHIP
 
 
 @register("dlib-resnet", "dlib's ResNet descriptor (public domain), pretrained; 150x150 dlib chip, raw RGB in",
-          input_spec=DLIB_INPUT, alignment=DLIB_CHIP_ALIGNMENT)
+          input_spec=DLIB_INPUT, alignment=DLIB_CHIP_ALIGNMENT, origin=lambda: [port_step()])
 def build(input_size: int = DLIB_CHIP, embedding_size: int = 128, width: float = 1.0) -> keras.Model:
     from edgeface.train.dlib_port import build_dlib_resnet, face_api_weights, read_tfjs_weights
 

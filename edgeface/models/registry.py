@@ -28,14 +28,18 @@ class Architecture:
     summary: str
     input_spec: InputSpec = field(default_factory=lambda: INPUT_SPEC)
     alignment: str | None = None  # the chip it sees, when not the ArcFace template (``yunet-dlib150``)
+    # where a pretrained architecture's starting weights come from (manifest chain steps, licence included): every
+    # model trained from it carries them first
+    origin: Callable[[], list[dict]] = field(default=lambda: [])
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register(name: str, summary: str, input_spec: InputSpec = INPUT_SPEC, alignment: str | None = None) -> Callable:
+def register(name: str, summary: str, input_spec: InputSpec = INPUT_SPEC, alignment: str | None = None,
+             origin: Callable[[], list[dict]] | None = None) -> Callable:
     def wrap(fn: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
-        ARCHITECTURES[name] = Architecture(name, fn, summary, input_spec, alignment)
+        ARCHITECTURES[name] = Architecture(name, fn, summary, input_spec, alignment, origin or (lambda: []))
         return fn
 
     return wrap

@@ -203,9 +203,13 @@ def dlib_manifest(input_size: int = DLIB_CHIP):
 
     return Manifest(input=replace(DLIB_INPUT, size=input_size), embedding_size=128,
                     architecture="dlib-resnet", alignment=DLIB_CHIP_ALIGNMENT,
-                    chain=[{"step": "dlib-port", "weights": f"npm {FACE_API} (face_recognition_model)",
-                            "licence": WEIGHTS_LICENCE, **({"input_size": input_size} if input_size != DLIB_CHIP
-                                                             else {})}])
+                    chain=[port_step(input_size)])
+
+
+def port_step(input_size: int = DLIB_CHIP) -> dict:
+    """The provenance step of every model that starts from dlib's weights: where they come from, their licence."""
+    return {"step": "dlib-port", "weights": f"npm {FACE_API} (face_recognition_model)", "licence": WEIGHTS_LICENCE,
+            **({"input_size": input_size} if input_size != DLIB_CHIP else {})}
 
 
 def export_dlib_model(out: str | Path) -> Path:

@@ -238,7 +238,7 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
     manifest = Manifest(input=spec, embedding_size=int(embedder.outputs[0].shape[-1]),
                         params=int(embedder.count_params()), flops=count_flops(embedder), architecture=config.arch,
                         alignment=(extra or {}).get("alignment"),
-                        chain=[{"step": "train", **settings, **(extra or {})}])
+                        chain=[*arch.origin(), {"step": "train", **settings, **(extra or {})}])
     save_keras(embedder, out / FINAL, manifest)
     summary = {"model": str(out / FINAL), "epochs_run": config.epochs - initial_epoch, "train_seconds": round(seconds),
                "history": {k: [float(x) for x in v] for k, v in history.history.items()},
