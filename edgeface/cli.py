@@ -1125,6 +1125,26 @@ def gallery_import(file: Path, gallery: GalleryOpt = None, json_out: Json = Fals
         {"gallery": str(store.path), "import": str(file), **result}, json_out)
 
 
+EventsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--events", help="also send debounced arrived/left events to mqtt(s)://HOST[:PORT]/TOPIC, http(s)://URL (POST) "
+                     "or FILE.jsonl; repeatable")]
+UnknownEvents = Annotated[bool, typer.Option(help="events for faces that match nobody (one per face track)")]
+Snapshots = Annotated[bool, typer.Option(help="MQTT: each arrival's face as a JPEG on its person's snapshot topic")]
+HaDiscovery = Annotated[bool, typer.Option("--ha-discovery", help="MQTT: announce a presence sensor per enrolled "
+                                                                  "person to Home Assistant (MQTT discovery)")]
+MqttCa = Annotated[Optional[Path], typer.Option(help="mqtts://: the CA certificate that signed the broker's")]
+MqttPasswordFile = Annotated[Optional[Path], typer.Option(
+    help="file holding the MQTT password (or set EDGEFACE_MQTT_PASSWORD; never in the URL)")]
+
+
+def event_options(unknown_events: bool, snapshots: bool, ha_discovery: bool, mqtt_ca: Path | None,
+                  mqtt_password_file: Path | None):
+    from edgeface.recognize.events import EventOptions
+
+    return EventOptions(unknown=unknown_events, snapshots=snapshots, discovery=ha_discovery, mqtt_ca=mqtt_ca,
+                        mqtt_password_file=mqtt_password_file)
+
+
 @app.command("recognize", rich_help_panel="4. recognise on the device")
 def recognize_command(
     source: Annotated[str, typer.Option(help="camera index, video file, rtsp:// URL, image or folder of images")],
@@ -1150,9 +1170,12 @@ def recognize_command(
     loop: Annotated[bool, typer.Option(help="replay a video file from the start when it ends")] = False,
     max_seconds: Annotated[float, typer.Option(help="stop after this many seconds (0: no limit)")] = 0,
     profile: Annotated[bool, typer.Option(help="print per-stage times")] = False,
-    events: Annotated[Optional[list[str]], typer.Option(
-        "--events", help="also send debounced arrived/left events to mqtt://HOST[:PORT]/TOPIC, http(s)://URL "
-                         "(POST) or FILE.jsonl; repeatable")] = None,
+    events: EventsOpt = None,
+    unknown_events: UnknownEvents = True,
+    snapshots: Snapshots = False,
+    ha_discovery: HaDiscovery = False,
+    mqtt_ca: MqttCa = None,
+    mqtt_password_file: MqttPasswordFile = None,
     overlay_fps: Annotated[bool, typer.Option(help="draw the FPS counter on --output/--show frames")] = False,
     camera: Annotated[Optional[str], typer.Option(help="the camera's name in events (default: the source, its "
                                                         "password hidden)")] = None,
@@ -1186,7 +1209,8 @@ def recognize_command(
                             **({} if max_turn is None else {"max_turn": max_turn}))
     summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
                   loop=loop, max_seconds=max_seconds, events=events, overlay_fps=overlay_fps,
-                  on_faces=None if json_out else keep_rows, label=camera)
+                  on_faces=None if json_out else keep_rows, label=camera,
+                  event_options=event_options(unknown_events, snapshots, ha_discovery, mqtt_ca, mqtt_password_file))
     if json_out:
         print(json.dumps({"summary": summary}))
         return
@@ -1227,8 +1251,12 @@ def serve_command(
     token_file: Annotated[Optional[Path], typer.Option(
         help="file (mode 600) holding the token every request must carry")] = None,
     loop: Annotated[bool, typer.Option(help="replay a video --source from the start when it ends")] = False,
-    events: Annotated[Optional[list[str]], typer.Option(
-        "--events", help="also send arrived/left events to mqtt://, http(s):// or FILE.jsonl; repeatable")] = None,
+    events: EventsOpt = None,
+    unknown_events: UnknownEvents = True,
+    snapshots: Snapshots = False,
+    ha_discovery: HaDiscovery = False,
+    mqtt_ca: MqttCa = None,
+    mqtt_password_file: MqttPasswordFile = None,
     stream_fps: Annotated[float, typer.Option(help="at most this many live-view frames a second per viewer")] = 15.0,
 ) -> None:
     """Recognise on a camera and serve a REST API (/docs) and a web page: enrol from the browser, watch, see who
@@ -1241,7 +1269,9 @@ def serve_command(
         check_threshold(threshold)
     serve(ServeConfig(gallery=gallery, model=model, source=source, camera=camera, detector=detector.value,
                       detect_size=detect_size, threshold=threshold, threads=threads, min_face=min_face, loop=loop,
-                      events=list(events or []), stream_fps=stream_fps), host, port, token_file)
+                      events=list(events or []), stream_fps=stream_fps,
+                      event_options=event_options(unknown_events, snapshots, ha_discovery, mqtt_ca,
+                                                  mqtt_password_file)), host, port, token_file)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ class Frame:
     image: np.ndarray | None  # BGR uint8, None when this frame could not be read
     error: str | None = None
     source: str | None = None  # the image file, for folders and single images
+    media_time: float | None = None  # a video file's frame: its position in the file, seconds
 
 
 _END = object()
@@ -192,7 +193,8 @@ class Capture:
             ok, image = self._cap.read()
             if ok and image is not None and image.size:
                 failures = 0
-                self._put(Frame(index, image))
+                position = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000 if self.kind == "video" else None
+                self._put(Frame(index, image, media_time=position))
                 index += 1
                 continue
             if not self.live:

@@ -1,8 +1,8 @@
-"""Where recognition events go besides stdout: MQTT, HTTP webhooks, a JSON-lines file; debounced per face track.
+"""Where recognition events go besides stdout: MQTT (``edgeface.recognize.mqtt``), HTTP webhooks, a JSON-lines file.
 
 A camera at 25 FPS sees a person standing at the door 25 times a second. Sinks get what a home-automation rule
-wants instead: one ``arrived`` event when a track first gets a name (or is an unknown face), another if the name
-changes, and one ``left`` event when the track ends, with how long it was seen.
+wants instead: one ``arrived`` event when a person appears (or an unknown face, if wanted) and one ``left`` event
+when they are gone, with how long they were seen (``Debouncer``).
 
 Delivery never holds up the frame loop. Each network sink has a bounded queue drained by its own thread: when the
 endpoint is down, events are retried with back-off, and when the queue is full the oldest are dropped and counted.
@@ -21,10 +21,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeface.errors import EdgefaceError
+from edgeface.vision.image import square_crop
 
 QUEUE_SIZE = 1000
 RETRIES = 3
@@ -32,40 +36,84 @@ BACKOFF_S = 0.5
 
 
 class Debouncer:
-    """Turns per-frame face results into ``arrived`` / ``left`` events per track."""
+    """Turns per-frame face results into ``arrived`` / ``left`` events.
 
-    def __init__(self, max_age: int = 10) -> None:
+    A named person is present while any face track carries their name: one ``arrived`` when the first does, one
+    ``left`` (with how long they were seen) when the last ends or turns into someone else, so a track that splits
+    in two never announces the same person twice. An unknown face is announced per track, and only with
+    ``unknown``. A track that gets a name, or changes it, leaves its old name before it arrives as the new one; a
+    named track whose match dips below the threshold for a few frames keeps its name (the same face on the same
+    track: a presence sensor should not flicker).
+    """
+
+    def __init__(self, max_age: int = 10, unknown: bool = True) -> None:
         self.max_age = max_age  # frames without the track before it has left (the tracker forgets it then too)
-        self.tracks: dict[int, dict[str, Any]] = {}
+        self.unknown = unknown
+        self.tracks: dict[int, dict[str, Any]] = {}  # track -> its name and the frame it was last seen in
+        self.present: dict[str, dict[str, Any]] = {}  # person (or an unknown track's key) -> presence
         self.frame = 0
 
-    def update(self, results: list[dict], source: str, frame: int) -> list[dict]:
+    @staticmethod
+    def key(name: str, track: int) -> str:
+        return f"unknown#{track}" if name == "unknown" else name
+
+    def update(self, results: list[dict], source: str, frame: int, media_time: float | None = None) -> list[dict]:
         self.frame += 1
         now = round(time.time(), 3)
+        stamp = {"time": now, "source": source, "frame": frame,
+                 **({"media_time": round(media_time, 3)} if media_time is not None else {})}
+        clock = now if media_time is None else media_time  # a file's time, not how fast it was processed
         out = []
         for r in results:
-            if r.get("track") is None:
+            track_id = r.get("track")
+            if track_id is None:
                 continue  # not embedded (turned away, too small): nobody to announce
-            track = self.tracks.get(r["track"])
-            if track is None or track["name"] != r["name"]:
-                out.append({"event": "arrived", "time": now, "source": source, "frame": frame, "track": r["track"],
-                            "name": r["name"], "score": r["score"], "box": r["box"]})
-                first = track["first"] if track else now
-                track = self.tracks[r["track"]] = {"name": r["name"], "first": first, "source": source}
-            track.update(last=now, seen=self.frame, score=r["score"], box=r["box"])
+            track = self.tracks.get(track_id)
+            if track is not None and track["name"] != "unknown" and r["name"] == "unknown":
+                r = {**r, "name": track["name"]}  # a named face whose match dips for a frame is still that person
+            if track is not None and track["name"] != r["name"]:
+                out += self._drop(track_id, stamp)
+                track = None
+            key = self.key(r["name"], track_id)
+            if track is None:
+                track = self.tracks[track_id] = {"name": r["name"]}
+                presence = self.present.get(key)
+                if presence is None:
+                    presence = self.present[key] = {"name": r["name"], "first": clock, "tracks": set()}
+                    if r["name"] != "unknown" or self.unknown:
+                        out.append({"event": "arrived", **stamp, "track": track_id, "name": r["name"],
+                                    "score": r["score"], "box": r["box"]})
+                presence["tracks"].add(track_id)
+            track["seen"] = self.frame
+            self.present[key].update(last=clock, score=r["score"], box=r["box"], track=track_id, source=source,
+                                     frame=frame)
         for track_id in [t for t, v in self.tracks.items() if self.frame - v["seen"] > self.max_age]:
-            out.append(self._left(track_id, now))
+            out += self._drop(track_id, stamp)
         return out
 
-    def _left(self, track_id: int, now: float) -> dict:
+    def _drop(self, track_id: int, stamp: dict) -> list[dict]:
+        """The track ends (or changes name); its person leaves when it was their last track."""
         track = self.tracks.pop(track_id)
-        return {"event": "left", "time": now, "source": track["source"], "track": track_id, "name": track["name"],
-                "score": track["score"], "box": track["box"], "seconds": round(track["last"] - track["first"], 3)}
+        key = self.key(track["name"], track_id)
+        presence = self.present[key]
+        presence["tracks"].discard(track_id)
+        if presence["tracks"]:
+            return []
+        del self.present[key]
+        if track["name"] == "unknown" and not self.unknown:
+            return []
+        return [{"event": "left", **stamp, "source": presence["source"], "frame": presence["frame"],
+                 "track": presence["track"], "name": track["name"], "score": presence["score"],
+                 "box": presence["box"], "seconds": round(presence["last"] - presence["first"], 3)}]
 
-    def flush(self) -> list[dict]:
-        """Every open track leaves (the source ended or the loop stopped)."""
-        now = round(time.time(), 3)
-        return [self._left(t, now) for t in list(self.tracks)]
+    def flush(self, media_time: float | None = None) -> list[dict]:
+        """Every open track leaves (the source ended, the loop stopped, or the next photo is unrelated)."""
+        stamp = {"time": round(time.time(), 3),
+                 **({"media_time": round(media_time, 3)} if media_time is not None else {})}
+        out = []
+        for track_id in list(self.tracks):
+            out += self._drop(track_id, stamp)
+        return out
 
 
 class QueuedSink:
@@ -161,47 +209,6 @@ def http_sink(url: str, timeout: float = 2.0) -> QueuedSink:
     return QueuedSink(shown, post)
 
 
-def mqtt_sink(url: str) -> QueuedSink:
-    """``mqtt://host[:port]/topic``: QoS 1 publishes through paho-mqtt, which reconnects on its own."""
-    try:
-        import paho.mqtt.client as mqtt
-    except ImportError:
-        raise EdgefaceError("MQTT events need paho-mqtt: pip install 'edgeface[mqtt]'") from None
-    parts = urllib.parse.urlsplit(url)
-    topic = parts.path.lstrip("/")
-    if not parts.hostname or not topic:
-        raise EdgefaceError(f"MQTT events need mqtt://HOST[:PORT]/TOPIC, got {redact(url)!r}")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edgeface-{threading.get_ident()}")
-    if parts.username:
-        client.username_pw_set(parts.username, parts.password)
-    client.reconnect_delay_set(min_delay=1, max_delay=10)
-    client.max_queued_messages_set(QUEUE_SIZE)
-    client.connect_async(parts.hostname, parts.port or 1883, keepalive=30)
-    client.loop_start()
-
-    def publish(event: dict) -> None:
-        if not client.is_connected():
-            raise ConnectionError(f"not connected to {parts.hostname}:{parts.port or 1883}")
-        info = client.publish(topic, json.dumps(event), qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise ConnectionError(mqtt.error_string(info.rc))
-        info.wait_for_publish(timeout=2.0)
-        if not info.is_published():
-            raise TimeoutError("the broker did not acknowledge within 2 s")
-
-    sink = QueuedSink(redact(url), publish)
-    close = sink.close
-
-    def close_and_disconnect(timeout: float = 3.0) -> dict:
-        stats = close(timeout)
-        client.loop_stop()
-        client.disconnect()
-        return stats
-
-    sink.close = close_and_disconnect  # type: ignore[method-assign]
-    return sink
-
-
 class FileSink:
     """JSON lines appended to a file, flushed per event (tail -f friendly)."""
 
@@ -230,40 +237,75 @@ class FileSink:
         return {"sink": self.name, "sent": self.sent, "dropped": 0, "failed": 0}
 
 
-def open_sink(spec: str) -> QueuedSink | FileSink:
-    """``mqtt://...``, ``http(s)://...`` or a ``.jsonl`` path."""
+@dataclass
+class EventOptions:
+    """What the sinks get beyond the events themselves (``recognize`` and ``serve`` options)."""
+
+    unknown: bool = True  # events for faces that match nobody (per track)
+    snapshots: bool = False  # MQTT: the face of each arrival as a JPEG, retained on its person's topic
+    discovery: bool = False  # MQTT: Home Assistant discovery of a presence sensor per enrolled person
+    mqtt_ca: Path | None = None  # mqtts://: the CA that signed the broker's certificate (default: the system's)
+    mqtt_password_file: Path | None = None  # else EDGEFACE_MQTT_PASSWORD; never in the URL
+
+
+def open_sink(spec: str, options: EventOptions | None = None, camera: str = "camera",
+              people: list[str] | None = None, model: str = "") -> QueuedSink | FileSink:
+    """``mqtt(s)://...``, ``http(s)://...`` or a ``.jsonl`` path."""
     scheme = urllib.parse.urlsplit(spec).scheme
-    if scheme == "mqtt":
-        return mqtt_sink(spec)
+    if scheme in ("mqtt", "mqtts"):
+        from edgeface.recognize.mqtt import mqtt_sink
+
+        return mqtt_sink(spec, options or EventOptions(), camera, people or [], model)
     if scheme in ("http", "https"):
         return http_sink(spec)
     if scheme:
-        raise EdgefaceError(f"--events takes mqtt://, http(s):// or a file path, not {scheme}://")
+        raise EdgefaceError(f"--events takes mqtt(s)://, http(s):// or a file path, not {scheme}://")
     return FileSink(Path(spec))
 
 
+def face_jpeg(image_bgr: np.ndarray, box: list[float]) -> bytes | None:
+    """The face in a square 1.5 times its size, at most 320 px a side, as JPEG: a snapshot of an arrival."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    crop, _, _ = square_crop(image_bgr, (x0 + x1) / 2, (y0 + y1) / 2, 1.5 * max(x1 - x0, y1 - y0))
+    if crop is None:
+        return None
+    if crop.shape[0] > 320:
+        crop = cv2.resize(crop, (320, 320), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(crop), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return data.tobytes() if ok else None
+
+
 class Events:
-    """The debouncer and every sink of one run."""
+    """The debouncer and every sink of one run; each event names the ``camera``."""
 
-    def __init__(self, specs: list[str], extra: list | None = None, camera: str | None = None) -> None:
-        self.sinks = [open_sink(s) for s in specs] + list(extra or [])
-        self.debouncer = Debouncer()
+    def __init__(self, specs: list[str], extra: list | None = None, camera: str | None = None,
+                 options: EventOptions | None = None, people: list[str] | None = None, model: str = "") -> None:
+        self.options = options or EventOptions()
         self.camera = camera
+        self.sinks = [open_sink(s, self.options, camera or "camera", people, model) for s in specs] + list(extra or [])
+        self.debouncer = Debouncer(unknown=self.options.unknown)
 
-    def frame(self, results: list[dict], source: str, frame: int, new_photo: bool = False) -> None:
-        events = self.debouncer.flush() if new_photo else []  # a new, unrelated photo: the last one's faces left
-        self._send(events + self.debouncer.update(results, source, frame))
+    def frame(self, results: list[dict], source: str, frame: int, new_photo: bool = False,
+              image: np.ndarray | None = None, media_time: float | None = None) -> None:
+        """One frame's results (``image``: the BGR frame, for snapshots; ``media_time``: its position in a file)."""
+        events = self.debouncer.flush(media_time) if new_photo else []  # a new, unrelated photo: the last one's
+        self._send(events + self.debouncer.update(results, source, frame, media_time), image)
 
-    def _send(self, events: list[dict]) -> None:
+    def _send(self, events: list[dict], image: np.ndarray | None = None) -> None:
         for event in events:
             if self.camera is not None:
                 event = {"camera": self.camera, **event}
+            snapshot = face_jpeg(image, event["box"]) if image is not None and event["event"] == "arrived" and \
+                any(getattr(sink, "snapshots", False) for sink in self.sinks) else None
             for sink in self.sinks:
-                sink.send(event)
+                sink.send({**event, "_snapshot": snapshot} if snapshot and getattr(sink, "snapshots", False)
+                          else event)
 
     def close(self) -> list[dict]:
         self._send(self.debouncer.flush())
         return [sink.close() for sink in self.sinks]
 
 
-__all__ = ["Debouncer", "Events", "FileSink", "QueuedSink", "http_sink", "mqtt_sink", "open_sink", "redact"]
+__all__ = ["Debouncer", "EventOptions", "Events", "FileSink", "QueuedSink", "http_sink", "open_sink", "redact"]

@@ -26,7 +26,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import Capture, SourceLost
-from edgeface.recognize.events import Events, redact
+from edgeface.recognize.events import EventOptions, Events, redact
 from edgeface.recognize.gallery import Gallery
 from edgeface.recognize.tracking import Tracker
 from edgeface.vision.align import align_face
@@ -215,7 +215,8 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
         events: list[str] | None = None, overlay_fps: bool = False,
         on_faces: Callable[[list[dict]], object] | None = None,
         on_frame: Callable[[np.ndarray, list[dict], float], object] | None = None,
-        sinks: list | None = None, stop: threading.Event | None = None, label: str | None = None) -> dict:
+        sinks: list | None = None, stop: threading.Event | None = None, label: str | None = None,
+        event_options: EventOptions | None = None) -> dict:
     """The loop: returns a summary (frames, faces, fps, names seen, dropped frames, stage timings).
 
     Every event names its source (the image file for folders, else the source given). Unrelated images never
@@ -234,7 +235,9 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                                 "(opencv-python-headless has none): use --output instead") from None
     writer = VideoOut(output, 25.0) if output else None  # checks the folder before any work
     shown = redact(source)  # rtsp://user:password@... is never printed with its password
-    sinks = Events(events or [], extra=sinks, camera=label or shown) if events or sinks else None
+    sinks = Events(events or [], extra=sinks, camera=label or shown, options=event_options,
+                   people=recognizer.gallery.templates()[2],
+                   model=recognizer.embedder.name) if events or sinks else None
     seen: dict[str, int] = defaultdict(int)
     frames = faces = errors = 0
     started = time.perf_counter()
@@ -265,7 +268,8 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                     recognizer.tracker.reset()
                 results = recognizer.process(frame.image, still=stills)
                 if sinks:
-                    sinks.frame(results, where, frame.index, new_photo=stills)
+                    sinks.frame(results, where, frame.index, new_photo=stills, image=frame.image,
+                                media_time=frame.media_time)
                 frames += 1
                 faces += len(results)
                 elapsed = time.perf_counter() - started

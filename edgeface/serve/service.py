@@ -25,7 +25,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import source_kind
-from edgeface.recognize.events import redact
+from edgeface.recognize.events import EventOptions, redact
 from edgeface.recognize.loop import DEFAULT_CONFIRM, DEFAULT_SMOOTH, Recognizer, check_tracking, run
 from edgeface.serve.live import EventLog, LiveView
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, DEFAULT_MIN_FACE, check_min_face
@@ -67,6 +67,7 @@ class ServeConfig:
     max_turn: float = MAX_TURN
     loop: bool = False  # replay a video file (demos and tests)
     events: list[str] = field(default_factory=list)  # more sinks, as recognize --events
+    event_options: EventOptions = field(default_factory=EventOptions)
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_pending: int = MAX_PENDING
     stream_fps: float = 15.0
@@ -161,7 +162,8 @@ class Service:
                     pipeline = Pipeline(config, read_only=True)
                 self.camera.update(state="running", error=None)
                 run(config.source, pipeline.frames, events=config.events, sinks=[self.events], loop=config.loop,
-                    on_frame=self._on_frame, stop=self.stop, label=config.camera)
+                    on_frame=self._on_frame, stop=self.stop, label=config.camera,
+                    event_options=config.event_options)
                 if self.stop.is_set():
                     break
                 if not self.camera_is_live():
