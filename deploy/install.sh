@@ -34,7 +34,8 @@ if "$PREFIX/venv/bin/python" -c "import tensorflow" 2>/dev/null; then
   echo "error: TensorFlow ended up in the device venv" >&2; exit 1
 fi
 
-[ -f "$CONFIG/edgeface.env" ] || install -m 0644 "$(dirname "$0")/edgeface.env" "$CONFIG/edgeface.env"
+# 0600: it may hold the MQTT password (systemd reads it as root)
+[ -f "$CONFIG/edgeface.env" ] || install -m 0600 "$(dirname "$0")/edgeface.env" "$CONFIG/edgeface.env"
 install -m 0644 "$(dirname "$0")/edgeface.service" /etc/systemd/system/edgeface.service
 install -m 0644 "$(dirname "$0")/edgeface-serve.service" /etc/systemd/system/edgeface-serve.service
 if [ -d /run/systemd/system ]; then
