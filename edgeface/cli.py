@@ -1226,7 +1226,11 @@ def recognize_command(
         ("dropped (stale) frames", summary["dropped_frames"]), ("unreadable frames", summary["unreadable_frames"]),
         *((f"seen: {k}", v) for k, v in sorted(summary["names"].items())),
         *((f"events to {e['sink']}", f"{e['sent']} sent, {e['dropped']} dropped, {e['failed']} failed")
-          for e in summary.get("events", []))])
+          for e in summary.get("events", [])),
+        *((("video", f"{video['path']} ({video['codec']})"),) if (video := summary.get("video")) else ())])
+    if summary.get("video") and summary["video"]["codec"] != "H.264":
+        print("note: this OpenCV build has no H.264 encoder; for a file every player and browser takes: ffmpeg -i "
+              f"{summary['video']['path']} -c:v libx264 -pix_fmt yuv420p out-h264.mp4", file=sys.stderr)
     if profile:
         print_table("per-stage time", ["stage", "mean ms", "p50 ms", "p90 ms", "share"],
                     [(k, v["mean_ms"], v["p50_ms"], v["p90_ms"], f"{100 * v['share']:.0f} %")

@@ -457,3 +457,26 @@ def test_gallery_list_is_quick_at_100k_templates(tmp_path):
     listed = run_cli("gallery", "list", "--gallery", str(path))
     assert listed.returncode == 0 and time.perf_counter() - started < 10
     assert "50000 people, 100000 templates" in " ".join(listed.stdout.split()) and listed.stdout.count("│ p") == 50
+
+
+def test_labels_stay_inside_the_frame_and_never_overlap():
+    from edgeface.recognize.loop import draw, label_layout
+
+    results = [  # a face at the right edge, one at the top, three side by side in a crowd, an unknown face
+        {"name": "christopher_jackson", "score": 0.951, "box": [1880.0, 500.0, 1918.0, 540.0]},
+        {"name": "obama", "score": 0.97, "box": [900.0, 0.0, 960.0, 60.0]},
+        *({"name": f"person_{k}", "score": 0.95, "box": [400.0 + 8 * k, 300.0, 440.0 + 8 * k, 340.0]}
+          for k in range(3)),
+        {"name": "unknown", "score": -0.05, "box": [100.0, 700.0, 160.0, 760.0]},
+    ]
+    layout = label_layout(results, 1920, 1080)
+    rects = [rect for _, _, rect in layout]
+    assert all(0 <= x0 and 0 <= y0 and x1 <= 1920 and y1 <= 1080 for x0, y0, x1, y1 in rects), rects
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    labels = {r["name"]: label for r, label, _ in layout}
+    assert labels["unknown"] == "unknown" and labels["obama"] == "obama 0.97"
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    draw(frame, results)
+    assert frame[:, 1900:].any()  # the right-edge label is drawn, inside the frame

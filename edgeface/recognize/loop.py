@@ -125,24 +125,57 @@ class Recognizer:
         return results
 
 
-def draw(frame: np.ndarray, results: list[dict], fps: float | None = None) -> None:
-    """Boxes and labels on a filled background (readable on any frame); the FPS counter only when asked."""
-    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.5
-    for r in results:
-        x0, y0, x1, y1 = (int(v) for v in r["box"])
+LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def label_layout(results: list[dict], width: int, height: int) -> list[tuple[dict, str, tuple[int, int, int, int]]]:
+    """Each face's label and where it goes: above its box (below at the top edge), moved inside the frame and down
+    past any label already placed, so none is cut off or covers another. A score only beside a name: an unknown
+    face's best-candidate score means nothing to a viewer."""
+    scale, thickness = max(0.5, height / 1440), 1 if height < 1296 else 2
+    placed: list[tuple[int, int, int, int]] = []
+    out = []
+    for r in sorted(results, key=lambda r: r["box"][1]):
+        x0, y0, _, y1 = (int(v) for v in r["box"])
         known = r["name"] != "unknown"
-        colour = (60, 170, 60) if known else (60, 60, 200)
+        label = f"{r['name']} {r['score']:.2f}" if known and r["score"] is not None else r.get("reason", "unknown")
+        (w, h), base = cv2.getTextSize(label, LABEL_FONT, scale, thickness)
+        box_w, box_h = w + 6, h + base + 4
+        left = min(max(0, x0), max(0, width - box_w))
+        top = y0 - box_h if y0 - box_h >= 0 else min(max(0, y1), height - box_h)
+        for _ in range(len(placed)):
+            hit = next((p for p in placed if left < p[2] and p[0] < left + box_w and top < p[3] and p[1] < top + box_h),
+                       None)
+            if hit is None:
+                break
+            top = hit[3] if hit[3] + box_h <= height else max(0, hit[1] - box_h)
+        rect = (left, top, left + box_w, top + box_h)
+        placed.append(rect)
+        out.append((r, label, rect))
+    return out
+
+
+def draw(frame: np.ndarray, results: list[dict], fps: float | None = None) -> None:
+    """Boxes and labels (``label_layout``) on a filled background, readable on any frame; the FPS counter only when
+    asked."""
+    height, width = frame.shape[:2]
+    scale, thickness = max(0.5, height / 1440), 1 if height < 1296 else 2
+    for r, label, (left, top, right, bottom) in label_layout(results, width, height):
+        colour = (60, 170, 60) if r["name"] != "unknown" else (60, 60, 200)
+        x0, y0, x1, y1 = (int(v) for v in r["box"])
         cv2.rectangle(frame, (x0, y0), (x1, y1), colour, 2)
-        label = r.get("reason", "unknown") if r["score"] is None else f"{r['name']} {r['score']:.2f}"
-        (w, h), base = cv2.getTextSize(label, font, scale, 1)
-        top = y0 - h - base - 4 if y0 - h - base - 4 >= 0 else y1  # above the box, or below it at the top edge
-        cv2.rectangle(frame, (x0, top), (x0 + w + 6, top + h + base + 4), colour, -1)
-        cv2.putText(frame, label, (x0 + 3, top + h + 2), font, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.rectangle(frame, (left, top), (right, bottom), colour, -1)
+        baseline = cv2.getTextSize(label, LABEL_FONT, scale, thickness)[1]
+        cv2.putText(frame, label, (left + 3, bottom - baseline - 2), LABEL_FONT, scale, (255, 255, 255), thickness,
+                    cv2.LINE_AA)
     if fps is not None:
         text = f"{fps:.1f} FPS"
-        (w, h), base = cv2.getTextSize(text, font, 0.6, 2)
+        (w, h), base = cv2.getTextSize(text, LABEL_FONT, 0.6, 2)
         cv2.rectangle(frame, (4, 4), (12 + w, 12 + h + base), (0, 0, 0), -1)
-        cv2.putText(frame, text, (8, 8 + h), font, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(frame, text, (8, 8 + h), LABEL_FONT, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+
+
+VIDEO_CODECS = {"avc1": "H.264", "mp4v": "MPEG-4 Part 2"}  # tried in order; VP9 is there but 50x too slow
 
 
 class VideoOut:
@@ -161,6 +194,7 @@ class VideoOut:
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.fps = fps
         self.writer: cv2.VideoWriter | None = None
+        self.codec: str | None = None
 
     def write(self, frame: np.ndarray) -> None:
         if self.writer is None:
@@ -168,8 +202,12 @@ class VideoOut:
             # faces with names drawn on them: private to the user (0600) before the first byte is written
             os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
             os.chmod(self.tmp, 0o600)
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-            if not self.writer.isOpened():
+            for codec in VIDEO_CODECS:  # H.264 where the OpenCV build has an encoder for it (pip's has none)
+                self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), self.fps, (w, h))
+                if self.writer.isOpened():
+                    self.codec = VIDEO_CODECS[codec]
+                    break
+            else:
                 raise EdgefaceError(f"cannot write video {self.path}")
         self.writer.write(frame)
 
@@ -286,12 +324,15 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                     t = time.perf_counter()
                     draw(frame.image, results, fps if overlay_fps else None)
                     if writer:
+                        t_draw = time.perf_counter()
+                        recognizer.timings.add("draw", t_draw - t)
                         writer.write(frame.image)
+                        t = t_draw
                     if show:
                         cv2.imshow("edgeface", frame.image)
                         if cv2.waitKey(1) & 0xFF == ord("q"):
                             break
-                    recognizer.timings.add("draw", time.perf_counter() - t)
+                    recognizer.timings.add("encode" if writer else "draw", time.perf_counter() - t)
                 if stop.is_set() or (max_frames and frames >= max_frames) or (max_seconds and elapsed >= max_seconds):
                     break
                 t_wait = time.perf_counter()
@@ -302,6 +343,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
             wall = time.perf_counter() - started  # the frame loop's own time: draining event queues is not in it
             if writer:
                 writer.close(keep=completed and frames > 0)
+            codec = writer.codec if writer else None
             sink_stats = sinks.close() if sinks else []
         interrupted = stop.is_set()  # read before the capture's own exit sets it
         dropped, kind = capture.dropped, capture.kind
@@ -316,4 +358,5 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
             "dropped_frames": dropped, "seconds": round(wall, 3), "fps": round(frames / max(wall, 1e-9), 2),
             "names": dict(seen),
             "interrupted": interrupted, "stages": recognizer.timings.summary(),
-            **({"events": sink_stats} if events or sinks else {})}
+            **({"events": sink_stats} if events or sinks else {}),
+            **({"video": {"path": str(output), "codec": codec}} if output and codec else {})}

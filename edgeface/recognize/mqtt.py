@@ -94,7 +94,7 @@ def mqtt_password(parts: urllib.parse.SplitResult, options: EventOptions) -> str
         except (OSError, UnicodeDecodeError) as exc:
             raise EdgefaceError(f"cannot read --mqtt-password-file {options.mqtt_password_file}: "
                                 f"{getattr(exc, 'strerror', None) or exc}") from None
-    return os.environ.get("EDGEFACE_MQTT_PASSWORD")
+    return os.environ.get("EDGEFACE_MQTT_PASSWORD") or None  # an empty line in a settings file means none
 
 
 def mqtt_sink(url: str, options: EventOptions, camera: str, people: list[str], model: str) -> QueuedSink:
