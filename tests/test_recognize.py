@@ -471,7 +471,7 @@ def test_labels_stay_inside_the_frame_and_never_overlap():
     ]
     layout = label_layout(results, 1920, 1080)
     rects = [rect for _, _, rect in layout]
-    assert all(0 <= x0 and 0 <= y0 and x1 <= 1920 and y1 <= 1080 for x0, y0, x1, y1 in rects), rects
+    assert all(x0 >= 0 and y0 >= 0 and x1 <= 1920 and y1 <= 1080 for x0, y0, x1, y1 in rects), rects
     for i, a in enumerate(rects):
         for b in rects[i + 1:]:
             assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
