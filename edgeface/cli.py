@@ -1197,6 +1197,10 @@ def recognize_command(
     if limit is None:
         raise EdgefaceError("this model has no calibrated threshold in its manifest: pass --threshold "
                             "(or run edgeface eval MODEL --save-threshold)")
+    from edgeface.vision.embed import threshold_warning
+
+    if threshold is None and (warning := threshold_warning(embedder)):
+        print(f"edgeface: warning: {warning}", file=sys.stderr)
     face_rows: list[dict] = []  # the first FACE_ROWS_SHOWN, for the table
     total = [0]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -480,3 +481,24 @@ def test_labels_stay_inside_the_frame_and_never_overlap():
     frame = np.zeros((1080, 1920, 3), np.uint8)
     draw(frame, results)
     assert frame[:, 1900:].any()  # the right-edge label is drawn, inside the frame
+
+
+def test_recognize_warns_once_when_the_threshold_was_placed_on_clean_photos_only(tmp_path, enrolled):
+    from dataclasses import replace
+
+    from edgeface.default_model import resolve_model
+    from edgeface.manifest import load_manifest, save_manifest
+
+    model = tmp_path / "clean-only.tflite"
+    shutil.copyfile(resolve_model("small"), model)
+    save_manifest(model, replace(load_manifest(model), threshold_source="LFW View 2 (edgeface quantize --max-drop)"))
+    gallery = str(tmp_path / "g.sqlite")
+    assert run_cli("enroll", "obama", str(MEDIA / "gallery" / "obama" / "obama.jpg"), "--gallery", gallery,
+                   "--model", str(model)).returncode == 0
+    warned = run_cli("recognize", "--source", str(CLIP), "--max-frames", "30", "--gallery", gallery)
+    assert warned.returncode == 0 and warned.stderr.count("warning: clean-only.tflite's threshold") == 1
+    assert "--hold-conditions" in warned.stderr
+    held = run_cli("recognize", "--source", str(PROBES / "obama3.jpg"), "--gallery", str(enrolled))
+    assert held.returncode == 0 and "warning" not in held.stderr  # the shipped model's threshold holds
+    given = run_cli("recognize", "--source", str(PROBES / "obama3.jpg"), "--gallery", gallery, "--threshold", "0.6")
+    assert "warning" not in given.stderr  # the user chose the threshold

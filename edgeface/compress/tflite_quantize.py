@@ -289,6 +289,21 @@ def input_spec_of(model: Path, mean: float | None, scale: float | None,
     return embedder.spec, embedder.alignment
 
 
+def hold_threshold(path: Path, lfw_dir: str | Path, pairs: str | Path) -> dict | None:
+    """Replace the written file's plain-LFW threshold by one that holds under every camera condition (as the shipped
+    models' does: ``eval --save-threshold --hold-conditions``), when ``pairs`` has enough impostor pairs for it;
+    what was stored, or None."""
+    from edgeface.evaluate.lfw import MIN_IMPOSTOR_PAIRS, evaluate_lfw, parse_pairs, save_threshold
+    from edgeface.vision.embed import load_embedder
+
+    if int((~parse_pairs(pairs).same).sum()) < MIN_IMPOSTOR_PAIRS:
+        return None
+    embedder = load_embedder(path)
+    report = evaluate_lfw(embedder, lfw_dir, pairs)
+    save_threshold(path, embedder, report, lfw_dir, pairs, hold_conditions=True)
+    return {"threshold": report["saved_threshold"], "source": report["threshold_source"]}
+
+
 def quantize_file(model: Path, out: Path, recipe: str, normalisation: tuple[float | None, float | None, str | None],
                   calib_data: Sequence[Path], calib: int = 200, rewrite: bool = True, max_drop: float | None = None,
                   lfw_dir: Path | None = None, pairs: Path | None = None, report_layers: bool = False) -> dict:
@@ -346,6 +361,9 @@ def quantize_file(model: Path, out: Path, recipe: str, normalisation: tuple[floa
         for step in log["steps"]:
             step.pop("lfw", None)
     path = write_model(out, quant, manifest)
+    if final:
+        log["threshold"] = hold_threshold(path, lfw_dir, pairs) or {"threshold": manifest.threshold,
+                                                                      "source": manifest.threshold_source}
     from edgeface.runtime.ops_profile import off_xnnpack
 
     log["not_on_xnnpack"] = {"float model": off_xnnpack(content), "quantized": off_xnnpack(quant)}

@@ -40,6 +40,21 @@ class Embedder(Protocol):
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray: ...
 
 
+HELD_THRESHOLD_MARK = "--hold-conditions"  # in a manifest's threshold_source: placed by eval --hold-conditions
+
+
+def threshold_warning(embedder: Embedder) -> str | None:
+    """Why a model's stored threshold may let more strangers through on a real camera than its FAR says, or None:
+    it was placed on clean photos only (not with ``eval --save-threshold --hold-conditions``)."""
+    manifest = getattr(embedder, "manifest", None)
+    if manifest is None or manifest.threshold is None or HELD_THRESHOLD_MARK in (manifest.threshold_source or ""):
+        return None
+    source = manifest.threshold_source or "source not recorded"
+    return (f"{embedder.name}'s threshold was placed on clean photos only ({source}); grey, side-lit, small or "
+            f"compressed faces can pass it several times as often: edgeface eval {embedder.name} --save-threshold "
+            "--hold-conditions places one that holds under them")
+
+
 def check_embeddings(raw: np.ndarray, model: str) -> np.ndarray:
     """A broken model's output is an error, never a decision: NaN or infinite values, or a zero vector (which every
     comparison would score 0, "different", whoever the faces are)."""
