@@ -1,9 +1,11 @@
 """``edgeface bench``: latency, memory and roofline of .tflite models on the light runtime.
 
-Each (model, threads) is measured in a fresh interpreter process, so load time and peak-memory growth belong
-to that model alone and one model's warm caches never flatter the next. The roofline peak is measured in the same
-run, per precision, by LiteRT itself (``runtime/roofline.py``): an int8 model is held against the int8 peak, a float
-model against the float32 one, a mixed model against the peak of its own mix.
+Each (model, threads) runs in a process of its own, so load time and peak-memory growth belong to that model alone
+and one model's warm caches never flatter the next. The processes are loaded and warmed up together, then timed in
+interleaved rounds (A B, B A, A B, ...): on a shared machine whose load comes and goes, every model meets the same
+load, so the ratio column holds (one model timed after the other read 3.5 ms against 2.0 ms for the *same file*
+when a neighbour woke up between them). The roofline peak is measured in the same run, per precision, by LiteRT
+itself (``runtime/roofline.py``).
 """
 
 from __future__ import annotations
@@ -20,69 +22,126 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 
+ROUNDS = 40  # timed rounds per model; --runs is split between them
 
 def percentile(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def measure(path: str, threads: int, runs: int, warmup: int, xnnpack: bool) -> dict:
-    """Runs inside the worker process: load, first inference, warm-up, timed runs."""
-    from edgeface.runtime.flops import flops_per_op
-    from edgeface.runtime.graph import list_ops, read_graph
-    from edgeface.runtime.interpreter import Model
-    from edgeface.runtime.roofline import flops_by_precision, random_input
+class Loaded:
+    """Inside a worker process: one model loaded, its first inference timed, then timed runs on demand."""
 
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
-    model = Model(path, threads=threads, xnnpack=xnnpack)
-    init_ms = (time.perf_counter() - t0) * 1e3
-    spec = model.input
-    x = random_input(spec, np.random.default_rng(0))
-    t0 = time.perf_counter()
-    model.invoke(x)
-    first_ms = (time.perf_counter() - t0) * 1e3
-    for _ in range(warmup):
-        model.invoke(x)
-    times = np.empty(runs)
-    for i in range(runs):
+    def __init__(self, path: str, threads: int, xnnpack: bool) -> None:
+        from edgeface.runtime.interpreter import Model
+        from edgeface.runtime.roofline import random_input
+
+        self.rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()
-        model.invoke(x)
-        times[i] = time.perf_counter() - t0
-    times *= 1e3
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    content = model.content
-    per_op = flops_per_op(path, content)  # from the file itself: a manifest may describe the model it came from
-    mix = flops_by_precision(list_ops(read_graph(content)), per_op)
-    return {
-        "model": str(path), "threads": threads, "xnnpack": model.xnnpack, "backend": model.backend,
-        "dtype": spec.dtype, "init_ms": init_ms, "first_ms": first_ms, "mean_ms": float(times.mean()),
-        "std_ms": float(times.std()), "p50_ms": percentile(times, 50), "p90_ms": percentile(times, 90),
-        "p99_ms": percentile(times, 99), "min_ms": float(times.min()), "throughput_per_s": 1e3 / float(times.mean()),
-        "peak_rss_mb": (rss1 - rss0) / 1024.0, "size_bytes": len(content),
-        "gzip_bytes": len(gzip.compress(content, 9)), "flops": int(sum(per_op.values())), "runs": runs,
-        "flops_by_precision": mix,
-    }
+        self.model = Model(path, threads=threads, xnnpack=xnnpack)
+        self.init_ms = (time.perf_counter() - t0) * 1e3
+        self.x = random_input(self.model.input, np.random.default_rng(0))
+        t0 = time.perf_counter()
+        self.model.invoke(self.x)
+        self.first_ms = (time.perf_counter() - t0) * 1e3
+        self.path, self.threads = path, threads
+
+    def run(self, count: int) -> list[float]:
+        """Milliseconds of ``count`` inferences."""
+        times = []
+        for _ in range(count):
+            t0 = time.perf_counter()
+            self.model.invoke(self.x)
+            times.append((time.perf_counter() - t0) * 1e3)
+        return times
+
+    def facts(self) -> dict:
+        """What does not depend on timing: load, first inference, memory growth, size, FLOPs by precision."""
+        from edgeface.runtime.flops import flops_per_op
+        from edgeface.runtime.graph import list_ops, read_graph
+        from edgeface.runtime.roofline import flops_by_precision
+
+        content = self.model.content
+        per_op = flops_per_op(self.path, content)  # from the file itself: a manifest may describe its origin
+        return {"model": str(self.path), "threads": self.threads, "xnnpack": self.model.xnnpack,
+                "backend": self.model.backend, "dtype": self.model.input.dtype, "init_ms": self.init_ms,
+                "first_ms": self.first_ms,
+                "peak_rss_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self.rss0) / 1024.0,
+                "size_bytes": len(content), "gzip_bytes": len(gzip.compress(content, 9)),
+                "flops": int(sum(per_op.values())),
+                "flops_by_precision": flops_by_precision(list_ops(read_graph(content)), per_op)}
 
 
-def peak_label(mix: dict[str, int]) -> str:
-    """Which peak a row is held against: "int8", or "int8 97 % + float32 3 %" for a mixed model."""
-    total = sum(mix.values())
-    if len(mix) <= 1:
-        return next(iter(mix), "none")
-    return " + ".join(f"{p} {100 * f / total:.0f} %" for p, f in sorted(mix.items(), key=lambda kv: -kv[1]))
+def summarise(times: list[float], rounds: list[float]) -> dict:
+    """Latency statistics of every timed run, and the spread of the per-round medians."""
+    t = np.array(times)
+    return {"mean_ms": float(t.mean()), "std_ms": float(t.std()), "p50_ms": percentile(t, 50),
+            "p90_ms": percentile(t, 90), "p99_ms": percentile(t, 99), "min_ms": float(t.min()),
+            "throughput_per_s": 1e3 / float(t.mean()), "runs": len(t),
+            "round_p50_spread": float((max(rounds) - min(rounds)) / np.median(rounds)) if rounds else 0.0}
+
+
+class Worker:
+    """The parent's handle on one worker process: commands as JSON lines on stdin, answers on stdout."""
+
+    def __init__(self, payload: dict) -> None:
+        threads = str(payload["threads"])
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        self.what = payload.get("model", "the peak probe")
+        self.process = subprocess.Popen([sys.executable, "-m", "edgeface.runtime.bench", json.dumps(payload)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env=env)
+        self.ready = self.read()
+
+    def read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line.startswith("{"):
+            self.process.kill()
+            err = [ln for ln in self.process.stderr.read().splitlines() if ln.startswith("edgeface: error:")]
+            raise EdgefaceError(err[0].removeprefix("edgeface: error: ") if err else
+                                f"benchmark worker failed for {self.what}")
+        return json.loads(line)
+
+    def ask(self, command: dict) -> dict:
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=30)
 
 
 def _subprocess(payload: dict) -> dict:
-    threads = str(payload["threads"])
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    done = subprocess.run([sys.executable, "-m", "edgeface.runtime.bench", json.dumps(payload)],
-                          capture_output=True, text=True, env=env)
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
-    if done.returncode != 0 or not lines:
-        err = [ln for ln in done.stderr.splitlines() if ln.startswith("edgeface: error:")]
-        raise EdgefaceError(err[0].removeprefix("edgeface: error: ") if err else
-                            f"benchmark worker failed for {payload.get('model', 'the GEMM probe')}")
-    return json.loads(lines[-1])
+    """A one-shot worker (the peak probes): its answer."""
+    worker = Worker(payload)
+    worker.close()
+    return worker.ready
+
+
+def time_interleaved(models: list[str], threads: int, runs: int, warmup: int, xnnpack: bool,
+                     rounds: int = ROUNDS) -> list[dict]:
+    """Every model loaded in its own process, warmed up, then timed in ``rounds`` alternating rounds."""
+    workers = []
+    try:
+        for m in models:
+            workers.append(Worker({"model": m, "threads": threads, "xnnpack": xnnpack}))
+        for w in workers:
+            w.ask({"run": warmup})
+        times: list[list[float]] = [[] for _ in workers]
+        medians: list[list[float]] = [[] for _ in workers]
+        per_round = max(1, -(-runs // rounds))
+        for r in range(min(rounds, runs)):
+            order = range(len(workers)) if r % 2 == 0 else reversed(range(len(workers)))
+            for i in order:
+                chunk = workers[i].ask({"run": per_round})["times"]
+                times[i] += chunk
+                medians[i].append(float(np.median(chunk)))
+        return [{**w.ask({"facts": True}), **summarise(times[i], medians[i]), "rounds": len(medians[i]),
+                 "round_p50_ms": medians[i]} for i, w in enumerate(workers)]
+    finally:
+        for w in workers:
+            w.close()
 
 
 def bench(models: list[str], threads: list[int], runs: int = 200, warmup: int = 20, xnnpack: bool = True,
@@ -100,43 +159,59 @@ def bench(models: list[str], threads: list[int], runs: int = 200, warmup: int = 
         check_tflite_file(m)
     from edgeface.runtime.roofline import mixed_peak
 
-    peaks: dict[tuple[str, int], float] = {}
+    peaks: dict[tuple[str, int], dict] = {}
     rows = []
     for t in threads:
-        base = None
-        for m in models:
-            row = _subprocess({"model": m, "threads": t, "runs": runs, "warmup": warmup, "xnnpack": xnnpack})
-            base = base or row
-            row["ratio_to_first"] = row["p50_ms"] / base["p50_ms"]
-            row["achieved_gflops"] = row["flops"] / (row["p50_ms"] * 1e-3) / 1e9
+        measured = time_interleaved(models, t, runs, warmup, xnnpack)
+        base = measured[0]
+        for row in measured:
+            # paired by round (the two ran back to back): the median of the per-round ratios cancels load that
+            # drifts over the run, which a ratio of pooled medians does not
+            row["ratio_to_first"] = float(np.median(np.array(row["round_p50_ms"]) / np.array(base["round_p50_ms"])))
+            # the roofline compares capabilities: the model's best round against the probe's best-of timings, both
+            # steady on a machine whose load comes and goes (the p50 column is the latency a user meets)
+            row["achieved_gflops"] = row["flops"] / (min(row["round_p50_ms"]) * 1e-3) / 1e9
             if roofline and row["flops_by_precision"]:
                 for p in row["flops_by_precision"]:
                     if (p, t) not in peaks:
-                        peaks[p, t] = _subprocess({"probe": p, "threads": t, "xnnpack": xnnpack})["gflops"]
+                        peaks[p, t] = _subprocess({"probe": p, "threads": t, "xnnpack": xnnpack})
                 row["peak_of"] = peak_label(row["flops_by_precision"])
                 row["peak_gflops"] = mixed_peak(row["flops_by_precision"],
-                                               {p: peaks[p, t] for p in row["flops_by_precision"]})
+                                               {p: peaks[p, t]["gflops"] for p in row["flops_by_precision"]})
+                row["peak_probes"] = {p: peaks[p, t] for p in row["flops_by_precision"]}
                 row["efficiency"] = row["achieved_gflops"] / row["peak_gflops"]
             rows.append(row)
     return rows
 
 
+def peak_label(mix: dict[str, int]) -> str:
+    """Which peak a row is held against: "int8", or "int8 97 % + float32 3 %" for a mixed model."""
+    total = sum(mix.values())
+    if len(mix) <= 1:
+        return next(iter(mix), "none")
+    return " + ".join(f"{p} {100 * f / total:.0f} %" for p, f in sorted(mix.items(), key=lambda kv: -kv[1]))
+
+
 def _worker(payload: dict) -> None:
-    """Entry of the measuring subprocess: print one JSON line."""
+    """Entry of a measuring process: a peak probe answers once; a model answers ``{"run": N}`` (its times) and
+    ``{"facts": true}`` commands, one JSON line each, until its stdin closes."""
     from edgeface.errors import EdgefaceError as Error
 
     try:
         if payload.get("probe"):
             from edgeface.runtime.roofline import peak_gflops
 
-            result = {"gflops": peak_gflops(payload["probe"], payload["threads"], payload["xnnpack"])}
-        else:
-            result = measure(payload["model"], payload["threads"], payload["runs"], payload["warmup"],
-                             payload["xnnpack"])
+            print(json.dumps(peak_gflops(payload["probe"], payload["threads"], payload["xnnpack"])), flush=True)
+            return
+        loaded = Loaded(payload["model"], payload["threads"], payload["xnnpack"])
     except Error as exc:
         print(f"edgeface: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    print(json.dumps(result))
+    print(json.dumps({"loaded": True}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        answer = {"times": loaded.run(int(command["run"]))} if "run" in command else loaded.facts()
+        print(json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":

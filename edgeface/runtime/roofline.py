@@ -113,13 +113,66 @@ def random_input(spec: object, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(-1, 1, spec.shape).astype(spec.dtype)
 
 
-def peak_gflops(precision: str, threads: int, xnnpack: bool = True) -> float:
-    """Best rate of the probe in ``precision`` on ``threads`` threads (min over timed runs)."""
+PROBE_REPEATS = 7  # independent timings of the probe: the peak is their median, their spread is reported
+
+
+def peak_gflops(precision: str, threads: int, xnnpack: bool = True) -> dict:
+    """The probe's rate in ``precision`` on ``threads`` threads: ``gflops`` is the median of PROBE_REPEATS best-of
+    timings (one lucky run no longer sets the peak), ``spread`` their (max - min) / median, and ``limit_gflops`` what
+    the core's instruction set and clock allow (``isa_limit``), with ``check`` saying whether the probe is within it."""
     from edgeface.runtime.interpreter import Model
 
     model = Model(f"<{precision} probe>", threads=threads, xnnpack=xnnpack, content=probe_model(precision))
-    times = time_invokes(model, random_input(model.input, np.random.default_rng(0)), runs=200, warmup=10)
-    return probe_flops() / (float(times.min()) * 1e-3) / 1e9
+    x = random_input(model.input, np.random.default_rng(0))
+    time_invokes(model, x, runs=200, warmup=20, budget_s=0.3)  # clocks up, caches warm
+    rates = [probe_flops() / (float(time_invokes(model, x, runs=100, warmup=0, budget_s=0.2).min()) * 1e-3) / 1e9
+             for _ in range(PROBE_REPEATS)]
+    median = float(np.median(rates))
+    limit = isa_limit(precision, threads)
+    check = "no limit known for this CPU" if limit is None else (
+        "within the instruction set's limit" if median <= limit else "ABOVE the instruction set's limit: suspect")
+    return {"gflops": median, "spread": (max(rates) - min(rates)) / median, "limit_gflops": limit, "check": check}
+
+
+def cpu_facts() -> tuple[set[str], float | None]:
+    """The CPU's feature flags and its highest clock in GHz (cpufreq's maximum, else /proc/cpuinfo's)."""
+    flags: set[str] = set()
+    mhz: list[float] = []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    flags |= set(value.split())
+                elif key.strip() == "cpu MHz":
+                    mhz.append(float(value))
+    except OSError:
+        return flags, None
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", encoding="utf-8") as handle:
+            return flags, int(handle.read()) / 1e6
+    except (OSError, ValueError):
+        return flags, max(mhz) / 1e3 * TURBO_MARGIN if mhz else None
+
+
+TURBO_MARGIN = 1.5  # a VM's cpuinfo shows the base clock; turbo can run this much faster
+
+
+def isa_limit(precision: str, threads: int) -> float | None:
+    """GFLOP/s (or G op/s) one core's widest units can reach, times ``threads``: e.g. AVX-512 = 2 FMA ports x 16
+    float32 lanes x 2; AMX-INT8 = 1,024 int8 multiply-adds a cycle; AVX-512 VNNI = 2 ports x 64. None when unknown."""
+    flags, ghz = cpu_facts()
+    if ghz is None:
+        return None
+    table = INTEGER_OPS_PER_CYCLE if precision != "float32" else FLOAT_OPS_PER_CYCLE
+    per_cycle = next((ops for flag, ops in table if flag in flags), None)
+    return per_cycle * ghz * threads if per_cycle else None
+
+
+# the widest unit a core has, first match wins: x86 then arm64 flags
+INTEGER_OPS_PER_CYCLE = [("amx_int8", 2048), ("avx512_vnni", 256), ("avx_vnni", 128), ("avx2", 64),
+                         ("i8mm", 256), ("asimddp", 128), ("asimd", 32)]
+FLOAT_OPS_PER_CYCLE = [("avx512f", 64), ("fma", 32), ("asimd", 16)]
 
 
 def flops_by_precision(ops: list[OpInfo], flops: dict[int, int]) -> dict[str, int]:
