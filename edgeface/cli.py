@@ -1158,7 +1158,8 @@ def recognize_command(
     input_scale: InputScale = None,
     channels: Channels = None,
     threads: Threads = 1,
-    output: Annotated[Optional[Path], typer.Option(help="write annotated frames to this video (.mp4)")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write annotated frames to this video "
+                                                                    "(.mp4)")] = None,
     show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
     max_frames: Annotated[int, typer.Option(help="stop after this many frames (0: until the source ends)")] = 0,
     smooth: Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames")] = 5,

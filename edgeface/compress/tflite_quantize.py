@@ -9,7 +9,9 @@ per-layer error report, until the exported file is within the budget on LFW View
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 import tempfile
 import warnings
@@ -106,11 +108,22 @@ def quantize_float(content: bytes, recipe: str, spec: InputSpec, faces: np.ndarr
     """The quantized flatbuffer of a prepared float model (``prepare_float``); with ``rewrite``, int8 MIN/MAX then
     work on their input's own scale (``tflite_rewrite.share_minmax_params``)."""
     from edgeface.compress.tflite_rewrite import int8_minmax
-    from edgeface.vision.embed import preprocess
+    from edgeface.progress import progress_bar
 
     quantizer, _ = _quantizer()
     entries = recipe_for(recipe) + (overrides.entries() if overrides else [])
     q = quantizer.Quantizer(bytearray(content), entries)
+    with progress_bar() as bar:
+        task = bar.add_task(f"{recipe} quantization (litert-quantizer)", total=2)
+        quantized = calibrate_and_quantize(q, content, recipe, spec, faces, lambda: bar.advance(task))
+    return int8_minmax(quantized)[0] if rewrite else quantized
+
+
+def calibrate_and_quantize(q: object, content: bytes, recipe: str, spec: InputSpec, faces: np.ndarray | None,
+                           step: Callable[[], None]) -> bytes:
+    """Calibrate (static recipes) and quantize, each quietly (``quiet``), calling ``step`` after each."""
+    from edgeface.vision.embed import preprocess
+
     calibration = None
     if q.need_calibration:
         if faces is None or not len(faces):
@@ -119,18 +132,29 @@ def quantize_float(content: bytes, recipe: str, spec: InputSpec, faces: np.ndarr
         name = signature.inputs[0].name.decode()
         samples = [{name: preprocess(f[None], spec).astype(np.float32)} for f in faces]
         try:
-            with warnings.catch_warnings():  # the calibrator keeps every tensor on purpose and warns about it
-                warnings.filterwarnings("ignore", message=".*preserve_all_tensors.*")
+            with quiet():
                 calibration = q.calibrate({signature.signatureKey.decode(): samples})
         except (ValueError, RuntimeError, KeyError) as exc:
             raise EdgefaceError(f"calibration failed: {str(exc).strip().splitlines()[0][:200]}") from None
+    step()
     try:
-        quantized = bytes(q.quantize(calibration, enable_progress_bar=False,
-                                     enable_progress_report=False).quantized_model)
+        with quiet():
+            quantized = bytes(q.quantize(calibration, enable_progress_bar=False,
+                                         enable_progress_report=False).quantized_model)
     except (ValueError, RuntimeError, KeyError, NotImplementedError) as exc:
         raise EdgefaceError(f"the LiteRT quantizer refused this model: {str(exc).strip().splitlines()[0][:200]}"
                             ) from None
-    return int8_minmax(quantized)[0] if rewrite else quantized
+    step()
+    return quantized
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """The quantizer's own progress bars (one tick per op and sample: 60,600 for a full calibration) and its
+    warning that the calibrator keeps every tensor (on purpose) go nowhere: edgeface's progress is the one shown."""
+    with warnings.catch_warnings(), open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        warnings.filterwarnings("ignore", message=".*preserve_all_tensors.*")
+        yield
 
 
 def calibration_crops(folders: Sequence[str | Path], count: int, alignment: str | None,
