@@ -13,6 +13,8 @@ frames straight from OpenCV. Every problem is an :class:`edgeface.errors.Edgefac
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,19 @@ from edgeface.vision.face import Face, iou
 from edgeface.vision.image import image_files, read_image
 
 Image = str | Path | np.ndarray
+
+
+def one_line_errors(kind: type, error: BaseException, traceback: Any, previous: Any = sys.excepthook) -> None:
+    """A script that lets an EdgefaceError escape ends as the CLI does: one line naming the problem, exit 1, no
+    traceback (EDGEFACE_DEBUG=1 shows it). Every other exception keeps Python's own report."""
+    if issubclass(kind, EdgefaceError) and not os.environ.get("EDGEFACE_DEBUG"):
+        print(f"edgeface: error: {error}", file=sys.stderr)
+        return
+    previous(kind, error, traceback)
+
+
+if sys.excepthook is sys.__excepthook__:  # a hook someone else installed stays theirs
+    sys.excepthook = one_line_errors
 MIN_BOX_IOU = 0.3  # a given box and the detection inside it: the same face
 
 @dataclass

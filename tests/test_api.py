@@ -36,6 +36,16 @@ def test_the_readme_example_runs_as_written_with_tensorflow_blocked(tmp_path: Pa
     assert "obama" in done.stdout
 
 
+def test_the_readme_example_with_a_missing_photo_ends_in_one_line(tmp_path: Path):
+    """The same five lines without obama.jpg: exit 1 and one line naming the photo and why, not 'None 0.0'."""
+    shutil.copyfile(TWO, tmp_path / "two_people.jpg")
+    done = subprocess.run([sys.executable, "-c", BLOCK_TF + readme_example()], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "Traceback" not in done.stderr
+    assert "nothing enrolled for 'obama': obama.jpg: image not found" in done.stderr
+
+
 def test_load_detect_embed_verify():
     import edgeface
 
