@@ -76,3 +76,68 @@ def test_no_pickle_anywhere_in_the_package():
                 "allow_pickle=True" in text or re.search(r"np\.load\((?![^)]*allow_pickle=False)", text):
             offenders.append(str(Path(path).relative_to(ROOT)))
     assert offenders == []
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every module's imports of edgeface modules and of TensorFlow, at any depth of its code (inside functions
+    too: a lazy import is still an import the device would execute), read from the source's syntax tree."""
+    import ast
+
+    paths = {}
+    for path in sorted((ROOT / "edgeface").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # from . import x / from ..y import z
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parent, base] if base else parent)
+                found |= {base, *(f"{base}.{alias.name}" for alias in node.names)}
+        graph[name] = {m for m in found if m in paths or m.split(".")[0] in TF_PACKAGES}
+    return graph
+
+
+TF_PACKAGES = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization")
+# the one sanctioned edge: a machine with neither LiteRT nor tflite_runtime may opt in to TensorFlow's interpreter
+ALLOWED_EDGES = {("edgeface.runtime.interpreter", "tensorflow")}
+# the dispatcher imports every command's module inside that command; `import` converts ONNX/SavedModel/Keras with TF
+NOT_DEVICE = {"edgeface.cli", "edgeface.model_import"}
+TF_FREE_QUANTIZER = ("edgeface.compress.tflite_quantize", "edgeface.compress.tflite_rewrite")  # edgeface[quantize]
+
+
+def test_no_device_module_reaches_training_code_at_any_depth():
+    graph = import_graph()
+    for a, b in ALLOWED_EDGES:
+        graph[a].discard(b)
+
+    def chain_to_training(start: str) -> list[str] | None:
+        via: dict[str, str] = {}
+        stack, seen = [start], {start}
+        while stack:
+            here = stack.pop()
+            for there in graph.get(here, ()):
+                if there in seen:
+                    continue
+                seen.add(there)
+                via[there] = here
+                if (there.startswith(TRAINING_HALF) and there not in TF_FREE_QUANTIZER) or \
+                        there.split(".")[0] in TF_PACKAGES:
+                    path = [there]
+                    while path[-1] != start:
+                        path.append(via[path[-1]])
+                    return path[::-1]
+                stack.append(there)
+        return None
+
+    leaks = {m: chain for m in [*DEVICE_MODULES, *TF_FREE_QUANTIZER] if m not in NOT_DEVICE
+             and (chain := chain_to_training(m))}
+    assert leaks == {}, "\n".join(" -> ".join(chain) for chain in leaks.values())
+    # the walk is real: the training half does reach TensorFlow through the same graph
+    assert chain_to_training("edgeface.compress.prune") is not None
