@@ -600,7 +600,8 @@ class Gallery:
         rows = self.db.execute("SELECT p.name, t.embedding, t.image_sha256, t.quality, t.created FROM templates t "
                                "JOIN people p ON p.id = t.person_id ORDER BY p.name, t.id").fetchall()
         header = {"format": "edgeface-gallery/1", "model_sha256": self.meta("model_sha256"),
-                  "embedding_size": self.embedding_size, "alignment": self.alignment}
+                  "embedding_size": self.embedding_size, "alignment": self.alignment,
+                  **({"model": self.meta("model")} if self.meta("model") else {})}
         dim = self.embedding_size
         arrays = {
             "header": np.array(json.dumps(header)),
