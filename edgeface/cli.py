@@ -658,7 +658,7 @@ def eval_command(
 @app.command("bench", rich_help_panel="3. evaluate & benchmark")
 def bench_command(
     models: Annotated[Optional[list[str]], typer.Argument(help=".tflite files; default: the shipped model")] = None,
-    threads: Annotated[str, typer.Option(help="comma-separated thread counts, e.g. 1,2,4")] = "1",
+    threads: Annotated[str, typer.Option("--threads", "-t", help="comma-separated thread counts, e.g. 1,2,4")] = "1",
     runs: Annotated[int, typer.Option(help="timed inferences per model")] = 200,
     warmup: Annotated[int, typer.Option(help="untimed inferences before timing")] = 20,
     xnnpack: Annotated[bool, typer.Option(help="use the XNNPACK delegate (--no-xnnpack: reference kernels)")] = True,
@@ -1158,8 +1158,8 @@ def recognize_command(
     input_scale: InputScale = None,
     channels: Channels = None,
     threads: Threads = 1,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write annotated frames to this video "
-                                                                    "(.mp4)")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "--out", "-o", help="write annotated frames to this "
+                                                                             "video (.mp4)")] = None,
     show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
     max_frames: Annotated[int, typer.Option(help="stop after this many frames (0: until the source ends)")] = 0,
     smooth: Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames")] = 5,
