@@ -83,7 +83,8 @@ class Recognizer:
         self.embedder, self.gallery, self.threshold, self.max_turn = embedder, gallery, threshold, max_turn
         self.min_face = check_min_face(min_face)
         # the detector gives faces the landmarks the model was trained on (YuNet's for the shipped models, BlazeFace's
-        # for a model whose manifest says blazeface-4pt), for every face big enough to embed: the head-turn gate then reads the same points enrolment read
+        # for a model whose manifest says blazeface-4pt), for every face big enough to embed: the head-turn gate then
+        # reads the same points enrolment read
         self.detector = create_detector(detector, threads=threads, detect_size=detect_size,
                                         alignment=getattr(embedder, "alignment", None), min_face=self.min_face)
         self.turn = TurnGauge(self.detector, threads)

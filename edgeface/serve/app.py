@@ -89,8 +89,7 @@ class Guard:
     def refusal(self, scope: dict, headers: dict[str, str]) -> Response | None:
         """Why this request may not proceed, as the response to send, or None."""
         if self.token is None:
-            host = headers.get("host", "").rsplit(":", 1)[0] if not headers.get("host", "").startswith("[") \
-                else headers["host"].split("]")[0] + "]"
+            host = host_name(headers.get("host", ""))
             if host not in LOOPBACK_NAMES:
                 return error(403, f"this service answers only on loopback without a token, not Host {host!r}")
             return None
@@ -104,6 +103,13 @@ class Guard:
             return HTMLResponse("<h1>edgeface</h1><p>Open this page with <code>?token=...</code> (the contents of "
                                 "the service's --token-file).</p>", status_code=401)
         return error(401, "missing or wrong token: send 'Authorization: Bearer TOKEN' (the --token-file contents)")
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port: ``localhost:8080`` -> ``localhost``, ``[::1]:80`` -> ``[::1]``."""
+    if header.startswith("["):
+        return header.split("]")[0] + "]"
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 def error(status: int, message: str) -> JSONResponse:

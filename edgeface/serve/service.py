@@ -90,21 +90,18 @@ def public_result(result: dict) -> dict:
 
 
 class Pipeline:
-    """A recogniser, a gallery connection and the loop's per-frame recogniser, made and used on one thread."""
+    """A recogniser, a gallery connection and the loop's per-frame recogniser, made and used on one thread. The
+    worker's may create the gallery (enrolment from the browser starts from nothing); the camera's only reads it."""
 
     def __init__(self, config: ServeConfig, read_only: bool) -> None:
-        from edgeface.api import Gallery, load
-        from edgeface.recognize.gallery import gallery_model
+        from edgeface.api import load
+        from edgeface.recognize.gallery import Gallery, gallery_model, model_ref
 
         model = config.model if config.model is not None else gallery_model(config.gallery)
-        self.recognizer = load(model, detector=config.detector, detect_size=config.detect_size,
-                               threshold=config.threshold, threads=config.threads)
-        self.gallery = Gallery(config.gallery, recognizer=self.recognizer) if not read_only else None
-        from edgeface.recognize.gallery import Gallery as Store
-
-        r = self.recognizer
-        self.store = self.gallery.store if self.gallery else Store(
-            config.gallery, r.model_id, r.embedder.size, create=False, alignment=r.finder.alignment, read_only=True)
+        r = self.recognizer = load(model, detector=config.detector, detect_size=config.detect_size,
+                                   threshold=config.threshold, threads=config.threads)
+        self.store = Gallery(config.gallery, r.model_id, r.embedder.size, create=not read_only,
+                             alignment=r.finder.alignment, read_only=read_only, model=model_ref(model))
         self.frames = Recognizer(r.embedder, self.store, r.threshold, detector=config.detector,
                                  threads=config.threads, min_face=config.min_face, smooth=config.smooth,
                                  max_turn=config.max_turn, detect_size=config.detect_size, confirm=config.confirm)

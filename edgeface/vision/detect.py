@@ -10,11 +10,12 @@ Two detectors, for two jobs:
 Every detector has ``detect(image, bgr=False) -> list[Face]``, a ``name``, an ``id`` (name + every setting that
 changes its output, for caches) and an ``alignment`` (which landmarks its crops are aligned from).
 
-Alignment follows the model: a model trained on BlazeFace-aligned crops (its manifest says ``blazeface-4pt``, as
-the stage-2 default did; the shipped models say ``yunet-dlib150`` and ``yunet-5pt``) loses about 1 pp on LFW when given YuNet's 5-point crops, because the two detectors put
-their landmarks in slightly different places. For such a model YuNet still finds the faces, and BlazeFace, run on
-a crop twice the face's size around each of them, supplies the landmarks (``BlazeFaceLandmarks``): the crops are
-then aligned exactly as in training, small faces included, for about 1.5 ms per face.
+Alignment follows the model: a model trained on BlazeFace-aligned crops (its manifest says ``blazeface-4pt``, as the
+stage-2 default did; the shipped models say ``yunet-dlib150`` and ``yunet-5pt``) loses about 1 pp on LFW when given
+YuNet's 5-point crops, because the two detectors put their landmarks in slightly different places. For such a model
+YuNet still finds the faces, and BlazeFace, run on a crop twice the face's size around each of them, supplies the
+landmarks (``BlazeFaceLandmarks``): the crops are then aligned exactly as in training, small faces included, for
+about 1.5 ms per face.
 """
 
 from __future__ import annotations
