@@ -101,23 +101,32 @@ def evaluate_variants(variants: list[Variant], manifest, out_dir: Path, calibrat
     rows = []
     for v in variants:
         path = out_dir / f"{v.slug}.tflite"
-        if not (path.exists() and path.with_suffix(".json").exists()):  # resumable
-            stderr.print(f"[bold]building[/] {v.name}")
-            export(v.build(), path, v.quantize, calibration, "int8", manifest,
-                   {"variant": v.name, "technique": v.technique})
-        report = evaluate_lfw(TFLiteEmbedder(path, threads=threads), lfw_dir, pairs)
+        try:
+            if not (path.exists() and path.with_suffix(".json").exists()):  # resumable
+                stderr.print(f"[bold]building[/] {v.name}")
+                export(v.build(), path, v.quantize, calibration, "int8", manifest,
+                       {"variant": v.name, "technique": v.technique})
+            report = evaluate_lfw(TFLiteEmbedder(path, threads=threads), lfw_dir, pairs)
+        except Exception as exc:  # one technique that fails must not cost the others' results: a row says why
+            if not rows:
+                raise
+            message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            stderr.print(f"[bold red]failed[/] {v.name}: {message}")
+            rows.append({"variant": v.name, "technique": v.technique, "strength": v.strength, "error": message})
+            continue
         meta = json.loads(path.with_suffix(".json").read_text())
         rows.append({"variant": v.name, "technique": v.technique, "strength": v.strength, "file": str(path),
                      "quantize": v.quantize, "params": meta.get("params"), "accuracy": report["accuracy"],
                      "accuracy_se": report["accuracy_se"], "roc_auc": report["roc_auc"],
                      "tar_at_far_1e-3": report["tar_at_far"]["0.001"]})
-    timing = {r["model"]: r for r in bench([r["file"] for r in rows], [threads], runs=200, warmup=20)}
-    for r in rows:
+    scored = [r for r in rows if "error" not in r]
+    timing = {r["model"]: r for r in bench([r["file"] for r in scored], [threads], runs=200, warmup=20)}
+    for r in scored:
         t = timing[r["file"]]
         r.update({"p50_ms": t["p50_ms"], "size_bytes": t["size_bytes"], "gzip_bytes": t["gzip_bytes"],
                   "flops": t["flops"]})
-    base = rows[0]
-    for r in rows:
+    base = scored[0]
+    for r in scored:
         r["speedup_vs_float32"] = base["p50_ms"] / r["p50_ms"]
         r["delta_pp"] = 100 * (r["accuracy"] - base["accuracy"])
         r["size_ratio"] = r["size_bytes"] / base["size_bytes"]
@@ -135,6 +144,7 @@ def markdown(rows: list[dict]) -> str:
     head = ("| variant | size KB | gzip KB | params | MFLOPs | p50 ms | speed-up | LFW View 2 % | delta pp | "
             "TAR@FAR1e-3 % |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     return head + "".join(
+        f"| {r['variant']} | failed: {r['error']} |||||||||\n" if "error" in r else
         f"| {r['variant']} | {r['size_bytes'] / 1024:.0f} | {r['gzip_bytes'] / 1024:.0f} | {r['params'] or 0:,} | "
         f"{r['flops'] / 1e6:.0f} | {r['p50_ms']:.3f} | {r['speedup_vs_float32']:.2f}x | "
         f"{100 * r['accuracy']:.2f} +- {100 * r['accuracy_se']:.2f} | {r['delta_pp']:+.2f} | "
@@ -188,11 +198,12 @@ def pareto_plot(rows: list[dict], path: Path, title: str) -> None:
 
 
 def write_reports(rows: list[dict], out_dir: Path, title: str) -> dict:
+    scored = [r for r in rows if "error" not in r]
     write_json(out_dir / "report.json", {"title": title, "results": rows,
-                                         "pareto_front": [r["variant"] for r in pareto_front(rows)]})
+                                         "pareto_front": [r["variant"] for r in pareto_front(scored)]})
     with atomic_write(out_dir / "report.md", "w") as handle:
         handle.write(f"# {title}\n\n{markdown(rows)}")
-    pareto_plot(rows, out_dir / "pareto.png", title)
+    pareto_plot(scored, out_dir / "pareto.png", title)
     return {"json": str(out_dir / "report.json"), "markdown": str(out_dir / "report.md"),
             "plot": str(out_dir / "pareto.png")}
 
@@ -202,7 +213,7 @@ def select(rows: list[dict], max_drop_pp: float, target: str = "latency") -> dic
     if target not in ("latency", "size"):
         raise EdgefaceError(f"--target must be latency or size, got {target!r}")
     base = rows[0]["accuracy"]
-    ok = [r for r in rows if 100 * (base - r["accuracy"]) <= max_drop_pp]
+    ok = [r for r in rows if "error" not in r and 100 * (base - r["accuracy"]) <= max_drop_pp]
     key = "p50_ms" if target == "latency" else "size_bytes"
     return min(ok, key=lambda r: (r[key], -r["accuracy"])) if ok else None
 

@@ -37,7 +37,7 @@ def test_pareto_front():
 
 
 @needs_shared
-def test_compare_writes_report_json_markdown_and_plot(tmp_path):
+def test_compare_writes_report_json_markdown_and_plot(tmp_path, monkeypatch):
     from edgeface.manifest import Manifest
     from edgeface.models import build_model
     from edgeface.models.registry import INPUT_SPEC
@@ -60,3 +60,19 @@ def test_compare_writes_report_json_markdown_and_plot(tmp_path):
     stamp = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tflite")}
     compare(path, ["quantize", "structured"], [faces], out, LFW, pairs, epochs=1, faces_limit=48)
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.tflite")} == stamp
+    # a technique that fails becomes a row with its error; the others are still scored, timed and plotted
+    import edgeface.report as report_module
+    from edgeface.errors import EdgefaceError
+
+    def broken() -> None:
+        raise EdgefaceError("no Dense or Conv2D layer would get smaller at that rank/energy")
+
+    planned = report_module.plan_variants
+    monkeypatch.setattr(report_module, "plan_variants", lambda *a, **k: [
+        *planned(*a, **k), report_module.Variant("low-rank r1", "lowrank", broken, "float32")])
+    result = compare(path, ["quantize", "structured"], [faces], out, LFW, pairs, epochs=1, faces_limit=48)
+    failed = [r for r in result["results"] if "error" in r]
+    assert [(r["variant"], r["error"]) for r in failed] == [
+        ("low-rank r1", "no Dense or Conv2D layer would get smaller at that rank/energy")]
+    assert all("p50_ms" in r for r in result["results"] if "error" not in r)
+    assert "| low-rank r1 | failed: no Dense" in (out / "report.md").read_text()
