@@ -421,10 +421,11 @@ def quantize_command(
     model: Annotated[Path, typer.Argument(help="a tf_keras model (.keras/.h5), or a float .tflite (yours or "
                                           "imported with edgeface import)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output .tflite (+ manifest)")],
-    mode: Annotated[QuantMode, typer.Option(help="Keras models: post-training (dynamic, float16, int8) or "
-                                            "quantization-aware")] = QuantMode.int8,
-    recipe: Annotated[Recipe, typer.Option(help=".tflite models: the LiteRT quantizer recipe (int8: int8 "
-                                           "weights and activations; int16x8: int16 activations)")] = Recipe.int8,
+    precision: Annotated[str, typer.Option(
+        "--precision", "--mode", "--recipe",
+        help="Keras models: dynamic, float16, int8 (post-training), qat, qat-prune-preserve (quantization-aware); "
+             ".tflite models, the LiteRT quantizer's recipes: int8, int16x8 (int16 activations), dynamic, "
+             "weight-only")] = "int8",
     calib_data: Annotated[Optional[list[Path]], typer.Option(
         help="calibration faces: prepared folders, or (for .tflite) folders of photos")] = None,
     calib: Annotated[int, typer.Option(help="number of calibration faces")] = 300,
@@ -449,17 +450,22 @@ def quantize_command(
     within an LFW accuracy budget), straight to a .tflite with manifest."""
     from edgeface.report_format import print_json, print_table
 
+    kind, kinds = (".tflite", [r.value for r in Recipe]) if model.suffix == ".tflite" else \
+        ("Keras", [m.value for m in QuantMode])
+    if precision not in kinds:
+        raise EdgefaceError(f"--precision {precision!r} is not one for a {kind} model: choose one of "
+                            f"{', '.join(kinds)}")
     if model.suffix == ".tflite":
         from edgeface.compress.tflite_quantize import quantize_file
 
-        log = quantize_file(model, out, recipe.value, (input_mean, input_scale, channels), calib_data or [], calib,
+        log = quantize_file(model, out, precision, (input_mean, input_scale, channels), calib_data or [], calib,
                             rewrite, max_drop, lfw_dir, pairs, report_layers=layers)
         if json_out:
             print_json(log)
             return
         print_quantize_log(log)
         return
-    mode, io = mode.value, io.value
+    mode, io = precision, io.value
     from edgeface.compress.io import face_set, load_model, require_faces
     from edgeface.compress.quantize import QAT_MODES, quantization_aware
     from edgeface.export import calibration_faces, export
@@ -558,7 +564,8 @@ def export_command(
     model: Annotated[Path, typer.Argument(help="a tf_keras model (.keras, .h5 or SavedModel folder)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output .tflite (a .json manifest is written beside)")],
     format: Annotated[ExportFormat, typer.Option("--format", help="export format")] = ExportFormat.tflite,
-    quantize: Annotated[Precision, typer.Option(help="weights/activations precision")] = Precision.float32,
+    quantize: Annotated[Precision, typer.Option("--precision", "--quantize",
+                                                help="weights/activations precision")] = Precision.float32,
     calib_data: Annotated[Optional[list[Path]], typer.Option(help="prepared folders for int8 calibration")] = None,
     calib: Annotated[int, typer.Option(help="number of calibration faces")] = 300,
     io: Annotated[IOType, typer.Option(help="int8 models: int8 or float inputs/outputs")] = IOType.int8,
@@ -589,7 +596,8 @@ def eval_command(
     pairs: Annotated[Path, typer.Option(help="the official View 2 pairs.txt")],
     model: ModelArg = None,
     flip: Annotated[bool, typer.Option(help="average the embeddings of each face and its mirror image")] = False,
-    threads: Threads = 2,
+    threads: Annotated[int, typer.Option("--workers", "--threads", help="processes embedding the images in "
+                                                                      "parallel")] = 2,
     input_mean: InputMean = None,
     input_scale: InputScale = None,
     channels: Channels = None,

@@ -260,6 +260,10 @@ def test_quantize_refuses_with_one_line(tmp_path):
                           "already quantized")
     float_model = str(default_model_path("edgeface-small-float32.tflite"))
     assert_one_line_error(run_cli("quantize", float_model, "-o", out), "needs calibration faces")
+    # one precision option for every model kind (--mode and --recipe are its other names), checked per kind
+    assert_one_line_error(run_cli("quantize", float_model, "-o", out, "--precision", "qat"),
+                          "not one for a .tflite model", "int16x8")
+    assert_one_line_error(run_cli("quantize", float_model, "-o", out, "--recipe", "float16"), "int8, int16x8")
     assert_one_line_error(run_cli("quantize", float_model, "-o", out, "--calib-data", str(tmp_path / "none")),
                           "not found")
     assert_one_line_error(run_cli("quantize", float_model, "-o", out, "--calib-data", str(CELEBA), "--max-drop",
