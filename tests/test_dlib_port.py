@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import LFW, needs_shared
 
-pytestmark = needs_shared
+pytestmark = [needs_shared, pytest.mark.slow]  # TensorFlow training: minutes (make test-fast skips them)
 pytest.importorskip("edgeface.tf_setup")
 pytest.importorskip("dlib")
 

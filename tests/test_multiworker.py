@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import needs_shared, prepared_orl
 
-pytestmark = needs_shared
+pytestmark = [needs_shared, pytest.mark.slow]  # TensorFlow training: minutes (make test-fast skips them)
 tf_setup = pytest.importorskip("edgeface.tf_setup")
 
 

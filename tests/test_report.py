@@ -37,6 +37,7 @@ def test_pareto_front():
 
 
 @needs_shared
+@pytest.mark.slow
 def test_compare_writes_report_json_markdown_and_plot(tmp_path, monkeypatch):
     from edgeface.manifest import Manifest
     from edgeface.models import build_model

@@ -260,6 +260,7 @@ def test_a_network_bind_needs_a_private_token(tmp_path: Path) -> None:
                           "not found")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI", "").lower() != "true",
                     reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_the_page_in_a_real_browser(tmp_path: Path) -> None:

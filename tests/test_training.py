@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, needs_shared, prepared_orl, run_cli
 
-pytestmark = needs_shared
+pytestmark = [needs_shared, pytest.mark.slow]  # TensorFlow training: minutes (make test-fast skips them)
 tf_setup = pytest.importorskip("edgeface.tf_setup")
 
 
