@@ -129,11 +129,16 @@ class Recognizer:
 LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
+def label_style(height: int) -> tuple[float, int]:
+    """Font scale and stroke for a frame's height: readable at 360p, not shouting at 4K."""
+    return max(0.5, height / 1440), 1 if height < 1296 else 2
+
+
 def label_layout(results: list[dict], width: int, height: int) -> list[tuple[dict, str, tuple[int, int, int, int]]]:
     """Each face's label and where it goes: above its box (below at the top edge), moved inside the frame and down
     past any label already placed, so none is cut off or covers another. A score only beside a name: an unknown
     face's best-candidate score means nothing to a viewer."""
-    scale, thickness = max(0.5, height / 1440), 1 if height < 1296 else 2
+    scale, thickness = label_style(height)
     placed: list[tuple[int, int, int, int]] = []
     out = []
     for r in sorted(results, key=lambda r: r["box"][1]):
@@ -160,7 +165,7 @@ def draw(frame: np.ndarray, results: list[dict], fps: float | None = None) -> No
     """Boxes and labels (``label_layout``) on a filled background, readable on any frame; the FPS counter only when
     asked."""
     height, width = frame.shape[:2]
-    scale, thickness = max(0.5, height / 1440), 1 if height < 1296 else 2
+    scale, thickness = label_style(height)
     for r, label, (left, top, right, bottom) in label_layout(results, width, height):
         colour = (60, 170, 60) if r["name"] != "unknown" else (60, 60, 200)
         x0, y0, x1, y1 = (int(v) for v in r["box"])
@@ -254,14 +259,14 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
         events: list[str] | None = None, overlay_fps: bool = False,
         on_faces: Callable[[list[dict]], object] | None = None,
         on_frame: Callable[[np.ndarray, list[dict], float], object] | None = None,
-        sinks: list | None = None, stop: threading.Event | None = None, label: str | None = None,
+        extra_sinks: list | None = None, stop: threading.Event | None = None, label: str | None = None,
         event_options: EventOptions | None = None) -> dict:
     """The loop: returns a summary (frames, faces, fps, names seen, dropped frames, stage timings).
 
     Every event names its source (the image file for folders, else the source given). Unrelated images never
     share face tracks: the tracker starts afresh for each photo of a folder. Embedding programs (``edgeface serve``)
     pass ``on_frame`` (each BGR frame, undrawn, with its results and the FPS so far: keep it cheap, it runs in the
-    loop), extra event ``sinks`` (objects with ``send``/``close``) and a ``stop`` event of their own. Events name
+    loop), ``extra_sinks`` for events (objects with ``send``/``close``) and a ``stop`` event of their own. Events name
     the ``camera`` (``label``, else the source) beside the source of each frame (the photo's file in a folder).
     """
     if max_frames < 0 or max_seconds < 0:
@@ -274,9 +279,9 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                                 "(opencv-python-headless has none): use --output instead") from None
     writer = VideoOut(output, 25.0) if output else None  # checks the folder before any work
     shown = redact(source)  # rtsp://user:password@... is never printed with its password
-    sinks = Events(events or [], extra=sinks, camera=label or shown, options=event_options,
+    sinks = Events(events or [], extra=extra_sinks, camera=label or shown, options=event_options,
                    people=recognizer.gallery.templates()[2],
-                   model=recognizer.embedder.name) if events or sinks else None
+                   model=recognizer.embedder.name) if events or extra_sinks else None
     seen: dict[str, int] = defaultdict(int)
     frames = faces = errors = 0
     started = time.perf_counter()
@@ -359,5 +364,5 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
             "dropped_frames": dropped, "seconds": round(wall, 3), "fps": round(frames / max(wall, 1e-9), 2),
             "names": dict(seen),
             "interrupted": interrupted, "stages": recognizer.timings.summary(),
-            **({"events": sink_stats} if events or sinks else {}),
+            **({"events": sink_stats} if sinks else {}),
             **({"video": {"path": str(output), "codec": codec}} if output and codec else {})}

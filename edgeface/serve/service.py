@@ -158,7 +158,7 @@ class Service:
                 if pipeline is None:
                     pipeline = Pipeline(config, read_only=True)
                 self.camera.update(state="running", error=None)
-                run(config.source, pipeline.frames, events=config.events, sinks=[self.events], loop=config.loop,
+                run(config.source, pipeline.frames, events=config.events, extra_sinks=[self.events], loop=config.loop,
                     on_frame=self._on_frame, stop=self.stop, label=config.camera,
                     event_options=config.event_options)
                 if self.stop.is_set():
