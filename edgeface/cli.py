@@ -719,7 +719,7 @@ def bench_command(
     if json_out:
         print_json(rows)
         return
-    print_table("edgeface bench (ratio: p50 relative to the first model at the same thread count)",
+    print_table("edgeface bench (ratio: to the first model at the same thread count, round by round)",
                 ["model", "threads", "init ms", "p50 ms", "p90 ms", "p99 ms", "ratio", "RSS MB", "size KB",
                  "GFLOP/s", "of peak", "peak of"],
                 [(Path(r["model"]).name, r["threads"], round(r["init_ms"], 1), round(r["p50_ms"], 3),

@@ -130,6 +130,7 @@ def time_interleaved(models: list[str], threads: int, runs: int, warmup: int, xn
             w.ask({"run": warmup})
         times: list[list[float]] = [[] for _ in workers]
         medians: list[list[float]] = [[] for _ in workers]
+        bests: list[list[float]] = [[] for _ in workers]
         per_round = max(1, -(-runs // rounds))
         for r in range(min(rounds, runs)):
             order = range(len(workers)) if r % 2 == 0 else reversed(range(len(workers)))
@@ -137,8 +138,9 @@ def time_interleaved(models: list[str], threads: int, runs: int, warmup: int, xn
                 chunk = workers[i].ask({"run": per_round})["times"]
                 times[i] += chunk
                 medians[i].append(float(np.median(chunk)))
+                bests[i].append(float(min(chunk)))
         return [{**w.ask({"facts": True}), **summarise(times[i], medians[i]), "rounds": len(medians[i]),
-                 "round_p50_ms": medians[i]} for i, w in enumerate(workers)]
+                 "round_p50_ms": medians[i], "round_best_ms": bests[i]} for i, w in enumerate(workers)]
     finally:
         for w in workers:
             w.close()
@@ -165,9 +167,9 @@ def bench(models: list[str], threads: list[int], runs: int = 200, warmup: int = 
         measured = time_interleaved(models, t, runs, warmup, xnnpack)
         base = measured[0]
         for row in measured:
-            # paired by round (the two ran back to back): the median of the per-round ratios cancels load that
-            # drifts over the run, which a ratio of pooled medians does not
-            row["ratio_to_first"] = float(np.median(np.array(row["round_p50_ms"]) / np.array(base["round_p50_ms"])))
+            # paired by round (the two ran back to back), each round's best run (a neighbour's load only ever adds
+            # time): the median of these ratios cancels load that comes and goes, which pooled medians do not
+            row["ratio_to_first"] = float(np.median(np.array(row["round_best_ms"]) / np.array(base["round_best_ms"])))
             # the roofline compares capabilities: the model's best round against the probe's best-of timings, both
             # steady on a machine whose load comes and goes (the p50 column is the latency a user meets)
             row["achieved_gflops"] = row["flops"] / (min(row["round_p50_ms"]) * 1e-3) / 1e9

@@ -166,7 +166,8 @@ def warm_start(model: keras.Model, init: Path, sample_faces: Callable[[], np.nda
 def named_losses(loss: Callable | dict) -> dict:
     """The run's loss functions by the name a checkpoint stores them under, so ``--resume`` can compile it again."""
     losses = loss.values() if isinstance(loss, dict) else [loss]
-    return {fn.__name__: fn for fn in losses if callable(fn)}
+    return {fn.__name__: fn for fn in losses if callable(fn) and hasattr(fn, "__name__")}  # Keras loss objects
+    # (SparseCategoricalCrossentropy, ...) serialise themselves
 
 
 def first_images(dataset: tf.data.Dataset, count: int) -> np.ndarray:
