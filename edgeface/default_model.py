@@ -24,6 +24,14 @@ def default_model_path(name: str = DEFAULT_NAME) -> Path:
     return path
 
 
+DLIB_PORT = "dlib-port"  # dlib's network on LiteRT, run on dlib's own chip (a teacher, not a file)
+
+
+def is_named_model(text: str) -> bool:
+    """``small``, ``small-float32``, ``default``...: a shipped model's name (unless a file of that name is here)."""
+    return text.removesuffix("-float32") in NAMED_MODELS and not Path(text).exists()
+
+
 def resolve_model(model: str | Path | None) -> str | Path:
     """A model argument as given, or the shipped file it names: None is the default, ``small`` (and
     ``small-float32``) a named model; anything else (a path, ``dlib``) passes through."""
@@ -31,7 +39,7 @@ def resolve_model(model: str | Path | None) -> str | Path:
         return default_model_path()
     text = str(model)
     base = text.removesuffix("-float32")
-    if base in NAMED_MODELS and not Path(text).exists():
+    if is_named_model(text):
         name = NAMED_MODELS[base]
         return default_model_path(name if base == text else name.replace(".tflite", "-float32.tflite"))
     return model

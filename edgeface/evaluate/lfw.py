@@ -12,7 +12,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.evaluate.metrics import all_pairs_thresholds, roc_curve, verification_report
 from edgeface.manifest import InputSpec
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, alignment_of
-from edgeface.vision.embed import Embedder
+from edgeface.vision.embed import HELD_THRESHOLD_MARK, Embedder
 from edgeface.vision.pipeline import embed_paths
 
 
@@ -160,7 +160,7 @@ def save_threshold(model: str | Path, embedder: Embedder, report: dict, lfw_dir:
         reports = {"plain": report} | {c: evaluate_lfw(embedder, lfw_dir, pairs_file, condition=c, **evaluate)
                                        for c in CONDITIONS if c != "plain"}
         threshold = robust_threshold(reports)
-        source += (f" (edgeface eval --hold-conditions): FAR <= 1e-3 plain, <= {CONDITION_FAR:g} under "
+        source += (f" (edgeface eval {HELD_THRESHOLD_MARK}): FAR <= 1e-3 plain, <= {CONDITION_FAR:g} under "
                    f"{', '.join(c for c in reports if c != 'plain')}")
         report["conditions"] = {c: {k: r[k] for k in ("accuracy", "accuracy_se", "tar_at_far", "threshold_at_far",
                                                      "all_pairs")}

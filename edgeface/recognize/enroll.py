@@ -19,7 +19,7 @@ from edgeface.vision.align import align_face
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.embed import Embedder
 from edgeface.vision.face import Face
-from edgeface.vision.image import check_image_file, decode_image, is_image, square_crop
+from edgeface.vision.image import check_image_file, decode_image, is_image, square_jpeg
 from edgeface.vision.quality import MAX_TURN, sharpness
 
 MIN_EYE_DISTANCE = 24.0  # pixels between the eyes in the source photo
@@ -40,24 +40,15 @@ def keep_face(image: np.ndarray, face: Face) -> StoredFace:
     (the face keeps about half of that: sharper than any model's chip needs), as JPEG q95, with the detection moved
     into its coordinates: what ``gallery upgrade`` needs to align and embed it for another model, and no more of the
     photo."""
-    import cv2
-
     cx, cy = (face.box[:2] + face.box[2:]) / 2
-    crop, x0, y0 = square_crop(image, cx, cy, 2 * max(face.width, face.height))
-    if crop is None:
+    kept = square_jpeg(image, cx, cy, 2 * max(face.width, face.height), MAX_STORED_FACE, 95, rgb=True)
+    if kept is None:
         raise EdgefaceError("the face lies outside the photo")
-    scale = min(1.0, MAX_STORED_FACE / crop.shape[0])
-    if scale < 1.0:
-        side = max(1, round(crop.shape[0] * scale))
-        crop = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
-    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_JPEG_QUALITY, 95])
-    if not ok:
-        raise EdgefaceError("could not encode the enrolled face")
+    jpeg, x0, y0, scale = kept
     shift = np.array([x0, y0], np.float32)
     box = ((face.box.reshape(2, 2) - shift) * scale).reshape(-1)
     points = (face.keypoints - shift) * scale
-    return StoredFace(jpeg.tobytes(), [round(float(v), 2) for v in box],
+    return StoredFace(jpeg, [round(float(v), 2) for v in box],
                       [[round(float(x), 2), round(float(y), 2)] for x, y in points])
 
 

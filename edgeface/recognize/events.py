@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.vision.image import square_crop
+from edgeface.vision.image import square_jpeg
 
 QUEUE_SIZE = 1000
 RETRIES = 3
@@ -79,7 +79,7 @@ class Debouncer:
                 track = self.tracks[track_id] = {"name": r["name"]}
                 presence = self.present.get(key)
                 if presence is None:
-                    presence = self.present[key] = {"name": r["name"], "first": clock, "tracks": set()}
+                    presence = self.present[key] = {"first": clock, "tracks": set()}
                     if r["name"] != "unknown" or self.unknown:
                         out.append({"event": "arrived", **stamp, "track": track_id, "name": r["name"],
                                     "score": r["score"], "box": r["box"]})
@@ -265,16 +265,9 @@ def open_sink(spec: str, options: EventOptions | None = None, camera: str = "cam
 
 def face_jpeg(image_bgr: np.ndarray, box: list[float]) -> bytes | None:
     """The face in a square 1.5 times its size, at most 320 px a side, as JPEG: a snapshot of an arrival."""
-    import cv2
-
     x0, y0, x1, y1 = box
-    crop, _, _ = square_crop(image_bgr, (x0 + x1) / 2, (y0 + y1) / 2, 1.5 * max(x1 - x0, y1 - y0))
-    if crop is None:
-        return None
-    if crop.shape[0] > 320:
-        crop = cv2.resize(crop, (320, 320), interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(crop), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return data.tobytes() if ok else None
+    snapshot = square_jpeg(image_bgr, (x0 + x1) / 2, (y0 + y1) / 2, 1.5 * max(x1 - x0, y1 - y0), 320, 85)
+    return snapshot[0] if snapshot else None
 
 
 class Events:
@@ -285,6 +278,7 @@ class Events:
         self.options = options or EventOptions()
         self.camera = camera
         self.sinks = [open_sink(s, self.options, camera or "camera", people, model) for s in specs] + list(extra or [])
+        self.snapshot_sinks = {id(sink) for sink in self.sinks if getattr(sink, "snapshots", False)}
         self.debouncer = Debouncer(unknown=self.options.unknown)
 
     def frame(self, results: list[dict], source: str, frame: int, new_photo: bool = False,
@@ -297,11 +291,10 @@ class Events:
         for event in events:
             if self.camera is not None:
                 event = {"camera": self.camera, **event}
-            snapshot = face_jpeg(image, event["box"]) if image is not None and event["event"] == "arrived" and \
-                any(getattr(sink, "snapshots", False) for sink in self.sinks) else None
+            snapshot = face_jpeg(image, event["box"]) if self.snapshot_sinks and image is not None and \
+                event["event"] == "arrived" else None
             for sink in self.sinks:
-                sink.send({**event, "_snapshot": snapshot} if snapshot and getattr(sink, "snapshots", False)
-                          else event)
+                sink.send({**event, "_snapshot": snapshot} if snapshot and id(sink) in self.snapshot_sinks else event)
 
     def close(self) -> list[dict]:
         self._send(self.debouncer.flush())

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from edgeface.default_model import NAMED_MODELS
+from edgeface.default_model import DLIB_PORT, is_named_model
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, data_dir
 from edgeface.vision.detector_options import ALIGNMENTS, BLAZEFACE_ALIGNMENT
@@ -63,7 +63,7 @@ def model_ref(model: str | Path | None) -> str:
     if model is None:
         return "default"
     text = str(model)
-    if (text.removesuffix("-float32") in NAMED_MODELS and not Path(text).exists()) or text in ("dlib", "dlib-port"):
+    if is_named_model(text) or text in ("dlib", DLIB_PORT):
         return text
     return str(Path(text).resolve())
 

@@ -71,13 +71,16 @@ class Loaded:
                 "flops_by_precision": flops_by_precision(list_ops(read_graph(content)), per_op)}
 
 
-def summarise(times: list[float], rounds: list[float]) -> dict:
-    """Latency statistics of every timed run, and the spread of the per-round medians."""
-    t = np.array(times)
+def summarise(chunks: list[list[float]]) -> dict:
+    """Latency statistics of every timed run, and per round (``chunks``: each round's times) its median and its best
+    run, which the ratios pair up round by round."""
+    t = np.concatenate(chunks)
+    medians = [float(np.median(c)) for c in chunks]
     return {"mean_ms": float(t.mean()), "std_ms": float(t.std()), "p50_ms": percentile(t, 50),
             "p90_ms": percentile(t, 90), "p99_ms": percentile(t, 99), "min_ms": float(t.min()),
-            "throughput_per_s": 1e3 / float(t.mean()), "runs": len(t),
-            "round_p50_spread": float((max(rounds) - min(rounds)) / np.median(rounds)) if rounds else 0.0}
+            "throughput_per_s": 1e3 / float(t.mean()), "runs": len(t), "rounds": len(chunks),
+            "round_p50_spread": float((max(medians) - min(medians)) / np.median(medians)),
+            "round_p50_ms": medians, "round_best_ms": [float(min(c)) for c in chunks]}
 
 
 class Worker:
@@ -128,19 +131,13 @@ def time_interleaved(models: list[str], threads: int, runs: int, warmup: int, xn
             workers.append(Worker({"model": m, "threads": threads, "xnnpack": xnnpack}))
         for w in workers:
             w.ask({"run": warmup})
-        times: list[list[float]] = [[] for _ in workers]
-        medians: list[list[float]] = [[] for _ in workers]
-        bests: list[list[float]] = [[] for _ in workers]
+        chunks: list[list[list[float]]] = [[] for _ in workers]
         per_round = max(1, -(-runs // rounds))
         for r in range(min(rounds, runs)):
             order = range(len(workers)) if r % 2 == 0 else reversed(range(len(workers)))
             for i in order:
-                chunk = workers[i].ask({"run": per_round})["times"]
-                times[i] += chunk
-                medians[i].append(float(np.median(chunk)))
-                bests[i].append(float(min(chunk)))
-        return [{**w.ask({"facts": True}), **summarise(times[i], medians[i]), "rounds": len(medians[i]),
-                 "round_p50_ms": medians[i], "round_best_ms": bests[i]} for i, w in enumerate(workers)]
+                chunks[i].append(workers[i].ask({"run": per_round})["times"])
+        return [{**w.ask({"facts": True}), **summarise(chunks[i])} for i, w in enumerate(workers)]
     finally:
         for w in workers:
             w.close()

@@ -35,7 +35,7 @@ class LiveView:
         self.viewers = 0
 
     def publish(self, frame_bgr: np.ndarray, results: list[dict], fps: float) -> None:
-        """Called by the camera loop for every frame: store and notify, nothing else."""
+        """Called by the camera loop for every frame: store a reference, nothing else."""
         with self.lock:
             self.frame, self.results, self.fps = frame_bgr, results, fps
             self.index += 1
@@ -70,23 +70,21 @@ class EventLog:
         self.name = "web"
         self.events: deque[dict] = deque(maxlen=size)
         self.lock = threading.Lock()
-        self.last_id = 0
-        self.sent = 0
+        self.last_id = 0  # also how many were sent
 
     def send(self, event: dict) -> None:
         with self.lock:
             self.last_id += 1
             self.events.append({"id": self.last_id, **event})
-            self.sent += 1
 
     def close(self, timeout: float = 0.0) -> dict:
-        return {"sink": self.name, "sent": self.sent, "dropped": 0, "failed": 0}
+        return {"sink": self.name, "sent": self.last_id, "dropped": 0, "failed": 0}
 
     def page(self, limit: int = 50, before: int | None = None) -> dict:
         """Newest first: ``limit`` events with ids below ``before``, and the ``before`` of the next page."""
         with self.lock:
             chosen = [e for e in reversed(self.events) if before is None or e["id"] < before][:limit]
-        more = bool(chosen) and chosen[-1]["id"] > (self.events[0]["id"] if self.events else 0)
+            more = bool(chosen) and chosen[-1]["id"] > self.events[0]["id"]
         return {"events": chosen, "next": chosen[-1]["id"] if more else None}
 
     def after(self, last: int) -> list[dict]:

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,8 @@ from edgeface.vision.quality import MAX_TURN
 
 MAX_UPLOAD_BYTES = 20_000_000  # one request body: a few phone photos
 MAX_PENDING = 64  # requests waiting for the worker before the service says it is busy
-RECONNECT_S = 5.0
-WORKER_NICE = 10  # a lost camera is reopened after this long, for as long as the service runs
+RECONNECT_S = 5.0  # a lost camera is reopened after this long, for as long as the service runs
+WORKER_NICE = 10  # the request worker's CPU priority below the camera's
 
 
 def yield_to_camera() -> None:
@@ -174,8 +174,7 @@ class Service:
         self.camera["state"] = "stopped"
 
     def camera_is_live(self) -> bool:
-        source = self.config.source or ""
-        return source.isdigit() or "://" in source
+        return self.config.source is not None and source_kind(self.config.source) in ("camera", "stream")
 
     def camera_fps(self) -> float:
         """Frames a second over the last few seconds (0 when the camera is not sending)."""
@@ -216,9 +215,7 @@ class Service:
         from edgeface.recognize.enroll import enrol
 
         p = self.pipeline
-        result = enrol(p.store, name, photos, p.recognizer.finder, p.recognizer.embedder)
-        return {"name": result.name, "accepted": result.accepted, "rejected": result.rejected,
-                "skipped": result.skipped, "templates": result.templates}
+        return asdict(enrol(p.store, name, photos, p.recognizer.finder, p.recognizer.embedder))
 
     def enroll_live(self, name: str) -> dict:
         """Enrol the face now in the live view (it must hold exactly one usable face)."""
@@ -241,12 +238,9 @@ class Service:
 
     def health(self) -> dict:
         """Runs on the worker like every request: ``pending_requests`` does not count itself."""
-        r = self.pipeline.recognizer
-        people = self.pipeline.store.people()
+        r, store = self.pipeline.recognizer, self.pipeline.store
         return {"model": r.embedder.name, "model_id": r.model_id, "threshold": round(r.threshold, 4),
-                "detector": self.config.detector, "gallery": {"path": str(self.pipeline.store.path),
-                                                              "people": len(people),
-                                                              "templates": sum(p["templates"] for p in people)},
+                "detector": self.config.detector, "gallery": {"path": str(store.path), **store.counts()},
                 "camera": {**self.camera, "fps": round(self.camera_fps(), 2), "viewers": self.live.viewers},
                 "pending_requests": self._pending - 1, "uptime_s": round(time.time() - self.started, 1)}
 

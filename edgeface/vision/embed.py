@@ -14,6 +14,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from edgeface.default_model import DLIB_PORT
 from edgeface.errors import EdgefaceError
 from edgeface.files import sha256_file
 from edgeface.manifest import InputSpec, Manifest, load_manifest
@@ -205,7 +206,6 @@ class DlibEmbedder:
         return np.concatenate([self.embed_faces(a, [Face(box, 1.0, np.zeros((6, 2)))]) for a in aligned])
 
 
-DLIB_PORT = "dlib-port"
 # dlib's input_rgb_image_sized<150>: (pixel - mean) / 256 on its 150x150 chip
 DLIB_CHIP = 150
 DLIB_MEAN_RGB = (122.782, 117.001, 104.298)

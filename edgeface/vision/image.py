@@ -223,5 +223,21 @@ def square_crop(image: np.ndarray, cx: float, cy: float, side: float) -> tuple[n
     return crop, x0, y0
 
 
+def square_jpeg(image: np.ndarray, cx: float, cy: float, side: float, max_side: int, quality: int,
+                rgb: bool = False) -> tuple[bytes, int, int, float] | None:
+    """``square_crop`` shrunk to at most ``max_side`` pixels and JPEG-encoded (``rgb``: the image is RGB, not
+    OpenCV's BGR): the bytes, the crop's top-left corner and its scale; None when the square misses the image."""
+    crop, x0, y0 = square_crop(image, cx, cy, side)
+    if crop is None:
+        return None
+    scale = min(1.0, max_side / crop.shape[0])
+    if scale < 1.0:
+        size = max(1, round(crop.shape[0] * scale))
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    crop = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2BGR) if rgb else np.ascontiguousarray(crop)
+    ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return (data.tobytes(), x0, y0, scale) if ok else None
+
+
 def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
