@@ -121,8 +121,10 @@ def test_ops_profile_of_the_default_model():
     assert [r["ms"] for r in ops] == sorted((r["ms"] for r in ops), reverse=True)
     assert sum(r["share"] for r in ops) == pytest.approx(1.0)
     assert {r["op"] for r in ops} >= {"CONV_2D", "ADD", "MAX_POOL_2D"}
-    # the shipped model is all XNNPACK in int8 (no PReLU, no MIN/MAX, its average pools rewritten as convs)
-    assert report["not_on_xnnpack"] == {}
+    # the shipped model is all XNNPACK in int8 (no PReLU, no MIN/MAX, its average pools rewritten as convs) but for
+    # the mirror image its flip averaging makes of the input (REVERSE_V2 on 150x150x3 bytes: a copy, a few us)
+    assert set(report["not_on_xnnpack"]) <= {"REVERSE_V2 int8"}
+    assert sum(r["share"] for r in ops if r["op"] == "REVERSE_V2") < 0.03
     # ops timed alone add up to the whole model, within call overhead and lost fusion
     assert 0.5 < report["sum_of_ops_ms"] / report["whole_model_p50_ms"] < 2.0
     table = run_cli("bench", "--ops", "--top", "3")

@@ -110,7 +110,9 @@ def test_info_table_shows_the_manifest():
     table = " ".join(run_cli("info", env={"COLUMNS": "250"}).stdout.split())
     manifest = json.loads(run_cli("info", "--json").stdout)["manifest"]
     assert f"alignment │ {manifest['alignment']}" in table and f"threshold │ {manifest['threshold']:.4f}" in table
-    assert "150x150 RGB, (pixel - 0.0) x 1.0" in table and "LFW View 2 │ 98." in table
+    lfw = manifest["metrics"]["lfw"]
+    assert "150x150 RGB, (pixel - 0.0) x 1.0" in table
+    assert f"LFW View 2 │ {100 * lfw['accuracy']:.2f} % +- {100 * lfw['accuracy_se']:.2f}" in table
 
 
 def test_help_lists_every_command():
