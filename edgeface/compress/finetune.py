@@ -21,9 +21,18 @@ from edgeface.tf_setup import keras, tf
 from edgeface.train.dataset import normalise, prepared_faces
 from edgeface.vision.image import read_image
 
+ANISOTROPIC = 0.5  # mean cosine between the teacher's embeddings of different faces above which the loss is centred
+
 
 class FaceSet:
-    """Aligned faces held in memory (uint8) with the teacher's unit embeddings of them."""
+    """Aligned faces held in memory (uint8) with the teacher's unit embeddings of them.
+
+    ``centre`` is the teacher's mean unit embedding when its embeddings share one strong common direction (mean
+    cosine between faces over ``ANISOTROPIC``, as dlib's do: strangers score 0.85-0.90), else None. Fine-tuning then
+    compares embeddings minus that mean: measured on dlib's port pruned by 23 % of its FLOPs, the plain cosine loss
+    fell to 0.06 while LFW was at 81.7 %, since a small angle in a space that crowded is all the difference between
+    two people.
+    """
 
     def __init__(self, data: Sequence[str | Path], teacher: keras.Model, limit: int = 4000, seed: int = 0,
                  spec: InputSpec = INPUT_SPEC) -> None:
@@ -33,6 +42,17 @@ class FaceSet:
         self.faces = read_into_one_array([paths[i] for i in chosen])
         self.spec = spec
         self.targets = self.embed(teacher)
+        sample = self.targets[:: max(1, len(self.targets) // 1000)]
+        shared = float(np.mean(sample @ sample.T)) if len(sample) > 1 else 0.0
+        self.centre = self.targets.mean(0) if shared > ANISOTROPIC else None
+
+    def training_targets(self) -> np.ndarray:
+        """What the loss compares against: the unit targets, or centred on ``centre`` and renormalised."""
+        if self.centre is None:
+            return self.targets
+        from edgeface.train.distill import centred_targets
+
+        return centred_targets(self.targets)[0]
 
     def inputs(self, faces: np.ndarray) -> np.ndarray:
         from edgeface.vision.embed import preprocess
@@ -55,7 +75,7 @@ class FaceSet:
         def model_input(face: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             return tf.image.random_flip_left_right(normalise(tf.cast(face, tf.float32), spec)), target
 
-        ds = tf.data.Dataset.from_tensor_slices((faces, self.targets.astype(np.float32)))
+        ds = tf.data.Dataset.from_tensor_slices((faces, self.training_targets().astype(np.float32)))
         ds = ds.shuffle(len(faces), seed=0).map(model_input, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(batch, drop_remainder=True).repeat()
 
@@ -97,7 +117,7 @@ def finetune(model: keras.Model, faces: FaceSet, epochs: float, batch: int = 64,
     if epochs < 1:  # a fraction of a pass (a gradual pruning step): fewer steps, one Keras epoch
         whole, steps = 1, max(1, round(epochs * steps))
     schedule = keras.optimizers.schedules.CosineDecay(lr, steps * whole)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=distillation_loss(relation_weight))
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=distillation_loss(relation_weight, faces.centre))
     with contextlib.redirect_stdout(sys.stderr):
         history = model.fit(faces.dataset(batch), epochs=whole, steps_per_epoch=steps, callbacks=callbacks or [],
                             verbose=2)

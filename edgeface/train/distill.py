@@ -42,13 +42,21 @@ def relation_loss(y_true, y_pred):
     return tf.reduce_mean(tf.square(diff), axis=-1)  # per face: its row of the matrix
 
 
-def distillation_loss(relation_weight: float):
-    """Cosine to the teacher, plus ``relation_weight`` x the relation loss when it is above zero."""
-    if relation_weight == 0:
+def distillation_loss(relation_weight: float, centre: np.ndarray | None = None):
+    """Cosine to the teacher, plus ``relation_weight`` x the relation loss when it is above zero. With ``centre``
+    (the teacher's mean unit embedding; the targets then centred on it, see ``centred_targets``) both compare the
+    student's unit embedding minus that mean: the student stays in the teacher's space, and the loss weighs the
+    directions that tell people apart instead of the one every face shares."""
+    if relation_weight == 0 and centre is None:
         return cosine_loss
 
     def loss(y_true, y_pred):
-        return cosine_loss(y_true, y_pred) + relation_weight * relation_loss(y_true, y_pred)
+        if centre is not None:
+            from edgeface.tf_setup import tf
+
+            y_pred = tf.math.l2_normalize(y_pred, axis=-1) - tf.constant(centre, tf.float32)
+        out = cosine_loss(y_true, y_pred)
+        return out + relation_weight * relation_loss(y_true, y_pred) if relation_weight else out
 
     return loss
 
