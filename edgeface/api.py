@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.manifest import check_threshold
 from edgeface.vision.align import align_face, chip_of
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
-from edgeface.vision.embed import Embedder, embedder_identity, load_embedder
+from edgeface.vision.embed import Embedder, decision_threshold, embedder_identity, load_embedder
 from edgeface.vision.face import Face, iou
 from edgeface.vision.image import image_files, read_image
 
@@ -91,11 +90,7 @@ class FaceRecognizer:
                                                 channels=channels)
         self.detector = getattr(detector, "value", detector)
         self.finder = FaceFinder(self.detector, threads, detect_size, alignment=self.embedder.alignment)
-        limit = threshold if threshold is not None else self.embedder.threshold
-        if limit is None:
-            raise EdgefaceError(f"{self.embedder.name} has no calibrated threshold: give one (--threshold, or "
-                                "threshold= in Python), or store one with edgeface eval MODEL --save-threshold")
-        self.threshold = check_threshold(limit, "threshold")
+        self.threshold = decision_threshold(self.embedder, threshold)
 
     @property
     def model_id(self) -> str:
@@ -219,6 +214,28 @@ def check_boxes(boxes: list | np.ndarray | None, shape: tuple[int, ...]) -> np.n
         if not np.isfinite(box).all() or x1 <= x0 or y1 <= y0 or x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
             raise EdgefaceError(f"box {box.tolist()} is not an x0, y0, x1, y1 box inside the {w}x{h} image")
     return array
+
+
+def detect_files(target: str | Path, detector: str = DEFAULT_DETECTOR,
+                 detect_size: int = DEFAULT_DETECT_SIZE) -> dict:
+    """Every face in an image or a folder of images (``edgeface detect``): one row per face with its file, box,
+    landmarks, score and face_recognition's (top, right, bottom, left); files that are no image, or cannot be read,
+    are listed under ``skipped`` with the reason. Raises only when no image at all could be read."""
+    files, skipped = image_files(Path(target))
+    finder = FaceFinder(detector, detect_size=detect_size)
+    rows, unreadable = [], 0
+    for path in files:
+        try:
+            faces = [public(f) for f in finder.find(read_image(path))]
+        except EdgefaceError as exc:
+            unreadable += 1
+            skipped[str(path)] = str(exc)
+            continue
+        rows += [{"file": str(path), **f.to_dict(), "top_right_bottom_left": list(f.top_right_bottom_left)}
+                 for f in faces]
+    if unreadable == len(files):
+        raise EdgefaceError(f"no image of {target} could be read")
+    return {"detector": detector, "images": len(files), "unreadable": unreadable, "skipped": skipped, "faces": rows}
 
 
 def load(model: str | Path | None = None, **options: Any) -> FaceRecognizer:

@@ -11,6 +11,11 @@ TRAINING_HALF = ("edgeface.train", "edgeface.compress", "edgeface.models", "edge
                  "edgeface.tf_setup")
 
 
+def in_training_half(module: str) -> bool:
+    """Whole names only: ``edgeface.report`` is training code, ``edgeface.report_format`` (tables) is not."""
+    return any(module == half or module.startswith(half + ".") for half in TRAINING_HALF)
+
+
 def device_modules() -> list[str]:
     """Every module of the package outside the training half: found by walking the source tree, so a new device
     module is covered the day it is added."""
@@ -18,7 +23,7 @@ def device_modules() -> list[str]:
     for path in sorted((ROOT / "edgeface").rglob("*.py")):
         parts = path.relative_to(ROOT).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        if not name.startswith(TRAINING_HALF) and name != "edgeface.__main__":
+        if not in_training_half(name) and name != "edgeface.__main__":
             names.append(name)
     return names
 
@@ -30,6 +35,7 @@ def test_the_walk_finds_the_device_half():
     assert {"edgeface.vision.yunet", "edgeface.vision.blazeface", "edgeface.vision.detect", "edgeface.cli",
             "edgeface.evaluate.scenes", "edgeface.recognize.loop"} <= set(DEVICE_MODULES)
     assert not any(m.startswith("edgeface.train") for m in DEVICE_MODULES)
+    assert "edgeface.report_format" in DEVICE_MODULES and "edgeface.report" not in DEVICE_MODULES
 
 
 @needs_shared
@@ -107,8 +113,10 @@ def import_graph() -> dict[str, set[str]]:
 TF_PACKAGES = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization")
 # the one sanctioned edge: a machine with neither LiteRT nor tflite_runtime may opt in to TensorFlow's interpreter
 ALLOWED_EDGES = {("edgeface.runtime.interpreter", "tensorflow")}
-# the dispatcher imports every command's module inside that command; `import` converts ONNX/SavedModel/Keras with TF
-NOT_DEVICE = {"edgeface.cli", "edgeface.model_import"}
+# the dispatcher registers every command module; training and compression commands import TensorFlow inside
+# themselves; `import` converts ONNX/SavedModel/Keras with TF
+NOT_DEVICE = {"edgeface.cli", "edgeface.cli.train_commands", "edgeface.cli.compress_commands",
+              "edgeface.cli.compare_commands", "edgeface.model_import"}
 TF_FREE_QUANTIZER = ("edgeface.compress.tflite_quantize", "edgeface.compress.tflite_rewrite")  # edgeface[quantize]
 
 
@@ -127,7 +135,7 @@ def test_no_device_module_reaches_training_code_at_any_depth():
                     continue
                 seen.add(there)
                 via[there] = here
-                if (there.startswith(TRAINING_HALF) and there not in TF_FREE_QUANTIZER) or \
+                if (in_training_half(there) and there not in TF_FREE_QUANTIZER) or \
                         there.split(".")[0] in TF_PACKAGES:
                     path = [there]
                     while path[-1] != start:

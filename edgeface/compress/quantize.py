@@ -5,6 +5,9 @@ the int8 export loses less than post-training quantization. ``prune_preserve`` k
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from edgeface.compress.finetune import FaceSet, finetune
 from edgeface.compress.prune import check_supported
 from edgeface.errors import EdgefaceError
@@ -39,3 +42,23 @@ def quantization_aware(model: keras.Model, faces: FaceSet, mode: str = "qat", ep
         raise EdgefaceError(f"TFMOT cannot quantize this model: {first}") from None
     finetune(qat, faces, epochs, batch, lr)
     return qat
+
+
+def quantize_keras(model: Path, out: Path, mode: str, calib_data: Sequence[Path] = (), data: Sequence[Path] = (),
+                   calib: int = 300, io: str = "int8", epochs: float = 2.0, faces: int = 4000) -> dict:
+    """``edgeface quantize MODEL.keras``: post-training (``export``'s float16/dynamic/int8) or quantization-aware
+    (fine-tuned on ``data``, then int8), straight to ``out`` with the quantize step in its manifest. Calibration
+    faces come from ``calib_data``, else ``data``, else the QAT faces."""
+    from edgeface.compress.io import face_set, load_model, require_faces
+    from edgeface.export import calibration_faces, export
+
+    keras_model, manifest = load_model(model)
+    step: dict = {"step": "quantize", "mode": mode}
+    calibration = calibration_faces(list(calib_data or data), calib) if (calib_data or data) else None
+    if mode in QAT_MODES:
+        faces_set = require_faces(face_set(keras_model, manifest, list(data), faces), mode)
+        keras_model = quantization_aware(keras_model, faces_set, mode, epochs)
+        step["epochs"] = epochs
+        calibration = faces_set.faces[:calib] if calibration is None else calibration
+    path, result = export(keras_model, out, "int8" if mode in QAT_MODES else mode, calibration, io, manifest, step)
+    return {"model": str(path), "size_bytes": result.size_bytes, "mode": mode, "quantization": result.quantization}

@@ -644,3 +644,19 @@ class Gallery:
 
     def close(self) -> None:
         self.db.close()
+
+
+def open_gallery_with(model: str | Path | None, path: str | Path | None, detector: str = "yunet",
+                      threads: int = 1, create: bool = True, normalisation: tuple = (None, None, None),
+                      read_only: bool = False) -> tuple[Any, Gallery]:
+    """The embedder and the gallery bound to it, as every command opens them: without ``model``, the model the
+    gallery remembers (else the shipped default); the gallery refuses a model or alignment it was not enrolled
+    with. ``normalisation``: (mean, scale, channels) overriding the model's manifest."""
+    from edgeface.vision.detector_options import alignment_of
+    from edgeface.vision.embed import embedder_identity, load_embedder
+
+    mean, scale, channels = normalisation
+    model = model if model is not None else gallery_model(path)
+    embedder = load_embedder(model, threads=threads, mean=mean, scale=scale, channels=channels)
+    return embedder, Gallery(path, embedder_identity(embedder), embedder.size, create=create, read_only=read_only,
+                             alignment=alignment_of(detector, embedder.alignment), model=model_ref(model))

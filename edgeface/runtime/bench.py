@@ -143,6 +143,17 @@ def time_interleaved(models: list[str], threads: int, runs: int, warmup: int, xn
             w.close()
 
 
+def parse_threads(text: str) -> list[int]:
+    """``"1,2,4"`` -> [1, 2, 4]: the thread counts a user asks ``bench`` for, checked."""
+    try:
+        counts = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise EdgefaceError(f"--threads must be comma-separated integers, got {text!r}") from None
+    if not counts:
+        raise EdgefaceError("--threads needs at least one thread count, e.g. 1 or 1,2,4")
+    return counts
+
+
 def bench(models: list[str], threads: list[int], runs: int = 200, warmup: int = 20, xnnpack: bool = True,
           roofline: bool = True) -> list[dict]:
     """Measure every model at every thread count; ratios are to the first model at the same thread count."""

@@ -17,7 +17,7 @@ import numpy as np
 from edgeface.default_model import DLIB_PORT
 from edgeface.errors import EdgefaceError
 from edgeface.files import sha256_file
-from edgeface.manifest import InputSpec, Manifest, load_manifest
+from edgeface.manifest import InputSpec, Manifest, check_threshold, load_manifest
 from edgeface.runtime.interpreter import Model
 from edgeface.tflite_metadata import model_identity
 from edgeface.vision.align import align_face, chip_key
@@ -42,6 +42,16 @@ class Embedder(Protocol):
 
 
 HELD_THRESHOLD_MARK = "--hold-conditions"  # in a manifest's threshold_source: placed by eval --hold-conditions
+
+
+def decision_threshold(embedder: Embedder, threshold: float | None = None) -> float:
+    """The cosine a match is decided at, for every command and the API alike: ``threshold`` when given, else the
+    one stored in the model's manifest; a model with neither is refused."""
+    limit = threshold if threshold is not None else embedder.threshold
+    if limit is None:
+        raise EdgefaceError(f"{embedder.name} has no calibrated threshold: give one (--threshold, or threshold= in "
+                            "Python), or store one with edgeface eval MODEL --save-threshold")
+    return check_threshold(limit, "threshold")
 
 
 def threshold_warning(embedder: Embedder) -> str | None:

@@ -1,0 +1,325 @@
+"""Recognition commands, device half: detect, verify, enroll, recognize, serve."""
+
+from __future__ import annotations
+
+import csv as csv_module
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgeface.cli.base import app
+from edgeface.cli.options import (
+    Channels,
+    DetectorOpt,
+    DetectSize,
+    GalleryOpt,
+    InputMean,
+    InputScale,
+    Json,
+    MinFace,
+    ModelOpt,
+    Threads,
+    ThresholdOpt,
+)
+from edgeface.errors import EdgefaceError
+from edgeface.manifest import check_threshold
+from edgeface.vision.detector_options import (
+    DEFAULT_DETECT_SIZE,
+    DEFAULT_MIN_FACE,
+    DetectorName,
+    check_detect_size,
+    check_min_face,
+)
+
+
+@app.command("detect", rich_help_panel="4. recognise on the device")
+def detect_command(
+    target: Annotated[Path, typer.Argument(help="an image or a folder of images")],
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    csv: Annotated[bool, typer.Option("--csv", help="CSV in face_recognition's order: file,top,right,bottom,left")]
+    = False,
+    json_out: Json = False,
+) -> None:
+    """Find faces: box, landmarks and score of every face in an image or a folder (no model needed)."""
+    from edgeface.api import detect_files
+    from edgeface.report_format import print_json, print_table
+
+    check_detect_size(detect_size)
+    found = detect_files(target, detector.value, detect_size)
+    for path, why in found["skipped"].items():
+        print(f"edgeface: skipped {path!r}: {why}", file=sys.stderr)
+    if csv:  # the csv module quotes commas, quotes and newlines in file names
+        writer = csv_module.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["file", "top", "right", "bottom", "left"])
+        writer.writerows([r["file"], *r["top_right_bottom_left"]] for r in found["faces"])
+        return
+    if json_out:
+        print_json(found)
+        return
+    print_table(f"faces in {target} ({detector.value})", ["file", "box x0,y0,x1,y1", "score"],
+                [(Path(r["file"]).name, ", ".join(f"{v:.0f}" for v in r["box"]), f"{r['score']:.3f}")
+                 for r in found["faces"]])
+
+
+@app.command("verify", rich_help_panel="4. recognise on the device")
+def verify_command(
+    a: Annotated[Path, typer.Argument(help="photo of one person")],
+    b: Annotated[Path, typer.Argument(help="photo of the same person, or not")],
+    model: ModelOpt = None,
+    threshold: ThresholdOpt = None,
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    input_mean: InputMean = None,
+    input_scale: InputScale = None,
+    channels: Channels = None,
+    all_faces: Annotated[bool, typer.Option(help="compare every face of A with every face of B; the best pair "
+                                                 "decides")] = False,
+    json_out: Json = False,
+) -> None:
+    """1:1: are the main faces of two photos the same person? Exit 0 same, 1 different, 2 error."""
+    from edgeface.api import load
+    from edgeface.report_format import print_json, print_table
+
+    check_detect_size(detect_size)
+    if threshold is not None:
+        check_threshold(threshold)
+    recognizer = load(model, detector=detector.value, detect_size=detect_size, threshold=threshold,
+                      input_mean=input_mean, input_scale=input_scale, channels=channels)
+    result = {"a": str(a), "b": str(b), **recognizer.verify(a, b, all_faces=all_faces),
+              "model": recognizer.embedder.name}
+    if json_out:
+        print_json(result)
+    else:
+        print_table("edgeface verify", ["", "value"], [
+            ("same person", "yes" if result["same"] else "no"), ("score (cosine)", f"{result['score']:.4f}"),
+            ("threshold", f"{result['threshold']:.4f}"), ("model", result["model"]),
+            *((f"face compared in {name}", ", ".join(f"{v:.0f}" for v in box))
+              for name, box in zip((a.name, b.name), result["boxes"], strict=True))])
+        crowded = [f"{path.name} has {n} faces" for path, n in zip((a, b), result["faces"], strict=True) if n > 1]
+        if crowded and not all_faces:
+            print(f"note: {' and '.join(crowded)}; the largest, most central was compared (--all-faces compares "
+                  "every pair)", file=sys.stderr)
+    raise typer.Exit(0 if result["same"] else 1)
+
+
+FACE_ROWS_SHOWN = 60
+
+
+@app.command("enroll", rich_help_panel="4. recognise on the device")
+def enroll_command(
+    name: Annotated[Optional[str], typer.Argument(help="the person's name")] = None,
+    images: Annotated[Optional[list[Path]], typer.Argument(help="photos of that person")] = None,
+    folder: Annotated[Optional[Path], typer.Option("--dir", help="enrol <person>/<images> folders at once")] = None,
+    model: ModelOpt = None,
+    gallery: GalleryOpt = None,
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    input_mean: InputMean = None,
+    input_scale: InputScale = None,
+    channels: Channels = None,
+    store_faces: Annotated[bool, typer.Option(
+        help="keep each enrolled face (a small crop) so 'gallery upgrade' can move the gallery to a new model; "
+             "--no-store-faces keeps templates only")] = True,
+    json_out: Json = False,
+) -> None:
+    """Detect, quality-check (one face, size, head turn, sharpness), embed and store templates for one or many
+    people."""
+    check_detect_size(detect_size)
+    from edgeface.recognize.enroll import enrol, person_folders
+    from edgeface.recognize.gallery import open_gallery_with
+    from edgeface.report_format import print_json, print_table
+    from edgeface.vision.detect import FaceFinder
+
+    if folder is not None:
+        people = person_folders(folder)
+    elif name and images:
+        people = {name: list(images)}
+    else:
+        raise EdgefaceError("give NAME IMAGE... or --dir DIR")
+    embedder, store = open_gallery_with(model, gallery, detector.value,
+                                        normalisation=(input_mean, input_scale, channels))
+    finder = FaceFinder(detector.value, detect_size=detect_size, alignment=embedder.alignment)
+    results = [enrol(store, person, paths, finder, embedder, store_faces) for person, paths in people.items()]
+    if json_out:
+        print_json([r.__dict__ for r in results])
+    else:
+        print_table(f"enrolled into {store.path}", ["person", "accepted", "rejected", "already enrolled", "templates"],
+                    [(r.name, len(r.accepted), len(r.rejected), len(r.skipped), r.templates) for r in results])
+        for r in results:
+            for path, why in r.rejected.items():
+                print(f"rejected {path}: {why}", file=sys.stderr)
+        skipped = sum(len(r.skipped) for r in results)
+        if skipped:
+            print(f"skipped {skipped} photo(s) already in the gallery (same file contents)", file=sys.stderr)
+    if not any(r.accepted or r.skipped for r in results):
+        raise EdgefaceError("no photo was accepted")
+
+
+EventsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--events", help="also send debounced arrived/left events to mqtt(s)://HOST[:PORT]/TOPIC, http(s)://URL (POST) "
+                     "or FILE.jsonl; repeatable")]
+
+
+UnknownEvents = Annotated[bool, typer.Option(help="events for faces that match nobody (one per face track)")]
+
+
+Snapshots = Annotated[bool, typer.Option(help="MQTT: each arrival's face as a JPEG on its person's snapshot topic")]
+
+
+HaDiscovery = Annotated[bool, typer.Option("--ha-discovery", help="MQTT: announce a presence sensor per enrolled "
+                                                                  "person to Home Assistant (MQTT discovery)")]
+
+
+MqttCa = Annotated[Optional[Path], typer.Option(help="mqtts://: the CA certificate that signed the broker's")]
+
+
+MqttPasswordFile = Annotated[Optional[Path], typer.Option(
+    help="file holding the MQTT password (or set EDGEFACE_MQTT_PASSWORD; never in the URL)")]
+
+
+def event_options(unknown_events: bool, snapshots: bool, ha_discovery: bool, mqtt_ca: Path | None,
+                  mqtt_password_file: Path | None):
+    from edgeface.recognize.events import EventOptions
+
+    return EventOptions(unknown=unknown_events, snapshots=snapshots, discovery=ha_discovery, mqtt_ca=mqtt_ca,
+                        mqtt_password_file=mqtt_password_file)
+
+
+@app.command("recognize", rich_help_panel="4. recognise on the device")
+def recognize_command(
+    source: Annotated[str, typer.Option(help="camera index, video file, rtsp:// URL, image or folder of images")],
+    model: ModelOpt = None,
+    gallery: GalleryOpt = None,
+    threshold: ThresholdOpt = None,
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    min_face: MinFace = DEFAULT_MIN_FACE,
+    input_mean: InputMean = None,
+    input_scale: InputScale = None,
+    channels: Channels = None,
+    threads: Threads = 1,
+    output: Annotated[Optional[Path], typer.Option("--output", "--out", "-o", help="write annotated frames to this "
+                                                                             "video (.mp4)")] = None,
+    show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
+    max_frames: Annotated[int, typer.Option(help="stop after this many frames (0: until the source ends)")] = 0,
+    smooth: Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames")] = 5,
+    confirm: Annotated[int, typer.Option(help="name a face track once it matched the same person in N frames in a "
+                                              "row (video and cameras; photos at once)")] = 3,
+    max_turn: Annotated[Optional[float], typer.Option(
+        help="faces turned further (nose tip offset in half eye-distances, 1 ~ 40 degrees) are reported unknown "
+             "without matching; default 1.2")] = None,
+    loop: Annotated[bool, typer.Option(help="replay a video file from the start when it ends")] = False,
+    max_seconds: Annotated[float, typer.Option(help="stop after this many seconds (0: no limit)")] = 0,
+    profile: Annotated[bool, typer.Option(help="print per-stage times")] = False,
+    events: EventsOpt = None,
+    unknown_events: UnknownEvents = True,
+    snapshots: Snapshots = False,
+    ha_discovery: HaDiscovery = False,
+    mqtt_ca: MqttCa = None,
+    mqtt_password_file: MqttPasswordFile = None,
+    overlay_fps: Annotated[bool, typer.Option(help="draw the FPS counter on --output/--show frames")] = False,
+    camera: Annotated[Optional[str], typer.Option(help="the camera's name in events (default: the source, its "
+                                                        "password hidden)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON event per recognised face, per line")] = False,
+) -> None:
+    """Recognise enrolled people in a camera, video, stream or images; unknown faces are reported as unknown."""
+    check_detect_size(detect_size)
+    check_min_face(min_face)
+    from edgeface.recognize.gallery import open_gallery_with
+    from edgeface.recognize.loop import Recognizer, check_tracking, run
+    from edgeface.report_format import print_table
+    from edgeface.vision.quality import MAX_TURN
+
+    check_tracking(smooth, MAX_TURN if max_turn is None else max_turn, confirm)
+    if threshold is not None:
+        check_threshold(threshold)
+    embedder, store = open_gallery_with(model, gallery, detector.value, threads=threads, create=False,
+                                        normalisation=(input_mean, input_scale, channels), read_only=True)
+    from edgeface.vision.embed import decision_threshold, threshold_warning
+
+    limit = decision_threshold(embedder, threshold)
+    if threshold is None and (warning := threshold_warning(embedder)):
+        print(f"edgeface: warning: {warning}", file=sys.stderr)
+    face_rows: list[dict] = []  # the first FACE_ROWS_SHOWN, for the table
+    total = [0]
+
+    def keep_rows(rows: list[dict]) -> None:
+        total[0] += len(rows)
+        face_rows.extend(rows[: FACE_ROWS_SHOWN - len(face_rows)])
+
+    recognizer = Recognizer(embedder, store, limit, detector=detector.value, threads=threads, smooth=smooth,
+                            detect_size=detect_size, min_face=min_face, confirm=confirm,
+                            **({} if max_turn is None else {"max_turn": max_turn}))
+    summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
+                  loop=loop, max_seconds=max_seconds, events=events, overlay_fps=overlay_fps,
+                  on_faces=None if json_out else keep_rows, label=camera,
+                  event_options=event_options(unknown_events, snapshots, ha_discovery, mqtt_ca, mqtt_password_file))
+    if json_out:
+        print(json.dumps({"summary": summary}))
+        return
+    shown, source = face_rows, summary["source"]  # the source as it may be shown (no password)
+    print_table(f"faces in {source}", ["file / frame", "name", "score", "box x0,y0,x1,y1", "note"],
+                [(Path(r["source"]).name if r["source"] != source else r["frame"], r["name"],
+                  "" if r["score"] is None else f"{r['score']:.3f}", ", ".join(f"{v:.0f}" for v in r["box"]),
+                  r.get("reason", "")) for r in shown])
+    if total[0] > len(shown):
+        print(f"... and {total[0] - len(shown)} more faces (--json lists every one)")
+    print_table(f"recognize {source}", ["", "value"], [
+        ("frames", summary["frames"]), ("faces", summary["faces"]), ("FPS", summary["fps"]),
+        ("dropped (stale) frames", summary["dropped_frames"]), ("unreadable frames", summary["unreadable_frames"]),
+        *((f"seen: {k}", v) for k, v in sorted(summary["names"].items())),
+        *((f"events to {e['sink']}", f"{e['sent']} sent, {e['dropped']} dropped, {e['failed']} failed")
+          for e in summary.get("events", [])),
+        *((("video", f"{video['path']} ({video['codec']})"),) if (video := summary.get("video")) else ())])
+    if summary.get("video") and summary["video"]["codec"] != "H.264":
+        print("note: this OpenCV build has no H.264 encoder; for a file every player and browser takes: ffmpeg -i "
+              f"{summary['video']['path']} -c:v libx264 -pix_fmt yuv420p out-h264.mp4", file=sys.stderr)
+    if profile:
+        print_table("per-stage time", ["stage", "mean ms", "p50 ms", "p90 ms", "share"],
+                    [(k, v["mean_ms"], v["p50_ms"], v["p90_ms"], f"{100 * v['share']:.0f} %")
+                     for k, v in summary["stages"].items()])
+
+
+@app.command("serve", rich_help_panel="4. recognise on the device")
+def serve_command(
+    gallery: GalleryOpt = None,
+    source: Annotated[Optional[str], typer.Option(
+        help="camera index, video file or rtsp:// URL to recognise continuously (none: the API alone)")] = None,
+    camera: Annotated[Optional[str], typer.Option(help="the camera's name in events (default: the source)")] = None,
+    model: ModelOpt = None,
+    threshold: ThresholdOpt = None,
+    detector: DetectorOpt = DetectorName.yunet,
+    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    min_face: MinFace = DEFAULT_MIN_FACE,
+    threads: Threads = 1,
+    host: Annotated[str, typer.Option(help="address to listen on; anything but loopback needs --token-file")] =
+    "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port, printed at start)")] = 8080,
+    token_file: Annotated[Optional[Path], typer.Option(
+        help="file (mode 600) holding the token every request must carry")] = None,
+    loop: Annotated[bool, typer.Option(help="replay a video --source from the start when it ends")] = False,
+    events: EventsOpt = None,
+    unknown_events: UnknownEvents = True,
+    snapshots: Snapshots = False,
+    ha_discovery: HaDiscovery = False,
+    mqtt_ca: MqttCa = None,
+    mqtt_password_file: MqttPasswordFile = None,
+    stream_fps: Annotated[float, typer.Option(help="at most this many live-view frames a second per viewer")] = 15.0,
+) -> None:
+    """Recognise on a camera and serve a REST API (/docs) and a web page: enrol from the browser, watch, see who
+    came."""
+    from edgeface.serve.server import serve
+    from edgeface.serve.service import ServeConfig
+
+    check_detect_size(detect_size)
+    if threshold is not None:
+        check_threshold(threshold)
+    serve(ServeConfig(gallery=gallery, model=model, source=source, camera=camera, detector=detector.value,
+                      detect_size=detect_size, threshold=threshold, threads=threads, min_face=min_face, loop=loop,
+                      events=list(events or []), stream_fps=stream_fps,
+                      event_options=event_options(unknown_events, snapshots, ha_discovery, mqtt_ca,
+                                                  mqtt_password_file)), host, port, token_file)
