@@ -243,6 +243,39 @@ def test_quantize_a_float_tflite_to_int8_on_xnnpack(tmp_path):
     assert float(np.min(np.sum(a * b, axis=1))) > 0.9
 
 
+@needs_shared
+def test_the_other_recipes_quantize_what_they_say_and_keep_the_embedding(tmp_path):
+    """int16x8 (int16 activations, int8 weights), dynamic (int8 weights, activations quantized on the fly) and
+    weight-only (int8 weights, DEQUANTIZEd to float at load): each file's convolutions compute the way its recipe
+    says, it is smaller than the float file, it embeds real faces like the float model, and its manifest says so."""
+    from edgeface.default_model import default_model_path
+    from edgeface.runtime.graph import type_name
+    from edgeface.vision.embed import load_embedder
+
+    float_model = default_model_path("edgeface-small-float32.tflite")
+    faces = _aligned(CELEBA, 6, load_manifest(float_model).alignment)
+    reference = load_embedder(float_model).embed(faces)
+    conv_precision = {"int16x8": "int16x8", "dynamic": "dynamic-int8", "weight-only": "float32"}
+    for recipe, precision in conv_precision.items():
+        out = tmp_path / f"{recipe}.tflite"
+        calib = ["--calib-data", str(CELEBA), "--calib", "16"] if recipe == "int16x8" else []
+        result = run_cli("quantize", str(float_model), "-o", str(out), "--recipe", recipe, *calib, "--json")
+        assert result.returncode == 0, (recipe, result.stderr)
+        log = json.loads(result.stdout)
+        assert log["recipe"] == recipe and log["size_bytes"] < 0.5 * log["float_size_bytes"], log
+        graph = read_graph(out.read_bytes())
+        ops = list_ops(graph)
+        assert {o.precision for o in ops if o.kind == "CONV_2D"} == {precision}, recipe
+        if recipe == "weight-only":  # the float convs read weights a DEQUANTIZE makes from int8 constants
+            sub = graph.subgraphs[0]
+            dequantized = {type_name(sub.tensors[sub.operators[o.index].inputs[0]].type) for o in ops
+                           if o.kind == "DEQUANTIZE"}
+            assert dequantized == {"int8"}
+        assert load_manifest(out).chain[-1]["step"] == "quantize"
+        got = load_embedder(out).embed(faces)
+        assert float(np.min(np.sum(got * reference, axis=1))) > 0.95, recipe
+
+
 def _aligned(folder: Path, count: int, alignment: str | None) -> np.ndarray:
     from edgeface.compress.tflite_quantize import calibration_crops
 

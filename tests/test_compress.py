@@ -260,6 +260,34 @@ def test_without_batchnorm_channels_are_ranked_by_what_they_write_times_what_rea
     assert np.allclose(_ranking(model, group), before, rtol=1e-4)
 
 
+def test_a_teacher_whose_embeddings_crowd_one_direction_is_distilled_centred(setup):
+    """dlib-like space: every embedding shares one large component. The face set notices (mean cosine over 0.5) and
+    centres: the teacher itself still scores zero loss, and a student that misses by a little is charged for it
+    several times over, where the plain cosine barely sees the miss."""
+    from edgeface.compress.finetune import ANISOTROPIC, FaceSet
+    from edgeface.train.distill import distillation_loss
+
+    keras, tf = tf_setup.keras, tf_setup.tf
+    model, _, faces_dir, _ = setup
+    plain_set = FaceSet([faces_dir], model, limit=48)
+    assert (plain_set.centre is not None) == (float(np.mean(plain_set.targets @ plain_set.targets.T)) > ANISOTROPIC)
+    raw = model.predict(plain_set.inputs(plain_set.faces), verbose=0)
+    spread = float(np.abs(raw).mean())
+    x = keras.Input(model.inputs[0].shape[1:])
+    crowded = keras.Model(x, keras.layers.Lambda(lambda e: e + 3 * spread)(model(x)))  # one shared component
+    faces = FaceSet([faces_dir], crowded, limit=48)
+    assert float(np.mean(faces.targets @ faces.targets.T)) > ANISOTROPIC and faces.centre is not None
+    assert np.allclose(np.linalg.norm(faces.training_targets(), axis=1), 1, atol=1e-5)
+    teacher_out = raw + 3 * spread
+    centred, plain = distillation_loss(1.0, faces.centre), distillation_loss(1.0)
+    y_true = tf.constant(faces.training_targets(), tf.float32)
+    assert float(tf.reduce_max(centred(y_true, teacher_out))) < 1e-4
+    noisy = teacher_out + np.random.default_rng(0).normal(0, 0.3 * spread, raw.shape).astype(np.float32)
+    charged = float(tf.reduce_mean(centred(y_true, noisy)))
+    seen = float(tf.reduce_mean(plain(tf.constant(faces.targets, tf.float32), noisy)))
+    assert charged > 3 * seen > 0
+
+
 def test_gradual_structured_pruning_reaches_the_same_width_in_steps(setup):
     """Two prune + fine-tune steps (relation loss on) end at the channel counts of one step, with FLOPs falling
     at each step and the curve reporting how close each step stays to the original."""

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import BLOCK_TF, MEDIA, ROOT, needs_shared
 
 TRAINING_HALF = ("edgeface.train", "edgeface.compress", "edgeface.models", "edgeface.export", "edgeface.report",
@@ -67,11 +68,35 @@ def test_device_modules_import_with_tensorflow_blocked():
     assert done.returncode == 0, done.stderr
 
 
-def test_training_commands_say_what_to_install_when_tensorflow_is_missing():
-    code = BLOCK_TF + "from edgeface.cli import main\nsys.argv = ['edgeface', 'models']\nmain()\n"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "pip install 'edgeface[train]'" in done.stderr
+def test_training_commands_say_what_to_install_when_tensorflow_is_missing(tmp_path):
+    for args in (["train", str(tmp_path), "--arch", "tiny"], ["export", "m.keras", "-o", "m.tflite"]):
+        code = BLOCK_TF + f"from edgeface.cli import main\nsys.argv = ['edgeface', *{args!r}]\nmain()\n"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, args
+        assert "pip install 'edgeface[train]'" in done.stderr, args
+
+
+@pytest.mark.slow  # the first listing builds four networks with TensorFlow
+def test_models_lists_the_architectures_from_the_cache_without_tensorflow(tmp_path):
+    """The first listing builds the networks (TensorFlow) and keeps their description, keyed by the models' code;
+    the next one needs no TensorFlow and gives the same rows, and `tiny` is listed at the size its file builds."""
+    import json
+    import os
+
+    env = {**os.environ, "EDGEFACE_CACHE": str(tmp_path)}
+    face_api = Path(os.environ.get("EDGEFACE_CACHE") or Path.home() / ".cache" / "edgeface") / "teachers" / "face-api"
+    if face_api.is_dir():  # dlib's weights, fetched once by npm: not again into the empty cache
+        env["EDGEFACE_FACE_API"] = str(face_api)
+    first = subprocess.run([sys.executable, "-m", "edgeface", "models", "--json"], capture_output=True, text=True,
+                           env=env)
+    assert first.returncode == 0, first.stderr
+    rows = json.loads(first.stdout)
+    assert {r["name"]: r["embedding"] for r in rows}["tiny"] == 32
+    code = BLOCK_TF + "from edgeface.cli import main\nsys.argv = ['edgeface', 'models', '--json']\nmain()\n"
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == rows
+    assert len(list((tmp_path / "architectures").glob("*.json"))) == 1
 
 
 def test_no_pickle_anywhere_in_the_package():
@@ -115,8 +140,9 @@ TF_PACKAGES = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization
 ALLOWED_EDGES = {("edgeface.runtime.interpreter", "tensorflow")}
 # the dispatcher registers every command module; training and compression commands import TensorFlow inside
 # themselves; `import` converts ONNX/SavedModel/Keras with TF
+# `architectures` reads the listing from the cache, else builds the networks
 NOT_DEVICE = {"edgeface.cli", "edgeface.cli.train_commands", "edgeface.cli.compress_commands",
-              "edgeface.cli.compare_commands", "edgeface.model_import"}
+              "edgeface.cli.compare_commands", "edgeface.model_import", "edgeface.architectures"}
 TF_FREE_QUANTIZER = ("edgeface.compress.tflite_quantize", "edgeface.compress.tflite_rewrite")  # edgeface[quantize]
 
 

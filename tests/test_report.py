@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import LFW, needs_shared, prepared_orl, small_pairs
@@ -77,3 +78,34 @@ def test_compare_writes_report_json_markdown_and_plot(tmp_path, monkeypatch):
         ("low-rank r1", "no Dense or Conv2D layer would get smaller at that rank/energy")]
     assert all("p50_ms" in r for r in result["results"] if "error" not in r)
     assert "| low-rank r1 | failed: no Dense" in (out / "report.md").read_text()
+
+
+@needs_shared
+@pytest.mark.slow
+def test_optimize_writes_the_fastest_variant_within_the_budget_and_reuses_its_variants(tmp_path):
+    """optimize builds, exports, scores and times its variants, and writes the fastest one the budget allows to
+    --out (file and manifest); a second run with a tighter budget reuses the variants it built and picks a variant
+    that loses nothing against float32."""
+    from edgeface.manifest import Manifest, load_manifest
+    from edgeface.models import build_model
+    from edgeface.models.registry import INPUT_SPEC
+    from edgeface.report import optimize
+    from edgeface.train.keras_io import save_keras
+
+    faces = prepared_orl(tmp_path, people=5)
+    model = build_model("mobilefacenet", width=0.25, embedding_size=32)
+    path = save_keras(model, tmp_path / "m.keras", Manifest(input=INPUT_SPEC, embedding_size=32))
+    pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=3)
+    out, work = tmp_path / "best.tflite", tmp_path / "variants"
+    result = optimize(path, 100.0, "latency", [faces], out, LFW, pairs, epochs=1, faces_limit=48, work=work)
+    scored = [r for r in result["evidence"] if "error" not in r]
+    assert len(scored) >= 4 and scored[0]["variant"] == "float32"
+    assert result["chosen"] == min(scored, key=lambda r: (r["p50_ms"], -r["accuracy"]))["variant"]
+    chosen = next(r for r in scored if r["variant"] == result["chosen"])
+    assert out.read_bytes() == Path(chosen["file"]).read_bytes()
+    assert load_manifest(out) == load_manifest(chosen["file"])
+    stamp = {p.name: p.stat().st_mtime_ns for p in work.glob("*.tflite")}
+    strict = optimize(path, 0.0, "latency", [faces], out, LFW, pairs, epochs=1, faces_limit=48, work=work)
+    picked = next(r for r in strict["evidence"] if r["variant"] == strict["chosen"])
+    assert picked["accuracy"] >= strict["evidence"][0]["accuracy"]
+    assert {p.name: p.stat().st_mtime_ns for p in work.glob("*.tflite")} == stamp

@@ -253,7 +253,7 @@ def test_keras_model_and_its_export_keep_separate_manifests(tmp_path):
     from edgeface.train.keras_io import save_keras
 
     keras_path = save_keras(build_model("tiny"), tmp_path / "model.keras",
-                            Manifest(input=INPUT_SPEC, embedding_size=128, architecture="tiny"))
+                            Manifest(input=INPUT_SPEC, embedding_size=32, architecture="tiny"))
     tflite, _ = export(keras_path, tmp_path / "model.tflite")
     assert load_manifest(keras_path).architecture == "tiny"  # still matches model.keras (sha checked)
     assert load_manifest(tflite).chain[-1]["step"] == "export"

@@ -106,7 +106,8 @@ MinFace = Annotated[int, typer.Option("--min-face", help=MIN_FACE_HELP)]
 
 
 ModelOpt = Annotated[Optional[str], typer.Option(
-    help="embedding model: a .tflite, or a shipped one by name (small); default: the shipped default model")]
+    help="embedding model: a .tflite, or a shipped one by name (single, small); default: the shipped default "
+         "model")]
 
 
 ThresholdOpt = Annotated[Optional[float], typer.Option(

@@ -156,10 +156,10 @@ def print_training(summary: dict, json_out: bool) -> None:
 @app.command("models", rich_help_panel="1. data & training")
 def models_command(json_out: Json = False) -> None:
     """List the registered architectures with their input, parameters and FLOPs at their default size."""
-    from edgeface.models import ARCHITECTURES, describe
+    from edgeface.architectures import describe_architectures
     from edgeface.report_format import print_json, print_table
 
-    rows = [describe(name) for name in sorted(ARCHITECTURES)]
+    rows = describe_architectures()
     if json_out:
         print_json(rows)
         return

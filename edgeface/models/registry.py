@@ -51,12 +51,14 @@ def architecture(name: str) -> Architecture:
     return ARCHITECTURES[name]
 
 
-def build_model(name: str, input_size: int | None = None, embedding_size: int = 128,
+def build_model(name: str, input_size: int | None = None, embedding_size: int | None = None,
                 width: float | None = None) -> keras.Model:
-    """Build a registered architecture; ``width=None`` takes the architecture's own default width,
-    ``input_size=None`` its own input size."""
+    """Build a registered architecture; ``None`` takes the architecture's own default (width, input size,
+    embedding size: what ``edgeface models`` lists is what its file says)."""
     arch = architecture(name)
-    kwargs = {"input_size": input_size or arch.input_spec.size, "embedding_size": embedding_size}
+    kwargs: dict = {"input_size": input_size or arch.input_spec.size}
+    if embedding_size is not None:
+        kwargs["embedding_size"] = embedding_size
     if width is not None:
         if width <= 0:
             raise EdgefaceError(f"--width must be positive, got {width}")
