@@ -11,7 +11,8 @@ import os as _os
 # checks every header against EDGEFACE_MAX_PIXELS before decoding.
 _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", _os.environ.get("EDGEFACE_MAX_PIXELS", "50000000"))
 
-__version__ = "0.1.0"
+from edgeface.version import __version__
+
 __all__ = ["DetectedFace", "EdgefaceError", "FaceRecognizer", "Gallery", "__version__", "load", "similarity"]
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from edgeface import __version__
 from edgeface.files import cache_dir, read_json, write_json
+from edgeface.version import __version__
 
 MODELS_SOURCE = Path(__file__).parent / "models"
 

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeface import __version__
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, portable, read_json, sha256_file, write_json
+from edgeface.version import __version__
 from edgeface.vision.detector_options import ALIGNMENTS
 
 FORMAT = "edgeface-manifest/1"

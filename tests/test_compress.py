@@ -113,7 +113,8 @@ def test_structured_pruning_builds_a_thinner_model_that_runs(setup, tmp_path):
 def test_structured_pruning_without_finetune_keeps_the_kept_channels_exact(setup):
     """Nothing removed (ratio 0.01 rounds every group back to all its channels): the thin model rebuilt from the
     config computes exactly what the original does. Half removed: every prunable group really loses channels."""
-    from edgeface.compress.prune import channel_groups, structured_prune
+    from edgeface.compress.channels import channel_groups
+    from edgeface.compress.prune import structured_prune
 
     model, _, _, faces = setup
     x = faces.inputs(faces.faces[:4])
@@ -196,7 +197,8 @@ def test_structured_pruning_of_a_vgg_is_exact_for_channels_that_carry_nothing():
     """VGG chains run conv -> BN -> ReLU -> pool -> conv, and the last one reaches the Dense through Flatten
     (each channel owns one row per position). Channels whose BN outputs zero contribute nothing, so removing
     exactly those must leave the embedding unchanged; a wrong row or axis would not."""
-    from edgeface.compress.prune import _ranking, channel_groups, structured_prune
+    from edgeface.compress.channels import channel_groups, channel_importance
+    from edgeface.compress.prune import structured_prune
     from edgeface.models import build_model
 
     tf_setup.tf.keras.utils.set_random_seed(0)
@@ -213,7 +215,7 @@ def test_structured_pruning_of_a_vgg_is_exact_for_channels_that_carry_nothing():
         if g.channels >= 16:
             bn = model.get_layer(g.channelwise[0])
             gamma, beta, mean, var = bn.get_weights()
-            drop = np.argsort(-_ranking(model, g))[g.channels // 2 :]
+            drop = np.argsort(-channel_importance(model, g))[g.channels // 2 :]
             gamma[drop], beta[drop] = 0.0, 0.0
             bn.set_weights([gamma, beta, mean, var])
     x = rng.normal(size=(3, 64, 64, 3)).astype(np.float32)
@@ -230,7 +232,8 @@ def test_without_batchnorm_channels_are_ranked_by_what_they_write_times_what_rea
     consumer ignores the largest filters (a filter-norm ranking keeps exactly those): the product ranking drops
     them, so halving the group is exact, and rescaling a channel across the ReLU (same function) leaves the
     ranking as it was."""
-    from edgeface.compress.prune import _ranking, channel_groups, structured_prune
+    from edgeface.compress.channels import channel_groups, channel_importance
+    from edgeface.compress.prune import structured_prune
 
     keras = tf_setup.keras
     tf_setup.tf.keras.utils.set_random_seed(0)
@@ -247,17 +250,17 @@ def test_without_batchnorm_channels_are_ranked_by_what_they_write_times_what_rea
     reads, read_bias = model.get_layer("outer").get_weights()
     reads[:, :, ignored, :] = 0
     model.get_layer("outer").set_weights([reads, read_bias])
-    assert set(np.argsort(-_ranking(model, group))[8:]) == set(ignored)
+    assert set(np.argsort(-channel_importance(model, group))[8:]) == set(ignored)
     images = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype(np.float32)
     thin, _ = structured_prune(model, 0.5, None)
     assert thin.get_layer("inner").filters == 8
     assert np.allclose(model(images).numpy(), thin(images).numpy(), atol=1e-5)
 
-    before = _ranking(model, group)
+    before = channel_importance(model, group)
     scale = np.linspace(0.2, 5, 16).astype(np.float32)
     model.get_layer("inner").set_weights([kernel * scale, bias * scale])
     model.get_layer("outer").set_weights([reads / scale[None, None, :, None], read_bias])
-    assert np.allclose(_ranking(model, group), before, rtol=1e-4)
+    assert np.allclose(channel_importance(model, group), before, rtol=1e-4)
 
 
 def test_a_teacher_whose_embeddings_crowd_one_direction_is_distilled_centred(setup):
@@ -311,8 +314,8 @@ def test_sensitivity_sees_a_group_whose_dropped_half_carries_nothing(setup):
     must do no damage, while halving an untouched group does some. A sensitivity that measured anything but the
     embedding (or thinned the wrong channels) would not tell them apart."""
     from edgeface.compress.allocate import sensitivity
+    from edgeface.compress.channels import channel_groups, channel_importance
     from edgeface.compress.finetune import FaceSet
-    from edgeface.compress.prune import _ranking, channel_groups
     from edgeface.models import build_model
 
     model, _, faces_dir, _ = setup
@@ -322,7 +325,7 @@ def test_sensitivity_sees_a_group_whose_dropped_half_carries_nothing(setup):
     silent, loud = groups[1], groups[2]
     bn = quiet.get_layer(silent.channelwise[0])
     gamma, beta, mean, var = bn.get_weights()
-    drop = np.argsort(-_ranking(quiet, silent))[silent.channels // 2 :]
+    drop = np.argsort(-channel_importance(quiet, silent))[silent.channels // 2 :]
     gamma[drop], beta[drop] = 0.0, 0.0
     bn.set_weights([gamma, beta, mean, var])
     rows = {r["group"]: r for r in sensitivity(quiet, [silent, loud], FaceSet([faces_dir], quiet, limit=32))}

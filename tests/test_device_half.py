@@ -175,3 +175,27 @@ def test_no_device_module_reaches_training_code_at_any_depth():
     assert leaks == {}, "\n".join(" -> ".join(chain) for chain in leaks.values())
     # the walk is real: the training half does reach TensorFlow through the same graph
     assert chain_to_training("edgeface.compress.prune") is not None
+
+
+def test_the_package_import_graph_has_no_cycle():
+    """No module reaches itself through others, at any depth (lazy imports count): every module can be read, tested
+    and replaced from the bottom up. A package importing its own submodules is not a cycle."""
+    imports = import_graph()
+    graph = {m: {n for n in deps if n in imports and n != m} for m, deps in imports.items()}
+    done: set[str] = set()
+
+    def cycle_from(start: str) -> list[str] | None:
+        stack = [(start, [start])]
+        while stack:
+            here, path = stack.pop()
+            for there in sorted(graph.get(here, ())):
+                if there == start:
+                    return [*path, there]
+                if there not in path and there not in done:
+                    stack.append((there, [*path, there]))
+        return None
+
+    for module in sorted(graph):
+        found = cycle_from(module)
+        assert found is None, " -> ".join(found)
+        done.add(module)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from edgeface import __version__
+from edgeface.version import __version__
 
 app = typer.Typer(help="Make face-recognition models small and fast, prove their accuracy, run them on the edge.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)

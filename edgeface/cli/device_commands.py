@@ -183,7 +183,7 @@ MqttPasswordFile = Annotated[Optional[Path], typer.Option(
 
 def event_options(unknown_events: bool, snapshots: bool, ha_discovery: bool, mqtt_ca: Path | None,
                   mqtt_password_file: Path | None):
-    from edgeface.recognize.events import EventOptions
+    from edgeface.recognize.sinks import EventOptions
 
     return EventOptions(unknown=unknown_events, snapshots=snapshots, discovery=ha_discovery, mqtt_ca=mqtt_ca,
                         mqtt_password_file=mqtt_password_file)

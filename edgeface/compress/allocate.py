@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeface.compress.channels import remove_channels
 from edgeface.compress.finetune import FaceSet
-from edgeface.compress.prune import remove_channels
 from edgeface.errors import EdgefaceError
 from edgeface.tf_setup import keras
 
 PROBE_FRACTIONS = (0.75, 0.5, 0.25)  # kept fractions each group is tried at, alone
-UNIT = 8  # channels move in multiples of 8, as ``prune._kept`` keeps them
+UNIT = 8  # channels move in multiples of 8, as ``channels.kept_channels`` keeps them
 
 
 def sensitivity(model: keras.Model, groups: list, faces: FaceSet, probe: int = 512) -> list[dict]:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.recognize.events import redact
+from edgeface.recognize.sinks import redact
 from edgeface.vision.image import IMAGE_SUFFIXES, image_files, read_image
 
 OPEN_TIMEOUT_S = 10.0

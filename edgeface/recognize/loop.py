@@ -26,8 +26,9 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import Capture, SourceLost
-from edgeface.recognize.events import EventOptions, Events, redact
+from edgeface.recognize.events import Events
 from edgeface.recognize.gallery import Gallery
+from edgeface.recognize.sinks import EventOptions, redact
 from edgeface.recognize.tracking import Tracker
 from edgeface.vision.align import align_face
 from edgeface.vision.detect import TurnGauge, create_detector

@@ -27,9 +27,9 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeface import __version__
 from edgeface.errors import EdgefaceError
-from edgeface.recognize.events import QUEUE_SIZE, EventOptions, QueuedSink, redact
+from edgeface.recognize.sinks import QUEUE_SIZE, EventOptions, QueuedSink, redact
+from edgeface.version import __version__
 
 DISCOVERY_PREFIX = "homeassistant"
 ON, OFF, ONLINE, OFFLINE = "ON", "OFF", "online", "offline"

@@ -25,8 +25,8 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import source_kind
-from edgeface.recognize.events import EventOptions, redact
 from edgeface.recognize.loop import DEFAULT_CONFIRM, DEFAULT_SMOOTH, Recognizer, check_tracking, run
+from edgeface.recognize.sinks import EventOptions, redact
 from edgeface.serve.live import EventLog, LiveView
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, DEFAULT_MIN_FACE, check_min_face
 from edgeface.vision.image import decode_image
