@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeface.alignments import ALIGNMENTS
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, portable, read_json, sha256_file, write_json
 from edgeface.version import __version__
-from edgeface.vision.detector_options import ALIGNMENTS
 
 FORMAT = "edgeface-manifest/1"
 
@@ -146,8 +146,7 @@ def model_identity_of(model_path: str | Path) -> str:
     """A model's identity: sha256 of the file without its embedded manifest (.tflite), else of the file."""
     path = Path(model_path)
     if is_tflite(path):
-        from edgeface.runtime.interpreter import check_tflite_file
-        from edgeface.tflite_metadata import model_identity
+        from edgeface.tflite_metadata import check_tflite_file, model_identity
 
         return model_identity(check_tflite_file(path))
     return sha256_file(path)
@@ -166,8 +165,7 @@ def load_manifest(model_path: str | Path, check_sha: bool = True, content: bytes
     ``content``: the model's bytes when the caller has already read them."""
     path = Path(model_path)
     if is_tflite(path) and (content is not None or path.is_file()):
-        from edgeface.runtime.interpreter import check_tflite_file
-        from edgeface.tflite_metadata import read_manifest
+        from edgeface.tflite_metadata import check_tflite_file, read_manifest
 
         content = check_tflite_file(path) if content is None else content
         embedded = read_manifest(content)
@@ -224,7 +222,7 @@ def save_manifest(model_path: str | Path, manifest: Manifest) -> Path:
     """Store ``manifest`` for an existing model file (inside it for .tflite); returns the readable copy's path."""
     path = Path(model_path)
     if is_tflite(path):
-        from edgeface.runtime.interpreter import check_tflite_file
+        from edgeface.tflite_metadata import check_tflite_file
 
         write_model(path, check_tflite_file(path), manifest)
     else:

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+
+TFLITE_MAGIC = b"TFL3"
+MAX_MODEL_BYTES = 2**31  # the flatbuffer format's own limit
 
 NAME = b"edgeface_manifest"
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few KB; anything larger is not ours
@@ -160,3 +164,24 @@ def embed_manifest(data: bytes, manifest: dict[str, Any]) -> bytes:
 def model_identity(data: bytes) -> str:
     """sha256 of the model without its edgeface manifest: stable across threshold and manifest updates."""
     return hashlib.sha256(strip_manifest(data)).hexdigest()
+
+
+def check_tflite_file(path: str | Path) -> bytes:
+    """Read a model file and refuse anything that is not a TFLite flatbuffer, with a message naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise EdgefaceError(f"model file not found: {path}")
+    if path.is_dir():
+        raise EdgefaceError(f"model path is a directory, expected a .tflite file: {path}")
+    if not path.is_file():
+        raise EdgefaceError(f"model path is not a regular file (a device or pipe?): {path}")
+    try:
+        size = path.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise EdgefaceError(f"model file {path} is {size / 2**30:.1f} GiB, above the 2 GiB a .tflite can hold")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EdgefaceError(f"cannot read model {path}: {exc.strerror}") from None
+    if len(data) < 8 or data[4:8] != TFLITE_MAGIC:
+        raise EdgefaceError(f"not a TFLite model (no TFL3 flatbuffer header): {path}")
+    return data

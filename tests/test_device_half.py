@@ -199,3 +199,17 @@ def test_the_package_import_graph_has_no_cycle():
         found = cycle_from(module)
         assert found is None, " -> ".join(found)
         done.add(module)
+
+
+def test_the_manifest_sits_on_the_ground_floor():
+    """Reading and writing a model's manifest needs the file's bytes and the alignment names, never the detectors,
+    the interpreter or the recognition code: what it reaches, at any depth, is the ground floor alone."""
+    imports = import_graph()
+    reached, stack = set(), ["edgeface.manifest"]
+    while stack:
+        for there in imports.get(stack.pop(), ()):
+            if there not in reached:
+                reached.add(there)
+                stack.append(there)
+    assert {m for m in reached if m.startswith("edgeface")} <= {
+        "edgeface.alignments", "edgeface.errors", "edgeface.files", "edgeface.tflite_metadata", "edgeface.version"}

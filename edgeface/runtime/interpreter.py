@@ -19,9 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-
-_TFLITE_MAGIC = b"TFL3"
-MAX_MODEL_BYTES = 2**31  # the flatbuffer format's own limit
+from edgeface.tflite_metadata import check_tflite_file
 
 
 def _interpreter_classes() -> list[tuple[str, Any, Any]]:
@@ -47,27 +45,6 @@ def _interpreter_classes() -> list[tuple[str, Any, Any]]:
         except ImportError:
             pass
     return found
-
-
-def check_tflite_file(path: str | Path) -> bytes:
-    """Read a model file and refuse anything that is not a TFLite flatbuffer, with a message naming the file."""
-    path = Path(path)
-    if not path.exists():
-        raise EdgefaceError(f"model file not found: {path}")
-    if path.is_dir():
-        raise EdgefaceError(f"model path is a directory, expected a .tflite file: {path}")
-    if not path.is_file():
-        raise EdgefaceError(f"model path is not a regular file (a device or pipe?): {path}")
-    try:
-        size = path.stat().st_size
-        if size > MAX_MODEL_BYTES:
-            raise EdgefaceError(f"model file {path} is {size / 2**30:.1f} GiB, above the 2 GiB a .tflite can hold")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise EdgefaceError(f"cannot read model {path}: {exc.strerror}") from None
-    if len(data) < 8 or data[4:8] != _TFLITE_MAGIC:
-        raise EdgefaceError(f"not a TFLite model (no TFL3 flatbuffer header): {path}")
-    return data
 
 
 @contextlib.contextmanager

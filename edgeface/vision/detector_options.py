@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from enum import Enum
 
+from edgeface.alignments import (  # noqa: F401 (named here too, beside the detectors)
+    ALIGNMENTS,
+    BLAZEFACE_ALIGNMENT,
+    DLIB_CHIP_ALIGNMENT,
+    YUNET_ALIGNMENT,
+)
 from edgeface.errors import EdgefaceError
 
 
@@ -14,13 +20,6 @@ class DetectorName(str, Enum):
 
 
 DEFAULT_DETECTOR = DetectorName.yunet.value
-# which landmarks a crop was aligned from: recorded by galleries, prepared folders and model manifests
-YUNET_ALIGNMENT = "yunet-5pt"
-BLAZEFACE_ALIGNMENT = "blazeface-4pt"
-# YuNet's 5 points onto dlib's 150x150 face chip (the dlib ResNet's own framing; fitted by
-# benchmarks/dlib_chip_template.py): the only alignment whose chip is not the ArcFace 112x112 template
-DLIB_CHIP_ALIGNMENT = "yunet-dlib150"
-ALIGNMENTS = (YUNET_ALIGNMENT, BLAZEFACE_ALIGNMENT, DLIB_CHIP_ALIGNMENT)
 DEFAULT_DETECT_SIZE = 640
 DEFAULT_MIN_FACE = 32
 DETECT_SIZE_RANGE = (32, 8192)
