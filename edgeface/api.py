@@ -266,7 +266,7 @@ class Gallery:
 
         Returns {"name", "accepted", "rejected": {photo: reason}, "skipped", "templates"}; raises EdgefaceError
         naming each photo and its reason when none was enrolled (nor already was)."""
-        from edgeface.recognize.enroll import enrol
+        from edgeface.recognize.enroll import enroll_person
 
         items: list = []
         for item in images:
@@ -277,7 +277,7 @@ class Gallery:
                     items.append(one if isinstance(one, (str, Path)) else as_rgb(one, bgr))
         if not items:
             raise EdgefaceError(f"no photo given for {name!r}")
-        result = enrol(self.store, name, items, self.recognizer.finder, self.recognizer.embedder, store_faces)
+        result = enroll_person(self.store, name, items, self.recognizer.finder, self.recognizer.embedder, store_faces)
         if not result.accepted and not result.skipped:
             reasons = "; ".join(f"{photo}: {why}" for photo, why in result.rejected.items())
             raise EdgefaceError(f"nothing enrolled for {result.name!r}: {reasons}")
@@ -286,10 +286,10 @@ class Gallery:
     def enroll_folder(self, root: str | Path, store_faces: bool = True) -> dict[str, dict[str, Any]]:
         """``root/<person>/<photos>``: every person at once (as ``edgeface enroll --dir``); results by name. A
         person none of whose photos passed is in the results with the reasons; raises only when nobody was."""
-        from edgeface.recognize.enroll import enrol, person_folders
+        from edgeface.recognize.enroll import enroll_person, person_folders
 
         r = self.recognizer
-        results = {person: asdict(enrol(self.store, person, paths, r.finder, r.embedder, store_faces))
+        results = {person: asdict(enroll_person(self.store, person, paths, r.finder, r.embedder, store_faces))
                    for person, paths in person_folders(Path(root)).items()}
         if not any(x["accepted"] or x["skipped"] for x in results.values()):
             reasons = "; ".join(f"{p}: {why}" for x in results.values() for p, why in x["rejected"].items())

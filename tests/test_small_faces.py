@@ -14,7 +14,7 @@ from conftest import DATA, LFW, PEER_FLAGS, PEER_FLOAT, assert_one_line_error, n
 
 from edgeface.evaluate.scenes import FacePhoto, lfw_photos, make_scene, match
 from edgeface.vision.detect import FaceFinder, create_detector
-from edgeface.vision.pipeline import cache_file, embed_paths
+from edgeface.vision.embedding_cache import cache_file, embed_paths
 
 BACKGROUNDS = sorted((DATA / "celeba-subset" / "images").glob("*.jpg"))[:200]
 WIDTHS = [40, 55, 70, 85, 100, 120]

@@ -30,7 +30,7 @@ from edgeface.errors import EdgefaceError
 
 
 def print_compression(result: dict, json_out: bool) -> None:
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
 
     if json_out:
         print_json(result)
@@ -155,7 +155,7 @@ def quantize_command(
 ) -> None:
     """Quantize a Keras model (post-training or quantization-aware) or a float .tflite (LiteRT quantizer, optionally
     within an LFW accuracy budget), straight to a .tflite with manifest."""
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
 
     kind, kinds = (".tflite", [r.value for r in Recipe]) if model.suffix == ".tflite" else \
         ("Keras", [m.value for m in QuantMode])
@@ -183,7 +183,7 @@ def quantize_command(
 
 
 def print_quantize_log(log: dict) -> None:
-    from edgeface.report_format import print_table
+    from edgeface.tables import print_table
 
     rows = [("recipe", log["recipe"]), ("calibration faces", log["calibration_faces"]),
             ("rewrites", ", ".join(f"{k} x{v}" for k, v in log["rewrites"].items() if v) or "none"),
@@ -227,7 +227,7 @@ def import_command(
     """Bring your own face model: convert it to a float .tflite with a manifest, its normalisation checked."""
     from edgeface.manifest import InputSpec
     from edgeface.model_import import import_model
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
 
     given = (input_mean, input_scale, channels)
     if any(v is None for v in given) and check_faces is None:
@@ -272,7 +272,7 @@ def export_command(
     atomically."""
     format, quantize, io = format.value, quantize.value, io.value
     from edgeface.export import calibration_faces, export
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
 
     if format != "tflite":
         raise EdgefaceError(f"unsupported --format {format!r}: only tflite")

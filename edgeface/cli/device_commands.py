@@ -46,7 +46,7 @@ def detect_command(
 ) -> None:
     """Find faces: box, landmarks and score of every face in an image or a folder (no model needed)."""
     from edgeface.api import detect_files
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
 
     check_detect_size(detect_size)
     found = detect_files(target, detector.value, detect_size)
@@ -82,7 +82,7 @@ def verify_command(
 ) -> None:
     """1:1: are the main faces of two photos the same person? Exit 0 same, 1 different, 2 error."""
     from edgeface.api import load
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
 
     check_detect_size(detect_size)
     if threshold is not None:
@@ -129,9 +129,9 @@ def enroll_command(
     """Detect, quality-check (one face, size, head turn, sharpness), embed and store templates for one or many
     people."""
     check_detect_size(detect_size)
-    from edgeface.recognize.enroll import enrol, person_folders
+    from edgeface.recognize.enroll import enroll_person, person_folders
     from edgeface.recognize.gallery import open_gallery_with
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
     from edgeface.vision.detect import FaceFinder
 
     if folder is not None:
@@ -143,7 +143,7 @@ def enroll_command(
     embedder, store = open_gallery_with(model, gallery, detector.value,
                                         normalisation=(input_mean, input_scale, channels))
     finder = FaceFinder(detector.value, detect_size=detect_size, alignment=embedder.alignment)
-    results = [enrol(store, person, paths, finder, embedder, store_faces) for person, paths in people.items()]
+    results = [enroll_person(store, person, paths, finder, embedder, store_faces) for person, paths in people.items()]
     if json_out:
         print_json([r.__dict__ for r in results])
     else:
@@ -231,7 +231,7 @@ def recognize_command(
     check_min_face(min_face)
     from edgeface.recognize.gallery import open_gallery_with
     from edgeface.recognize.loop import Recognizer, check_tracking, run
-    from edgeface.report_format import print_table
+    from edgeface.tables import print_table
     from edgeface.vision.quality import MAX_TURN
 
     check_tracking(smooth, MAX_TURN if max_turn is None else max_turn, confirm)

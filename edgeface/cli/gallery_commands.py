@@ -42,7 +42,7 @@ def gallery_list(
     json_out: Json = False,
 ) -> None:
     """How many people and templates, the model, and the first --limit people (by name) with their templates."""
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
 
     store = _plain_gallery(gallery)
     store.check()
@@ -62,7 +62,7 @@ def gallery_list(
 
 def say(message: str, payload: dict, json_out: bool) -> None:
     """One line for people, or the same facts as JSON."""
-    from edgeface.report_format import print_json
+    from edgeface.tables import print_json
 
     if json_out:
         print_json(payload)

@@ -57,7 +57,7 @@ def eval_command(
         raise EdgefaceError("--save-threshold is measured on plain LFW: drop --condition (benchmarks/robustness.py "
                             "checks a threshold under every condition)")
     from edgeface.evaluate.lfw import evaluate_lfw
-    from edgeface.report_format import pct, print_json, print_table
+    from edgeface.tables import pct, print_json, print_table
     from edgeface.vision.embed import load_embedder
 
     if save_threshold and flip:
@@ -122,8 +122,8 @@ def bench_command(
     """Latency (p50/p90/p99), init time, memory, size and roofline efficiency on the light runtime."""
     check_detect_size(detect_size)
     from edgeface.default_model import resolve_model
-    from edgeface.report_format import print_json, print_table
     from edgeface.runtime.bench import bench, parse_threads
+    from edgeface.tables import print_json, print_table
 
     thread_list = parse_threads(threads)
     models = [str(resolve_model(m)) for m in models or [None]]
@@ -159,8 +159,8 @@ def bench_command(
 
 
 def print_ops_profile(model: str, threads: int, xnnpack: bool, top: int, json_out: bool) -> None:
-    from edgeface.report_format import print_json, print_table
     from edgeface.runtime.ops_profile import profile_ops
+    from edgeface.tables import print_json, print_table
 
     if top < 1:
         raise EdgefaceError(f"--top must be at least 1, got {top}")
@@ -188,8 +188,8 @@ def info_command(model: ModelArg = None,
                                                       "quantization parameters, names, metadata")] = False,
                  json_out: Json = False) -> None:
     """Show a .tflite model's tensors, runtime backend and manifest."""
-    from edgeface.report_format import print_json, print_table
     from edgeface.runtime.info import model_info
+    from edgeface.tables import print_json, print_table
 
     info = model_info(model)
     if bytes_:

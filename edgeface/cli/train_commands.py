@@ -44,7 +44,7 @@ def data_prepare_command(
     """Detect, align and write every face of a dataset; resumable, reports images with no or several faces."""
     check_detect_size(detect_size)
     from edgeface.data.prepare import prepare
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
 
     summary = prepare(src, dst, identities=identities, layout=layout.value, exclude_pairs=exclude_pairs, prefix=prefix,
                       workers=workers, limit=limit, detector=detector.value, detect_size=detect_size,
@@ -67,7 +67,7 @@ def data_views_command(
     """Damaged views of every prepared face (grey, shading, shadow, blur, small-face detail, JPEG, occlusion,
     colour) for a teacher to label: a prepared folder that distill takes like any other; resumable."""
     from edgeface.data.views import make_views
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
 
     summary = make_views(src, dst, per_face=per_face, seed=seed, workers=workers)
     if json_out:
@@ -139,7 +139,7 @@ def train_config(arch: str, out: Path, width: float | None, epochs: int, batch: 
 
 
 def print_training(summary: dict, json_out: bool) -> None:
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
 
     if json_out:
         print_json(summary)
@@ -157,7 +157,7 @@ def print_training(summary: dict, json_out: bool) -> None:
 def models_command(json_out: Json = False) -> None:
     """List the registered architectures with their input, parameters and FLOPs at their default size."""
     from edgeface.architectures import describe_architectures
-    from edgeface.report_format import print_json, print_table
+    from edgeface.tables import print_json, print_table
 
     rows = describe_architectures()
     if json_out:

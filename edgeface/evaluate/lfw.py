@@ -13,7 +13,7 @@ from edgeface.evaluate.metrics import all_pairs_thresholds, roc_curve, verificat
 from edgeface.manifest import InputSpec
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, alignment_of
 from edgeface.vision.embed import HELD_THRESHOLD_MARK, Embedder
-from edgeface.vision.pipeline import embed_paths
+from edgeface.vision.embedding_cache import embed_paths
 
 
 @dataclass

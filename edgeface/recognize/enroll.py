@@ -73,7 +73,7 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> 
     return embedder.embed_faces(image, [face])[0], sharp, face
 
 
-def enrol(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder,
+def enroll_person(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder,
           store_faces: bool = True) -> EnrolResult:
     """Enrol one person's photos (paths, RGB uint8 arrays, or ``(label, bytes or array)`` pairs: an upload's file
     name and contents); a photo already in the gallery (same bytes) is skipped, not doubled. ``store_faces``: keep

@@ -212,10 +212,10 @@ class Service:
 
     def enroll(self, name: str, photos: list[tuple[str, bytes | np.ndarray]]) -> dict:
         """Photos of one person, each checked as ``edgeface enroll`` checks it; the reason for each refusal."""
-        from edgeface.recognize.enroll import enrol
+        from edgeface.recognize.enroll import enroll_person
 
         p = self.pipeline
-        return asdict(enrol(p.store, name, photos, p.recognizer.finder, p.recognizer.embedder))
+        return asdict(enroll_person(p.store, name, photos, p.recognizer.finder, p.recognizer.embedder))
 
     def enroll_live(self, name: str) -> dict:
         """Enrol the face now in the live view (it must hold exactly one usable face)."""

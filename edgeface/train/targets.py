@@ -15,8 +15,8 @@ import numpy as np
 from edgeface.data.prepare import read_manifest, record_face
 from edgeface.errors import EdgefaceError
 from edgeface.progress import progress_bar
+from edgeface.vision.embedding_cache import KeyedArrayCache, cache_file
 from edgeface.vision.image import read_image
-from edgeface.vision.pipeline import KeyedArrayCache, cache_file
 
 _teacher = None
 

@@ -18,7 +18,7 @@ def rows(*spec):
 
 
 def test_select_respects_the_budget_and_target():
-    from edgeface.report import select
+    from edgeface.compare import select
 
     table = rows(("float32", 0.950, 4.0, 4000), ("int8", 0.948, 1.5, 1000), ("struct+int8", 0.944, 0.9, 700),
                  ("tiny", 0.930, 0.5, 300))
@@ -31,7 +31,7 @@ def test_select_respects_the_budget_and_target():
 
 
 def test_pareto_front():
-    from edgeface.report import pareto_front
+    from edgeface.compare import pareto_front
 
     table = rows(("a", 0.95, 4.0, 1), ("b", 0.94, 2.0, 1), ("c", 0.93, 3.0, 1), ("d", 0.96, 5.0, 1))
     assert sorted(r["variant"] for r in pareto_front(table)) == ["a", "b", "d"]
@@ -40,10 +40,10 @@ def test_pareto_front():
 @needs_shared
 @pytest.mark.slow
 def test_compare_writes_report_json_markdown_and_plot(tmp_path, monkeypatch):
+    from edgeface.compare import compare
     from edgeface.manifest import Manifest
     from edgeface.models import build_model
     from edgeface.models.registry import INPUT_SPEC
-    from edgeface.report import compare
     from edgeface.train.keras_io import save_keras
 
     faces = prepared_orl(tmp_path, people=5)
@@ -63,15 +63,15 @@ def test_compare_writes_report_json_markdown_and_plot(tmp_path, monkeypatch):
     compare(path, ["quantize", "structured"], [faces], out, LFW, pairs, epochs=1, faces_limit=48)
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.tflite")} == stamp
     # a technique that fails becomes a row with its error; the others are still scored, timed and plotted
-    import edgeface.report as report_module
+    import edgeface.compare as compare_module
     from edgeface.errors import EdgefaceError
 
     def broken() -> None:
         raise EdgefaceError("no Dense or Conv2D layer would get smaller at that rank/energy")
 
-    planned = report_module.plan_variants
-    monkeypatch.setattr(report_module, "plan_variants", lambda *a, **k: [
-        *planned(*a, **k), report_module.Variant("low-rank r1", "lowrank", broken, "float32")])
+    planned = compare_module.plan_variants
+    monkeypatch.setattr(compare_module, "plan_variants", lambda *a, **k: [
+        *planned(*a, **k), compare_module.Variant("low-rank r1", "lowrank", broken, "float32")])
     result = compare(path, ["quantize", "structured"], [faces], out, LFW, pairs, epochs=1, faces_limit=48)
     failed = [r for r in result["results"] if "error" in r]
     assert [(r["variant"], r["error"]) for r in failed] == [
@@ -86,10 +86,10 @@ def test_optimize_writes_the_fastest_variant_within_the_budget_and_reuses_its_va
     """optimize builds, exports, scores and times its variants, and writes the fastest one the budget allows to
     --out (file and manifest); a second run with a tighter budget reuses the variants it built and picks a variant
     that loses nothing against float32."""
+    from edgeface.compare import optimize
     from edgeface.manifest import Manifest, load_manifest
     from edgeface.models import build_model
     from edgeface.models.registry import INPUT_SPEC
-    from edgeface.report import optimize
     from edgeface.train.keras_io import save_keras
 
     faces = prepared_orl(tmp_path, people=5)

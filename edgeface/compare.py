@@ -74,11 +74,11 @@ def plan_variants(model, manifest, faces, techniques: list[str], epochs: float,
                                                                                              epochs=epochs)), "int8"))
     if "distill" in techniques:
         out.append(Variant(f"distilled {student or 'mobilefacenet x0.5'} + int8", "distill",
-                           memo("distill", lambda: distil_student(model, faces, student, epochs)), "int8"))
+                           memo("distill", lambda: distill_student(model, faces, student, epochs)), "int8"))
     return out
 
 
-def distil_student(teacher, faces, arch: str | None, epochs: float):
+def distill_student(teacher, faces, arch: str | None, epochs: float):
     """A thinner student of the same family, trained on the teacher's embeddings of the face set."""
     from edgeface.compress.finetune import finetune
     from edgeface.models.registry import build_model
