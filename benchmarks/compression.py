@@ -3,6 +3,9 @@ on LFW View 2 from its .tflite and timed with the light runtime (1 thread).
 -> results/compression.json, results/compression.md, results/compare.json, results/report.md, results/pareto.png
 
     python benchmarks/compression.py [--model ~/.cache/edgeface/stage3/model.keras] [--epochs 1]
+    python benchmarks/compression.py --model ~/.cache/edgeface/dlib-ft2/model.keras --techniques quantize \
+        --name compression_dlib --out ~/.cache/edgeface/compare-dlib \
+        --data ~/.cache/edgeface/prepared-dlib/celeba ~/.cache/edgeface/prepared-dlib/utkface-subset
 
 The Keras default model comes from benchmarks/train_default.py (stage 3: `--run stage3`); fine-tuning and
 calibration use the prepared CelebA + UTKFace faces in YuNet crops, as the default was trained (no LFW View 2
@@ -28,17 +31,22 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=[str(HOME / "prepared-yunet" / "celeba"),
                                                       str(HOME / "prepared-yunet" / "utkface-subset")])
     parser.add_argument("--epochs", default="2")
+    parser.add_argument("--techniques", default="quantize,prune,structured,lowrank,qat,cluster")
+    parser.add_argument("--name", default="compression",
+                        help="results/<name>.json and .md (the default name also refreshes report.md, compare.json "
+                             "and pareto.png)")
     parser.add_argument("--lfw-dir", default="../shared/data/lfw/lfw-deepfunneled")
     parser.add_argument("--pairs", default="../shared/data/lfw/pairs.txt")
     args = parser.parse_args()
     started = time.time()
     result = edgeface_json("compare", args.model, *[a for d in args.data for a in ("--data", d)], "--lfw-dir",
                            args.lfw_dir, "--pairs", args.pairs, "--out", args.out, "--epochs", args.epochs,
-                           "--techniques", "quantize,prune,structured,lowrank,qat,cluster")
+                           "--techniques", args.techniques)
     out = Path(args.out)
-    shutil.copyfile(out / "report.md", RESULTS / "compression.md")
-    shutil.copyfile(out / "report.md", RESULTS / "report.md")
-    shutil.copyfile(out / "pareto.png", RESULTS / "pareto.png")
+    shutil.copyfile(out / "report.md", RESULTS / f"{args.name}.md")
+    shutil.copyfile(out / "pareto.png", RESULTS / ("pareto.png" if args.name == "compression" else f"{args.name}.png"))
+    if args.name == "compression":
+        shutil.copyfile(out / "report.md", RESULTS / "report.md")
     rows = result["results"]
     by = {r["variant"]: r for r in rows}
     int8 = [r for r in rows if r["quantize"] == "int8"]
@@ -58,9 +66,10 @@ def main() -> None:
             "met": bool(structured) and 1 - structured[0]["flops"] / rows[0]["flops"] >= 0.5
             and structured[0]["delta_pp"] >= -0.5 and structured[0]["speedup_vs_float32"] >= 1.6},
     }
-    save("compression.json", {"model": args.model, "fine_tune_epochs": float(args.epochs), "results": rows,
+    save(f"{args.name}.json", {"model": args.model, "fine_tune_epochs": float(args.epochs), "results": rows,
                               "targets": targets}, started)
-    save("compare.json", {"model": args.model, **result}, started)
+    if args.name == "compression":
+        save("compare.json", {"model": args.model, **result}, started)
 
 
 if __name__ == "__main__":
