@@ -29,10 +29,9 @@ class FaceSet:
 
     ``centre`` is the teacher's mean unit embedding when its embeddings share one strong common direction (mean
     cosine between faces over ``ANISOTROPIC``, as dlib's do: strangers score 0.85-0.90), else None. Fine-tuning then
-    compares embeddings minus that mean: measured on dlib's port pruned by 23 % of its FLOPs, the plain cosine loss
-    fell to 0.06 while LFW was at 81.7 %, since a small angle in a space that crowded is all the difference between
-    two people.
-    """
+    compares embeddings minus that mean. Why: in a space that crowded a small angle is all the difference between
+    two people. Measured on dlib's port pruned and fine-tuned for two passes: the plain cosine loss fell to 0.06
+    with LFW at 81.7 % (23 % of the FLOPs removed); the centred one gave 94.7 % with a third removed."""
 
     def __init__(self, data: Sequence[str | Path], teacher: keras.Model, limit: int = 4000, seed: int = 0,
                  spec: InputSpec = INPUT_SPEC) -> None:

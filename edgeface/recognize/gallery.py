@@ -22,14 +22,17 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from edgeface.default_model import DLIB_PORT, is_named_model
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, data_dir
-from edgeface.vision.detector_options import ALIGNMENTS, BLAZEFACE_ALIGNMENT
+from edgeface.vision.detector_options import ALIGNMENTS, BLAZEFACE_ALIGNMENT, DEFAULT_DETECTOR
+
+if TYPE_CHECKING:
+    from edgeface.vision.embed import Embedder
 
 T = TypeVar("T")
 
@@ -646,9 +649,9 @@ class Gallery:
         self.db.close()
 
 
-def open_gallery_with(model: str | Path | None, path: str | Path | None, detector: str = "yunet",
+def open_gallery_with(model: str | Path | None, path: str | Path | None, detector: str = DEFAULT_DETECTOR,
                       threads: int = 1, create: bool = True, normalisation: tuple = (None, None, None),
-                      read_only: bool = False) -> tuple[Any, Gallery]:
+                      read_only: bool = False) -> tuple[Embedder, Gallery]:
     """The embedder and the gallery bound to it, as every command opens them: without ``model``, the model the
     gallery remembers (else the shipped default); the gallery refuses a model or alignment it was not enrolled
     with. ``normalisation``: (mean, scale, channels) overriding the model's manifest."""
