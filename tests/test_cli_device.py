@@ -115,6 +115,20 @@ def test_info_table_shows_the_manifest():
     assert f"LFW View 2 │ {100 * lfw['accuracy']:.2f} % +- {100 * lfw['accuracy_se']:.2f}" in table
 
 
+def test_the_shipped_models_say_where_their_weights_come_from_and_what_the_default_does():
+    """default (flip-averaged inside the file) and single (one pass) are one network: the same chain from dlib's
+    public-domain weights, the default at twice the FLOPs with the flip recorded; single has no float twin, and
+    asking for one is one line, not a missing-file surprise."""
+    manifests = {name: json.loads(run_cli("info", name, "--json").stdout)["manifest"] for name in ("default", "single")}
+    for manifest in manifests.values():
+        assert [step["step"] for step in manifest["chain"]] == ["dlib-port", "distill", "export"]
+        assert "public domain" in manifest["chain"][0]["licence"].lower()
+    assert manifests["default"]["chain"][-1].get("flip") is True and "flip" not in manifests["single"]["chain"][-1]
+    assert manifests["default"]["flops"] == 2 * manifests["single"]["flops"]
+    assert manifests["default"]["metrics"]["lfw"]["accuracy"] > manifests["single"]["metrics"]["lfw"]["accuracy"]
+    assert_one_line_error(run_cli("info", "single-float32"), "not found")
+
+
 def test_help_lists_every_command():
     result = run_cli("--help", env={"COLUMNS": "200"})
     assert result.returncode == 0
