@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--export-only", action="store_true",
                         help="no training: export --model (default: --run's model.keras) into <run>-export/")
     parser.add_argument("--model", type=Path, help="with --export-only: the Keras model to export")
-    parser.add_argument("--install-as", default="default", choices=("default", "single", "fast"),
+    parser.add_argument("--install-as", default="default", choices=("default", "single"),
                         help="with --install: which shipped model the files become")
     parser.add_argument("--flip", action="store_true",
                         help="export flip-averaged files (edgeface export --flip) into <run>-flip/")

@@ -250,12 +250,10 @@ class Gallery:
     def __init__(self, path: str | Path | None = None, recognizer: FaceRecognizer | None = None,
                  model: str | Path | None = None, **options: Any) -> None:
         """Without ``model`` (or ``recognizer``), the model the gallery file remembers, else the shipped one."""
-        from edgeface.recognize.gallery import Gallery as Store
-        from edgeface.recognize.gallery import gallery_model, model_ref
+        from edgeface.recognize.gallery import bind_gallery, model_for
 
-        self.recognizer = recognizer or load(model if model is not None else gallery_model(path), **options)
-        r = self.recognizer
-        self.store = Store(path, r.model_id, r.embedder.size, alignment=r.finder.alignment, model=model_ref(r.model))
+        r = self.recognizer = recognizer or load(model_for(path, model), **options)
+        self.store = bind_gallery(path, r.model, r.embedder, r.finder.alignment)
         self.path = self.store.path
 
     def enroll(self, name: str, *images: Image | list[Image], bgr: bool = False,

@@ -649,17 +649,32 @@ class Gallery:
         self.db.close()
 
 
+def model_for(path: str | Path | None, model: str | Path | None = None) -> str | Path | None:
+    """The model a command uses with a gallery: the one given, else the one the gallery remembers, else None (the
+    shipped default). Every opener asks here: the CLI, the API's ``Gallery`` and ``serve``."""
+    return model if model is not None else gallery_model(path)
+
+
+def bind_gallery(path: str | Path | None, model: str | Path | None, embedder: Embedder, alignment: str,
+                 create: bool = True, read_only: bool = False) -> Gallery:
+    """The gallery at ``path`` bound to ``embedder`` (loaded from ``model``, as given): refused if it was enrolled
+    with another model or alignment; a new one remembers ``model_ref(model)``."""
+    from edgeface.vision.embed import embedder_identity
+
+    return Gallery(path, embedder_identity(embedder), embedder.size, create=create, read_only=read_only,
+                   alignment=alignment, model=model_ref(model))
+
+
 def open_gallery_with(model: str | Path | None, path: str | Path | None, detector: str = DEFAULT_DETECTOR,
                       threads: int = 1, create: bool = True, normalisation: tuple = (None, None, None),
                       read_only: bool = False) -> tuple[Embedder, Gallery]:
-    """The embedder and the gallery bound to it, as every command opens them: without ``model``, the model the
-    gallery remembers (else the shipped default); the gallery refuses a model or alignment it was not enrolled
-    with. ``normalisation``: (mean, scale, channels) overriding the model's manifest."""
+    """The embedder and the gallery bound to it, as the commands open them (``model_for``, ``bind_gallery``).
+    ``normalisation``: (mean, scale, channels) overriding the model's manifest."""
     from edgeface.vision.detector_options import alignment_of
-    from edgeface.vision.embed import embedder_identity, load_embedder
+    from edgeface.vision.embed import load_embedder
 
     mean, scale, channels = normalisation
-    model = model if model is not None else gallery_model(path)
+    model = model_for(path, model)
     embedder = load_embedder(model, threads=threads, mean=mean, scale=scale, channels=channels)
-    return embedder, Gallery(path, embedder_identity(embedder), embedder.size, create=create, read_only=read_only,
-                             alignment=alignment_of(detector, embedder.alignment), model=model_ref(model))
+    return embedder, bind_gallery(path, model, embedder, alignment_of(detector, embedder.alignment), create,
+                                  read_only)

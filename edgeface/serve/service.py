@@ -95,13 +95,12 @@ class Pipeline:
 
     def __init__(self, config: ServeConfig, read_only: bool) -> None:
         from edgeface.api import load
-        from edgeface.recognize.gallery import Gallery, gallery_model, model_ref
+        from edgeface.recognize.gallery import bind_gallery, model_for
 
-        model = config.model if config.model is not None else gallery_model(config.gallery)
-        r = self.recognizer = load(model, detector=config.detector, detect_size=config.detect_size,
-                                   threshold=config.threshold, threads=config.threads)
-        self.store = Gallery(config.gallery, r.model_id, r.embedder.size, create=not read_only,
-                             alignment=r.finder.alignment, read_only=read_only, model=model_ref(model))
+        r = self.recognizer = load(model_for(config.gallery, config.model), detector=config.detector,
+                                   detect_size=config.detect_size, threshold=config.threshold, threads=config.threads)
+        self.store = bind_gallery(config.gallery, r.model, r.embedder, r.finder.alignment, create=not read_only,
+                                  read_only=read_only)
         self.frames = Recognizer(r.embedder, self.store, r.threshold, detector=config.detector,
                                  threads=config.threads, min_face=config.min_face, smooth=config.smooth,
                                  max_turn=config.max_turn, detect_size=config.detect_size, confirm=config.confirm)
