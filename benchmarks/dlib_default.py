@@ -51,6 +51,10 @@ def main() -> None:
     parser.add_argument("--install", action="store_true", help="copy the result into edgeface/assets")
     parser.add_argument("--resume", action="store_true", help="finish the schedule of --run from its checkpoint")
     parser.add_argument("--init", help="start a new schedule from this model (an earlier run's model.keras)")
+    parser.add_argument("--teacher", help="the teacher file (default: the port, <work>/dlib-base/port-float32.tflite)")
+    parser.add_argument("--input-size", default="150",
+                        help="the student's input: below 150 it sees dlib's chip area-resampled (the fast variant: "
+                             "106 px, half the FLOPs)")
     parser.add_argument("--export-only", action="store_true",
                         help="no training: export --model (default: --run's model.keras) into <run>-export/")
     parser.add_argument("--model", type=Path, help="with --export-only: the Keras model to export")
@@ -72,8 +76,9 @@ def main() -> None:
     if args.export_only:
         model = args.model or run / "model.keras"
     elif int(args.epochs) > 0:
-        teacher = work / "dlib-base" / "port-float32.tflite"
-        step("export teacher", "export", str(base), "-o", str(teacher), "--quantize", "float32")
+        teacher = Path(args.teacher) if args.teacher else work / "dlib-base" / "port-float32.tflite"
+        if not args.teacher:
+            step("export teacher", "export", str(base), "-o", str(teacher), "--quantize", "float32")
         result["prepared"] = {name: step(f"prepare {name}", "data", "prepare", str(src), str(prepared / name), *extra,
                                          "--alignment", DLIB_CHIP_ALIGNMENT)
                               for name, (src, extra) in SOURCES.items()}
@@ -85,7 +90,8 @@ def main() -> None:
             "--raw-targets", "--epochs", args.epochs, "--batch", args.batch, "--lr", args.lr, "--out", str(run),
             "--val-lfw-dir", str(LFW), "--val-pairs", str(PAIRS), "--val-every", args.val_every,
             "--identity-weight", args.identity_weight, "--relation-weight", args.relation_weight,
-            *(["--resume"] if args.resume else []), *(["--init", args.init] if args.init else []))
+            "--input-size", args.input_size, *(["--resume"] if args.resume else []),
+            *(["--init", args.init] if args.init else []))
         model = run / "model.keras"
     else:
         run, model = base.parent, base

@@ -5,7 +5,7 @@
     fr.verify("a.jpg", "b.jpg")                           # {'same': True, 'score': 0.83, 'threshold': 0.64}
     people = edgeface.Gallery("people.sqlite")
     people.enroll("obama", "obama.jpg")
-    people.identify("two_people.jpg")                     # [{'name': 'obama', 'score': 0.91, 'box': [...]}, ...]
+    people.identify("two_people.jpg")                     # [{'name': 'obama', 'score': 0.91, 'box': [...], ...}]
 
 Images are file paths or numpy arrays. Arrays are RGB uint8 (H, W, 3) like face_recognition's; pass ``bgr=True`` for
 frames straight from OpenCV. Every problem is an :class:`edgeface.errors.EdgefaceError` naming it.
@@ -89,8 +89,18 @@ class FaceRecognizer:
         self.embedder: Embedder = load_embedder(model, threads=threads, mean=input_mean, scale=input_scale,
                                                 channels=channels)
         self.detector = getattr(detector, "value", detector)
+        self.threads, self.detect_size = threads, detect_size
         self.finder = FaceFinder(self.detector, threads, detect_size, alignment=self.embedder.alignment)
         self.threshold = decision_threshold(self.embedder, threshold)
+
+    def frames(self, gallery: Any, **tracking: Any) -> Any:
+        """The frame recogniser (``recognize.loop.Recognizer``) on this model, detector and threshold against an
+        open gallery store: what ``edgeface recognize``, ``Gallery.identify`` and ``edgeface serve`` run.
+        ``tracking``: min_face, smooth, max_turn, confirm."""
+        from edgeface.recognize.loop import Recognizer
+
+        return Recognizer(self.embedder, gallery, self.threshold, detector=self.detector, threads=self.threads,
+                          detect_size=self.detect_size, **tracking)
 
     @property
     def model_id(self) -> str:
@@ -255,6 +265,7 @@ class Gallery:
         r = self.recognizer = recognizer or load(model_for(path, model), **options)
         self.store = bind_gallery(path, r.model, r.embedder, r.finder.alignment)
         self.path = self.store.path
+        self._frames: Any = None
 
     def enroll(self, name: str, *images: Image | list[Image], bgr: bool = False,
                store_faces: bool = True) -> dict[str, Any]:
@@ -295,15 +306,13 @@ class Gallery:
         return results
 
     def identify(self, image: Image, bgr: bool = False) -> list[dict[str, Any]]:
-        """Every face in the image with the enrolled person it matches (``name`` None below the threshold),
-        best candidate and score."""
-        r = self.recognizer
-        rgb, found = r.faces(image, bgr)
-        if not found:
-            return []
-        matches = self.store.match(r.embedder.embed_faces(rgb, found), r.threshold)
-        return [{"name": m.name, "score": round(m.score, 4), "candidate": m.person, "box": public(f).box,
-                 "detection": public(f).score} for f, m in zip(found, matches, strict=True)]
+        """Every face in the image, as ``edgeface recognize --json`` reports a photo (``RecognisedFace``): ``name``
+        the enrolled person it matches or None, the best ``candidate`` and its ``score``, box, landmarks, detection
+        score and head turn; a face too small or turned away is not compared and says so in ``reason``."""
+        if self._frames is None:
+            self._frames = self.recognizer.frames(self.store)
+        frame = np.ascontiguousarray(as_rgb(image, bgr)[..., ::-1])
+        return [face.to_dict() for face in self._frames.process(frame, still=True)]
 
     def remove(self, name: str) -> None:
         self.store.remove(name)

@@ -131,6 +131,32 @@ def test_gallery_enroll_identify_remove(tmp_path: Path):
         assert [p["name"] for p in people.people()] == ["obama"]
 
 
+def test_the_api_and_the_cli_report_the_same_faces_field_for_field(tmp_path: Path):
+    """One frame recogniser decides for both: every demo probe (a group photo, a partial face, a small one) gives
+    the CLI's --json records and Gallery.identify's alike."""
+    import edgeface
+
+    gallery = tmp_path / "people.sqlite"
+    assert run_cli("enroll", "--dir", str(MEDIA / "gallery"), "--gallery", str(gallery)).returncode == 0
+    probes = sorted((MEDIA / "probes").glob("*.jpg"))
+    with edgeface.Gallery(gallery) as people:
+        from_api = {p.name: people.identify(p) for p in probes}
+    result = run_cli("recognize", "--source", str(MEDIA / "probes"), "--gallery", str(gallery), "--json")
+    assert result.returncode == 0, result.stderr
+    from_cli: dict[str, list] = {p.name: [] for p in probes}
+    for line in result.stdout.splitlines():
+        row = json.loads(line)
+        if "box" in row:
+            from_cli[Path(row.pop("source")).name].append(row)
+            del row["time"], row["frame"]
+    for rows in (*from_api.values(), *from_cli.values()):
+        for row in rows:
+            row["track"] = None  # numbered per process: the API's gallery and the CLI's run count apart
+    assert from_api == from_cli
+    names = {row["name"] for rows in from_api.values() for row in rows}
+    assert names == {"obama", "biden"}  # every probe face is one of them (strangers: the test above)
+
+
 def test_gallery_enroll_fails_loudly_and_takes_lists_folders_and_frames(tmp_path: Path):
     """A failed enrolment is an error naming each photo and its reason, never a quiet zero templates."""
     import cv2

@@ -18,12 +18,13 @@ import pytest
 from conftest import BLOCK_TF, CLI_LAUNCHER, MEDIA, needs_shared, run_cli
 
 from edgeface.recognize.events import Debouncer
+from edgeface.recognize.results import RecognisedFace
 
 CLIP = MEDIA / "short_hamilton_clip.mp4"
 
 
-def face(track: int | None, name: str = "unknown", score: float | None = 0.3) -> dict:
-    return {"track": track, "name": name, "score": score, "box": [0.0, 0.0, 10.0, 10.0]}
+def face(track: int | None, name: str | None = None, score: float | None = 0.3) -> RecognisedFace:
+    return RecognisedFace((0.0, 0.0, 10.0, 10.0), (), 0.9, 0.1, name=name, score=score, track=track)
 
 
 def test_a_person_standing_at_the_door_is_one_arrival_and_one_departure():
@@ -32,7 +33,7 @@ def test_a_person_standing_at_the_door_is_one_arrival_and_one_departure():
     for _ in range(25):  # one second of one face
         events += d.update([face(7, "alice", 0.8)], "cam", 0)
     events += d.update([face(7, "bob", 0.7)], "cam", 0)  # the smoothed name changes: announced
-    events += d.update([face(7, "unknown", 0.6)], "cam", 0)  # bob's match dips for a frame: still bob
+    events += d.update([face(7, None, 0.6)], "cam", 0)  # bob's match dips for a frame: still bob
     events += d.update([face(None)], "cam", 0)  # a face turned away is never announced
     for _ in range(4):
         events += d.update([], "cam", 0)
@@ -56,7 +57,7 @@ def test_a_person_on_two_tracks_arrives_once_and_unknown_faces_are_optional():
             events += d.update([], "cam", 5 + k, media_time=1.0)
         alice = [(e["event"], e.get("media_time")) for e in events if e["name"] == "alice"]
         assert alice == [("arrived", 0.0), ("left", 1.0)]
-        strangers = [e["event"] for e in events if e["name"] == "unknown"]
+        strangers = [e["event"] for e in events if e["name"] is None]
         assert strangers == (["arrived", "left"] if unknown else [])
 
 

@@ -99,7 +99,7 @@ def test_default_model_at_its_calibrated_threshold(enrolled):
 def only_obama_in_the_audience(events: list[dict]) -> None:
     """The clip's strangers are never named; Barack Obama sits in the audience from frame 211 (three-quarter to
     profile), the only enrolled person in it, and only there may he be named."""
-    named = [e for e in events if e["name"] != "unknown"]
+    named = [e for e in events if e["name"] is not None]
     assert {e["name"] for e in named} <= {"obama"} and all(e["frame"] >= 211 for e in named), named
 
 
@@ -169,9 +169,9 @@ def test_profiles_are_refused_for_enrolment_and_not_matched(enrolled, tmp_path):
     result = run_cli("enroll", "someone", str(profile), "--gallery", str(tmp_path / "g.sqlite"), "--json")
     assert "turned away" in json.loads(result.stdout)[0]["rejected"][str(profile)]
     events, _ = recognize(enrolled, profile)
-    assert [(e["name"], e["score"], e["reason"]) for e in events] == [("unknown", None, "turned away")]
+    assert [(e["name"], e["score"], e["reason"]) for e in events] == [(None, None, "turned away")]
     events, _ = recognize(enrolled, profile, "--max-turn", "100", "--threshold", "0.01")  # gate off: matched
-    assert events[0]["score"] is not None and events[0]["name"] != "unknown"
+    assert events[0]["score"] is not None and events[0]["name"] is not None
 
 
 def test_gallery_manage_export_import_round_trip(enrolled, tmp_path):
@@ -462,13 +462,16 @@ def test_gallery_list_is_quick_at_100k_templates(tmp_path):
 
 def test_labels_stay_inside_the_frame_and_never_overlap():
     from edgeface.recognize.loop import draw, label_layout
+    from edgeface.recognize.results import RecognisedFace
+
+    def face(name: str | None, score: float, box: tuple[float, ...]) -> RecognisedFace:
+        return RecognisedFace(box, (), 0.9, 0.1, name=name, score=score)
 
     results = [  # a face at the right edge, one at the top, three side by side in a crowd, an unknown face
-        {"name": "christopher_jackson", "score": 0.951, "box": [1880.0, 500.0, 1918.0, 540.0]},
-        {"name": "obama", "score": 0.97, "box": [900.0, 0.0, 960.0, 60.0]},
-        *({"name": f"person_{k}", "score": 0.95, "box": [400.0 + 8 * k, 300.0, 440.0 + 8 * k, 340.0]}
-          for k in range(3)),
-        {"name": "unknown", "score": -0.05, "box": [100.0, 700.0, 160.0, 760.0]},
+        face("christopher_jackson", 0.951, (1880.0, 500.0, 1918.0, 540.0)),
+        face("obama", 0.97, (900.0, 0.0, 960.0, 60.0)),
+        *(face(f"person_{k}", 0.95, (400.0 + 8 * k, 300.0, 440.0 + 8 * k, 340.0)) for k in range(3)),
+        face(None, -0.05, (100.0, 700.0, 160.0, 760.0)),
     ]
     layout = label_layout(results, 1920, 1080)
     rects = [rect for _, _, rect in layout]
@@ -476,8 +479,8 @@ def test_labels_stay_inside_the_frame_and_never_overlap():
     for i, a in enumerate(rects):
         for b in rects[i + 1:]:
             assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
-    labels = {r["name"]: label for r, label, _ in layout}
-    assert labels["unknown"] == "unknown" and labels["obama"] == "obama 0.97"
+    labels = {r.name: label for r, label, _ in layout}
+    assert labels[None] == "unknown" and labels["obama"] == "obama 0.97"
     frame = np.zeros((1080, 1920, 3), np.uint8)
     draw(frame, results)
     assert frame[:, 1900:].any()  # the right-edge label is drawn, inside the frame

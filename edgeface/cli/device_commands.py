@@ -263,7 +263,7 @@ def recognize_command(
         return
     shown, source = face_rows, summary["source"]  # the source as it may be shown (no password)
     print_table(f"faces in {source}", ["file / frame", "name", "score", "box x0,y0,x1,y1", "note"],
-                [(Path(r["source"]).name if r["source"] != source else r["frame"], r["name"],
+                [(Path(r["source"]).name if r["source"] != source else r["frame"], r["name"] or "unknown",
                   "" if r["score"] is None else f"{r['score']:.3f}", ", ".join(f"{v:.0f}" for v in r["box"]),
                   r.get("reason", "")) for r in shown])
     if total[0] > len(shown):
@@ -272,6 +272,7 @@ def recognize_command(
         ("frames", summary["frames"]), ("faces", summary["faces"]), ("FPS", summary["fps"]),
         ("dropped (stale) frames", summary["dropped_frames"]), ("unreadable frames", summary["unreadable_frames"]),
         *((f"seen: {k}", v) for k, v in sorted(summary["names"].items())),
+        ("unknown faces", summary["unknown_faces"]),
         *((f"events to {e['sink']}", f"{e['sent']} sent, {e['dropped']} dropped, {e['failed']} failed")
           for e in summary.get("events", [])),
         *((("video", f"{video['path']} ({video['codec']})"),) if (video := summary.get("video")) else ())])

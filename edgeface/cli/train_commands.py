@@ -99,6 +99,10 @@ LR = Annotated[float, typer.Option(help="peak learning rate (AdamW, warm-up then
 Width = Annotated[Optional[float], typer.Option(help="channel width multiplier (default: the architecture's)")]
 
 
+InputSize = Annotated[Optional[int], typer.Option(
+    help="input size in px (default: the architecture's); prepared faces are area-resampled to it, as at runtime")]
+
+
 Resume = Annotated[bool, typer.Option(help="continue from the checkpoint in --out")]
 
 
@@ -130,12 +134,12 @@ Seed = Annotated[int, typer.Option(help="seed of initial weights, shuffling and 
 
 def train_config(arch: str, out: Path, width: float | None, epochs: int, batch: int, lr: float, resume: bool,
                  strategy: str, val_lfw_dir: Path | None, val_pairs: Path | None, val_every: int,
-                 init: Path | None, seed: int):
+                 init: Path | None, seed: int, input_size: int | None = None):
     from edgeface.train.loop import TrainConfig
 
-    return TrainConfig(arch=arch, out=out, width=width, epochs=epochs, batch=batch, lr=lr, resume=resume,
-                       strategy=getattr(strategy, "value", strategy), val_lfw_dir=val_lfw_dir, val_pairs=val_pairs,
-                       val_every=val_every, init=init, seed=seed)
+    return TrainConfig(arch=arch, out=out, width=width, input_size=input_size, epochs=epochs, batch=batch, lr=lr,
+                       resume=resume, strategy=getattr(strategy, "value", strategy), val_lfw_dir=val_lfw_dir,
+                       val_pairs=val_pairs, val_every=val_every, init=init, seed=seed)
 
 
 def print_training(summary: dict, json_out: bool) -> None:
@@ -177,6 +181,7 @@ def train_command(
     margin: Margin = 0.3,
     scale: Scale = 32.0,
     width: Width = None,
+    input_size: InputSize = None,
     epochs: Epochs = 20,
     batch: Batch = 128,
     lr: LR = 2e-3,
@@ -194,7 +199,7 @@ def train_command(
     from edgeface.train.train import train
 
     config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
-                          init, seed)
+                          init, seed, input_size)
     print_training(train(data, config, head=head, margin=margin, scale=scale), json_out)
 
 
@@ -206,6 +211,7 @@ def distill_command(
     arch: Arch = "mobilefacenet",
     out: Out = Path("runs/distill"),
     width: Width = None,
+    input_size: InputSize = None,
     epochs: Epochs = 20,
     batch: Batch = 128,
     lr: LR = 2e-3,
@@ -234,7 +240,7 @@ def distill_command(
     from edgeface.train.distill import distill
 
     config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
-                          init, seed)
+                          init, seed, input_size)
     print_training(distill(data, teacher, config, workers=workers, identity_weight=identity_weight, margin=margin,
                            scale=scale, relation_weight=relation_weight, teacher_flip=teacher_flip, centre=centre),
                    json_out)

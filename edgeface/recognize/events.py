@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+from edgeface.recognize.results import RecognisedFace
 from edgeface.recognize.sinks import EventOptions, FileSink, QueuedSink, http_sink
 from edgeface.vision.image import square_jpeg
 
@@ -43,10 +44,11 @@ class Debouncer:
         self.frame = 0
 
     @staticmethod
-    def key(name: str, track: int) -> str:
-        return f"unknown#{track}" if name == "unknown" else name
+    def key(name: str | None, track: int) -> str:
+        return f"unknown#{track}" if name is None else name
 
-    def update(self, results: list[dict], source: str, frame: int, media_time: float | None = None) -> list[dict]:
+    def update(self, results: list[RecognisedFace], source: str, frame: int,
+               media_time: float | None = None) -> list[dict]:
         self.frame += 1
         now = round(time.time(), 3)
         stamp = {"time": now, "source": source, "frame": frame,
@@ -54,28 +56,29 @@ class Debouncer:
         clock = now if media_time is None else media_time  # a file's time, not how fast it was processed
         out = []
         for r in results:
-            track_id = r.get("track")
+            track_id = r.track
             if track_id is None:
                 continue  # not embedded (turned away, too small): nobody to announce
             track = self.tracks.get(track_id)
-            if track is not None and track["name"] != "unknown" and r["name"] == "unknown":
-                r = {**r, "name": track["name"]}  # a named face whose match dips for a frame is still that person
-            if track is not None and track["name"] != r["name"]:
+            name = r.name
+            if track is not None and track["name"] is not None and name is None:
+                name = track["name"]  # a named face whose match dips for a frame is still that person
+            if track is not None and track["name"] != name:
                 out += self._drop(track_id, stamp)
                 track = None
-            key = self.key(r["name"], track_id)
+            key = self.key(name, track_id)
+            box = list(r.box)
             if track is None:
-                track = self.tracks[track_id] = {"name": r["name"]}
+                track = self.tracks[track_id] = {"name": name}
                 presence = self.present.get(key)
                 if presence is None:
                     presence = self.present[key] = {"first": clock, "tracks": set()}
-                    if r["name"] != "unknown" or self.unknown:
-                        out.append({"event": "arrived", **stamp, "track": track_id, "name": r["name"],
-                                    "score": r["score"], "box": r["box"]})
+                    if name is not None or self.unknown:
+                        out.append({"event": "arrived", **stamp, "track": track_id, "name": name,
+                                    "score": r.score, "box": box})
                 presence["tracks"].add(track_id)
             track["seen"] = self.frame
-            self.present[key].update(last=clock, score=r["score"], box=r["box"], track=track_id, source=source,
-                                     frame=frame)
+            self.present[key].update(last=clock, score=r.score, box=box, track=track_id, source=source, frame=frame)
         for track_id in [t for t, v in self.tracks.items() if self.frame - v["seen"] > self.max_age]:
             out += self._drop(track_id, stamp)
         return out
@@ -89,7 +92,7 @@ class Debouncer:
         if presence["tracks"]:
             return []
         del self.present[key]
-        if track["name"] == "unknown" and not self.unknown:
+        if track["name"] is None and not self.unknown:
             return []
         return [{"event": "left", **stamp, "source": presence["source"], "frame": presence["frame"],
                  "track": presence["track"], "name": track["name"], "score": presence["score"],
@@ -138,7 +141,7 @@ class Events:
         self.snapshot_sinks = {id(sink) for sink in self.sinks if getattr(sink, "snapshots", False)}
         self.debouncer = Debouncer(unknown=self.options.unknown)
 
-    def frame(self, results: list[dict], source: str, frame: int, new_photo: bool = False,
+    def frame(self, results: list[RecognisedFace], source: str, frame: int, new_photo: bool = False,
               image: np.ndarray | None = None, media_time: float | None = None) -> None:
         """One frame's results (``image``: the BGR frame, for snapshots; ``media_time``: its position in a file)."""
         events = self.debouncer.flush(media_time) if new_photo else []  # a new, unrelated photo: the last one's

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -28,10 +29,11 @@ from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import Capture, SourceLost
 from edgeface.recognize.events import Events
 from edgeface.recognize.gallery import Gallery
+from edgeface.recognize.results import RecognisedFace
 from edgeface.recognize.sinks import EventOptions, redact
 from edgeface.recognize.tracking import Tracker
 from edgeface.vision.align import align_face
-from edgeface.vision.detect import TurnGauge, create_detector
+from edgeface.vision.detect import TurnGauge, create_detector, detect_with_retries
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, DEFAULT_MIN_FACE, check_min_face
 from edgeface.vision.embed import Embedder
 from edgeface.vision.quality import MAX_TURN, head_turn
@@ -93,21 +95,22 @@ class Recognizer:
         self.tracker = Tracker(window=smooth)
         self.timings = Timings()
 
-    def process(self, frame_bgr: np.ndarray, still: bool = False) -> list[dict]:
-        """Every face of one frame, recognised; ``still``: a photo on its own (no track to confirm over)."""
+    def process(self, frame_bgr: np.ndarray, still: bool = False) -> list[RecognisedFace]:
+        """Every face of one frame, recognised. ``still``: a photo on its own, unrelated to the one before: no track
+        carries over or needs confirming, and detection retries as for any photo (``detect_with_retries``)."""
         t = time.perf_counter()
-        faces = self.detector.detect(frame_bgr, bgr=True)
+        if still:
+            self.tracker.reset()
+        faces = detect_with_retries(self.detector, frame_bgr, bgr=True) if still else \
+            self.detector.detect(frame_bgr, bgr=True)
         turns = [self.turn(frame_bgr, f, bgr=True) if f.width >= self.min_face else head_turn(f.keypoints)
                  for f in faces]
-        reasons = ["too small" if f.width < self.min_face else "turned away" if turn > self.max_turn else None
+        results = [RecognisedFace.detected(f, turn, "too small" if f.width < self.min_face else
+                                           "turned away" if turn > self.max_turn else None)
                    for f, turn in zip(faces, turns, strict=True)]
-        usable = [i for i, reason in enumerate(reasons) if reason is None]
+        usable = [i for i, r in enumerate(results) if r.reason is None]
         t1 = time.perf_counter()
         self.timings.add("detect", t1 - t)
-        results = [{"name": "unknown", "score": None, "candidate": None, "track": None,
-                    "box": [round(float(v), 1) for v in f.box], "detection": round(f.score, 3),
-                    "turn": round(turn, 2), **({"reason": reason} if reason else {})}
-                   for f, turn, reason in zip(faces, turns, reasons, strict=True)]
         if usable:
             chip = self.embedder.alignment
             crops = np.stack([cv2.cvtColor(align_face(frame_bgr, faces[i], chip), cv2.COLOR_BGR2RGB) for i in usable])
@@ -122,8 +125,8 @@ class Recognizer:
             need = 1 if still else self.confirm
             for i, m, track in zip(usable, matches, tracks, strict=True):
                 named = self.tracker.confirmed(track, m.name, need)
-                results[i].update(name=m.name if named else "unknown", score=round(m.score, 4), candidate=m.person,
-                                  track=track)
+                results[i] = replace(results[i], name=m.name if named else None, score=round(m.score, 4),
+                                     candidate=m.person, track=track)
         return results
 
 
@@ -135,17 +138,17 @@ def label_style(height: int) -> tuple[float, int]:
     return max(0.5, height / 1440), 1 if height < 1296 else 2
 
 
-def label_layout(results: list[dict], width: int, height: int) -> list[tuple[dict, str, tuple[int, int, int, int]]]:
+def label_layout(results: list[RecognisedFace], width: int,
+                 height: int) -> list[tuple[RecognisedFace, str, tuple[int, int, int, int]]]:
     """Each face's label and where it goes: above its box (below at the top edge), moved inside the frame and down
     past any label already placed, so none is cut off or covers another. A score only beside a name: an unknown
     face's best-candidate score means nothing to a viewer."""
     scale, thickness = label_style(height)
     placed: list[tuple[int, int, int, int]] = []
     out = []
-    for r in sorted(results, key=lambda r: r["box"][1]):
-        x0, y0, _, y1 = (int(v) for v in r["box"])
-        known = r["name"] != "unknown"
-        label = f"{r['name']} {r['score']:.2f}" if known and r["score"] is not None else r.get("reason", "unknown")
+    for r in sorted(results, key=lambda r: r.box[1]):
+        x0, y0, _, y1 = (int(v) for v in r.box)
+        label = f"{r.name} {r.score:.2f}" if r.name is not None and r.score is not None else r.label
         (w, h), base = cv2.getTextSize(label, LABEL_FONT, scale, thickness)
         box_w, box_h = w + 6, h + base + 4
         left = min(max(0, x0), max(0, width - box_w))
@@ -162,14 +165,14 @@ def label_layout(results: list[dict], width: int, height: int) -> list[tuple[dic
     return out
 
 
-def draw(frame: np.ndarray, results: list[dict], fps: float | None = None) -> None:
+def draw(frame: np.ndarray, results: list[RecognisedFace], fps: float | None = None) -> None:
     """Boxes and labels (``label_layout``) on a filled background, readable on any frame; the FPS counter only when
     asked."""
     height, width = frame.shape[:2]
     scale, thickness = label_style(height)
     for r, label, (left, top, right, bottom) in label_layout(results, width, height):
-        colour = (60, 170, 60) if r["name"] != "unknown" else (60, 60, 200)
-        x0, y0, x1, y1 = (int(v) for v in r["box"])
+        colour = (60, 170, 60) if r.name is not None else (60, 60, 200)
+        x0, y0, x1, y1 = (int(v) for v in r.box)
         cv2.rectangle(frame, (x0, y0), (x1, y1), colour, 2)
         cv2.rectangle(frame, (left, top), (right, bottom), colour, -1)
         baseline = cv2.getTextSize(label, LABEL_FONT, scale, thickness)[1]
@@ -259,7 +262,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
         json_events: bool = False, max_frames: int = 0, loop: bool = False, max_seconds: float = 0,
         events: list[str] | None = None, overlay_fps: bool = False,
         on_faces: Callable[[list[dict]], object] | None = None,
-        on_frame: Callable[[np.ndarray, list[dict], float], object] | None = None,
+        on_frame: Callable[[np.ndarray, list[RecognisedFace], float], object] | None = None,
         extra_sinks: list | None = None, stop: threading.Event | None = None, label: str | None = None,
         event_options: EventOptions | None = None) -> dict:
     """The loop: returns a summary (frames, faces, fps, names seen, dropped frames, stage timings).
@@ -284,7 +287,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                    people=recognizer.gallery.templates()[2],
                    model=recognizer.embedder.name) if events or extra_sinks else None
     seen: dict[str, int] = defaultdict(int)
-    frames = faces = errors = 0
+    frames = faces = errors = strangers = 0
     started = time.perf_counter()
     fps = 0.0
     stop = stop or threading.Event()
@@ -309,8 +312,6 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                         print(f"edgeface: skipped frame {frame.index}: {frame.error}", file=sys.stderr)
                     t_wait = time.perf_counter()
                     continue
-                if stills:
-                    recognizer.tracker.reset()
                 results = recognizer.process(frame.image, still=stills)
                 if sinks:
                     sinks.frame(results, where, frame.index, new_photo=stills, image=frame.image,
@@ -319,12 +320,17 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                 faces += len(results)
                 elapsed = time.perf_counter() - started
                 fps = frames / elapsed if elapsed > 0 else 0.0
+                rows = [{"source": where, "frame": frame.index, **r.to_dict()} for r in results] \
+                    if json_events or on_faces else []
                 for r in results:
-                    seen[r["name"]] += 1
-                    if json_events:
-                        emit({"time": round(time.time(), 3), "source": where, "frame": frame.index, **r})
-                if on_faces and results:
-                    on_faces([{"source": where, "frame": frame.index, **r} for r in results])
+                    if r.name is None:
+                        strangers += 1
+                    else:
+                        seen[r.name] += 1
+                for row in rows if json_events else []:
+                    emit({"time": round(time.time(), 3), **row})
+                if on_faces and rows:
+                    on_faces(rows)
                 if on_frame:
                     on_frame(frame.image, results, fps)
                 if writer or show:
@@ -363,7 +369,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
         raise EdgefaceError(f"{shown} holds no frame to recognise")
     return {"source": shown, "frames": frames, "faces": faces, "unreadable_frames": errors,
             "dropped_frames": dropped, "seconds": round(wall, 3), "fps": round(frames / max(wall, 1e-9), 2),
-            "names": dict(seen),
+            "names": dict(seen), "unknown_faces": strangers,
             "interrupted": interrupted, "stages": recognizer.timings.summary(),
             **({"events": sink_stats} if sinks else {}),
             **({"video": {"path": str(output), "codec": codec}} if output and codec else {})}

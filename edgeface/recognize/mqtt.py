@@ -56,8 +56,9 @@ class Topics:
     def person(self, name: str) -> str:
         return f"{self.base}/{slug(self.camera)}/person/{slug(name)}"
 
-    def snapshot(self, name: str) -> str:
-        return f"{self.base}/{slug(self.camera)}/unknown/snapshot" if name == "unknown" else \
+    def snapshot(self, name: str | None) -> str:
+        """Where the face of an arrival goes: the person's, or one topic for any stranger (``name`` None)."""
+        return f"{self.base}/{slug(self.camera)}/unknown/snapshot" if name is None else \
             f"{self.person(name)}/snapshot"
 
 
@@ -148,7 +149,7 @@ def mqtt_sink(url: str, options: EventOptions, camera: str, people: list[str], m
         snapshot = event.pop("_snapshot", None)
         payload = json.dumps(event)
         infos = [client.publish(topics.base, payload, qos=1), client.publish(topics.camera_events, payload, qos=1)]
-        if event["name"] != "unknown":
+        if event["name"] is not None:
             state = ON if event["event"] == "arrived" else OFF
             with lock:
                 states[event["name"]] = state

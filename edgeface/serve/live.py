@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from edgeface.recognize.loop import draw
+from edgeface.recognize.results import RecognisedFace
 
 STREAM_WIDTH = 960  # the live view is for eyes: a 1080p frame is sent at this width (a quarter of the bytes)
 JPEG_QUALITY = 75
@@ -27,14 +28,14 @@ class LiveView:
         self.lock = threading.Lock()
         self.index = 0  # frames published so far
         self.frame: np.ndarray | None = None
-        self.results: list[dict] = []
+        self.results: list[RecognisedFace] = []
         self.fps = 0.0
         self.min_interval = 1.0 / max_fps
         self._jpeg: tuple[int, bytes] | None = None
         self._encode = threading.Lock()
         self.viewers = 0
 
-    def publish(self, frame_bgr: np.ndarray, results: list[dict], fps: float) -> None:
+    def publish(self, frame_bgr: np.ndarray, results: list[RecognisedFace], fps: float) -> None:
         """Called by the camera loop for every frame: store a reference, nothing else."""
         with self.lock:
             self.frame, self.results, self.fps = frame_bgr, results, fps

@@ -25,7 +25,8 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import source_kind
-from edgeface.recognize.loop import DEFAULT_CONFIRM, DEFAULT_SMOOTH, Recognizer, check_tracking, run
+from edgeface.recognize.loop import DEFAULT_CONFIRM, DEFAULT_SMOOTH, check_tracking, run
+from edgeface.recognize.results import RecognisedFace
 from edgeface.recognize.sinks import EventOptions, redact
 from edgeface.serve.live import EventLog, LiveView
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, DEFAULT_MIN_FACE, check_min_face
@@ -84,11 +85,6 @@ class ServeConfig:
             raise EdgefaceError(f"--stream-fps must be 0.5 to 60, got {self.stream_fps}")
 
 
-def public_result(result: dict) -> dict:
-    """A loop result as the API gives it: an unmatched face has name None (no person can be called "unknown")."""
-    return {**result, "name": None if result["name"] == "unknown" or result["score"] is None else result["name"]}
-
-
 class Pipeline:
     """A recogniser, a gallery connection and the loop's per-frame recogniser, made and used on one thread. The
     worker's may create the gallery (enrolment from the browser starts from nothing); the camera's only reads it."""
@@ -101,9 +97,8 @@ class Pipeline:
                                    detect_size=config.detect_size, threshold=config.threshold, threads=config.threads)
         self.store = bind_gallery(config.gallery, r.model, r.embedder, r.finder.alignment, create=not read_only,
                                   read_only=read_only)
-        self.frames = Recognizer(r.embedder, self.store, r.threshold, detector=config.detector,
-                                 threads=config.threads, min_face=config.min_face, smooth=config.smooth,
-                                 max_turn=config.max_turn, detect_size=config.detect_size, confirm=config.confirm)
+        self.frames = r.frames(self.store, min_face=config.min_face, smooth=config.smooth, max_turn=config.max_turn,
+                               confirm=config.confirm)
 
 
 class Service:
@@ -142,7 +137,7 @@ class Service:
 
     # -- the camera ----------------------------------------------------------------------------------------------
 
-    def _on_frame(self, frame: np.ndarray, results: list[dict], fps: float) -> None:
+    def _on_frame(self, frame: np.ndarray, results: list[RecognisedFace], fps: float) -> None:
         self._frame_times.append(time.monotonic())
         self.camera["frames"] += 1
         self.live.publish(frame, results, fps)
@@ -204,7 +199,7 @@ class Service:
         frames = self.pipeline.frames
         frames.tracker.reset()
         results = frames.process(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), still=True)
-        return {"width": rgb.shape[1], "height": rgb.shape[0], "faces": [public_result(r) for r in results]}
+        return {"width": rgb.shape[1], "height": rgb.shape[0], "faces": [r.to_dict() for r in results]}
 
     def verify(self, a: bytes, b: bytes) -> dict:
         return self.pipeline.recognizer.verify(decode_image(a, "a"), decode_image(b, "b"))

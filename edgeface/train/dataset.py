@@ -84,7 +84,8 @@ def make_dataset(paths: Sequence[str], targets: np.ndarray | tuple[np.ndarray, .
 
     def load(path: tf.Tensor, target):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        image = tf.image.resize(tf.cast(image, tf.float32), [spec.size, spec.size])
+        # area-resampled like vision.embed.at_size, so a student smaller than its chips trains on what it will see
+        image = tf.image.resize(tf.cast(image, tf.float32), [spec.size, spec.size], method="area")
         return normalise(augment(image) if training else image, spec), target
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch, drop_remainder=training).prefetch(

@@ -67,17 +67,18 @@ def centred_targets(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12), mean
 
 
-def check_teacher(teacher: str, size: int) -> None:
-    """A .tflite/Keras teacher must take aligned faces of the student's input size."""
+def check_teacher(teacher: str, alignment: str) -> None:
+    """A .tflite/Keras teacher must have been made for the chip the prepared faces were aligned to. Its input size
+    may differ from the student's: each sees the same chip area-resampled to its own size, as ``recognize`` does,
+    so a 106 px student can learn from a 150 px teacher. Where the face sits in the chip may not differ."""
     if teacher in ("dlib", DLIB_PORT):  # dlib's own alignment, from the source photo and the stored box
         return
     from edgeface.train.keras_embedder import load_any_embedder
 
-    embedder = load_any_embedder(teacher)
-    spec = getattr(embedder, "spec", None)
-    if spec is not None and spec.size != size:
-        raise EdgefaceError(f"teacher {teacher} takes {spec.size}x{spec.size} input, the student {size}x{size}: "
-                            "use --input-size to match")
+    theirs = getattr(load_any_embedder(teacher), "alignment", None)
+    if theirs is not None and theirs != alignment:
+        raise EdgefaceError(f"teacher {teacher} was made for {theirs} chips, the data is aligned to {alignment}: "
+                            f"prepare the folders with --alignment {theirs}")
 
 
 def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 2, identity_weight: float = 0.0,
@@ -91,7 +92,8 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
     (``--arch dlib-resnet``) must not be moved to centred targets, which cost dlib's descriptor 1.2 pp on LFW."""
     if identity_weight < 0 or relation_weight < 0:
         raise EdgefaceError("--identity-weight and --relation-weight must be >= 0")
-    check_teacher(teacher, config.input_size)
+    alignment = prepared_alignment(data)
+    check_teacher(teacher, alignment)
     paths, identities = prepared_faces(data)
     table = teacher_targets(list(data), teacher, workers=workers, flip=teacher_flip)
     raw = np.stack([table[p] for p in paths]).astype(np.float32)
@@ -100,7 +102,7 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
     described = f"cosine to {'centred ' if centre else ''}teacher embedding" + (
         f" + {relation_weight} x batch relation (similarity matrix MSE)" if relation_weight else "")
     extra = {"step": "distill", "teacher": teacher, "teacher_flip": teacher_flip, "faces": len(paths),
-             "loss": described, "alignment": prepared_alignment(data)}
+             "loss": described, "alignment": alignment}
     distil_loss = distillation_loss(relation_weight)
     steps = len(paths) // config.batch
     if identity_weight == 0:

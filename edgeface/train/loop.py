@@ -51,6 +51,8 @@ class TrainConfig:
         """Refuse a bad setting before any data is read or teacher run."""
         spec = architecture(self.arch).input_spec  # refuses an unknown name
         self.input_size = self.input_size or spec.size
+        if not 32 <= self.input_size <= 512:
+            raise EdgefaceError(f"--input-size {self.input_size}: give 32 to 512 px")
         if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
             raise EdgefaceError("--epochs and --batch must be at least 1 and --lr positive")
         if self.init is not None and self.resume:

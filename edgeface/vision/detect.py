@@ -21,6 +21,7 @@ about 1.5 ms per face.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -206,16 +207,25 @@ class FaceFinder:
 
     def find(self, image: np.ndarray) -> list[Face]:
         for detector in self.detectors:
-            faces = self._big(detector.detect(image))
+            faces = detect_with_retries(detector, image, keep=self._big)
             if faces:
                 return faces
-            padded, px, py = pad_image(image, 0.25)
-            faces = self._big([f.shifted(px, py) for f in detector.detect(padded)])
-            if faces:
-                return faces
-            size = getattr(detector, "detect_size", 0)
-            if size and max(image.shape[:2]) > size // 2:
-                faces = self._big(detector.detect(image, detect_size=max(64, size // 2)))
-                if faces:
-                    return faces
         return []
+
+
+def detect_with_retries(detector: Detector, image: np.ndarray, bgr: bool = False,
+                        keep: Callable[[list[Face]], list[Face]] = list) -> list[Face]:
+    """A photo's faces: the image as given, then padded (a tight crop needs context), then at half the detect size
+    (a face filling a large photo), until one pass finds faces that ``keep`` keeps. Video frames take one pass:
+    a face missed in one frame is found in the next."""
+    faces = keep(detector.detect(image, bgr=bgr))
+    if faces:
+        return faces
+    padded, px, py = pad_image(image, 0.25)
+    faces = keep([f.shifted(px, py) for f in detector.detect(padded, bgr=bgr)])
+    if faces:
+        return faces
+    size = getattr(detector, "detect_size", 0)
+    if size and max(image.shape[:2]) > size // 2:
+        return keep(detector.detect(image, bgr=bgr, detect_size=max(64, size // 2)))
+    return []
