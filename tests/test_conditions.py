@@ -90,6 +90,30 @@ def test_eval_under_a_condition_scores_other_pixels_and_reports_the_threshold(tm
                           "fog")
 
 
+def test_eval_of_several_models_and_conditions_is_one_row_each_and_pairs_against_a_reference(tmp_path: Path):
+    """`eval default single --condition plain,grey --paired default`: four rows, each what a single eval gives,
+    the single model's per-fold change against the default under the same condition (and none for the default)."""
+    pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=4)
+    common = ("--lfw-dir", str(LFW), "--pairs", str(pairs))
+    result = run_cli("eval", "default", "single", *common, "--condition", "plain,grey", "--paired", "default",
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["model_arg"], r["condition"]) for r in rows] == [
+        ("default", "plain"), ("default", "grey"), ("single", "plain"), ("single", "grey")]
+    alone = json.loads(run_cli("eval", "single", *common, "--condition", "grey", "--json").stdout)
+    assert rows[3]["accuracy"] == alone["accuracy"] and rows[3]["fold_accuracy"] == alone["fold_accuracy"]
+    assert "paired" not in rows[0]
+    change = 100 * (np.array(rows[3]["fold_accuracy"]) - np.array(rows[1]["fold_accuracy"]))
+    assert rows[3]["paired"]["change_pp"] == pytest.approx(change.mean())
+    assert rows[3]["paired"]["folds_worse"] == int((change < 0).sum()) and rows[3]["paired"]["folds"] == 2
+    table = run_cli("eval", "default", "single", *common, "--paired", "single")
+    assert table.returncode == 0 and "paired change" in table.stdout and "worse" in table.stdout
+    assert_one_line_error(run_cli("eval", "default", "single", *common, "--save-threshold"), "one model")
+    assert_one_line_error(run_cli("eval", *common, "--condition", "plain,plain"), "twice")
+    assert_one_line_error(run_cli("eval", *common, "--detector", "yunet,haar"), "haar")
+
+
 def synthetic_report(rng, noise: float, shared: float = 0.0, people: int = 200,
                      per: int = 3) -> tuple[dict, np.ndarray, np.ndarray]:
     """An eval-like report of unit embeddings of ``people`` x ``per`` images: identity centre + ``noise``, plus a

@@ -119,6 +119,30 @@ def test_video_of_strangers_names_nobody_wrongly_and_writes_annotated_video(enro
     assert not list(tmp_path.glob(".*partial*"))
 
 
+def test_key_frames_follow_the_faces_between_detections(enrolled):
+    """--detect-every 4 on the clip: three frames in four follow the faces already known instead of detecting the
+    whole frame and embedding. The faces followed are where full detection finds them (box overlap), few are
+    missed or invented, and still nobody is named wrongly."""
+    from edgeface.vision.face import iou
+
+    full, _ = recognize(enrolled, CLIP)
+    keyed, summary = recognize(enrolled, CLIP, "--detect-every", "4")
+    assert summary["frames"] == 275 and "follow" in summary["stages"]
+    only_obama_in_the_audience(keyed)
+
+    def by_frame(events: list[dict]) -> dict[int, np.ndarray]:
+        boxes: dict[int, list] = {}
+        for e in events:
+            boxes.setdefault(e["frame"], []).append(e["box"])
+        return {k: np.array(v) for k, v in boxes.items()}
+
+    truth, found = by_frame(full), by_frame(keyed)
+    hits = sum(int(k in found and iou(box, found[k]).max() >= 0.5) for k, boxes in truth.items() for box in boxes)
+    extra = sum(int(k not in truth or iou(box, truth[k]).max() < 0.5) for k, boxes in found.items() for box in boxes)
+    assert hits >= 0.9 * len(full), (hits, len(full))
+    assert extra <= 0.05 * len(keyed), (extra, len(keyed))
+
+
 def test_max_frames_and_profile(enrolled):
     _, summary = recognize(enrolled, CLIP, "--max-frames", "120")
     assert summary["frames"] == 120

@@ -27,6 +27,7 @@ from edgeface.cli.options import (
 from edgeface.errors import EdgefaceError
 from edgeface.manifest import check_threshold
 from edgeface.vision.detector_options import (
+    DEFAULT_DETECT_EVERY,
     DEFAULT_DETECT_SIZE,
     DEFAULT_MIN_FACE,
     DetectorName,
@@ -164,6 +165,11 @@ EventsOpt = Annotated[Optional[list[str]], typer.Option(
                      "or FILE.jsonl; repeatable")]
 
 
+DetectEvery = Annotated[int, typer.Option(
+    help="video: detect the whole frame and embed every N frames, following the known faces in between (~0.5 ms a "
+         "face); a new face is found within N-1 frames, a lost one makes the next frame a full one")]
+
+
 UnknownEvents = Annotated[bool, typer.Option(help="events for faces that match nobody (one per face track)")]
 
 
@@ -209,6 +215,7 @@ def recognize_command(
     smooth: Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames")] = 5,
     confirm: Annotated[int, typer.Option(help="name a face track once it matched the same person in N frames in a "
                                               "row (video and cameras; photos at once)")] = 3,
+    detect_every: DetectEvery = DEFAULT_DETECT_EVERY,
     max_turn: Annotated[Optional[float], typer.Option(
         help="faces turned further (nose tip offset in half eye-distances, 1 ~ 40 degrees) are reported unknown "
              "without matching; default 1.2")] = None,
@@ -234,7 +241,7 @@ def recognize_command(
     from edgeface.tables import print_table
     from edgeface.vision.quality import MAX_TURN
 
-    check_tracking(smooth, MAX_TURN if max_turn is None else max_turn, confirm)
+    check_tracking(smooth, MAX_TURN if max_turn is None else max_turn, confirm, detect_every)
     if threshold is not None:
         check_threshold(threshold)
     embedder, store = open_gallery_with(model, gallery, detector.value, threads=threads, create=False,
@@ -252,7 +259,7 @@ def recognize_command(
         face_rows.extend(rows[: FACE_ROWS_SHOWN - len(face_rows)])
 
     recognizer = Recognizer(embedder, store, limit, detector=detector.value, threads=threads, smooth=smooth,
-                            detect_size=detect_size, min_face=min_face, confirm=confirm,
+                            detect_size=detect_size, min_face=min_face, confirm=confirm, detect_every=detect_every,
                             **({} if max_turn is None else {"max_turn": max_turn}))
     summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
                   loop=loop, max_seconds=max_seconds, events=events, overlay_fps=overlay_fps,
@@ -310,6 +317,7 @@ def serve_command(
     mqtt_ca: MqttCa = None,
     mqtt_password_file: MqttPasswordFile = None,
     stream_fps: Annotated[float, typer.Option(help="at most this many live-view frames a second per viewer")] = 15.0,
+    detect_every: DetectEvery = DEFAULT_DETECT_EVERY,
 ) -> None:
     """Recognise on a camera and serve a REST API (/docs) and a web page: enrol from the browser, watch, see who
     came."""
@@ -321,6 +329,6 @@ def serve_command(
         check_threshold(threshold)
     serve(ServeConfig(gallery=gallery, model=model, source=source, camera=camera, detector=detector.value,
                       detect_size=detect_size, threshold=threshold, threads=threads, min_face=min_face, loop=loop,
-                      events=list(events or []), stream_fps=stream_fps,
+                      events=list(events or []), stream_fps=stream_fps, detect_every=detect_every,
                       event_options=event_options(unknown_events, snapshots, ha_discovery, mqtt_ca,
                                                   mqtt_password_file)), host, port, token_file)

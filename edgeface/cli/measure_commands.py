@@ -19,9 +19,11 @@ from edgeface.cli.options import (
     ModelArg,
 )
 from edgeface.errors import EdgefaceError
-from edgeface.vision.condition_names import CONDITION_HELP, ConditionName
+from edgeface.vision.condition_names import CONDITION_HELP
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_SIZE,
+    DEFAULT_DETECTOR,
+    DETECTOR_HELP,
     DetectorName,
     check_detect_size,
 )
@@ -31,56 +33,85 @@ from edgeface.vision.detector_options import (
 def eval_command(
     lfw_dir: Annotated[Path, typer.Option(help="LFW image root (<Name>/<Name>_NNNN.jpg)")],
     pairs: Annotated[Path, typer.Option(help="the official View 2 pairs.txt")],
-    model: ModelArg = None,
+    models: Annotated[Optional[list[str]], typer.Argument(
+        help="one or more .tflite files, 'dlib', Keras models or shipped names; default: the shipped model")] = None,
     flip: Annotated[bool, typer.Option(help="average the embeddings of each face and its mirror image")] = False,
     threads: Annotated[int, typer.Option("--workers", "--threads", help="processes embedding the images in "
                                                                       "parallel")] = 2,
     input_mean: InputMean = None,
     input_scale: InputScale = None,
     channels: Channels = None,
-    plot: Annotated[Optional[Path], typer.Option(help="write the ROC curve to this PNG")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="write the ROC curve to this PNG (one model)")] = None,
     save_threshold: Annotated[bool, typer.Option(
-        help="store the FAR 1e-3 threshold and the result in the model's manifest")] = False,
-    detector: DetectorOpt = DetectorName.yunet,
+        help="store the FAR 1e-3 threshold and the result in the model's manifest (one model)")] = False,
+    detector: Annotated[str, typer.Option(
+        "--detector", help="comma-separated, one row each: " + DETECTOR_HELP)] = DEFAULT_DETECTOR,
     detect_size: DetectSize = DEFAULT_DETECT_SIZE,
-    condition: Annotated[ConditionName, typer.Option(help=CONDITION_HELP)] = ConditionName.plain,
+    condition: Annotated[str, typer.Option(help="comma-separated, one row each; " + CONDITION_HELP)] = "plain",
+    paired: Annotated[Optional[str], typer.Option(
+        help="report every other model's per-fold change against this one (mean +- SE over the 10 folds)")] = None,
     hold_conditions: Annotated[bool, typer.Option(
         help="with --save-threshold: raise the threshold until FAR is also <= 3e-3 under every condition")] = False,
     json_out: Json = False,
 ) -> None:
-    """Score a model on LFW View 2: 10-fold accuracy +- SE, ROC AUC, TAR at FAR 1e-3 and 1e-2 (and the FAR at the
-    model's own threshold), on the photos as they are or under a camera condition."""
+    """Score models on LFW View 2: 10-fold accuracy +- SE, ROC AUC, TAR at FAR 1e-3 and 1e-2 (and the FAR at the
+    model's own threshold), on the photos as they are or under camera conditions; several models, conditions or
+    detectors give one row each, --paired their change against a reference."""
     check_detect_size(detect_size)
+    from edgeface.evaluate.lfw_grid import parse_conditions, parse_detectors
+
+    conditions, detectors = parse_conditions(condition), parse_detectors(detector)
+    chosen: list[str | None] = list(models) if models else [None]
+    single = len(chosen) == 1 and len(conditions) == 1 and len(detectors) == 1 and paired is None
+    if (save_threshold or plot) and not single:
+        raise EdgefaceError("--save-threshold and --plot take one model, one detector and no --condition list or "
+                            "--paired")
     if hold_conditions and not save_threshold:
         raise EdgefaceError("--hold-conditions places the threshold --save-threshold stores: add --save-threshold")
-    if save_threshold and condition != ConditionName.plain:
+    if save_threshold and conditions != ["plain"]:
         raise EdgefaceError("--save-threshold is measured on plain LFW: drop --condition (benchmarks/robustness.py "
                             "checks a threshold under every condition)")
-    from edgeface.evaluate.lfw import evaluate_lfw
-    from edgeface.tables import pct, print_json, print_table
-    from edgeface.vision.embed import load_embedder
-
     if save_threshold and flip:
         raise EdgefaceError("--save-threshold stores the threshold that recognize uses, which embeds without --flip: "
                             "drop --flip, or export with --flip so the file itself averages face and mirror")
+    from edgeface.tables import print_json
+
+    if not single:
+        from edgeface.evaluate.lfw_grid import evaluate_grid
+
+        rows = evaluate_grid(chosen, lfw_dir, pairs, conditions, detectors, paired, workers=threads,
+                             detect_size=detect_size, flip=flip, mean=input_mean, scale=input_scale,
+                             channels=channels)
+        print_json(rows) if json_out else print_grid(rows)
+        return
+    model = chosen[0]
     if save_threshold:
         from edgeface.evaluate.lfw import check_can_save_threshold
 
         check_can_save_threshold(model, pairs)
+    from edgeface.evaluate.lfw import evaluate_lfw
+    from edgeface.vision.embed import load_embedder
+
     embedder = load_embedder(model, threads=threads, flip=flip, mean=input_mean, scale=input_scale,
                              channels=channels)
-    report = evaluate_lfw(embedder, lfw_dir, pairs, workers=threads, plot=plot, detector=detector.value,
-                          detect_size=detect_size, condition=condition.value)
+    report = evaluate_lfw(embedder, lfw_dir, pairs, workers=threads, plot=plot, detector=detectors[0],
+                          detect_size=detect_size, condition=conditions[0])
     if save_threshold:
         from edgeface.evaluate.lfw import save_threshold as store
 
-        store(model, embedder, report, lfw_dir, pairs, hold_conditions, workers=threads, detector=detector.value,
+        store(model, embedder, report, lfw_dir, pairs, hold_conditions, workers=threads, detector=detectors[0],
               detect_size=detect_size)
         print(f"saved threshold {report['saved_threshold']:.4f} ({report['threshold_source']}, {report['detector']} "
               f"detection) into {model} and {report['manifest']}", file=sys.stderr)
     if json_out:
         print_json(report)
         return
+    print_report(report)
+
+
+def print_report(report: dict) -> None:
+    from edgeface.tables import pct, print_table
+
     tar = report["tar_at_far"]
     at_threshold = [("FAR / TAR at the model's threshold", f"{report['far_at_model_threshold']:.4f} / "
                      f"{pct(report['tar_at_model_threshold'])} (threshold {report['model_threshold']:.4f})")] \
@@ -98,6 +129,24 @@ def eval_command(
         ("detection failed (centre crop)", str(report["n_detect_failed"])),
         ("seconds", f"{report['seconds']:.1f}"),
     ])
+
+
+def print_grid(rows: list[dict]) -> None:
+    """One line per model x detector x condition; the paired change where there is a reference."""
+    from edgeface.tables import pct, print_table
+
+    def change(row: dict) -> str:
+        p = row.get("paired")
+        return "" if p is None else f"{p['change_pp']:+.2f} +- {p['change_se_pp']:.2f} ({p['folds_worse']}/" \
+                                    f"{p['folds']} worse)"
+
+    print_table("LFW View 2", ["model", "detector", "condition", "accuracy", "AUC", "TAR @ 1e-3",
+                               "FAR at own threshold", "paired change, pp"],
+                [(row["model"], row["detector"], row["condition"],
+                  f"{pct(row['accuracy'])} +- {100 * row['accuracy_se']:.2f}", f"{row['roc_auc']:.4f}",
+                  pct(row["tar_at_far"]["0.001"]),
+                  f"{row['far_at_model_threshold']:.4f}" if "far_at_model_threshold" in row else "-",
+                  change(row)) for row in rows])
 
 
 @app.command("bench", rich_help_panel="3. evaluate & benchmark")

@@ -34,7 +34,13 @@ from edgeface.recognize.sinks import EventOptions, redact
 from edgeface.recognize.tracking import Tracker
 from edgeface.vision.align import align_face
 from edgeface.vision.detect import TurnGauge, create_detector, detect_with_retries
-from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, DEFAULT_MIN_FACE, check_min_face
+from edgeface.vision.detector_options import (
+    DEFAULT_DETECT_EVERY,
+    DEFAULT_DETECT_SIZE,
+    DEFAULT_DETECTOR,
+    DEFAULT_MIN_FACE,
+    check_min_face,
+)
 from edgeface.vision.embed import Embedder
 from edgeface.vision.quality import MAX_TURN, head_turn
 
@@ -65,9 +71,10 @@ class Timings:
 DEFAULT_SMOOTH, DEFAULT_CONFIRM = 5, 3  # frames: see recognize.tracking
 
 
-def check_tracking(smooth: int, max_turn: float, confirm: int = DEFAULT_CONFIRM) -> None:
+def check_tracking(smooth: int, max_turn: float, confirm: int = DEFAULT_CONFIRM,
+                   detect_every: int = DEFAULT_DETECT_EVERY) -> None:
     """The tracking settings' ranges (before any model is loaded)."""
-    for name, value in (("--smooth", smooth), ("--confirm", confirm)):
+    for name, value in (("--smooth", smooth), ("--confirm", confirm), ("--detect-every", detect_every)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
             raise EdgefaceError(f"{name} must be a whole number of frames from 1 to 1000, got {value!r}")
     if not (math.isfinite(max_turn) and max_turn > 0):
@@ -80,9 +87,9 @@ class Recognizer:
     def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float, detector: str = DEFAULT_DETECTOR,
                  threads: int = 1, min_face: int = DEFAULT_MIN_FACE, smooth: int = DEFAULT_SMOOTH,
                  max_turn: float = MAX_TURN, detect_size: int = DEFAULT_DETECT_SIZE,
-                 confirm: int = DEFAULT_CONFIRM) -> None:
-        check_tracking(smooth, max_turn, confirm)
-        self.confirm = confirm
+                 confirm: int = DEFAULT_CONFIRM, detect_every: int = DEFAULT_DETECT_EVERY) -> None:
+        check_tracking(smooth, max_turn, confirm, detect_every)
+        self.confirm, self.detect_every = confirm, detect_every
         self.embedder, self.gallery, self.threshold, self.max_turn = embedder, gallery, threshold, max_turn
         self.min_face = check_min_face(min_face)
         # the detector gives faces the landmarks the model was trained on (YuNet's for the shipped models, BlazeFace's
@@ -94,10 +101,39 @@ class Recognizer:
         gallery.templates()  # load (and index) the gallery now, not on the first face
         self.tracker = Tracker(window=smooth)
         self.timings = Timings()
+        self.follow = getattr(self.detector, "follow", None)  # YuNet's; other detectors detect every frame
+        self.last: list[RecognisedFace] = []  # the previous frame's faces, followed until the next key frame
+        self.since_key = detect_every  # the first frame is a key frame
 
     def process(self, frame_bgr: np.ndarray, still: bool = False) -> list[RecognisedFace]:
-        """Every face of one frame, recognised. ``still``: a photo on its own, unrelated to the one before: no track
-        carries over or needs confirming, and detection retries as for any photo (``detect_with_retries``)."""
+        """Every face of one frame, recognised. Video frames between key frames (``detect_every``) follow the
+        faces of the frame before instead of detecting the whole frame and embedding again: a face keeps its
+        track, name and score, with its box and landmarks found anew. A face lost on the way makes the next frame
+        a key frame; a new face waits at most ``detect_every - 1`` frames to be found."""
+        key = still or self.follow is None or self.since_key + 1 >= self.detect_every
+        if key:
+            self.last, self.since_key = self.recognise(frame_bgr, still), 0
+            return self.last
+        t = time.perf_counter()
+        followed = []
+        for r in self.last:
+            face = self.follow(frame_bgr, r.box, bgr=True)
+            if face is None:
+                self.since_key = self.detect_every  # it left, or turned: look at the whole frame next
+                continue
+            moved = RecognisedFace.detected(face, r.turn, r.reason)
+            followed.append(replace(moved, name=r.name, score=r.score, candidate=r.candidate, track=r.track))
+            if r.track is not None:
+                self.tracker.move(r.track, face.box)
+        self.timings.add("follow", time.perf_counter() - t)
+        self.since_key += 1
+        self.last = followed
+        return followed
+
+    def recognise(self, frame_bgr: np.ndarray, still: bool = False) -> list[RecognisedFace]:
+        """Every face of one frame detected, embedded and matched. ``still``: a photo on its own, unrelated to the
+        one before: no track carries over or needs confirming, and detection retries as for any photo
+        (``detect_with_retries``)."""
         t = time.perf_counter()
         if still:
             self.tracker.reset()

@@ -43,6 +43,13 @@ class Tracker:
         track.streak = (name, count + 1 if name == person else 1)
         return name is not None and track.streak[1] >= confirm
 
+    def move(self, track_id: int, box: np.ndarray) -> None:
+        """A track's face was followed to ``box`` between key frames (no new embedding): the next detection
+        matches it there."""
+        for track in self.tracks:
+            if track.id == track_id:
+                track.box = np.asarray(box, np.float32)
+
     def reset(self) -> None:
         """Forget every track (a new, unrelated image); track ids keep counting up."""
         self.tracks = []

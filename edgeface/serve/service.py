@@ -29,7 +29,13 @@ from edgeface.recognize.loop import DEFAULT_CONFIRM, DEFAULT_SMOOTH, check_track
 from edgeface.recognize.results import RecognisedFace
 from edgeface.recognize.sinks import EventOptions, redact
 from edgeface.serve.live import EventLog, LiveView
-from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, DEFAULT_MIN_FACE, check_min_face
+from edgeface.vision.detector_options import (
+    DEFAULT_DETECT_EVERY,
+    DEFAULT_DETECT_SIZE,
+    DEFAULT_DETECTOR,
+    DEFAULT_MIN_FACE,
+    check_min_face,
+)
 from edgeface.vision.image import decode_image
 from edgeface.vision.quality import MAX_TURN
 
@@ -65,6 +71,7 @@ class ServeConfig:
     min_face: int = DEFAULT_MIN_FACE
     smooth: int = DEFAULT_SMOOTH
     confirm: int = DEFAULT_CONFIRM
+    detect_every: int = DEFAULT_DETECT_EVERY
     max_turn: float = MAX_TURN
     loop: bool = False  # replay a video file (demos and tests)
     events: list[str] = field(default_factory=list)  # more sinks, as recognize --events
@@ -75,7 +82,7 @@ class ServeConfig:
 
     def check(self) -> None:
         """Every setting's range, before any model is loaded."""
-        check_tracking(self.smooth, self.max_turn, self.confirm)
+        check_tracking(self.smooth, self.max_turn, self.confirm, self.detect_every)
         check_min_face(self.min_face)
         if self.source is not None:
             source_kind(self.source)  # a missing file is an error now, not a camera that keeps reconnecting
@@ -98,7 +105,7 @@ class Pipeline:
         self.store = bind_gallery(config.gallery, r.model, r.embedder, r.finder.alignment, create=not read_only,
                                   read_only=read_only)
         self.frames = r.frames(self.store, min_face=config.min_face, smooth=config.smooth, max_turn=config.max_turn,
-                               confirm=config.confirm)
+                               confirm=config.confirm, detect_every=config.detect_every)
 
 
 class Service:

@@ -22,6 +22,7 @@ class DetectorName(str, Enum):
 DEFAULT_DETECTOR = DetectorName.yunet.value
 DEFAULT_DETECT_SIZE = 640
 DEFAULT_MIN_FACE = 32
+DEFAULT_DETECT_EVERY = 1  # video frames per whole-frame detection: 1 detects and embeds every frame (Recognizer)
 DETECT_SIZE_RANGE = (32, 8192)
 DETECTOR_HELP = ("yunet (default): cameras and photos, faces from ~13 px after resizing to --detect-size, "
                  "5 landmarks; blazeface: phone-distance faces within ~2 m (misses faces under ~150 px in 1080p); "

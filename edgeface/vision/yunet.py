@@ -24,6 +24,7 @@ for single-photo tasks when the first finds nothing.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -31,7 +32,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, YUNET_ALIGNMENT, check_detect_size
-from edgeface.vision.face import Face
+from edgeface.vision.face import Face, iou
 from edgeface.vision.image import square_crop
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -42,6 +43,9 @@ SURE_SCORE = 0.8  # first-look score above which a candidate needs no closer loo
 # on the generated 1080p scenes: benchmarks/results/detectors.json)
 CLOSER_LOOK_PX = 64  # face width in the closer look's crop
 CLOSER_LOOK_CONTEXT = 3.0  # crop side / face box side
+FOLLOW_IOU = 0.3  # a followed face's new box overlaps its old one at least this much (the tracker's rule)
+FOLLOW_CONTEXT, FOLLOW_PX = 2.0, 48  # following looks in a 96 px crop: a face moves less than half its size between
+# key frames, and a quarter of the closer look's pixels costs a quarter of its time
 STRIDES = (8, 16, 32)
 
 
@@ -186,24 +190,45 @@ class YuNet:
                 faces.append(closer)
         return sorted(faces, key=lambda f: -f.score)
 
+    def follow(self, image: np.ndarray, box: Sequence[float], bgr: bool = False) -> Face | None:
+        """The face that was at ``box`` (x0, y0, x1, y1) a frame or a few ago, found again in a crop around it (as
+        in the closer look, about 0.5 ms): its new box and landmarks, or None when it is gone. What lets a video
+        loop detect the whole frame only on key frames and follow the faces it knows in between. The floor is the
+        first look's (``CANDIDATE_SCORE``): the face was already accepted, a frame later it need only be there."""
+        full = image if bgr else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        box = np.asarray(box, np.float32)
+        rows = self._look_around(full, (box[:2] + box[2:]) / 2, float(max(box[2:] - box[:2])), CANDIDATE_SCORE,
+                                 FOLLOW_CONTEXT, FOLLOW_PX)
+        if not len(rows):
+            return None
+        overlap = iou(box, np.concatenate([rows[:, :2], rows[:, :2] + rows[:, 2:4]], axis=1))
+        best = int(np.argmax(overlap))
+        return face_of(rows[best]) if overlap[best] >= FOLLOW_IOU else None
+
     def _closer_look(self, full: np.ndarray, row: np.ndarray) -> Face | None:
         """Re-detect one candidate in a crop of the original frame where its face is about CLOSER_LOOK_PX wide."""
-        crop, x0, y0 = square_crop(full, row[0] + row[2] / 2, row[1] + row[3] / 2,
-                                   CLOSER_LOOK_CONTEXT * max(row[2], row[3]))
-        if crop is None:
-            return None
-        target = round(CLOSER_LOOK_CONTEXT * CLOSER_LOOK_PX)
-        zoom = target / crop.shape[0]
-        crop = cv2.resize(crop, (target, target), interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
-        found = self._run(crop, self.min_score, closer=True)
+        centre = row[:2] + row[2:4] / 2
+        found = self._look_around(full, centre, float(max(row[2], row[3])), self.min_score)
         if not len(found):
             return None
-        centres = found[:, :2] + found[:, 2:4] / 2
-        best = int(np.argmin(np.linalg.norm(centres - target / 2, axis=1)))
-        if np.linalg.norm(centres[best] - target / 2) > 0.25 * target:
+        distance = np.linalg.norm(found[:, :2] + found[:, 2:4] / 2 - centre, axis=1)
+        best = int(np.argmin(distance))
+        if distance[best] > 0.25 * CLOSER_LOOK_CONTEXT * max(row[2], row[3]):
             return None  # what YuNet sees here is another face, not the candidate
-        picked = found[best].copy()
-        picked[:14] /= zoom
-        picked[[0, 4, 6, 8, 10, 12]] += x0
-        picked[[1, 5, 7, 9, 11, 13]] += y0
-        return face_of(picked)
+        return face_of(found[best])
+
+    def _look_around(self, full: np.ndarray, centre: np.ndarray, side: float, floor: float,
+                     context: float = CLOSER_LOOK_CONTEXT, face_px: int = CLOSER_LOOK_PX) -> np.ndarray:
+        """Decoded rows scoring ``floor`` or more in a crop ``context`` x ``side`` around ``centre``, scaled so a
+        face ``side`` wide is ``face_px`` there; in ``full``'s pixels."""
+        crop, x0, y0 = square_crop(full, float(centre[0]), float(centre[1]), context * side)
+        if crop is None:
+            return np.zeros((0, 15), np.float32)
+        target = round(context * face_px)
+        zoom = target / crop.shape[0]
+        crop = cv2.resize(crop, (target, target), interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
+        found = self._run(crop, floor, closer=True)
+        found[:, :14] /= zoom
+        found[:, [0, 4, 6, 8, 10, 12]] += x0
+        found[:, [1, 5, 7, 9, 11, 13]] += y0
+        return found
