@@ -29,5 +29,6 @@ test-fast:  ## the suite without the tests marked slow (training, browser, LFW-s
 lint:
 	$(BIN)/ruff check .
 
-eval-peers:  ## LFW View 2 for both MobileFaceNet peers -> benchmarks/results/peers_lfw.json
-	$(BIN)/python benchmarks/peers_lfw.py --lfw-dir $(LFW_DIR) --pairs $(PAIRS)
+eval-peers:  ## LFW View 2 for both MobileFaceNet peers, one row each (benchmarks/results/peers_lfw.json has the first run)
+	$(BIN)/edgeface eval $(SHARED)/peers/mobilefacenet_float32.tflite $(SHARED)/peers/mobilefacenet_uint8.tflite \
+		--input-mean 0 --input-scale 1 --channels RGB --lfw-dir $(LFW_DIR) --pairs $(PAIRS)

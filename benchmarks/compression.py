@@ -7,7 +7,7 @@ on LFW View 2 from its .tflite and timed with the light runtime (1 thread).
         --name compression_dlib --out ~/.cache/edgeface/compare-dlib \
         --data ~/.cache/edgeface/prepared-dlib/celeba ~/.cache/edgeface/prepared-dlib/utkface-subset
 
-The Keras default model comes from benchmarks/train_default.py (stage 3: `--run stage3`); fine-tuning and
+The Keras default model comes from benchmarks/recipes/train_default.py (stage 3: `--run stage3`); fine-tuning and
 calibration use the prepared CelebA + UTKFace faces in YuNet crops, as the default was trained (no LFW View 2
 person).
 """

@@ -1,7 +1,7 @@
 """The default model, the seed's VGG16 baseline and the dlib peer, measured in one run on LFW View 2 through
 `edgeface eval` on each exported float .tflite (dlib: its own pipeline) -> results/models.json.
 
-    python benchmarks/seed_study.py --stage baseline   # the vgg16 baseline, ~/.cache/edgeface/seed-study/baseline
+    python benchmarks/recipes/seed_study.py --stage baseline   # the vgg16 baseline: ~/.cache/edgeface/seed-study
     python benchmarks/models_table.py [--reuse-dlib]
 
 dlib takes about 30 minutes of CPU on View 2 when its embedding cache is cold; `--reuse-dlib` keeps the dlib row of

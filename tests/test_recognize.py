@@ -50,7 +50,7 @@ def enrolled(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def peer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """The five people enrolled with the float MobileFaceNet peer, matched at its LFW FAR 1e-3 threshold
-    (measured by benchmarks/peers_lfw.py): a model strong enough to show what the loop does when embeddings are
+    (measured by benchmarks/archive/peers_lfw.py): a model strong enough to show what the loop does when embeddings are
     as discriminative as the acceptance case needs."""
     results = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "peers_lfw.json").read_text())
     threshold = next(r for r in results["results"] if r["model"] == PEER_FLOAT.name)["threshold_at_far"]["0.001"]

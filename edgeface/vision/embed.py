@@ -233,7 +233,7 @@ class DlibPortEmbedder(DlibEmbedder):
     """dlib's descriptor network run by LiteRT (``edgeface.train.dlib_port``) on dlib's own 150x150 face chip.
 
     The alignment is dlib's (its 5-point predictor and ``get_face_chip``), so only the network changes: median cosine
-    0.9997 to dlib, several times faster (``benchmarks/dlib_port.py``).
+    0.9997 to dlib, several times faster (``benchmarks/archive/dlib_port.py``).
     """
 
     name = DLIB_PORT

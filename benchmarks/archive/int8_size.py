@@ -1,6 +1,6 @@
 """Why the int8 default is ~0.35 of its float32 file and not 1/4: where the bytes go, and what can be removed.
 
-    python benchmarks/int8_size.py
+    python benchmarks/archive/int8_size.py
 
 For the shipped int8 and float32 files: `edgeface info --bytes` (weights, biases, quantization parameters, names,
 metadata, flatbuffer tables). Then three stripped copies of the int8 file, each checked for identical outputs on
@@ -13,20 +13,23 @@ real faces and timed side by side with the original (`edgeface bench`, one threa
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import CELEBA, edgeface_json, save
 
+from edgeface.default_model import ASSETS
 from edgeface.runtime.graph import op_kind, read_graph
 from edgeface.tflite_metadata import pack
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.embed import TFLiteEmbedder
 from edgeface.vision.image import read_image
 
-ASSETS = Path(__file__).resolve().parents[1] / "edgeface" / "assets"
 CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 

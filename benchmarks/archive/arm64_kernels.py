@@ -1,6 +1,6 @@
 """Why int8 embeddings differ between arm64 and x86: the same crops through three kernel families on both.
 
-    sudo deploy/emulate-pi.sh && python benchmarks/arm64_kernels.py [--crops 50]
+    sudo deploy/emulate-pi.sh && python benchmarks/archive/arm64_kernels.py [--crops 50]
 -> results/arm64_kernels.json
 
 ``int8`` runs on XNNPACK, ``int8-reference`` on LiteRT's built-in optimized kernels, ``int8-portable`` on its plain C
@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from arm64 import WORK, agreement, embed_here, in_root
 from common import save
 

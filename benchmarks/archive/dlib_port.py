@@ -1,7 +1,7 @@
 """Is the dlib port the same teacher as dlib? Cosine between the two descriptors on 1,000 aligned faces, LFW View 2
 for both, and the time per face of each, side by side.
 
-    python benchmarks/dlib_port.py [--faces 1000]
+    python benchmarks/archive/dlib_port.py [--faces 1000]
 
 The faces are the first N of the YuNet-prepared CelebA subset (`edgeface data prepare`); both embedders see the
 source photo, the stored box and dlib's own 5-point alignment, exactly as `distill` runs a teacher.
@@ -10,10 +10,13 @@ source photo, the stored box and dlib's own 5-point alignment, exactly as `disti
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import LFW, PAIRS, edgeface_json, save
 
 from edgeface.data.prepare import read_manifest, record_face

@@ -4,9 +4,9 @@ training faces (CelebA, ORL, the LFW people outside pairs.txt, UTKFace; never a 
 the int8 export is scored on LFW View 2, which gives the accuracy curve against fine-tuning epochs; at the end the
 unpruned and pruned int8 files are timed side by side (1 thread).  -> results/structured_default.json
 
-    python benchmarks/structured_default.py --ratio 0.5 --steps 4 --epochs 8 --faces 12000
-    python benchmarks/structured_default.py --faces 32000 --more-epochs 4    (continue the last step's fine-tuning)
-    python benchmarks/structured_default.py --flops 0.5 --name structured_allocated --work ~/.cache/edgeface/sa
+    python benchmarks/recipes/structured_default.py --ratio 0.5 --steps 4 --epochs 8 --faces 12000
+    python benchmarks/recipes/structured_default.py --faces 32000 --more-epochs 4    (continue the last step)
+    python benchmarks/recipes/structured_default.py --flops 0.5 --name structured_allocated --work ~/.cache/edgeface/sa
         (channels allocated per group by sensitivity instead of a uniform ratio)
 """
 
@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import LFW, PAIRS, RESULTS, save
 
 HOME = Path.home() / ".cache" / "edgeface"

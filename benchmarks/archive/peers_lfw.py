@@ -6,9 +6,11 @@ Reference (an independent dlib HOG + 68-landmark pipeline): float32 99.08 % +- 0
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import PEER_FLAGS, edgeface_json, save
 
 REFERENCE = {"mobilefacenet_float32.tflite": (0.9908, 0.0014), "mobilefacenet_uint8.tflite": (0.9825, 0.0020)}

@@ -19,10 +19,10 @@
 
 Every stage caches its output under --work, so an interrupted run resumes.  -> results/<--name>.json and .md
 
-    python benchmarks/seed_study.py --width 0.25 --epochs 30 --seeds 3 --name seed_study_softmax  (plain classifier)
-    python benchmarks/seed_study.py --work ~/.cache/edgeface/seed-study-kd --width 0.25 --epochs 12 --val-every 3 \
-        --views ~/.cache/edgeface/views-yunet --teacher ~/.cache/edgeface/stage3/edgeface-float32.tflite
-    python benchmarks/seed_study.py --work ~/.cache/edgeface/seed-study-kd2 --width 0.25 --epochs 12 --lr 1e-3 \
+    python benchmarks/recipes/seed_study.py --width 0.25 --epochs 30 --seeds 3 --name seed_study_softmax  (plain)
+    python benchmarks/recipes/seed_study.py --work ~/.cache/edgeface/seed-study-kd --width 0.25 --epochs 12 \
+        --val-every 3 --views ~/.cache/edgeface/views-yunet --teacher ~/.cache/edgeface/stage3/edgeface-float32.tflite
+    python benchmarks/recipes/seed_study.py --work ~/.cache/edgeface/seed-study-kd2 --width 0.25 --epochs 12 --lr 1e-3 \
         --val-every 3 --views ~/.cache/edgeface/views-yunet --teacher ~/.cache/edgeface/stage3/edgeface-float32.tflite \
         --init ~/.cache/edgeface/seed-study-kd/baseline/checkpoint.keras    (12 more epochs, a second cosine cycle)
 """
@@ -38,6 +38,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import LFW, PAIRS, RESULTS, save
 
 from edgeface.data.prepare import MANIFEST, read_manifest

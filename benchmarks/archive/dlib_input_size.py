@@ -1,6 +1,6 @@
 """Input size as a compression knob: dlib's network on its chip at 150, 128 and 112 px, accuracy against latency.
 
-    python benchmarks/dlib_input_size.py [--sizes 150,128,112]
+    python benchmarks/archive/dlib_input_size.py [--sizes 150,128,112]
 
 The network is convolutions and a global average pool, so the same weights run at any input size: the 150 px chip
 (YuNet-aligned, `yunet-dlib150`) is area-resized to the model's size, as `edgeface eval` and `recognize` do for any
@@ -12,9 +12,11 @@ side in one `edgeface bench` run (1 thread).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import LFW, PAIRS, edgeface_json, save
 
 from edgeface.train.dlib_port import save_dlib_keras

@@ -1,7 +1,7 @@
 """Is the per-layer error report a proxy for LFW? The layers it ranks most damaged by int8, kept in float one at a
 time, must give back more LFW accuracy than the layers it ranks least damaged.
 
-    python benchmarks/layer_proxy.py [--model peer|default] [--each 5]
+    python benchmarks/archive/layer_proxy.py [--model peer|default] [--each 5]
 -> results/layer_proxy_<model>.json
 
 For the chosen float model: quantize to int8 (the LiteRT quantizer, calibrated on CelebA photos), rank the weighted
@@ -13,9 +13,13 @@ again with only that layer in float and score LFW View 2 on the written file. Re
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import LFW, PAIRS, PEER_FLAGS, SHARED, save
 
 from edgeface.compress.tflite_quantize import (

@@ -1,6 +1,6 @@
 """Reproduce the shipped default model from ../shared/data, end to end, with the wall time of every step.
 
-    python benchmarks/train_default.py --init ~/.cache/edgeface/stage2/edgeface-default-float32.tflite \
+    python benchmarks/recipes/train_default.py --init ~/.cache/edgeface/stage2/edgeface-default-float32.tflite \
         --epochs 3 --run stage3 --install
 
 1. `edgeface data prepare` (YuNet 5-point alignment, as `recognize` uses): CelebA subset, ORL, the LFW people NOT
@@ -9,7 +9,7 @@
    of every face (2 each by default), labelled by the teacher like any other face
 3. `edgeface distill` a ReLU6 MobileFaceNet from the dlib ResNet descriptor (CC0 weights; the research-only peer
    MobileFaceNets are never used as teacher), by default its LiteRT port (`--teacher dlib-port`, checked against
-   dlib in benchmarks/dlib_port.py): cosine + batch relation loss, ArcFace on the labelled faces, optionally
+   dlib in benchmarks/archive/dlib_port.py): cosine + batch relation loss, ArcFace on the labelled faces, optionally
    warm-started (--init, a .keras model or a float32 .tflite)
 4. `edgeface export` float32 and int8 (int8 I/O, calibrated on prepared faces)
 5. `edgeface eval --save-threshold --hold-conditions` both exports on LFW View 2: the threshold keeps FAR <= 1e-3 on
@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import LFW, PAIRS, save, step_runner
 from common import TRAINING_SOURCES as SOURCES
 
-ASSETS = Path(__file__).resolve().parents[1] / "edgeface" / "assets"
+from edgeface.default_model import ASSETS
 
 
 def main() -> None:

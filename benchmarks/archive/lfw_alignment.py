@@ -7,16 +7,18 @@ said ``blazeface-4pt`` and under YuNet edgeface took the landmarks from BlazeFac
 shipped models are aligned from YuNet's own points); the extra row "YuNet's own 5
 points" (a copy of the model whose manifest does not say so) shows what ignoring that would cost.
 
-    python benchmarks/lfw_alignment.py [--skip-dlib]
+    python benchmarks/archive/lfw_alignment.py [--skip-dlib]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import PEER_FLAGS, edgeface_json, save
 
 from edgeface.default_model import default_model_path
