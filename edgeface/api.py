@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,13 @@ class FaceRecognizer:
         self.detector = getattr(detector, "value", detector)
         self.threads, self.detect_size = threads, detect_size
         self.finder = FaceFinder(self.detector, threads, detect_size, alignment=self.embedder.alignment)
-        self.threshold = decision_threshold(self.embedder, threshold)
+        self.given_threshold = threshold
+
+    @cached_property
+    def threshold(self) -> float:
+        """The decision threshold: the one given, else the model's stored one. Settled when first needed, so a
+        model without one can still detect, embed and enrol; matching with it is refused in one line."""
+        return decision_threshold(self.embedder, self.given_threshold)
 
     def frames(self, gallery: Any, **tracking: Any) -> Any:
         """The frame recogniser (``recognize.loop.Recognizer``) on this model, detector and threshold against an
@@ -258,12 +265,15 @@ class Gallery:
     """Enrolled people in a SQLite file, bound to one model: ``Gallery(path)``, then enroll / identify / remove."""
 
     def __init__(self, path: str | Path | None = None, recognizer: FaceRecognizer | None = None,
-                 model: str | Path | None = None, **options: Any) -> None:
-        """Without ``model`` (or ``recognizer``), the model the gallery file remembers, else the shipped one."""
+                 model: str | Path | None = None, create: bool = True, read_only: bool = False,
+                 **options: Any) -> None:
+        """Without ``model`` (or ``recognizer``), the model the gallery file remembers, else the shipped one.
+        ``create=False``: a missing file is an error; ``read_only``: opened for matching only (a camera loop
+        beside an enrolling process). ``options`` go to :func:`load`."""
         from edgeface.recognize.gallery import bind_gallery, model_for
 
         r = self.recognizer = recognizer or load(model_for(path, model), **options)
-        self.store = bind_gallery(path, r.model, r.embedder, r.finder.alignment)
+        self.store = bind_gallery(path, r.model, r.embedder, r.finder.alignment, create=create, read_only=read_only)
         self.path = self.store.path
         self._frames: Any = None
 

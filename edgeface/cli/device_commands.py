@@ -130,10 +130,9 @@ def enroll_command(
     """Detect, quality-check (one face, size, head turn, sharpness), embed and store templates for one or many
     people."""
     check_detect_size(detect_size)
+    from edgeface.api import Gallery
     from edgeface.recognize.enroll import enroll_person, person_folders
-    from edgeface.recognize.gallery import open_gallery_with
     from edgeface.tables import print_json, print_table
-    from edgeface.vision.detect import FaceFinder
 
     if folder is not None:
         people = person_folders(folder)
@@ -141,9 +140,9 @@ def enroll_command(
         people = {name: list(images)}
     else:
         raise EdgefaceError("give NAME IMAGE... or --dir DIR")
-    embedder, store = open_gallery_with(model, gallery, detector.value,
-                                        normalisation=(input_mean, input_scale, channels))
-    finder = FaceFinder(detector.value, detect_size=detect_size, alignment=embedder.alignment)
+    opened = Gallery(gallery, model=model, detector=detector.value, detect_size=detect_size, input_mean=input_mean,
+                     input_scale=input_scale, channels=channels)
+    store, finder, embedder = opened.store, opened.recognizer.finder, opened.recognizer.embedder
     results = [enroll_person(store, person, paths, finder, embedder, store_faces) for person, paths in people.items()]
     if json_out:
         print_json([r.__dict__ for r in results])
@@ -236,20 +235,19 @@ def recognize_command(
     """Recognise enrolled people in a camera, video, stream or images; unknown faces are reported as unknown."""
     check_detect_size(detect_size)
     check_min_face(min_face)
-    from edgeface.recognize.gallery import open_gallery_with
-    from edgeface.recognize.loop import Recognizer, check_tracking, run
+    from edgeface.api import Gallery
+    from edgeface.recognize.loop import check_tracking, run
     from edgeface.tables import print_table
+    from edgeface.vision.embed import threshold_warning
     from edgeface.vision.quality import MAX_TURN
 
     check_tracking(smooth, MAX_TURN if max_turn is None else max_turn, confirm, detect_every)
     if threshold is not None:
         check_threshold(threshold)
-    embedder, store = open_gallery_with(model, gallery, detector.value, threads=threads, create=False,
-                                        normalisation=(input_mean, input_scale, channels), read_only=True)
-    from edgeface.vision.embed import decision_threshold, threshold_warning
-
-    limit = decision_threshold(embedder, threshold)
-    if threshold is None and (warning := threshold_warning(embedder)):
+    opened = Gallery(gallery, model=model, create=False, read_only=True, detector=detector.value,
+                     detect_size=detect_size, threshold=threshold, threads=threads, input_mean=input_mean,
+                     input_scale=input_scale, channels=channels)
+    if threshold is None and (warning := threshold_warning(opened.recognizer.embedder)):
         print(f"edgeface: warning: {warning}", file=sys.stderr)
     face_rows: list[dict] = []  # the first FACE_ROWS_SHOWN, for the table
     total = [0]
@@ -258,9 +256,9 @@ def recognize_command(
         total[0] += len(rows)
         face_rows.extend(rows[: FACE_ROWS_SHOWN - len(face_rows)])
 
-    recognizer = Recognizer(embedder, store, limit, detector=detector.value, threads=threads, smooth=smooth,
-                            detect_size=detect_size, min_face=min_face, confirm=confirm, detect_every=detect_every,
-                            **({} if max_turn is None else {"max_turn": max_turn}))
+    recognizer = opened.recognizer.frames(opened.store, smooth=smooth, min_face=min_face, confirm=confirm,
+                                          detect_every=detect_every,
+                                          **({} if max_turn is None else {"max_turn": max_turn}))
     summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
                   loop=loop, max_seconds=max_seconds, events=events, overlay_fps=overlay_fps,
                   on_faces=None if json_out else keep_rows, label=camera,

@@ -29,7 +29,7 @@ import numpy as np
 from edgeface.default_model import DLIB_PORT, is_named_model
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, data_dir
-from edgeface.vision.detector_options import ALIGNMENTS, BLAZEFACE_ALIGNMENT, DEFAULT_DETECTOR
+from edgeface.vision.detector_options import ALIGNMENTS, BLAZEFACE_ALIGNMENT
 
 if TYPE_CHECKING:
     from edgeface.vision.embed import Embedder
@@ -664,17 +664,3 @@ def bind_gallery(path: str | Path | None, model: str | Path | None, embedder: Em
     return Gallery(path, embedder_identity(embedder), embedder.size, create=create, read_only=read_only,
                    alignment=alignment, model=model_ref(model))
 
-
-def open_gallery_with(model: str | Path | None, path: str | Path | None, detector: str = DEFAULT_DETECTOR,
-                      threads: int = 1, create: bool = True, normalisation: tuple = (None, None, None),
-                      read_only: bool = False) -> tuple[Embedder, Gallery]:
-    """The embedder and the gallery bound to it, as the commands open them (``model_for``, ``bind_gallery``).
-    ``normalisation``: (mean, scale, channels) overriding the model's manifest."""
-    from edgeface.vision.detector_options import alignment_of
-    from edgeface.vision.embed import load_embedder
-
-    mean, scale, channels = normalisation
-    model = model_for(path, model)
-    embedder = load_embedder(model, threads=threads, mean=mean, scale=scale, channels=channels)
-    return embedder, bind_gallery(path, model, embedder, alignment_of(detector, embedder.alignment), create,
-                                  read_only)
