@@ -142,16 +142,6 @@ def is_tflite(path: Path) -> bool:
     return path.suffix == ".tflite"
 
 
-def model_identity_of(model_path: str | Path) -> str:
-    """A model's identity: sha256 of the file without its embedded manifest (.tflite), else of the file."""
-    path = Path(model_path)
-    if is_tflite(path):
-        from edgeface.tflite_metadata import check_tflite_file, model_identity
-
-        return model_identity(check_tflite_file(path))
-    return sha256_file(path)
-
-
 def parse_manifest(data: Any, source: str) -> Manifest:
     try:
         return Manifest.from_dict(data, source)

@@ -119,12 +119,15 @@ def test_the_shipped_models_say_where_their_weights_come_from_and_what_the_defau
     """default (flip-averaged inside the file) and single (one pass) are one network: the same chain from dlib's
     public-domain weights, the default at twice the FLOPs with the flip recorded; single has no float twin, and
     asking for one is one line, not a missing-file surprise."""
-    manifests = {name: json.loads(run_cli("info", name, "--json").stdout)["manifest"] for name in ("default", "single")}
+    infos = {name: json.loads(run_cli("info", name, "--json").stdout) for name in ("default", "single")}
+    manifests = {name: info["manifest"] for name, info in infos.items()}
     for manifest in manifests.values():
         assert [step["step"] for step in manifest["chain"]] == ["dlib-port", "distill", "export"]
         assert "public domain" in manifest["chain"][0]["licence"].lower()
     assert manifests["default"]["chain"][-1].get("flip") is True and "flip" not in manifests["single"]["chain"][-1]
     assert manifests["default"]["flops"] == 2 * manifests["single"]["flops"]
+    for info in infos.values():  # the file's own ops, counted, agree with what its manifest says (within 1 %)
+        assert abs(info["graph_flops"] / info["manifest"]["flops"] - 1) < 0.01, info["graph_flops"]
     assert manifests["default"]["metrics"]["lfw"]["accuracy"] > manifests["single"]["metrics"]["lfw"]["accuracy"]
     assert_one_line_error(run_cli("info", "single-float32"), "not found")
 

@@ -31,8 +31,8 @@ from conftest import (
 
 from edgeface.default_model import default_model_path
 from edgeface.errors import EdgefaceError
-from edgeface.manifest import load_manifest, model_identity_of, save_manifest
-from edgeface.tflite_metadata import read_manifest
+from edgeface.manifest import load_manifest, save_manifest
+from edgeface.tflite_metadata import check_tflite_file, model_identity, read_manifest
 
 pytestmark = needs_shared
 OBAMA = MEDIA / "gallery" / "obama" / "obama.jpg"
@@ -70,12 +70,12 @@ def test_a_model_with_no_manifest_and_no_flags_is_refused(tmp_path: Path):
 def test_updating_the_manifest_keeps_the_model_identity(tmp_path: Path):
     model = tmp_path / "m.tflite"
     shutil.copyfile(default_model_path(), model)
-    before = model_identity_of(model)
+    before = model_identity(check_tflite_file(model))
     manifest = load_manifest(model)
     manifest.threshold = 0.5
     save_manifest(model, manifest)
     assert read_manifest(model.read_bytes())["threshold"] == 0.5
-    assert model_identity_of(model) == before == manifest.sha256
+    assert model_identity(check_tflite_file(model)) == before == manifest.sha256
     assert json.loads(model.with_suffix(".json").read_text())["threshold"] == 0.5
 
 

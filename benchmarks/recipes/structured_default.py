@@ -48,7 +48,7 @@ def main() -> None:
 
     from edgeface.compress.finetune import FaceSet, finetune
     from edgeface.compress.io import load_model, save_compressed
-    from edgeface.compress.prune import structured_prune
+    from edgeface.compress.prune import structured_prune, structured_step
     from edgeface.evaluate.lfw import evaluate_lfw
     from edgeface.export import export
     from edgeface.models.registry import count_flops
@@ -64,11 +64,9 @@ def main() -> None:
     per_step = args.epochs / args.steps
 
     def prune_step(settings: dict, epochs: float, step: int | None = None) -> dict:
-        """The manifest chain's record of this pruning (what `edgeface prune --structured` would write)."""
-        share = {"flops": settings["flops"]} if settings["flops"] is not None else {"ratio": settings["ratio"]}
-        return {"step": "prune", "structured": True, **share, "steps": settings["steps"],
-                **({"at_step": step} if step else {}), "relation_weight": settings["relation_weight"],
-                "epochs": epochs, "faces": len(faces.faces), "lr": settings["lr"]}
+        """The manifest chain's record of this pruning (what `edgeface prune --structured` writes, and more)."""
+        return structured_step(settings["ratio"], settings["flops"], settings["steps"], settings["relation_weight"],
+                               epochs, **({"at_step": step} if step else {}), faces=len(faces.faces), lr=settings["lr"])
 
     def score(tag: str, keras_model) -> dict:
         path, _ = export(keras_model, work / f"{tag}.tflite", "int8", calibration, manifest=manifest)

@@ -63,19 +63,17 @@ def prune_command(
 ) -> None:
     """Magnitude pruning (TFMOT) or structured channel pruning, fine-tuned by distillation from the original."""
     from edgeface.compress.io import face_set, load_model, require_faces, save_compressed
-    from edgeface.compress.prune import magnitude_prune, structured_prune
+    from edgeface.compress.prune import magnitude_prune, magnitude_step, structured_prune, structured_step
 
     keras_model, manifest = load_model(model)
     face_data = face_set(keras_model, manifest, data, faces)
     if structured:
         pruned, report = structured_prune(keras_model, ratio, face_data, epochs, steps=steps,
                                           relation_weight=relation_weight, flops=flops)
-        share = {"flops": flops} if flops is not None else {"ratio": ratio}
-        step = {"step": "prune", "structured": True, **share, "steps": steps,
-                "relation_weight": relation_weight, "epochs": epochs if face_data else 0}
+        step = structured_step(ratio, flops, steps, relation_weight, epochs if face_data else 0)
     else:
         pruned, report = magnitude_prune(keras_model, sparsity, require_faces(face_data, "prune"), epochs)
-        step = {"step": "prune", "structured": False, "sparsity": sparsity, "epochs": epochs}
+        step = magnitude_step(sparsity, epochs)
     print_compression({**save_compressed(pruned, out, manifest, step), "report": report}, json_out)
 
 
@@ -93,11 +91,11 @@ def lowrank_command(
     """SVD-factorise Dense and Conv2D kernels into two thinner layers (a k x k conv with R filters, then a 1x1)
     where that saves parameters."""
     from edgeface.compress.io import face_set, load_model, save_compressed
-    from edgeface.compress.lowrank import lowrank
+    from edgeface.compress.lowrank import lowrank, lowrank_step
 
     keras_model, manifest = load_model(model)
     factored, report = lowrank(keras_model, face_set(keras_model, manifest, data, faces), rank, energy, epochs)
-    step = {"step": "lowrank", "rank": rank, "energy": energy, "epochs": epochs if data else 0}
+    step = lowrank_step(rank, energy, epochs if data else 0)
     print_compression({**save_compressed(factored, out, manifest, step), "report": report}, json_out)
 
 
@@ -113,13 +111,13 @@ def cluster_command(
     json_out: Json = False,
 ) -> None:
     """Weight clustering (TFMOT), fine-tuned by distillation."""
-    from edgeface.compress.cluster import cluster
+    from edgeface.compress.cluster import cluster, cluster_step
     from edgeface.compress.io import face_set, load_model, require_faces, save_compressed
 
     keras_model, manifest = load_model(model)
     faces_set = require_faces(face_set(keras_model, manifest, data, faces), "cluster")
     clustered = cluster(keras_model, clusters, faces_set, preserve_sparsity, epochs)
-    step = {"step": "cluster", "clusters": clusters, "preserve_sparsity": preserve_sparsity, "epochs": epochs}
+    step = cluster_step(clusters, preserve_sparsity, epochs)
     print_compression(save_compressed(clustered, out, manifest, step), json_out)
 
 

@@ -9,6 +9,11 @@ from edgeface.errors import EdgefaceError
 from edgeface.tf_setup import keras
 
 
+def cluster_step(clusters: int, preserve_sparsity: bool, epochs: float) -> dict:
+    """The manifest chain's record of a weight clustering."""
+    return {"step": "cluster", "clusters": clusters, "preserve_sparsity": preserve_sparsity, "epochs": epochs}
+
+
 def cluster(model: keras.Model, clusters: int, faces: FaceSet, preserve_sparsity: bool = False,
             epochs: float = 1.0, batch: int = 64, lr: float = 2e-4) -> keras.Model:
     import tensorflow_model_optimization as tfmot

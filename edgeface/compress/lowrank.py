@@ -23,6 +23,11 @@ def choose_rank(singular: np.ndarray, rank: int | None, energy: float | None) ->
     return int(np.searchsorted(cumulative, energy) + 1)
 
 
+def lowrank_step(rank: int | None, energy: float | None, epochs: float) -> dict:
+    """The manifest chain's record of a low-rank factorisation."""
+    return {"step": "lowrank", "rank": rank, "energy": energy, "epochs": epochs}
+
+
 def lowrank(model: keras.Model, faces: FaceSet | None, rank: int | None = None, energy: float | None = None,
             epochs: float = 1.0, batch: int = 64, lr: float = 3e-4) -> tuple[keras.Model, list[dict]]:
     check_supported(model)

@@ -66,6 +66,20 @@ def prunable(model: keras.Model, sparsity: float, steps: int) -> tuple[keras.Mod
     return wrapped, [tfmot.sparsity.keras.UpdatePruningStep()]
 
 
+def magnitude_step(sparsity: float, epochs: float) -> dict:
+    """The manifest chain's record of a magnitude pruning."""
+    return {"step": "prune", "structured": False, "sparsity": sparsity, "epochs": epochs}
+
+
+def structured_step(ratio: float, flops: float | None, steps: int, relation_weight: float, epochs: float,
+                    **extra: object) -> dict:
+    """The manifest chain's record of a structured pruning: the FLOPs share when channels were allocated by
+    sensitivity, else the uniform ratio; ``extra``: what a recipe adds (the step reached, faces, learning rate)."""
+    share = {"flops": flops} if flops is not None else {"ratio": ratio}
+    return {"step": "prune", "structured": True, **share, "steps": steps, "relation_weight": relation_weight,
+            "epochs": epochs, **extra}
+
+
 def magnitude_prune(model: keras.Model, sparsity: float, faces: FaceSet, epochs: float = 2.0,
                     batch: int = 64, lr: float = 5e-4) -> tuple[keras.Model, list[dict]]:
     """Low-magnitude pruning of Conv2D/Dense kernels to ``sparsity`` while distilling the original's

@@ -642,8 +642,6 @@ class Gallery:
         return {"added": added, "skipped_duplicates": skipped}
 
     @guarded
-    def integrity(self) -> str:
-        return self.db.execute("PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
         self.db.close()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from edgeface.files import sha256_file
 from edgeface.manifest import load_manifest
+from edgeface.runtime.flops import count_tflite_flops
 from edgeface.runtime.interpreter import Model
 
 
@@ -23,6 +24,8 @@ def model_info(model: str | Path | None) -> dict:
         "sha256": sha256_file(model),
         "size_bytes": Path(model).stat().st_size,
         "backend": loaded.backend,
+        # counted from the file's own ops, whatever its manifest says (an imported file has none; a flip file twice)
+        "graph_flops": count_tflite_flops(model),
         "tensors": tensors,
         "manifest": manifest.to_dict() if manifest else None,
     }
