@@ -267,8 +267,8 @@ def test_a_teacher_whose_embeddings_crowd_one_direction_is_distilled_centred(set
     """dlib-like space: every embedding shares one large component. The face set notices (mean cosine over 0.5) and
     centres: the teacher itself still scores zero loss, and a student that misses by a little is charged for it
     several times over, where the plain cosine barely sees the miss."""
-    from edgeface.compress.finetune import ANISOTROPIC, FaceSet
-    from edgeface.train.distill import distillation_loss
+    from edgeface.compress.finetune import FaceSet
+    from edgeface.train.distill import ANISOTROPIC, distillation_loss
 
     keras, tf = tf_setup.keras, tf_setup.tf
     model, _, faces_dir, _ = setup

@@ -19,9 +19,8 @@ from edgeface.manifest import InputSpec
 from edgeface.models.registry import INPUT_SPEC
 from edgeface.tf_setup import keras, tf
 from edgeface.train.dataset import normalise, prepared_faces
+from edgeface.train.distill import centred_targets, distillation_loss, shared_direction
 from edgeface.vision.image import read_image
-
-ANISOTROPIC = 0.5  # mean cosine between the teacher's embeddings of different faces above which the loss is centred
 
 
 class FaceSet:
@@ -41,16 +40,12 @@ class FaceSet:
         self.faces = read_into_one_array([paths[i] for i in chosen])
         self.spec = spec
         self.targets = self.embed(teacher)
-        sample = self.targets[:: max(1, len(self.targets) // 1000)]
-        shared = float(np.mean(sample @ sample.T)) if len(sample) > 1 else 0.0
-        self.centre = self.targets.mean(0) if shared > ANISOTROPIC else None
+        self.centre = shared_direction(self.targets)
 
     def training_targets(self) -> np.ndarray:
         """What the loss compares against: the unit targets, or centred on ``centre`` and renormalised."""
         if self.centre is None:
             return self.targets
-        from edgeface.train.distill import centred_targets
-
         return centred_targets(self.targets)[0]
 
     def inputs(self, faces: np.ndarray) -> np.ndarray:
@@ -104,8 +99,6 @@ def finetune(model: keras.Model, faces: FaceSet, epochs: float, batch: int = 64,
     """Distil ``faces.targets`` into ``model`` for ``epochs`` passes (cosine to each target, plus
     ``relation_weight`` x the batch relation loss, see ``train.distill``); returns the loss per epoch. Fractions
     of a pass are honoured below one epoch; above, epochs are rounded to whole passes."""
-    from edgeface.train.distill import distillation_loss
-
     if epochs <= 0:
         return []
     if len(faces.faces) < 8:

@@ -61,6 +61,19 @@ def distillation_loss(relation_weight: float, centre: np.ndarray | None = None):
     return loss
 
 
+ANISOTROPIC = 0.5  # mean cosine between the teacher's embeddings of different faces above which the loss is centred
+
+
+def shared_direction(unit: np.ndarray) -> np.ndarray | None:
+    """The teacher's mean unit embedding when its embeddings share one strong direction (mean cosine between faces
+    over ``ANISOTROPIC``, as dlib's do: strangers score 0.85-0.90), else None. Why it matters: in a space that
+    crowded a small angle is all the difference between two people, so the losses compare embeddings minus it
+    (``distillation_loss(centre=...)``)."""
+    sample = unit[:: max(1, len(unit) // 1000)]
+    shared = float(np.mean(sample @ sample.T)) if len(sample) > 1 else 0.0
+    return unit.mean(0) if shared > ANISOTROPIC else None
+
+
 def centred_targets(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = targets.mean(0)
     centred = targets - mean
@@ -97,13 +110,18 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
     paths, identities = prepared_faces(data)
     table = teacher_targets(list(data), teacher, workers=workers, flip=teacher_flip)
     raw = np.stack([table[p] for p in paths]).astype(np.float32)
-    targets = centred_targets(raw)[0] if centre else l2_normalise(raw)
+    # centre: the student learns centred targets; raw: it keeps the teacher's space, and in a crowded one the loss
+    # compares both minus the teacher's shared direction
+    unit = l2_normalise(raw)
+    in_loss = None if centre else shared_direction(unit)
+    targets = centred_targets(raw if centre else unit)[0] if centre or in_loss is not None else unit
     config.embedding_size = targets.shape[1]
-    described = f"cosine to {'centred ' if centre else ''}teacher embedding" + (
+    described = ("cosine to centred teacher embedding" if centre else "cosine to teacher embedding" + (
+        ", both minus the teacher's mean direction" if in_loss is not None else "")) + (
         f" + {relation_weight} x batch relation (similarity matrix MSE)" if relation_weight else "")
     extra = {"step": "distill", "teacher": teacher, "teacher_flip": teacher_flip, "faces": len(paths),
              "loss": described, "alignment": alignment}
-    distil_loss = distillation_loss(relation_weight)
+    distil_loss = distillation_loss(relation_weight, in_loss)
     steps = len(paths) // config.batch
     if identity_weight == 0:
         def datasets(spec, batch):
