@@ -13,6 +13,7 @@ import typer
 from edgeface.cli.base import app
 from edgeface.cli.options import (
     Channels,
+    DetectEvery,
     DetectorOpt,
     DetectSize,
     GalleryOpt,
@@ -162,11 +163,6 @@ def enroll_command(
 EventsOpt = Annotated[Optional[list[str]], typer.Option(
     "--events", help="also send debounced arrived/left events to mqtt(s)://HOST[:PORT]/TOPIC, http(s)://URL (POST) "
                      "or FILE.jsonl; repeatable")]
-
-
-DetectEvery = Annotated[int, typer.Option(
-    help="video: detect the whole frame and embed every N frames, following the known faces in between (~0.5 ms a "
-         "face); a new face is found within N-1 frames, a lost one makes the next frame a full one")]
 
 
 UnknownEvents = Annotated[bool, typer.Option(help="events for faces that match nobody (one per face track)")]

@@ -11,6 +11,7 @@ import typer
 from edgeface.cli.base import app
 from edgeface.cli.options import (
     Channels,
+    DetectEvery,
     DetectorOpt,
     DetectSize,
     InputMean,
@@ -21,6 +22,7 @@ from edgeface.cli.options import (
 from edgeface.errors import EdgefaceError
 from edgeface.vision.condition_names import CONDITION_HELP
 from edgeface.vision.detector_options import (
+    DEFAULT_DETECT_EVERY,
     DEFAULT_DETECT_SIZE,
     DEFAULT_DETECTOR,
     DETECTOR_HELP,
@@ -163,6 +165,7 @@ def bench_command(
         help="time the whole per-frame path (decode, detect, align, embed, match) on a video, image or folder")] = None,
     detector: DetectorOpt = DetectorName.yunet,
     detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    detect_every: DetectEvery = DEFAULT_DETECT_EVERY,
     input_mean: InputMean = None,
     input_scale: InputScale = None,
     channels: Channels = None,
@@ -183,7 +186,8 @@ def bench_command(
         from edgeface.recognize.profile import profile_pipeline
 
         report = profile_pipeline(pipeline, models[0], threads=thread_list[0], detector=detector.value,
-                                  detect_size=detect_size, normalisation=(input_mean, input_scale, channels))
+                                  detect_size=detect_size, normalisation=(input_mean, input_scale, channels),
+                                  detect_every=detect_every)
         if json_out:
             print_json(report)
             return
