@@ -103,13 +103,20 @@ class BlazeFaceLandmarks:
         return getattr(self.detector, "detect_size", 0)
 
 
+SURELY_FRONTAL = 0.4  # YuNet's own head turn below which BlazeFace is not asked (TurnGauge)
+
+
 class TurnGauge:
     """Head turn (``quality.head_turn``) read on BlazeFace's eye and nose points, whatever the model's alignment.
 
-    Why not YuNet's own points: on a face in profile YuNet still places both eyes and the nose in a near-frontal
-    layout (a profile from the Hamilton clip measures 0.85 on them, 2.4 on BlazeFace's), so the gate would let
-    profiles through to a model trained on YuNet crops. Faces already carrying BlazeFace's points are read as they
-    are; if BlazeFace's files are missing, YuNet's points stand in (with the warning BlazeFaceLandmarks gives).
+    Why not YuNet's own points alone: on a face in profile YuNet can still place both eyes and the nose in a
+    near-frontal layout (a profile from the Hamilton clip measures 0.85 on them, 2.4 on BlazeFace's), so the gate
+    would let profiles through to a model trained on YuNet crops. But a face YuNet measures under
+    ``SURELY_FRONTAL`` is frontal for BlazeFace too, and is not asked again (BlazeFace costs ~1.3 ms a face):
+    measured on the clip's 667 faces of 32 px or more, that skips 44 % of them and 2 of the 226 BlazeFace calls
+    profiles; on 500 LFW photos it skips 87 %, none of the 4 BlazeFace refuses. Faces already carrying BlazeFace's
+    points are read as they are; if BlazeFace's files are missing, YuNet's points stand in (with the warning
+    BlazeFaceLandmarks gives).
     """
 
     def __init__(self, detector: Detector, threads: int = 1) -> None:
@@ -120,8 +127,10 @@ class TurnGauge:
     def __call__(self, image: np.ndarray, face: Face, bgr: bool = False) -> float:
         from edgeface.vision.quality import head_turn
 
-        points = self.refiner.refine(image, face, bgr).keypoints if self.refiner is not None else face.keypoints
-        return head_turn(points)
+        own = head_turn(face.keypoints)
+        if self.refiner is None or own < SURELY_FRONTAL:
+            return own
+        return head_turn(self.refiner.refine(image, face, bgr).keypoints)
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, threads: int = 1, detect_size: int = DEFAULT_DETECT_SIZE,
