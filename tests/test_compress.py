@@ -352,6 +352,24 @@ def test_greedy_allocation_spends_the_budget_where_damage_per_flop_is_least():
         greedy_counts(rows, 128 * 1000)
 
 
+def test_a_consumer_that_ignores_channels_computes_what_the_thinner_model_does(setup):
+    """``without_inputs``: zeroing the consumer's inputs from the channels a thinner model would drop gives that
+    model's embeddings, which is what lets the allocator measure damage without building a model per probe."""
+    from edgeface.compress.channels import by_importance, channel_groups, remove_channels, without_inputs
+
+    model, _, _, faces = setup
+    groups = channel_groups(model)
+    whole = {g.producer: g.channels for g in groups}
+    for g in [g for g in groups if g.channels >= 16][::4]:
+        thin = remove_channels(model, groups, {**whole, g.producer: 8})
+        masked = tf_setup.keras.Model.from_config(model.get_config())
+        masked.set_weights(model.get_weights())
+        consumer = masked.get_layer(g.consumer)
+        consumer.set_weights(without_inputs(consumer.get_weights(), g, by_importance(model, g)[8:]))
+        assert np.abs(faces.embed(thin, limit=16) - faces.embed(masked, limit=16)).max() < 1e-5, g
+        assert np.abs(faces.embed(thin, limit=16) - faces.embed(model, limit=16)).max() > 1e-3  # it did change
+
+
 def test_structured_pruning_to_a_flops_budget(setup, tmp_path):
     """``--flops``: the model loses at least the asked share of FLOPs (and not far more), the channel counts
     differ between groups, the report carries each group's measured damage, and the CLI says so in its JSON."""

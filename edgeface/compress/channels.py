@@ -87,6 +87,11 @@ def channel_importance(model: keras.Model, group: ChannelGroup) -> np.ndarray:
     return np.sqrt(writes * reads)
 
 
+def by_importance(model: keras.Model, group: ChannelGroup) -> np.ndarray:
+    """The group's channels, most important first: a thinner model keeps a prefix of this order."""
+    return np.argsort(-channel_importance(model, group), kind="stable")
+
+
 def slicers(group: ChannelGroup, idx: np.ndarray) -> dict[str, Callable[[list[np.ndarray]], list[np.ndarray]]]:
     """How each layer of the group keeps channels ``idx`` of its weights."""
     def consumer(w: list[np.ndarray]) -> list[np.ndarray]:
@@ -101,6 +106,19 @@ def slicers(group: ChannelGroup, idx: np.ndarray) -> dict[str, Callable[[list[np
     return slicers
 
 
+def without_inputs(weights: list[np.ndarray], group: ChannelGroup, drop: np.ndarray) -> list[np.ndarray]:
+    """The consumer's weights with its inputs from channels ``drop`` zeroed. The group's channels reach nothing but
+    the consumer, so the model then computes what the thinner model without them computes, with nothing rebuilt:
+    what lets ``allocate`` measure each group's damage on one copy of the model instead of building one per probe
+    (1.7 s each for a small MobileFaceNet, plus tracing its predict function)."""
+    kernel = weights[0].copy()
+    if group.spatial:
+        kernel.reshape(group.spatial, group.channels, -1)[:, drop, :] = 0
+    else:
+        kernel[:, :, drop, :] = 0
+    return [kernel, *weights[1:]]
+
+
 def kept_channels(channels: int, fraction: float) -> int:
     """Channels left when keeping ``fraction``: multiples of 8 (SIMD-friendly), never under 8, and groups under
     16 channels are left whole."""
@@ -111,7 +129,7 @@ def kept_channels(channels: int, fraction: float) -> int:
 
 def remove_channels(model: keras.Model, groups: list[ChannelGroup], counts: dict[str, int]) -> keras.Model:
     """A thinner copy of ``model`` keeping the ``counts[producer]`` most important channels of each group."""
-    keep = {g.producer: np.sort(np.argsort(-channel_importance(model, g))[: counts[g.producer]]) for g in groups}
+    keep = {g.producer: np.sort(by_importance(model, g)[: counts[g.producer]]) for g in groups}
     config = model.get_config()
     for layer in config["layers"]:
         if layer["config"]["name"] in keep:
