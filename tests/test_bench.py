@@ -125,8 +125,9 @@ def test_ops_profile_of_the_default_model():
     # the mirror image its flip averaging makes of the input (REVERSE_V2 on 150x150x3 bytes: a copy, a few us)
     assert set(report["not_on_xnnpack"]) <= {"REVERSE_V2 int8"}
     assert sum(r["share"] for r in ops if r["op"] == "REVERSE_V2") < 0.03
-    # ops timed alone add up to the whole model, within call overhead and lost fusion
-    assert 0.5 < report["sum_of_ops_ms"] / report["whole_model_p50_ms"] < 2.0
+    # ops timed alone add up to the whole model, within call overhead and lost fusion (best times: a busy machine
+    # interrupts a whole-model run far more often than a single op)
+    assert 0.5 < report["sum_of_ops_best_ms"] / report["whole_model_best_ms"] < 2.0
     table = run_cli("bench", "--ops", "--top", "3")
     assert table.returncode == 0 and "time by op type" in table.stdout and "CONV_2D" in table.stdout
 
