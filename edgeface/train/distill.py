@@ -110,18 +110,16 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
     paths, identities = prepared_faces(data)
     table = teacher_targets(list(data), teacher, workers=workers, flip=teacher_flip)
     raw = np.stack([table[p] for p in paths]).astype(np.float32)
-    # centre: the student learns centred targets; raw: it keeps the teacher's space, and in a crowded one the loss
-    # compares both minus the teacher's shared direction
-    unit = l2_normalise(raw)
-    in_loss = None if centre else shared_direction(unit)
-    targets = centred_targets(raw if centre else unit)[0] if centre or in_loss is not None else unit
+    # raw targets keep the plain cosine even in a crowded teacher space (unlike FaceSet's fine-tuning after
+    # compression): comparing both minus the teacher's shared direction gave a 106 px student of dlib's network
+    # 94.55 % on LFW after a pass against 94.97 % with the plain cosine, and the shipped recipe was made without it
+    targets = centred_targets(raw)[0] if centre else l2_normalise(raw)
     config.embedding_size = targets.shape[1]
-    described = ("cosine to centred teacher embedding" if centre else "cosine to teacher embedding" + (
-        ", both minus the teacher's mean direction" if in_loss is not None else "")) + (
+    described = f"cosine to {'centred ' if centre else ''}teacher embedding" + (
         f" + {relation_weight} x batch relation (similarity matrix MSE)" if relation_weight else "")
     extra = {"step": "distill", "teacher": teacher, "teacher_flip": teacher_flip, "faces": len(paths),
              "loss": described, "alignment": alignment}
-    distil_loss = distillation_loss(relation_weight, in_loss)
+    distil_loss = distillation_loss(relation_weight)
     steps = len(paths) // config.batch
     if identity_weight == 0:
         def datasets(spec, batch):
