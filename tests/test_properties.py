@@ -124,7 +124,7 @@ class GalleryMachine(RuleBasedStateMachine):
         assert len(emb) == sum(self.model.values()) and sorted(people) == sorted(self.model)
 
     def teardown(self):
-        assert self.gallery.integrity() == "ok"
+        assert self.gallery.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         self.gallery.close()
         self.tmp.cleanup()
 
