@@ -230,18 +230,28 @@ def test_training_bad_input_gives_one_line_errors(faces, tmp_path):
     (one / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     (one / "s1").symlink_to(faces / "s1")
     from edgeface.export import export
+    from edgeface.manifest import Manifest
     from edgeface.models import build_model
+    from edgeface.models.registry import INPUT_SPEC
 
-    teacher, _ = export(build_model("tiny", input_size=96), tmp_path / "t96.tflite")
+    # a teacher of another input size is welcome (each sees the chip at its own size); one made for another chip
+    # is not: these faces are ArcFace crops, the teacher wants dlib's
+    teacher, _ = export(build_model("tiny", input_size=96), tmp_path / "t96.tflite",
+                        manifest=Manifest(input=INPUT_SPEC, embedding_size=32, alignment="yunet-dlib150"))
     cases = [
         (("train", str(empty), "--arch", "tiny"), "no prepared faces"),
         (("train", str(one), "--arch", "tiny", "--batch", "4"), "at least 2 identities"),
         (("train", str(faces), "--arch", "resnet9000"), "unknown architecture"),
-        (("distill", str(faces), "--teacher", str(teacher), "--arch", "tiny"), "96x96"),
+        (("distill", str(faces), "--teacher", str(teacher), "--arch", "tiny"), "made for yunet-dlib150 chips"),
         (("export", str(tmp_path / "missing.keras"), "-o", str(tmp_path / "x.tflite")), "not found"),
     ]
     for args, needle in cases:
         assert_one_line_error(run_cli(*args, block_tf=False), needle)
+    from edgeface.train.distill import check_teacher
+
+    other_size, _ = export(build_model("tiny", input_size=96), tmp_path / "t96-arcface.tflite",
+                           manifest=Manifest(input=INPUT_SPEC, embedding_size=32, alignment="yunet-5pt"))
+    check_teacher(str(other_size), "yunet-5pt")  # 96 px teacher, 112 px student, one chip: accepted
 
 
 def test_keras_model_and_its_export_keep_separate_manifests(tmp_path):
