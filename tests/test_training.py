@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -234,10 +235,11 @@ def test_training_bad_input_gives_one_line_errors(faces, tmp_path):
     from edgeface.models import build_model
     from edgeface.models.registry import INPUT_SPEC
 
+    at96 = replace(INPUT_SPEC, size=96)
     # a teacher of another input size is welcome (each sees the chip at its own size); one made for another chip
     # is not: these faces are ArcFace crops, the teacher wants dlib's
     teacher, _ = export(build_model("tiny", input_size=96), tmp_path / "t96.tflite",
-                        manifest=Manifest(input=INPUT_SPEC, embedding_size=32, alignment="yunet-dlib150"))
+                        manifest=Manifest(input=at96, embedding_size=32, alignment="yunet-dlib150"))
     cases = [
         (("train", str(empty), "--arch", "tiny"), "no prepared faces"),
         (("train", str(one), "--arch", "tiny", "--batch", "4"), "at least 2 identities"),
@@ -250,7 +252,7 @@ def test_training_bad_input_gives_one_line_errors(faces, tmp_path):
     from edgeface.train.distill import check_teacher
 
     other_size, _ = export(build_model("tiny", input_size=96), tmp_path / "t96-arcface.tflite",
-                           manifest=Manifest(input=INPUT_SPEC, embedding_size=32, alignment="yunet-5pt"))
+                           manifest=Manifest(input=at96, embedding_size=32, alignment="yunet-5pt"))
     check_teacher(str(other_size), "yunet-5pt")  # 96 px teacher, 112 px student, one chip: accepted
 
 
