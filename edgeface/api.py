@@ -103,7 +103,7 @@ class FaceRecognizer:
     def frames(self, gallery: Any, **tracking: Any) -> Any:
         """The frame recogniser (``recognize.loop.Recognizer``) on this model, detector and threshold against an
         open gallery store: what ``edgeface recognize``, ``Gallery.identify`` and ``edgeface serve`` run.
-        ``tracking``: min_face, smooth, max_turn, confirm."""
+        ``tracking``: min_face, smooth, max_turn, confirm, detect_every."""
         from edgeface.recognize.loop import Recognizer
 
         return Recognizer(self.embedder, gallery, self.threshold, detector=self.detector, threads=self.threads,
