@@ -25,7 +25,7 @@ import numpy as np
 from edgeface.errors import EdgefaceError
 from edgeface.vision.align import align_face, chip_of
 from edgeface.vision.detect import FaceFinder, main_face
-from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
+from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, alignment_of, detector_value
 from edgeface.vision.embed import Embedder, decision_threshold, embedder_identity, load_embedder
 from edgeface.vision.face import Face, iou
 from edgeface.vision.image import image_files, read_image
@@ -89,10 +89,20 @@ class FaceRecognizer:
         self.model = model  # as given: what a gallery remembers (``model_ref``)
         self.embedder: Embedder = load_embedder(model, threads=threads, mean=input_mean, scale=input_scale,
                                                 channels=channels)
-        self.detector = getattr(detector, "value", detector)
+        self.detector = detector_value(detector)  # an unknown name is refused now, not at the first photo
         self.threads, self.detect_size = threads, detect_size
-        self.finder = FaceFinder(self.detector, threads, detect_size, alignment=self.embedder.alignment)
         self.given_threshold = threshold
+
+    @cached_property
+    def finder(self) -> FaceFinder:
+        """Photo detection (with retries), built when first needed: a camera loop (``frames``) has its own
+        detector and never pays for this one."""
+        return FaceFinder(self.detector, self.threads, self.detect_size, alignment=self.embedder.alignment)
+
+    @property
+    def alignment(self) -> str:
+        """Which landmarks this model's crops are aligned from with this detector: what a gallery records."""
+        return alignment_of(self.detector, self.embedder.alignment)
 
     @cached_property
     def threshold(self) -> float:
@@ -273,7 +283,7 @@ class Gallery:
         from edgeface.recognize.gallery import bind_gallery, model_for
 
         r = self.recognizer = recognizer or load(model_for(path, model), **options)
-        self.store = bind_gallery(path, r.model, r.embedder, r.finder.alignment, create=create, read_only=read_only)
+        self.store = bind_gallery(path, r.model, r.embedder, r.alignment, create=create, read_only=read_only)
         self.path = self.store.path
         self._frames: Any = None
 

@@ -84,7 +84,10 @@ def eval_command(
         rows = evaluate_grid(chosen, lfw_dir, pairs, conditions, detectors, paired, workers=threads,
                              detect_size=detect_size, flip=flip, mean=input_mean, scale=input_scale,
                              channels=channels)
-        print_json(rows) if json_out else print_grid(rows)
+        if json_out:
+            print_json(rows)
+        else:
+            print_grid(rows)
         return
     model = chosen[0]
     if save_threshold:

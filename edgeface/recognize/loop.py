@@ -356,17 +356,17 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                 faces += len(results)
                 elapsed = time.perf_counter() - started
                 fps = frames / elapsed if elapsed > 0 else 0.0
-                rows = [{"source": where, "frame": frame.index, **r.to_dict()} for r in results] \
-                    if json_events or on_faces else []
                 for r in results:
                     if r.name is None:
                         strangers += 1
                     else:
                         seen[r.name] += 1
-                for row in rows if json_events else []:
-                    emit({"time": round(time.time(), 3), **row})
-                if on_faces and rows:
-                    on_faces(rows)
+                if results and (json_events or on_faces):
+                    rows = [{"source": where, "frame": frame.index, **r.to_dict()} for r in results]
+                    for row in rows if json_events else []:
+                        emit({"time": round(time.time(), 3), **row})
+                    if on_faces:
+                        on_faces(rows)
                 if on_frame:
                     on_frame(frame.image, results, fps)
                 if writer or show:

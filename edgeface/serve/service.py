@@ -102,7 +102,7 @@ class Pipeline:
 
         r = self.recognizer = load(model_for(config.gallery, config.model), detector=config.detector,
                                    detect_size=config.detect_size, threshold=config.threshold, threads=config.threads)
-        self.store = bind_gallery(config.gallery, r.model, r.embedder, r.finder.alignment, create=not read_only,
+        self.store = bind_gallery(config.gallery, r.model, r.embedder, r.alignment, create=not read_only,
                                   read_only=read_only)
         self.frames = r.frames(self.store, min_face=config.min_face, smooth=config.smooth, max_turn=config.max_turn,
                                confirm=config.confirm, detect_every=config.detect_every)
