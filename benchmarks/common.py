@@ -13,26 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgeface import __version__
+from edgeface.data.shared import CELEBA, DATA, LFW, MEDIA, PAIRS, PEER_FLAGS, SHARED  # noqa: F401 (the scripts' names)
 from edgeface.files import portable, write_json
 
 RESULTS = Path(__file__).parent / "results"
-# the shared data beside the checkout (EDGEFACE_SHARED elsewhere): read only, never copied into the repository
-SHARED = Path(os.environ.get("EDGEFACE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-LFW = SHARED / "data" / "lfw" / "lfw-deepfunneled"
-PAIRS = SHARED / "data" / "lfw" / "pairs.txt"
-MEDIA = SHARED / "data" / "media"
-CELEBA = SHARED / "data" / "celeba-subset"
 # what the default models are trained (or calibrated) on: name -> (source folder, `edgeface data prepare` flags);
 # labelled CelebA and ORL, the LFW people who are not in pairs.txt, unlabelled UTKFace
 TRAINING_SOURCES = {
     "celeba": (CELEBA, ["--identities", str(CELEBA / "identities.txt"), "--prefix", "celeba_"]),
-    "orl": (SHARED / "data" / "orl", ["--prefix", "orl_"]),
+    "orl": (DATA / "orl", ["--prefix", "orl_"]),
     "lfw-outside-pairs": (LFW, ["--exclude-pairs", str(PAIRS), "--prefix", "lfw_"]),
-    "utkface-subset": (SHARED / "data" / "utkface-subset", ["--layout", "flat"]),
-    "utkface-more": (SHARED / "data" / "utkface-more", ["--layout", "flat"]),
+    "utkface-subset": (DATA / "utkface-subset", ["--layout", "flat"]),
+    "utkface-more": (DATA / "utkface-more", ["--layout", "flat"]),
 }
-# the MobileFaceNet peers carry no manifest: RGB 0..255 in (normalisation inside the float model, uint8 in the other)
-PEER_FLAGS = ("--input-mean", "0", "--input-scale", "1", "--channels", "RGB")
 
 
 def machine() -> dict:

@@ -58,6 +58,11 @@ def convert(model: keras.Model, mode: str, spec: InputSpec, calibration: np.ndar
     forward = flip_averaged(model) if flip else (lambda x: model(x, training=False))
     fn = tf.function(forward).get_concrete_function(tf.TensorSpec(shape, tf.float32))
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+    # convert the frozen function directly: by default the converter first writes and reloads a SavedModel, which
+    # took 14 of every 15 s of an export of a small MobileFaceNet and changes no byte of the graph (measured in
+    # float32 and int8: identical outputs). The file then has no signature; ``runtime.graph.modernised`` adds one
+    # where the LiteRT quantizer needs it.
+    converter.experimental_lower_to_saved_model = False
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]

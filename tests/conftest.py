@@ -9,16 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from edgeface.data.shared import DATA, LFW, MEDIA, PAIRS, PEER_FLAGS, PEER_FLOAT, PEER_UINT8, SHARED  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EDGEFACE_SHARED", ROOT.parent / "shared"))
-DATA = SHARED / "data"
-LFW = DATA / "lfw" / "lfw-deepfunneled"
-PAIRS = DATA / "lfw" / "pairs.txt"
-PEER_FLOAT = SHARED / "peers" / "mobilefacenet_float32.tflite"
-PEER_UINT8 = SHARED / "peers" / "mobilefacenet_uint8.tflite"
-# the peers carry no manifest: their input is RGB 0..255 (normalisation inside the float model, uint8 in the other)
-PEER_FLAGS = ["--input-mean", "0", "--input-scale", "1", "--channels", "RGB"]
-MEDIA = DATA / "media"
 
 needs_shared = pytest.mark.skipif(not PAIRS.exists(), reason=f"the shared data is not at {SHARED} "
                                   "(set EDGEFACE_SHARED); tests on real faces skipped")

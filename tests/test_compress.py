@@ -332,7 +332,14 @@ def test_sensitivity_sees_a_group_whose_dropped_half_carries_nothing(setup):
     assert abs(rows[silent.producer]["damage"][0.5]) < 1e-5
     assert rows[loud.producer]["damage"][0.5] > 1e-3
     assert rows[loud.producer]["damage"][0.25] > rows[loud.producer]["damage"][0.75]
-    assert all(r["flops_per_channel"] > 0 for r in rows.values())
+    # each group's per-channel cost from layer shapes is what the profiler counts on the thinner model built
+    from edgeface.compress.channels import remove_channels
+    from edgeface.models.registry import count_flops
+
+    base, whole = count_flops(quiet), {g.producer: g.channels for g in channel_groups(quiet)}
+    for g in (silent, loud):
+        thin = remove_channels(quiet, channel_groups(quiet), {**whole, g.producer: g.channels // 2})
+        assert rows[g.producer]["flops_per_channel"] == (base - count_flops(thin)) / (g.channels // 2)
 
 
 def test_greedy_allocation_spends_the_budget_where_damage_per_flop_is_least():

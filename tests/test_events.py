@@ -28,15 +28,17 @@ def face(track: int | None, name: str | None = None, score: float | None = 0.3) 
 
 
 def test_a_person_standing_at_the_door_is_one_arrival_and_one_departure():
-    d = Debouncer(max_age=3)
+    d = Debouncer()
     events = []
     for _ in range(25):  # one second of one face
         events += d.update([face(7, "alice", 0.8)], "cam", 0)
     events += d.update([face(7, "bob", 0.7)], "cam", 0)  # the smoothed name changes: announced
     events += d.update([face(7, None, 0.6)], "cam", 0)  # bob's match dips for a frame: still bob
     events += d.update([face(None)], "cam", 0)  # a face turned away is never announced
-    for _ in range(4):
+    for _ in range(4):  # frames without the face: only the tracker says when its track has ended
         events += d.update([], "cam", 0)
+    assert [e["event"] for e in events].count("left") == 1  # alice's, when the track turned into bob
+    events += d.update([], "cam", 0, ended=[7])
     # the track turns into bob: alice leaves before bob arrives, never two arrivals without a departure
     assert [(e["event"], e["name"]) for e in events] == [("arrived", "alice"), ("left", "alice"), ("arrived", "bob"),
                                                          ("left", "bob")]
@@ -47,14 +49,12 @@ def test_a_person_on_two_tracks_arrives_once_and_unknown_faces_are_optional():
     """A track that splits (the tracker lost the face for a moment) keeps the person present; they leave when the
     last of their tracks ends. Unknown faces are announced per track, or not at all."""
     for unknown in (True, False):
-        d = Debouncer(max_age=2, unknown=unknown)
+        d = Debouncer(unknown=unknown)
         events = d.update([face(1, "alice", 0.9), face(5)], "cam", 0, media_time=0.0)
         events += d.update([face(2, "alice", 0.9)], "cam", 1, media_time=0.04)  # a second track of alice
-        for k in range(3):  # track 1 ends; alice is still on track 2
-            events += d.update([face(2, "alice", 0.9)], "cam", 2 + k)
+        events += d.update([face(2, "alice", 0.9)], "cam", 2, ended=[1])  # track 1 ends; alice is still on track 2
         assert [(e["event"], e["name"]) for e in events if e["name"] == "alice"] == [("arrived", "alice")]
-        for k in range(4):
-            events += d.update([], "cam", 5 + k, media_time=1.0)
+        events += d.update([], "cam", 3, media_time=1.0, ended=[2, 5])
         alice = [(e["event"], e.get("media_time")) for e in events if e["name"] == "alice"]
         assert alice == [("arrived", 0.0), ("left", 1.0)]
         strangers = [e["event"] for e in events if e["name"] is None]

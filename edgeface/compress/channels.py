@@ -87,6 +87,28 @@ def channel_importance(model: keras.Model, group: ChannelGroup) -> np.ndarray:
     return np.sqrt(writes * reads)
 
 
+def channel_flops(model: keras.Model, group: ChannelGroup) -> float:
+    """FLOPs one channel of the group costs, as ``count_flops`` counts them (2 per multiply-add): its filter in the
+    producer, its depthwise filter, and the consumer's weights that read it, from the layers' shapes. The same
+    number a thinner model built and profiled gives (checked on MobileFaceNet and dlib's ResNet), without the 2.9 s
+    that took a group."""
+    def positions(layer: keras.layers.Layer) -> int:
+        return int(np.prod(layer.output_shape[1:-1]))
+
+    producer = model.get_layer(group.producer)
+    kh, kw, cin, _ = producer.kernel.shape
+    flops = (2 * kh * kw * cin + producer.use_bias) * positions(producer)
+    for name in group.channelwise:
+        layer = model.get_layer(name)
+        if isinstance(layer, keras.layers.DepthwiseConv2D):  # BN: the profiler counts none (folded at inference)
+            flops += (2 * int(np.prod(layer.kernel_size)) + layer.use_bias) * positions(layer)
+    consumer = model.get_layer(group.consumer)
+    if group.spatial:
+        return float(flops + 2 * group.spatial * consumer.units)
+    kh, kw, _, cout = consumer.kernel.shape
+    return float(flops + 2 * kh * kw * cout * positions(consumer))
+
+
 def by_importance(model: keras.Model, group: ChannelGroup) -> np.ndarray:
     """The group's channels, most important first: a thinner model keeps a prefix of this order."""
     return np.argsort(-channel_importance(model, group), kind="stable")

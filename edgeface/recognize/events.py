@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,42 +35,46 @@ class Debouncer:
     ``unknown``. A track that gets a name, or changes it, leaves its old name before it arrives as the new one; a
     named track whose match dips below the threshold for a few frames keeps its name (the same face on the same
     track: a presence sensor should not flicker).
+
+    When a track ends is the tracker's decision (``Recognizer.ended``: no detection matched it for the tracker's
+    ``max_age`` detected frames), passed in as ``ended``: the debouncer keeps no clock of its own, so a face
+    followed between key frames is not taken for gone.
     """
 
-    def __init__(self, max_age: int = 10, unknown: bool = True) -> None:
-        self.max_age = max_age  # frames without the track before it has left (the tracker forgets it then too)
+    def __init__(self, unknown: bool = True) -> None:
         self.unknown = unknown
-        self.tracks: dict[int, dict[str, Any]] = {}  # track -> its name and the frame it was last seen in
+        self.names: dict[int, str | None] = {}  # live track -> the name it carries (None: a stranger)
         self.present: dict[str, dict[str, Any]] = {}  # person (or an unknown track's key) -> presence
-        self.frame = 0
 
     @staticmethod
     def key(name: str | None, track: int) -> str:
         return f"unknown#{track}" if name is None else name
 
-    def update(self, results: list[RecognisedFace], source: str, frame: int,
-               media_time: float | None = None) -> list[dict]:
-        self.frame += 1
+    def update(self, results: list[RecognisedFace], source: str, frame: int, media_time: float | None = None,
+               ended: Iterable[int] = ()) -> list[dict]:
         now = round(time.time(), 3)
         stamp = {"time": now, "source": source, "frame": frame,
                  **({"media_time": round(media_time, 3)} if media_time is not None else {})}
         clock = now if media_time is None else media_time  # a file's time, not how fast it was processed
         out = []
+        for track_id in ended:
+            if track_id in self.names:
+                out += self._drop(track_id, stamp)
         for r in results:
             track_id = r.track
             if track_id is None:
                 continue  # not embedded (turned away, too small): nobody to announce
-            track = self.tracks.get(track_id)
+            known = track_id in self.names
             name = r.name
-            if track is not None and track["name"] is not None and name is None:
-                name = track["name"]  # a named face whose match dips for a frame is still that person
-            if track is not None and track["name"] != name:
+            if known and self.names[track_id] is not None and name is None:
+                name = self.names[track_id]  # a named face whose match dips for a frame is still that person
+            if known and self.names[track_id] != name:
                 out += self._drop(track_id, stamp)
-                track = None
+                known = False
             key = self.key(name, track_id)
             box = list(r.box)
-            if track is None:
-                track = self.tracks[track_id] = {"name": name}
+            if not known:
+                self.names[track_id] = name
                 presence = self.present.get(key)
                 if presence is None:
                     presence = self.present[key] = {"first": clock, "tracks": set()}
@@ -77,25 +82,22 @@ class Debouncer:
                         out.append({"event": "arrived", **stamp, "track": track_id, "name": name,
                                     "score": r.score, "box": box})
                 presence["tracks"].add(track_id)
-            track["seen"] = self.frame
             self.present[key].update(last=clock, score=r.score, box=box, track=track_id, source=source, frame=frame)
-        for track_id in [t for t, v in self.tracks.items() if self.frame - v["seen"] > self.max_age]:
-            out += self._drop(track_id, stamp)
         return out
 
     def _drop(self, track_id: int, stamp: dict) -> list[dict]:
         """The track ends (or changes name); its person leaves when it was their last track."""
-        track = self.tracks.pop(track_id)
-        key = self.key(track["name"], track_id)
+        name = self.names.pop(track_id)
+        key = self.key(name, track_id)
         presence = self.present[key]
         presence["tracks"].discard(track_id)
         if presence["tracks"]:
             return []
         del self.present[key]
-        if track["name"] is None and not self.unknown:
+        if name is None and not self.unknown:
             return []
         return [{"event": "left", **stamp, "source": presence["source"], "frame": presence["frame"],
-                 "track": presence["track"], "name": track["name"], "score": presence["score"],
+                 "track": presence["track"], "name": name, "score": presence["score"],
                  "box": presence["box"], "seconds": round(presence["last"] - presence["first"], 3)}]
 
     def flush(self, media_time: float | None = None) -> list[dict]:
@@ -103,7 +105,7 @@ class Debouncer:
         stamp = {"time": round(time.time(), 3),
                  **({"media_time": round(media_time, 3)} if media_time is not None else {})}
         out = []
-        for track_id in list(self.tracks):
+        for track_id in list(self.names):
             out += self._drop(track_id, stamp)
         return out
 
@@ -142,10 +144,11 @@ class Events:
         self.debouncer = Debouncer(unknown=self.options.unknown)
 
     def frame(self, results: list[RecognisedFace], source: str, frame: int, new_photo: bool = False,
-              image: np.ndarray | None = None, media_time: float | None = None) -> None:
-        """One frame's results (``image``: the BGR frame, for snapshots; ``media_time``: its position in a file)."""
+              image: np.ndarray | None = None, media_time: float | None = None, ended: Iterable[int] = ()) -> None:
+        """One frame's results (``image``: the BGR frame, for snapshots; ``media_time``: its position in a file;
+        ``ended``: the tracks the tracker ended on this frame)."""
         events = self.debouncer.flush(media_time) if new_photo else []  # a new, unrelated photo: the last one's
-        self._send(events + self.debouncer.update(results, source, frame, media_time), image)
+        self._send(events + self.debouncer.update(results, source, frame, media_time, ended), image)
 
     def _send(self, events: list[dict], image: np.ndarray | None = None) -> None:
         for event in events:

@@ -32,6 +32,7 @@ class Tracker:
     def __init__(self, window: int = 5, max_age: int = 10, min_iou: float = 0.3) -> None:
         self.window, self.max_age, self.min_iou = max(1, window), max_age, min_iou
         self.tracks: list[Track] = []
+        self.ended: list[int] = []  # tracks ended since the reader last took them (``take_ended``)
         self.frame = 0
         self._next_id = 0
 
@@ -50,14 +51,31 @@ class Tracker:
             if track.id == track_id:
                 track.box = np.asarray(box, np.float32)
 
+    def age(self) -> None:
+        """One more detected frame: tracks no detection has matched for ``max_age`` of them end. Called by
+        ``update``, and on its own for a frame where no face could be embedded, so tracks age all the same."""
+        self.frame += 1
+        self.ended += [t.id for t in self.tracks if self.frame - t.last_seen > self.max_age]
+        self.tracks = [t for t in self.tracks if self.frame - t.last_seen <= self.max_age]
+
+    def is_live(self, track_id: int | None) -> bool:
+        """Is ``track_id`` a track the tracker still holds (seen by a detection within ``max_age`` updates)?"""
+        return track_id is not None and any(t.id == track_id and self.frame - t.last_seen <= self.max_age
+                                            for t in self.tracks)
+
+    def take_ended(self) -> list[int]:
+        """The tracks that ended since the last call (aged out, or forgotten by ``reset``)."""
+        ended, self.ended = self.ended, []
+        return ended
+
     def reset(self) -> None:
         """Forget every track (a new, unrelated image); track ids keep counting up."""
+        self.ended += [t.id for t in self.tracks]
         self.tracks = []
 
     def update(self, boxes: np.ndarray, embeddings: np.ndarray) -> tuple[list[int], np.ndarray]:
         """Assign each detection to a track; return (track ids, smoothed unit embeddings)."""
-        self.frame += 1
-        self.tracks = [t for t in self.tracks if self.frame - t.last_seen <= self.max_age]
+        self.age()
         ids: list[int] = []
         smoothed = np.empty_like(embeddings)
         free = list(range(len(self.tracks)))

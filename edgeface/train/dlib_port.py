@@ -25,6 +25,12 @@ from edgeface.vision.embed import DLIB_CHIP, DLIB_DIVISOR, DLIB_MEAN_RGB, dlib_p
 BLOCKS = (("conv32_1", False), ("conv32_2", False), ("conv32_3", False), ("conv64_down", True), ("conv64_1", False),
           ("conv64_2", False), ("conv64_3", False), ("conv128_down", True), ("conv128_1", False), ("conv128_2", False),
           ("conv256_down", True), ("conv256_1", False), ("conv256_2", False), ("conv256_down_out", True))
+# the fast variant (``dlib-resnet-fast``) drops the four 128- and 256-channel blocks that keep their input's size:
+# -54 % FLOPs with every channel kept, so XNNPACK's kernels stay as full as in the whole network. Dropped one at a
+# time from the fine-tuned network, untrained, these cost LFW 0.3-0.9 pp each against 1.6-5.3 pp for the 32- and
+# 64-channel ones; all four at once 4.3 pp, which distillation then wins back (benchmarks/recipes/dlib_default.py
+# --drop-blocks)
+FAST_DROP = ("conv128_1", "conv128_2", "conv256_1", "conv256_2")
 
 
 def read_tfjs_weights(model_dir: str | Path, stem: str = "face_recognition_model") -> dict[str, np.ndarray]:
@@ -56,7 +62,8 @@ def read_tfjs_weights(model_dir: str | Path, stem: str = "face_recognition_model
     return out
 
 
-def build_dlib_resnet(weights: dict[str, np.ndarray], raw_rgb: bool = False, input_size: int = DLIB_CHIP):
+def build_dlib_resnet(weights: dict[str, np.ndarray], raw_rgb: bool = False, input_size: int = DLIB_CHIP,
+                      drop: tuple[str, ...] = ()):
     """The descriptor network as a tf_keras model: (N, 150, 150, 3) chips -> (N, 128) descriptors.
 
     Each conv + scale pair is folded into one conv (``w * s``, ``b * s + t``): the same function, fewer ops.
@@ -66,7 +73,8 @@ def build_dlib_resnet(weights: dict[str, np.ndarray], raw_rgb: bool = False, inp
     number for all channels; and each down block's 2x2 average pool + zero channels become one fixed 2x2 stride-2
     conv (0.25 on the diagonal), the same function in float, which XNNPACK runs in int8 where it would leave
     ``AVERAGE_POOL_2D`` to the reference kernels. ``input_size`` below 150 runs the same weights on a chip resized
-    down (all convolutions and a global average pool: any size works), a compression knob.
+    down (all convolutions and a global average pool: any size works), a compression knob. ``drop`` names residual
+    blocks (not down blocks) to leave out: each then passes its input on unchanged, another knob (``FAST_DROP``).
     """
     from edgeface.tf_setup import keras, tf
 
@@ -111,8 +119,11 @@ def build_dlib_resnet(weights: dict[str, np.ndarray], raw_rgb: bool = False, inp
     inputs = keras.Input((input_size, input_size, 3), name="chip")
     x = conv(inputs, "conv32_down", 2, True, "valid")
     x = keras.layers.MaxPooling2D(3, 2, padding="valid")(x)
+    if not set(drop) <= {name for name, down in BLOCKS if not down}:
+        raise EdgefaceError(f"only residual blocks that keep their size can be dropped, got {', '.join(drop)}")
     for name, down in BLOCKS:
-        x = block(x, name, down)
+        if name not in drop:
+            x = block(x, name, down)
     x = keras.layers.GlobalAveragePooling2D()(x)
     fc = weights["fc"]
     dense = keras.layers.Dense(fc.shape[1], use_bias=False, name="fc")
@@ -234,4 +245,34 @@ def save_dlib_keras(out: str | Path, input_size: int = DLIB_CHIP) -> Path:
     model = build_model("dlib-resnet", input_size=input_size)
     manifest = dlib_manifest(input_size)
     manifest.params, manifest.flops = int(model.count_params()), count_flops(model)
+    return save_keras(model, out, manifest)
+
+
+def save_without_blocks(trained: str | Path, out: str | Path, drop: tuple[str, ...] = FAST_DROP) -> Path:
+    """A trained ``dlib-resnet`` (Keras, with its manifest) with the residual blocks ``drop`` removed, every other
+    layer keeping its trained weights: what ``distill --arch dlib-resnet-fast --init`` starts from. Layers are
+    matched in order (the down blocks' shortcut convs carry no block name), skipping the dropped blocks' convs."""
+    from dataclasses import replace
+
+    from edgeface.manifest import load_manifest
+    from edgeface.models.registry import build_model, count_flops
+    from edgeface.train.keras_io import load_keras, save_keras
+
+    manifest = load_manifest(trained)
+    if manifest is None or manifest.architecture != "dlib-resnet":
+        raise EdgefaceError(f"{trained}: blocks are dropped from a dlib-resnet model with its manifest")
+    if tuple(drop) != FAST_DROP:
+        raise EdgefaceError(f"the registered fast variant drops {', '.join(FAST_DROP)}")
+    source = load_keras(trained)
+    model = build_model("dlib-resnet-fast", input_size=int(source.inputs[0].shape[1]))
+    kept = [layer for layer in source.layers if layer.weights
+            and not any(layer.name.startswith(f"{block}_") for block in drop)]
+    ours = [layer for layer in model.layers if layer.weights]
+    if [[w.shape for w in a.get_weights()] for a in kept] != [[w.shape for w in b.get_weights()] for b in ours]:
+        raise EdgefaceError(f"{trained}: its layers are not dlib's ResNet's")
+    for theirs, layer in zip(kept, ours, strict=True):
+        layer.set_weights(theirs.get_weights())
+    step = {"step": "drop-blocks", "blocks": list(drop), "from": str(trained)}
+    manifest = replace(manifest, architecture="dlib-resnet-fast", params=int(model.count_params()),
+                       flops=count_flops(model), chain=[*manifest.chain, step], sha256="", size_bytes=0)
     return save_keras(model, out, manifest)
