@@ -104,7 +104,7 @@ def portable(obj: Any) -> Any:
 
 
 def _portable_word(word: str) -> str:
-    if not word.startswith("/"):
+    if not word.startswith("/") or word.strip("/") == "":  # a lone "/" is a division in a formula, not the root
         return word
     home = str(Path.home())
     if word == home or word.startswith(home + "/"):

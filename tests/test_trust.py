@@ -443,3 +443,15 @@ def test_damaged_flatbuffers_give_edgeface_errors_or_nothing(tmp_path: Path, see
     junk.write_bytes(b"\0\0\0\0TFL3" + rng.integers(0, 256, 400, dtype=np.uint8).tobytes())
     with contextlib.suppress(EdgefaceError):
         load_manifest(junk)
+
+
+def test_portable_paths_leave_the_builders_file_system_out_and_formulas_alone():
+    """Committed results and shipped manifests carry ``~/...`` or relative paths, never the builder's absolute
+    ones; a lone "/" in a formula ("1114 MFLOP / (28.8 G/s x 0.21)") is a division, not the root folder."""
+    from edgeface.files import portable
+
+    home = str(Path.home())
+    doc = portable({"model": f"{home}/.cache/edgeface/m.tflite", "cmd": [f"edgeface eval {home}/x.tflite --json"],
+                    "arithmetic": "1114 MFLOP / (28.8 G/s x 0.21) = 184.22 ms", "url": "http://host/a"})
+    assert doc == {"model": "~/.cache/edgeface/m.tflite", "cmd": ["edgeface eval ~/x.tflite --json"],
+                   "arithmetic": "1114 MFLOP / (28.8 G/s x 0.21) = 184.22 ms", "url": "http://host/a"}

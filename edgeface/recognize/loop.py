@@ -141,9 +141,11 @@ class Recognizer:
     def _scene_cut(self, frame_bgr: np.ndarray) -> bool:
         """Has the picture changed as a whole since the frame before (a cut in an edited video, a camera turned
         or covered)? Then nothing there is worth following and every face is new: the frame becomes a key frame.
-        The mean change of a 32x18 thumbnail, about 0.1 ms: in the demo clip its three cuts change it by 26-30
-        grey levels, the largest change within a shot was 12.6."""
-        thumb = cv2.resize(frame_bgr, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+        The mean change of a 32x18 thumbnail, under 0.1 ms: in the demo clip its three cuts change it by 26-29
+        grey levels, the largest change within a shot was 12.4."""
+        h, w = frame_bgr.shape[:2]  # every n-th pixel first, ~4 per thumbnail pixel: 1.3 ms -> 0.05 ms at 1080p
+        step = max(1, min(h // (4 * THUMB[1]), w // (4 * THUMB[0])))
+        thumb = cv2.resize(frame_bgr[::step, ::step], THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
         before, self.thumb = self.thumb, thumb
         return before is not None and float(np.abs(thumb - before).mean()) > SCENE_CUT
 
@@ -172,13 +174,12 @@ class Recognizer:
         live track are kept: a face the whole-frame detection has not seen for the tracker's ``max_age`` key frames
         is let go, so a false detection cannot live on by being followed."""
         boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
-        missed = [r for r in self.last if self.tracker.is_live(r.track)
-                  and not (len(boxes) and iou(np.array(r.box, np.float32), boxes).max() >= self.tracker.min_iou)]
-        if not missed:
-            return []
-        followed, _ = self._followed(frame_bgr, missed)
-        return [r for r in followed
-                if not (len(boxes) and iou(np.array(r.box, np.float32), boxes).max() >= self.tracker.min_iou)]
+
+        def new(r: RecognisedFace) -> bool:  # no face found this frame is already it (the tracker's overlap rule)
+            return not len(boxes) or iou(np.array(r.box, np.float32), boxes).max() < self.tracker.min_iou
+
+        missed = [r for r in self.last if self.tracker.is_live(r.track) and new(r)]
+        return [r for r in self._followed(frame_bgr, missed)[0] if new(r)] if missed else []
 
     def recognise(self, frame_bgr: np.ndarray, still: bool = False) -> list[RecognisedFace]:
         """Every face of one frame detected, embedded and matched. ``still``: a photo on its own, unrelated to the

@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,14 +23,17 @@ from edgeface.errors import EdgefaceError
 from edgeface.manifest import InputSpec
 from edgeface.vision.embed import DLIB_CHIP, DLIB_DIVISOR, DLIB_MEAN_RGB, dlib_port_path
 
+if TYPE_CHECKING:
+    from edgeface.tf_setup import keras
+
 BLOCKS = (("conv32_1", False), ("conv32_2", False), ("conv32_3", False), ("conv64_down", True), ("conv64_1", False),
           ("conv64_2", False), ("conv64_3", False), ("conv128_down", True), ("conv128_1", False), ("conv128_2", False),
           ("conv256_down", True), ("conv256_1", False), ("conv256_2", False), ("conv256_down_out", True))
 # the fast variant (``dlib-resnet-fast``) drops the four 128- and 256-channel blocks that keep their input's size:
-# -54 % FLOPs with every channel kept, so XNNPACK's kernels stay as full as in the whole network. Dropped one at a
-# time from the fine-tuned network, untrained, these cost LFW 0.3-0.9 pp each against 1.6-5.3 pp for the 32- and
-# 64-channel ones; all four at once 4.3 pp, which distillation then wins back (benchmarks/recipes/dlib_default.py
-# --drop-blocks)
+# -27 % FLOPs with every channel kept, so XNNPACK's kernels stay as full as in the whole network. Dropped one at a
+# time from the fine-tuned network, untrained, these cost LFW 0.5-1.0 pp each against 1.7-5.6 pp for the 32- and
+# 64-channel ones; all four at once 4.0 pp (benchmarks/archive/dlib_block_drop.py), which distillation then wins
+# back (benchmarks/recipes/dlib_default.py --drop-blocks; the shipped fast variant also runs at 124 px: -50 %)
 FAST_DROP = ("conv128_1", "conv128_2", "conv256_1", "conv256_2")
 
 
@@ -223,6 +227,11 @@ def port_step(input_size: int = DLIB_CHIP) -> dict:
             **({"input_size": input_size} if input_size != DLIB_CHIP else {})}
 
 
+def drop_step() -> dict:
+    """The provenance step of every ``dlib-resnet-fast`` model: which of dlib's blocks it runs without."""
+    return {"step": "drop-blocks", "blocks": list(FAST_DROP)}
+
+
 def export_dlib_model(out: str | Path) -> Path:
     """dlib's descriptor as an edgeface model: float32 ``.tflite``, raw RGB in (``build_dlib_resnet(raw_rgb=True)``),
     its manifest inside naming the YuNet-to-dlib-chip alignment and the weights' provenance and licence.
@@ -248,10 +257,24 @@ def save_dlib_keras(out: str | Path, input_size: int = DLIB_CHIP) -> Path:
     return save_keras(model, out, manifest)
 
 
+def copy_without_blocks(trained: keras.Model, model: keras.Model, drop: tuple[str, ...],
+                        name: str = "the model") -> None:
+    """Give ``model`` (dlib's network less the blocks ``drop``) the weights of ``trained`` (the whole network).
+    Layers are matched in order (the down blocks' shortcut convs carry no block name), skipping the dropped blocks'
+    convs."""
+    kept = [layer for layer in trained.layers if layer.weights
+            and not any(layer.name.startswith(f"{block}_") for block in drop)]
+    ours = [layer for layer in model.layers if layer.weights]
+    if [[w.shape for w in a.get_weights()] for a in kept] != [[w.shape for w in b.get_weights()] for b in ours]:
+        raise EdgefaceError(f"{name}: its layers are not dlib's ResNet's")
+    for theirs, layer in zip(kept, ours, strict=True):
+        layer.set_weights(theirs.get_weights())
+
+
 def save_without_blocks(trained: str | Path, out: str | Path, drop: tuple[str, ...] = FAST_DROP) -> Path:
     """A trained ``dlib-resnet`` (Keras, with its manifest) with the residual blocks ``drop`` removed, every other
-    layer keeping its trained weights: what ``distill --arch dlib-resnet-fast --init`` starts from. Layers are
-    matched in order (the down blocks' shortcut convs carry no block name), skipping the dropped blocks' convs."""
+    layer keeping its trained weights (``copy_without_blocks``): what ``distill --arch dlib-resnet-fast --init``
+    starts from."""
     from dataclasses import replace
 
     from edgeface.manifest import load_manifest
@@ -265,14 +288,8 @@ def save_without_blocks(trained: str | Path, out: str | Path, drop: tuple[str, .
         raise EdgefaceError(f"the registered fast variant drops {', '.join(FAST_DROP)}")
     source = load_keras(trained)
     model = build_model("dlib-resnet-fast", input_size=int(source.inputs[0].shape[1]))
-    kept = [layer for layer in source.layers if layer.weights
-            and not any(layer.name.startswith(f"{block}_") for block in drop)]
-    ours = [layer for layer in model.layers if layer.weights]
-    if [[w.shape for w in a.get_weights()] for a in kept] != [[w.shape for w in b.get_weights()] for b in ours]:
-        raise EdgefaceError(f"{trained}: its layers are not dlib's ResNet's")
-    for theirs, layer in zip(kept, ours, strict=True):
-        layer.set_weights(theirs.get_weights())
-    step = {"step": "drop-blocks", "blocks": list(drop), "from": str(trained)}
+    copy_without_blocks(source, model, drop, str(trained))
+    step = {**drop_step(), "from": str(trained)}
     manifest = replace(manifest, architecture="dlib-resnet-fast", params=int(model.count_params()),
                        flops=count_flops(model), chain=[*manifest.chain, step], sha256="", size_bytes=0)
     return save_keras(model, out, manifest)
