@@ -157,6 +157,33 @@ def test_the_api_and_the_cli_report_the_same_faces_field_for_field(tmp_path: Pat
     assert names == {"obama", "biden"}  # every probe face is one of them (strangers: the test above)
 
 
+def test_the_api_and_the_cli_report_the_same_video_frames_field_for_field(tmp_path: Path):
+    """The same for video: the first 60 frames of the clip (a cut at frame 20), through the API's frame recogniser
+    and through `edgeface recognize --json`, tracks included, face for face."""
+    import cv2
+
+    import edgeface
+
+    clip = MEDIA / "short_hamilton_clip.mp4"
+    gallery = tmp_path / "people.sqlite"
+    assert run_cli("enroll", "--dir", str(MEDIA / "gallery"), "--gallery", str(gallery)).returncode == 0
+    result = run_cli("recognize", "--source", str(clip), "--gallery", str(gallery), "--max-frames", "60", "--json")
+    assert result.returncode == 0, result.stderr
+    from_cli = [json.loads(line) for line in result.stdout.splitlines()[:-1]]
+    for row in from_cli:
+        del row["time"], row["source"]
+    from_api = []
+    cap = cv2.VideoCapture(str(clip))
+    with edgeface.Gallery(gallery, read_only=True) as people:
+        frames = people.recognizer.frames(people.store)
+        for index in range(60):
+            ok, frame = cap.read()
+            assert ok
+            from_api += [{"frame": index, **face.to_dict()} for face in frames.process(frame)]
+    cap.release()
+    assert len(from_cli) > 60 and from_api == from_cli
+
+
 def test_gallery_enroll_fails_loudly_and_takes_lists_folders_and_frames(tmp_path: Path):
     """A failed enrolment is an error naming each photo and its reason, never a quiet zero templates."""
     import cv2
