@@ -57,8 +57,8 @@ def main() -> None:
     parser.add_argument("--init", help="start a new schedule from this model (an earlier run's model.keras)")
     parser.add_argument("--teacher", help="the teacher file (default: the port, <work>/dlib-base/port-float32.tflite)")
     parser.add_argument("--input-size", default="150",
-                        help="the student's input: below 150 it sees dlib's chip area-resampled (the fast variant: "
-                             "106 px, half the FLOPs)")
+                        help="the student's input: below 150 it sees dlib's chip area-resampled (the shipped fast "
+                             "variant: 124 px with --drop-blocks, half the FLOPs)")
     parser.add_argument("--drop-blocks", action="store_true",
                         help="train dlib-resnet-fast: --init (a trained dlib-resnet model.keras) less its four "
                              "128/256-channel same-size blocks (dlib_port.FAST_DROP)")
