@@ -23,6 +23,7 @@ from common import LFW, PAIRS, save
 import edgeface.train.dlib_port as port
 from edgeface.evaluate.lfw import evaluate_lfw
 from edgeface.manifest import load_manifest
+from edgeface.models.dlib_resnet import build_port
 from edgeface.models.registry import build_model, count_flops
 from edgeface.train.keras_embedder import KerasEmbedder
 from edgeface.train.keras_io import load_keras
@@ -30,8 +31,7 @@ from edgeface.train.keras_io import load_keras
 
 def dropped(trained, drop: tuple[str, ...], size: int):
     """dlib's network without ``drop`` at ``size`` px, every other layer's weights from ``trained``."""
-    model = port.build_dlib_resnet(port.read_tfjs_weights(port.face_api_weights()), raw_rgb=True, input_size=size,
-                                   drop=drop)
+    model = build_port(size, 128, 1.0, drop)
     port.copy_without_blocks(trained, model, drop)
     return model
 

@@ -55,13 +55,14 @@ class Tracker:
         """One more detected frame: tracks no detection has matched for ``max_age`` of them end. Called by
         ``update``, and on its own for a frame where no face could be embedded, so tracks age all the same."""
         self.frame += 1
-        self.ended += [t.id for t in self.tracks if self.frame - t.last_seen > self.max_age]
-        self.tracks = [t for t in self.tracks if self.frame - t.last_seen <= self.max_age]
+        live = {t.id for t in self.tracks if self.frame - t.last_seen <= self.max_age}
+        self.ended += [t.id for t in self.tracks if t.id not in live]
+        self.tracks = [t for t in self.tracks if t.id in live]
 
     def is_live(self, track_id: int | None) -> bool:
-        """Is ``track_id`` a track the tracker still holds (seen by a detection within ``max_age`` updates)?"""
-        return track_id is not None and any(t.id == track_id and self.frame - t.last_seen <= self.max_age
-                                            for t in self.tracks)
+        """Is ``track_id`` a track the tracker still holds (seen by a detection within ``max_age`` updates: ``age``
+        lets go of the others)?"""
+        return track_id is not None and any(t.id == track_id for t in self.tracks)
 
     def take_ended(self) -> list[int]:
         """The tracks that ended since the last call (aged out, or forgotten by ``reset``)."""

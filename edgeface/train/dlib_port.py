@@ -138,12 +138,10 @@ def build_dlib_resnet(weights: dict[str, np.ndarray], raw_rgb: bool = False, inp
 
 def export_dlib_resnet(model_dir: str | Path, out: str | Path) -> Path:
     """Build from face-api's model folder and write a float32 ``.tflite`` (atomically)."""
+    from edgeface.export import convert
     from edgeface.files import atomic_write
-    from edgeface.tf_setup import tf
 
-    model = build_dlib_resnet(read_tfjs_weights(model_dir))
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    data = converter.convert()
+    data = convert(build_dlib_resnet(read_tfjs_weights(model_dir)), "float32", DLIB_INPUT)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as handle:
@@ -271,8 +269,8 @@ def copy_without_blocks(trained: keras.Model, model: keras.Model, drop: tuple[st
         layer.set_weights(theirs.get_weights())
 
 
-def save_without_blocks(trained: str | Path, out: str | Path, drop: tuple[str, ...] = FAST_DROP) -> Path:
-    """A trained ``dlib-resnet`` (Keras, with its manifest) with the residual blocks ``drop`` removed, every other
+def save_without_blocks(trained: str | Path, out: str | Path) -> Path:
+    """A trained ``dlib-resnet`` (Keras, with its manifest) with the blocks ``FAST_DROP`` removed, every other
     layer keeping its trained weights (``copy_without_blocks``): what ``distill --arch dlib-resnet-fast --init``
     starts from."""
     from dataclasses import replace
@@ -284,11 +282,9 @@ def save_without_blocks(trained: str | Path, out: str | Path, drop: tuple[str, .
     manifest = load_manifest(trained)
     if manifest is None or manifest.architecture != "dlib-resnet":
         raise EdgefaceError(f"{trained}: blocks are dropped from a dlib-resnet model with its manifest")
-    if tuple(drop) != FAST_DROP:
-        raise EdgefaceError(f"the registered fast variant drops {', '.join(FAST_DROP)}")
     source = load_keras(trained)
     model = build_model("dlib-resnet-fast", input_size=int(source.inputs[0].shape[1]))
-    copy_without_blocks(source, model, drop, str(trained))
+    copy_without_blocks(source, model, FAST_DROP, str(trained))
     step = {**drop_step(), "from": str(trained)}
     manifest = replace(manifest, architecture="dlib-resnet-fast", params=int(model.count_params()),
                        flops=count_flops(model), chain=[*manifest.chain, step], sha256="", size_bytes=0)
