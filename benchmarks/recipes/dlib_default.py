@@ -37,6 +37,7 @@ from common import LFW, PAIRS, save, step_runner
 from common import TRAINING_SOURCES as SOURCES
 
 from edgeface.default_model import ASSETS, FLOAT_TWINS
+from edgeface.manifest import load_manifest
 from edgeface.train.dlib_port import save_dlib_keras, save_without_blocks
 from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 
@@ -61,7 +62,8 @@ def main() -> None:
                              "variant: 124 px with --drop-blocks, half the FLOPs)")
     parser.add_argument("--drop-blocks", action="store_true",
                         help="train dlib-resnet-fast: --init (a trained dlib-resnet model.keras) less its four "
-                             "128/256-channel same-size blocks (dlib_port.FAST_DROP)")
+                             "128/256-channel same-size blocks (dlib_port.FAST_DROP), or a fast model.keras "
+                             "trained on")
     parser.add_argument("--export-only", action="store_true",
                         help="no training: export --model (default: --run's model.keras) into <run>-export/")
     parser.add_argument("--model", type=Path, help="with --export-only: the Keras model to export")
@@ -96,7 +98,9 @@ def main() -> None:
         if args.drop_blocks:
             if not args.init:
                 parser.error("--drop-blocks starts from --init, a trained dlib-resnet model.keras")
-            arch, init = "dlib-resnet-fast", str(save_without_blocks(Path(args.init), run / "init.keras"))
+            arch = "dlib-resnet-fast"
+            if load_manifest(args.init).architecture != arch:  # a fast model.keras goes on training as it is
+                init = str(save_without_blocks(Path(args.init), run / "init.keras"))
         result["training"] = step(
             "distill", "distill", *folders, "--arch", arch, "--teacher", str(teacher), "--teacher-flip",
             "--raw-targets", "--epochs", args.epochs, "--batch", args.batch, "--lr", args.lr, "--out", str(run),

@@ -4,7 +4,8 @@ Each (model, threads) runs in a process of its own, so load time and peak-memory
 and one model's warm caches never flatter the next. The processes are loaded and warmed up together, then timed in
 interleaved rounds (A B, B A, A B, ...): on a shared machine whose load comes and goes, every model meets the same
 load, so the ratio column holds (one model timed after the other read 3.5 ms against 2.0 ms for the *same file*
-when a neighbour woke up between them). The roofline peak is measured in the same run, per precision, by LiteRT
+when a neighbour woke up between them). Single-threaded rounds also share one core, rotated by round
+(``round_cpus``). The roofline peak is measured in the same run, per precision, by LiteRT
 itself (``runtime/roofline.py``).
 """
 
@@ -133,14 +134,30 @@ def time_interleaved(models: list[str], threads: int, runs: int, warmup: int, xn
             w.ask({"run": warmup})
         chunks: list[list[list[float]]] = [[] for _ in workers]
         per_round = max(1, -(-runs // rounds))
+        cpus = round_cpus(threads)
         for r in range(min(rounds, runs)):
             order = range(len(workers)) if r % 2 == 0 else reversed(range(len(workers)))
             for i in order:
+                if cpus:
+                    os.sched_setaffinity(workers[i].process.pid, {cpus[r % len(cpus)]})
                 chunks[i].append(workers[i].ask({"run": per_round})["times"])
-        return [{**w.ask({"facts": True}), **summarise(chunks[i])} for i, w in enumerate(workers)]
+        return [{**w.ask({"facts": True}), **summarise(chunks[i]), "pinned": bool(cpus)}
+                for i, w in enumerate(workers)]
     finally:
         for w in workers:
             w.close()
+
+
+def round_cpus(threads: int) -> list[int]:
+    """The cores single-threaded rounds are pinned to, one per round in turn; empty where pinning cannot apply.
+
+    Every model of a round runs on the same core: on a shared machine (a VM's virtual cores above all) one core can
+    run slower than another for seconds, and a worker the scheduler kept on it read the *same file* 1.26x slower
+    than its twin on the other core. Rotating the core by round spreads the models' latency over all cores alike.
+    Only one thread is pinned (affinity is per thread, and a thread pool must spread anyway)."""
+    if threads != 1 or not hasattr(os, "sched_setaffinity"):
+        return []
+    return sorted(os.sched_getaffinity(0))
 
 
 def parse_threads(text: str) -> list[int]:
