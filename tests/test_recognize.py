@@ -170,16 +170,19 @@ def test_a_dim_face_on_its_track_is_kept_where_detection_misses_it(enrolled):
 def test_a_cut_in_the_video_makes_a_key_frame(enrolled):
     """The clip cuts to the audience at frame 211. With --detect-every 8 the cut frame is a key frame whatever its
     place in the count: it finds the six faces whole-frame detection finds there, not the stage's faces followed
-    into a picture that no longer has them."""
+    into a picture that no longer has them. The frame after the cut is a key frame too (boxes as detected, not as
+    followed), and the one after that is followed again."""
     import edgeface
 
     with edgeface.Gallery(enrolled, read_only=True) as gallery:
         every = gallery.recognizer.frames(gallery.store)
         keyed = gallery.recognizer.frames(gallery.store, detect_every=8)
-        for frame in clip_frames(205, 211):  # the cut is the 7th frame: no count of 8 lands on it
-            full, found = every.process(frame), keyed.process(frame)
-    assert len(full) == 6
-    assert sorted(r.box for r in found) == sorted(r.box for r in full)
+        seen = [(every.process(frame), keyed.process(frame)) for frame in clip_frames(205, 213)]
+    cut, after, later = seen[-3:]  # the cut is the 7th frame: no count of 8 lands on it
+    assert len(cut[0]) == 6
+    for full, found in (cut, after):
+        assert sorted(r.box for r in found) == sorted(r.box for r in full)
+    assert sorted(r.box for r in later[1]) != sorted(r.box for r in later[0])
 
 
 def test_max_frames_and_profile(enrolled):

@@ -115,21 +115,23 @@ class Recognizer:
         """Every face of one frame, recognised. Video frames between key frames (``detect_every``) follow the
         faces of the frame before instead of detecting the whole frame and embedding again: a face keeps its
         track, name and score, with its box and landmarks found anew. A face lost on the way makes the next frame
-        a key frame; a new face waits at most ``detect_every - 1`` frames to be found. On a key frame, a tracked
-        face of the frame before that the whole-frame detection misses is followed too (``_kept``)."""
+        a key frame, as do a cut (``_scene_cut``) and the frame after it; a new face waits at most
+        ``detect_every - 1`` frames to be found. On a key frame, a tracked face of the frame before that the
+        whole-frame detection misses is followed too (``_kept``)."""
         results = self._process(frame_bgr, still)
         self.ended = self.tracker.take_ended()
         return results
 
     def _process(self, frame_bgr: np.ndarray, still: bool) -> list[RecognisedFace]:
         key = still or self.follow is None or self.since_key + 1 >= self.detect_every
-        if self.follow is not None and self.detect_every > 1 and not still:
-            key = self._scene_cut(frame_bgr) or key
-        if key:
+        cut = self.follow is not None and self.detect_every > 1 and not still and self._scene_cut(frame_bgr)
+        if key or cut:
             found = self.recognise(frame_bgr, still)
             if not still and self.follow is not None:
                 found += self._kept(frame_bgr, found)
-            self.last, self.since_key = found, 0
+            # the frame after a cut is a key frame too: an edit's first frame is often still half the shot before
+            # (in the demo clip a face came into view one frame after a cut and waited for the next key frame)
+            self.last, self.since_key = found, self.detect_every - 1 if cut else 0
             return found
         followed, lost = self._followed(frame_bgr, self.last)
         if lost:

@@ -47,6 +47,7 @@ FOLLOW_IOU = 0.3  # a followed face's new box overlaps its old one at least this
 FOLLOW_CONTEXT, FOLLOW_PX = 2.0, 48  # following looks in a 96 px crop: a face moves less than half its size between
 # key frames, and a quarter of the closer look's pixels costs a quarter of its time
 STRIDES = (8, 16, 32)
+LOOKS = ("frame", "closer", "follow")  # the whole frame, a candidate's closer look, a known face followed
 
 
 def contains(box: np.ndarray, other: np.ndarray) -> bool:
@@ -129,8 +130,9 @@ class YuNet:
             from edgeface.runtime.interpreter import Model
 
             first = (1, 320, 320, 3)  # the file stores 1x1, too small for its strided convolutions
-            self.model = Model(path, threads=threads, input_shape=first)
-            self.closer_model = Model(path, threads=threads, input_shape=first)  # its own: no re-planning per look
+            # one interpreter per kind of look, each keeping its input size: re-planning for another size costs
+            # ~0.5 ms, more than following a face does (0.2 ms at 96 px)
+            self.models = {look: Model(path, threads=threads, input_shape=first) for look in LOOKS}
         else:
             try:
                 self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), min_score, nms, 5000)
@@ -139,11 +141,12 @@ class YuNet:
                                     ) from None
             self._size = (320, 320)
 
-    def _run(self, bgr: np.ndarray, floor: float, closer: bool = False) -> np.ndarray:
-        """Decoded rows (x, y, w, h, landmarks, score) in ``bgr``'s pixels, score >= floor."""
+    def _run(self, bgr: np.ndarray, floor: float, look: str = "frame") -> np.ndarray:
+        """Decoded rows (x, y, w, h, landmarks, score) in ``bgr``'s pixels, score >= floor; ``look`` is one of
+        ``LOOKS``."""
         h, w = bgr.shape[:2]
         if self.backend == "litert":
-            model = self.closer_model if closer else self.model
+            model = self.models[look]
             pad_w, pad_h = -(-w // 32) * 32, -(-h // 32) * 32  # the net needs multiples of its largest stride
             model.resize_input((1, pad_h, pad_w, 3))
             x = np.zeros((1, pad_h, pad_w, 3), np.float32)
@@ -198,7 +201,7 @@ class YuNet:
         full = image if bgr else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         box = np.asarray(box, np.float32)
         rows = self._look_around(full, (box[:2] + box[2:]) / 2, float(max(box[2:] - box[:2])), CANDIDATE_SCORE,
-                                 FOLLOW_CONTEXT, FOLLOW_PX)
+                                 FOLLOW_CONTEXT, FOLLOW_PX, "follow")
         if not len(rows):
             return None
         overlap = iou(box, np.concatenate([rows[:, :2], rows[:, :2] + rows[:, 2:4]], axis=1))
@@ -218,7 +221,8 @@ class YuNet:
         return face_of(found[best])
 
     def _look_around(self, full: np.ndarray, centre: np.ndarray, side: float, floor: float,
-                     context: float = CLOSER_LOOK_CONTEXT, face_px: int = CLOSER_LOOK_PX) -> np.ndarray:
+                     context: float = CLOSER_LOOK_CONTEXT, face_px: int = CLOSER_LOOK_PX,
+                     look: str = "closer") -> np.ndarray:
         """Decoded rows scoring ``floor`` or more in a crop ``context`` x ``side`` around ``centre``, scaled so a
         face ``side`` wide is ``face_px`` there; in ``full``'s pixels."""
         crop, x0, y0 = square_crop(full, float(centre[0]), float(centre[1]), context * side)
@@ -227,7 +231,7 @@ class YuNet:
         target = round(context * face_px)
         zoom = target / crop.shape[0]
         crop = cv2.resize(crop, (target, target), interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
-        found = self._run(crop, floor, closer=True)
+        found = self._run(crop, floor, look)
         found[:, :14] /= zoom
         found[:, [0, 4, 6, 8, 10, 12]] += x0
         found[:, [1, 5, 7, 9, 11, 13]] += y0
