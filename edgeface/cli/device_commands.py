@@ -26,14 +26,11 @@ from edgeface.cli.options import (
     ThresholdOpt,
 )
 from edgeface.errors import EdgefaceError
-from edgeface.manifest import check_threshold
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_EVERY,
     DEFAULT_DETECT_SIZE,
     DEFAULT_MIN_FACE,
     DetectorName,
-    check_detect_size,
-    check_min_face,
 )
 
 
@@ -50,7 +47,6 @@ def detect_command(
     from edgeface.api import detect_files
     from edgeface.tables import print_json, print_table
 
-    check_detect_size(detect_size)
     found = detect_files(target, detector.value, detect_size)
     for path, why in found["skipped"].items():
         print(f"edgeface: skipped {path!r}: {why}", file=sys.stderr)
@@ -86,9 +82,6 @@ def verify_command(
     from edgeface.api import load
     from edgeface.tables import print_json, print_table
 
-    check_detect_size(detect_size)
-    if threshold is not None:
-        check_threshold(threshold)
     recognizer = load(model, detector=detector.value, detect_size=detect_size, threshold=threshold,
                       input_mean=input_mean, input_scale=input_scale, channels=channels)
     result = {"a": str(a), "b": str(b), **recognizer.verify(a, b, all_faces=all_faces),
@@ -130,7 +123,6 @@ def enroll_command(
 ) -> None:
     """Detect, quality-check (one face, size, head turn, sharpness), embed and store templates for one or many
     people."""
-    check_detect_size(detect_size)
     from edgeface.api import Gallery
     from edgeface.recognize.enroll import enroll_person, person_folders
     from edgeface.tables import print_json, print_table
@@ -229,8 +221,6 @@ def recognize_command(
     json_out: Annotated[bool, typer.Option("--json", help="one JSON event per recognised face, per line")] = False,
 ) -> None:
     """Recognise enrolled people in a camera, video, stream or images; unknown faces are reported as unknown."""
-    check_detect_size(detect_size)
-    check_min_face(min_face)
     from edgeface.api import Gallery
     from edgeface.recognize.loop import check_tracking, run
     from edgeface.tables import print_table
@@ -238,8 +228,6 @@ def recognize_command(
     from edgeface.vision.quality import MAX_TURN
 
     check_tracking(smooth, MAX_TURN if max_turn is None else max_turn, confirm, detect_every)
-    if threshold is not None:
-        check_threshold(threshold)
     opened = Gallery(gallery, model=model, create=False, read_only=True, detector=detector.value,
                      detect_size=detect_size, threshold=threshold, threads=threads, input_mean=input_mean,
                      input_scale=input_scale, channels=channels)
@@ -318,9 +306,6 @@ def serve_command(
     from edgeface.serve.server import serve
     from edgeface.serve.service import ServeConfig
 
-    check_detect_size(detect_size)
-    if threshold is not None:
-        check_threshold(threshold)
     serve(ServeConfig(gallery=gallery, model=model, source=source, camera=camera, detector=detector.value,
                       detect_size=detect_size, threshold=threshold, threads=threads, min_face=min_face, loop=loop,
                       events=list(events or []), stream_fps=stream_fps, detect_every=detect_every,

@@ -19,7 +19,6 @@ from edgeface.cli.options import (
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_SIZE,
     DetectorName,
-    check_detect_size,
 )
 
 gallery_app = typer.Typer(help="List, remove, rename, export and import enrolled people.", no_args_is_help=True)
@@ -80,7 +79,6 @@ def gallery_upgrade(
 ) -> None:
     """Move the gallery to MODEL (default: the shipped one): every enrolled face is re-embedded from the face the
     gallery keeps, all at once or not at all; galleries without kept faces name the people to enrol again."""
-    check_detect_size(detect_size)
     from edgeface.recognize.gallery import model_ref
     from edgeface.recognize.upgrade import upgrade_gallery
     from edgeface.vision.detect import FaceFinder

@@ -27,7 +27,6 @@ from edgeface.vision.detector_options import (
     DEFAULT_DETECTOR,
     DETECTOR_HELP,
     DetectorName,
-    check_detect_size,
 )
 
 
@@ -59,7 +58,6 @@ def eval_command(
     """Score models on LFW View 2: 10-fold accuracy +- SE, ROC AUC, TAR at FAR 1e-3 and 1e-2 (and the FAR at the
     model's own threshold), on the photos as they are or under camera conditions; several models, conditions or
     detectors give one row each, --paired their change against a reference."""
-    check_detect_size(detect_size)
     from edgeface.evaluate.lfw_grid import parse_conditions, parse_detectors
 
     conditions, detectors = parse_conditions(condition), parse_detectors(detector)
@@ -175,7 +173,6 @@ def bench_command(
     json_out: Json = False,
 ) -> None:
     """Latency (p50/p90/p99), init time, memory, size and roofline efficiency on the light runtime."""
-    check_detect_size(detect_size)
     from edgeface.default_model import resolve_model
     from edgeface.runtime.bench import bench, parse_threads
     from edgeface.tables import print_json, print_table

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from edgeface.manifest import check_threshold
 from edgeface.vision.detector_options import (
     DETECT_SIZE_HELP,
     DETECTOR_HELP,
     MIN_FACE_HELP,
     DetectorName,
+    check_detect_size,
+    check_min_face,
 )
+
+
+def checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A parse-time callback running the library's own check of an option (its one-line error), before any
+    model loads: the rule lives in the library, every command that takes the option gets it."""
+    def callback(value: Any) -> Any:
+        return value if value is None else check(value)
+    return callback
 
 ModelArg = Annotated[Optional[str], typer.Argument(
     help="a .tflite file, 'dlib', or a Keras model; default: the shipped model")]
@@ -99,10 +111,10 @@ class ExportFormat(str, Enum):
 DetectorOpt = Annotated[DetectorName, typer.Option("--detector", help=DETECTOR_HELP)]
 
 
-DetectSize = Annotated[int, typer.Option("--detect-size", help=DETECT_SIZE_HELP)]
+DetectSize = Annotated[int, typer.Option("--detect-size", help=DETECT_SIZE_HELP, callback=checked(check_detect_size))]
 
 
-MinFace = Annotated[int, typer.Option("--min-face", help=MIN_FACE_HELP)]
+MinFace = Annotated[int, typer.Option("--min-face", help=MIN_FACE_HELP, callback=checked(check_min_face))]
 
 
 ModelOpt = Annotated[Optional[str], typer.Option(
@@ -111,7 +123,8 @@ ModelOpt = Annotated[Optional[str], typer.Option(
 
 
 ThresholdOpt = Annotated[Optional[float], typer.Option(
-    help="cosine threshold; default: the model's FAR 1e-3 threshold from its manifest")]
+    help="cosine threshold; default: the model's FAR 1e-3 threshold from its manifest",
+    callback=checked(check_threshold))]
 
 
 KerasIn = Annotated[Path, typer.Argument(help="a tf_keras model (.keras/.h5); ours or yours")]

@@ -19,7 +19,6 @@ from edgeface.cli.options import (
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_SIZE,
     DetectorName,
-    check_detect_size,
 )
 
 
@@ -42,7 +41,6 @@ def data_prepare_command(
     json_out: Json = False,
 ) -> None:
     """Detect, align and write every face of a dataset; resumable, reports images with no or several faces."""
-    check_detect_size(detect_size)
     from edgeface.data.prepare import prepare
     from edgeface.tables import print_json, print_table
 
