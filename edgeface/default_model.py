@@ -18,7 +18,7 @@ NAMED_MODELS = {
     # stage 3: MobileFaceNet 0.75 distilled from dlib, 0.8 MB int8, for boards short of memory (see the README)
     "small": "edgeface-small.tflite",
     # dlib's network less four residual blocks at 124 px (-50 % FLOPs), distilled from the default's: 1.6x
-    # single's speed at 1 pp less LFW, faster and 1.7 pp better than small (see the README)
+    # single's speed at 0.65 pp less LFW, faster and 2.1 pp better than small (see the README)
     "fast": "edgeface-fast.tflite",
 }
 FLOAT_TWINS = {"default", "small"}  # these also ship "<stem>-float32.tflite", named "<name>-float32"

@@ -119,15 +119,18 @@ def test_the_shipped_models_say_where_their_weights_come_from_and_what_the_defau
     """default (flip-averaged inside the file) and single (one pass) are one network: the same chain from dlib's
     public-domain weights, the default at twice the FLOPs with the flip recorded; single has no float twin, and
     asking for one is one line, not a missing-file surprise. fast is that network less four blocks, at half the
-    FLOPs or less, its accuracy recorded under single's."""
+    FLOPs or less, its accuracy recorded under single's, its second schedule's init the first's model."""
     infos = {name: json.loads(run_cli("info", name, "--json").stdout) for name in ("default", "single", "fast")}
     manifests = {name: info["manifest"] for name, info in infos.items()}
     for name, manifest in manifests.items():
+        # fast: two schedules, the second trained on from the first
         steps = ["dlib-port", "distill", "export"] if name != "fast" else ["dlib-port", "drop-blocks", "distill",
-                                                                            "export"]
+                                                                            "distill", "export"]
         assert [step["step"] for step in manifest["chain"]] == steps
         assert "public domain" in manifest["chain"][0]["licence"].lower()
     assert manifests["fast"]["architecture"] == "dlib-resnet-fast"
+    first, second = manifests["fast"]["chain"][2:4]
+    assert second["init"] == f"{first['out']}/model.keras"
     assert manifests["fast"]["flops"] <= 0.5 * manifests["single"]["flops"]
     assert manifests["fast"]["metrics"]["lfw"]["accuracy"] < manifests["single"]["metrics"]["lfw"]["accuracy"]
     assert manifests["default"]["chain"][-1].get("flip") is True and "flip" not in manifests["single"]["chain"][-1]

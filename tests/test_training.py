@@ -128,6 +128,13 @@ def test_distill_with_identities_then_warm_start(faces, tmp_path):
         runs[name] = distill([faces], str(teacher), config, workers=1, identity_weight=0.1, margin=0.2, scale=16,
                              relation_weight=1.0)["history"]
     distance = {k: v["backbone_loss"][0] for k, v in runs.items()}
+    # a warm start keeps the history of the weights it started from: the first run's step, then its own
+    from edgeface.manifest import load_manifest
+
+    first_chain = load_manifest(tmp_path / "first" / "model.keras").chain
+    chain = load_manifest(tmp_path / "model.keras" / "model.keras").chain
+    assert chain[:-1] == first_chain and chain[-1]["init"].endswith("first/model.keras"), chain
+    assert len(load_manifest(tmp_path / "None" / "model.keras").chain) == len(first_chain)
     # the embedding starts near where the first run ended, far below a fresh one, from either file
     assert distance["model.keras"] < distance[None] - 0.05 and distance["checkpoint.keras"] < distance[None] - 0.05
     assert abs(distance["model.keras"] - history["backbone_loss"][-1]) < 0.1, (distance, history)

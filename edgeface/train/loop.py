@@ -17,8 +17,8 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, write_json
-from edgeface.manifest import InputSpec, Manifest
-from edgeface.models.registry import architecture, build_model, count_flops
+from edgeface.manifest import InputSpec, Manifest, load_manifest
+from edgeface.models.registry import Architecture, architecture, build_model, count_flops
 from edgeface.tf_setup import keras, tf
 from edgeface.train.keras_io import load_keras, save_keras
 from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
@@ -133,6 +133,13 @@ class LFWValidation(keras.callbacks.Callback):
               f"{100 * report['accuracy_se']:.2f}", file=sys.stderr, flush=True)
 
 
+def history_of(arch: Architecture, init: Path | None) -> list[dict]:
+    """The steps the weights went through before this run: a warm start's own chain (a model trained on from an
+    earlier run keeps that run's steps, and its drop-blocks or export), else the architecture's origin."""
+    manifest = load_manifest(init) if init is not None else None
+    return list(manifest.chain) if manifest is not None and manifest.chain else arch.origin()
+
+
 def warm_start(model: keras.Model, init: Path, sample_faces: Callable[[], np.ndarray]) -> bool:
     """Copy the weights of a trained embedding network of the same architecture and width into ``model``'s
     embedding network: from a Keras model, or from a float32 ``.tflite`` (BN unfolded on ``sample_faces()``, see
@@ -241,7 +248,7 @@ def fit(config: TrainConfig, datasets: Callable, loss: Callable | dict, steps_pe
     manifest = Manifest(input=spec, embedding_size=int(embedder.outputs[0].shape[-1]),
                         params=int(embedder.count_params()), flops=count_flops(embedder), architecture=config.arch,
                         alignment=(extra or {}).get("alignment"),
-                        chain=[*arch.origin(), {"step": "train", **settings, **(extra or {})}])
+                        chain=[*history_of(arch, config.init), {"step": "train", **settings, **(extra or {})}])
     save_keras(embedder, out / FINAL, manifest)
     summary = {"model": str(out / FINAL), "epochs_run": config.epochs - initial_epoch, "train_seconds": round(seconds),
                "history": {k: [float(x) for x in v] for k, v in history.history.items()},
