@@ -99,7 +99,8 @@ def main() -> None:
             if not args.init:
                 parser.error("--drop-blocks starts from --init, a trained dlib-resnet model.keras")
             arch = "dlib-resnet-fast"
-            if load_manifest(args.init).architecture != arch:  # a fast model.keras goes on training as it is
+            given = load_manifest(args.init)
+            if given is None or given.architecture != arch:  # a fast model.keras goes on training as it is
                 init = str(save_without_blocks(Path(args.init), run / "init.keras"))
         result["training"] = step(
             "distill", "distill", *folders, "--arch", arch, "--teacher", str(teacher), "--teacher-flip",
