@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -34,6 +35,9 @@ from edgeface.errors import EdgefaceError
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, YUNET_ALIGNMENT, check_detect_size
 from edgeface.vision.face import Face, iou
 from edgeface.vision.image import square_crop
+
+if TYPE_CHECKING:
+    from edgeface.runtime.interpreter import Model
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 MODEL_FILES = {"litert": "face_detection_yunet_2026may.tflite", "opencv": "face_detection_yunet_2026may.onnx"}
@@ -127,12 +131,9 @@ class YuNet:
         self.id = f"yunet/{path.stem}/{backend}/{self.detect_size}/{min_score}/{'two' if closer_look else 'one'}-look"
         cv2.setNumThreads(threads)
         if backend == "litert":
-            from edgeface.runtime.interpreter import Model
-
-            first = (1, 320, 320, 3)  # the file stores 1x1, too small for its strided convolutions
-            # one interpreter per kind of look, each keeping its input size: re-planning for another size costs
-            # ~0.5 ms, more than following a face does (0.2 ms at 96 px)
-            self.models = {look: Model(path, threads=threads, input_shape=first) for look in LOOKS}
+            self.path, self.threads = path, threads
+            self.models: dict[str, Model] = {}  # one interpreter per kind of look (``_model``)
+            self._model("frame")  # a damaged file is refused now, not at the first frame
         else:
             try:
                 self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), min_score, nms, 5000)
@@ -141,12 +142,23 @@ class YuNet:
                                     ) from None
             self._size = (320, 320)
 
+    def _model(self, look: str) -> Model:
+        """The interpreter for one kind of look (``LOOKS``), made when first needed (photos never follow). Each
+        keeps its own input size: re-planning for another size costs ~0.5 ms, more than following a face does
+        (0.2 ms at 96 px)."""
+        if look not in self.models:
+            from edgeface.runtime.interpreter import Model
+
+            first = (1, 320, 320, 3)  # the file stores 1x1, too small for its strided convolutions
+            self.models[look] = Model(self.path, threads=self.threads, input_shape=first)
+        return self.models[look]
+
     def _run(self, bgr: np.ndarray, floor: float, look: str = "frame") -> np.ndarray:
         """Decoded rows (x, y, w, h, landmarks, score) in ``bgr``'s pixels, score >= floor; ``look`` is one of
         ``LOOKS``."""
         h, w = bgr.shape[:2]
         if self.backend == "litert":
-            model = self.models[look]
+            model = self._model(look)
             pad_w, pad_h = -(-w // 32) * 32, -(-h // 32) * 32  # the net needs multiples of its largest stride
             model.resize_input((1, pad_h, pad_w, 3))
             x = np.zeros((1, pad_h, pad_w, 3), np.float32)
