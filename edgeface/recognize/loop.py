@@ -107,6 +107,7 @@ class Recognizer:
         self.timings = Timings()
         self.follow = getattr(self.detector, "follow", None)  # YuNet's; other detectors detect every frame
         self.last: list[RecognisedFace] = []  # the previous frame's faces, followed until the next key frame
+        self.lost: list[RecognisedFace] = []  # faces following lost since the last key frame, looked for on it
         self.since_key = detect_every  # the first frame is a key frame
         self.thumb: np.ndarray | None = None  # the frame before, tiny: to see a cut (``_scene_cut``)
         self.ended: list[int] = []  # the tracks the last frame ended (for the events' departures)
@@ -116,8 +117,11 @@ class Recognizer:
         faces of the frame before instead of detecting the whole frame and embedding again: a face keeps its
         track, name and score, with its box and landmarks found anew. A face lost on the way makes the next frame
         a key frame, as do a cut (``_scene_cut``) and the frame after it; a new face waits at most
-        ``detect_every - 1`` frames to be found. On a key frame, a tracked face of the frame before that the
-        whole-frame detection misses is followed too (``_kept``)."""
+        ``detect_every - 1`` frames to be found. On a key frame, a tracked face of the frame before (or lost since
+        the last key frame) that the whole-frame detection misses is followed too (``_kept``); an uncertain
+        candidate on a face already known is followed rather than looked at closer, and a face whose identity has
+        settled is embedded on every other key frame (``_rested``). Cuts and ``detect_every`` 1 detect and embed
+        afresh."""
         results = self._process(frame_bgr, still)
         self.ended = self.tracker.take_ended()
         return results
@@ -126,14 +130,16 @@ class Recognizer:
         key = still or self.follow is None or self.since_key + 1 >= self.detect_every
         cut = self.follow is not None and self.detect_every > 1 and not still and self._scene_cut(frame_bgr)
         if key or cut:
-            found = self.recognise(frame_bgr, still)
+            keyed = not (still or cut or self.follow is None or self.detect_every == 1)
+            found = self.recognise(frame_bgr, still, known=self.last if keyed else None)
             if not still and self.follow is not None:
                 found += self._kept(frame_bgr, found)
             # the frame after a cut is a key frame too: an edit's first frame is often still half the shot before
             # (in the demo clip a face came into view one frame after a cut and waited for the next key frame)
-            self.last, self.since_key = found, self.detect_every - 1 if cut else 0
+            self.last, self.lost, self.since_key = found, [], self.detect_every - 1 if cut else 0
             return found
         followed, lost = self._followed(frame_bgr, self.last)
+        self.lost += lost
         if lost:
             self.since_key = self.detect_every  # one left, or turned: look at the whole frame next
         self.since_key += 1
@@ -151,24 +157,27 @@ class Recognizer:
         before, self.thumb = self.thumb, thumb
         return before is not None and float(np.abs(thumb - before).mean()) > SCENE_CUT
 
-    def _followed(self, frame_bgr: np.ndarray, faces: list[RecognisedFace]) -> tuple[list[RecognisedFace], int]:
+    def _followed(self, frame_bgr: np.ndarray,
+                  faces: list[RecognisedFace]) -> tuple[list[RecognisedFace], list[RecognisedFace]]:
         """``faces`` found again where they were (``YuNet.follow``), each keeping its track, name and score; and
-        how many were not."""
+        the faces that were not."""
         t = time.perf_counter()
-        followed = []
+        followed, lost = [], []
         for r in faces:
             face = self.follow(frame_bgr, r.box, bgr=True)
             if face is None:
+                lost.append(r)
                 continue
             moved = RecognisedFace.detected(face, r.turn, r.reason)
             followed.append(replace(moved, name=r.name, score=r.score, candidate=r.candidate, track=r.track))
             if r.track is not None:
                 self.tracker.move(r.track, face.box)
         self.timings.add("follow", time.perf_counter() - t)
-        return followed, len(faces) - len(followed)
+        return followed, lost
 
     def _kept(self, frame_bgr: np.ndarray, found: list[RecognisedFace]) -> list[RecognisedFace]:
-        """Tracked faces of the frame before that this key frame's detection missed, followed instead.
+        """Tracked faces of the frame before, or lost by following since the last key frame, that this key
+        frame's detection missed, followed instead.
 
         Why: a dim or distant face scores near the detector's threshold and comes and goes from frame to frame
         (in the demo clip, audience faces at 0.6-0.7 missed one frame in three); following looks again in a crop
@@ -180,45 +189,83 @@ class Recognizer:
         def new(r: RecognisedFace) -> bool:  # no face found this frame is already it (the tracker's overlap rule)
             return not len(boxes) or iou(np.array(r.box, np.float32), boxes).max() < self.tracker.min_iou
 
-        missed = [r for r in self.last if self.tracker.is_live(r.track) and new(r)]
+        missed = [r for r in self.last + self.lost if self.tracker.is_live(r.track) and new(r)]
         return [r for r in self._followed(frame_bgr, missed)[0] if new(r)] if missed else []
 
-    def recognise(self, frame_bgr: np.ndarray, still: bool = False) -> list[RecognisedFace]:
+    def recognise(self, frame_bgr: np.ndarray, still: bool = False,
+                  known: list[RecognisedFace] | None = None) -> list[RecognisedFace]:
         """Every face of one frame detected, embedded and matched. ``still``: a photo on its own, unrelated to the
         one before: no track carries over or needs confirming, and detection retries as for any photo
-        (``detect_with_retries``)."""
+        (``detect_with_retries``). ``known``: the faces of the frame before, on a key frame of a video followed
+        between key frames; the detector follows an uncertain candidate on one of them instead of looking closer,
+        and a face on a settled track is embedded on every other key frame only (``_rested``)."""
         t = time.perf_counter()
         if still:
             self.tracker.reset()
+        known = [r for r in known or [] if r.track is not None]
+        boxes = np.array([r.box for r in known], np.float32).reshape(-1, 4)
         faces = detect_with_retries(self.detector, frame_bgr, bgr=True) if still else \
-            self.detector.detect(frame_bgr, bgr=True)
-        turns = [self.turn(frame_bgr, f, bgr=True) if f.width >= self.min_face else head_turn(f.keypoints)
-                 for f in faces]
+            self.detector.detect(frame_bgr, bgr=True, **({"known": boxes} if len(boxes) else {}))
+        rested = self._rested(faces, known, boxes)
+        turns = [rested[i].turn if i in rested else self.turn(frame_bgr, f, bgr=True) if f.width >= self.min_face
+                 else head_turn(f.keypoints) for i, f in enumerate(faces)]
         results = [RecognisedFace.detected(f, turn, "too small" if f.width < self.min_face else
                                            "turned away" if turn > self.max_turn else None)
                    for f, turn in zip(faces, turns, strict=True)]
         usable = [i for i, r in enumerate(results) if r.reason is None]
+        embedded = [i for i in usable if i not in rested]
         t1 = time.perf_counter()
         self.timings.add("detect", t1 - t)
-        if usable:
+        if not usable:
+            if not still:
+                self.tracker.age()
+            return results
+        embeddings: dict[int, np.ndarray] = {}
+        if embedded:
             chip = self.embedder.alignment
-            crops = np.stack([cv2.cvtColor(align_face(frame_bgr, faces[i], chip), cv2.COLOR_BGR2RGB) for i in usable])
+            crops = np.stack([cv2.cvtColor(align_face(frame_bgr, faces[i], chip), cv2.COLOR_BGR2RGB)
+                              for i in embedded])
             t2 = time.perf_counter()
             self.timings.add("align", t2 - t1)
-            embeddings = self.embedder.embed(crops)
-            t3 = time.perf_counter()
-            self.timings.add("embed", t3 - t2)
-            tracks, smoothed = self.tracker.update(np.stack([faces[i].box for i in usable]), embeddings)
-            matches = self.gallery.match(smoothed, self.threshold)
-            self.timings.add("match", time.perf_counter() - t3)
-            need = 1 if still else self.confirm
-            for i, m, track in zip(usable, matches, tracks, strict=True):
+            embeddings = dict(zip(embedded, self.embedder.embed(crops), strict=True))
+            t1 = time.perf_counter()
+            self.timings.add("embed", t1 - t2)
+        tracks, smoothed = self.tracker.update(np.stack([faces[i].box for i in usable]),
+                                               [embeddings.get(i) for i in usable])
+        fresh = [k for k, i in enumerate(usable) if i in embeddings]
+        matches = dict(zip(fresh, self.gallery.match(np.stack([smoothed[k] for k in fresh]), self.threshold)
+                           if fresh else [], strict=True))
+        self.timings.add("match", time.perf_counter() - t1)
+        need = 1 if still else self.confirm
+        for k, (i, track) in enumerate(zip(usable, tracks, strict=True)):
+            if k in matches:
+                m = matches[k]
                 named = self.tracker.confirmed(track, m.name, need)
                 results[i] = replace(results[i], name=m.name if named else None, score=round(m.score, 4),
                                      candidate=m.person, track=track)
-        elif not still:
-            self.tracker.age()
+            else:  # rested: the name, score and candidate its last embedding gave
+                r = rested[i]
+                results[i] = replace(results[i], name=r.name, score=r.score, candidate=r.candidate, track=track)
         return results
+
+    def _rested(self, faces: list, known: list[RecognisedFace], boxes: np.ndarray) -> dict[int, RecognisedFace]:
+        """The faces of a key frame that keep what their track knows instead of being embedded again, by index:
+        each is on a face of the frame before (the tracker's overlap rule) whose track may rest
+        (``Tracker.may_rest``: settled, and embedded on its last key frame). Why: a face that has held one name,
+        or none, for ``confirm`` embeddings rarely changes in a fraction of a second, and embedding is a quarter of
+        a key frame's time (the default model, on the demo clip); every other key frame still checks it, and a new
+        or unsettled face is embedded on every key frame. A rested face keeps the head turn measured when it was
+        last embedded."""
+        rested = {}
+        for i, f in enumerate(faces):
+            if not len(boxes) or f.width < self.min_face:
+                continue
+            overlap = iou(np.asarray(f.box, np.float32), boxes)
+            best = int(np.argmax(overlap))
+            if (overlap[best] >= self.tracker.min_iou and known[best] not in rested.values()
+                    and self.tracker.may_rest(known[best].track, self.confirm)):
+                rested[i] = known[best]
+        return rested
 
 
 LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -26,6 +26,7 @@ class Track:
     embeddings: list[np.ndarray] = field(default_factory=list)
     last_seen: int = 0
     streak: tuple[str | None, int] = (None, 0)  # the person the track matched in its last frames, and how many
+    rested: bool = False  # its face was not embedded on its last detected frame (``may_rest``)
 
 
 class Tracker:
@@ -43,6 +44,13 @@ class Tracker:
         person, count = track.streak
         track.streak = (name, count + 1 if name == person else 1)
         return name is not None and track.streak[1] >= confirm
+
+    def may_rest(self, track_id: int | None, confirm: int) -> bool:
+        """May this track's face skip its embedding on this detected frame? Only when the track's match has held
+        for ``confirm`` frames (a name given, or a stranger for as long) and it was embedded on its last detected
+        frame: a settled face is embedded on every other one, so it is never unchecked for two in a row."""
+        track = next((t for t in self.tracks if t.id == track_id), None)
+        return track is not None and not track.rested and track.streak[1] >= confirm
 
     def move(self, track_id: int, box: np.ndarray) -> None:
         """A track's face was followed to ``box`` between key frames (no new embedding): the next detection
@@ -74,13 +82,16 @@ class Tracker:
         self.ended += [t.id for t in self.tracks]
         self.tracks = []
 
-    def update(self, boxes: np.ndarray, embeddings: np.ndarray) -> tuple[list[int], np.ndarray]:
-        """Assign each detection to a track; return (track ids, smoothed unit embeddings)."""
+    def update(self, boxes: np.ndarray, embeddings: np.ndarray | list[np.ndarray | None]
+               ) -> tuple[list[int], list[np.ndarray | None]]:
+        """Assign each detection to a track; return (track ids, smoothed unit embeddings). A detection whose
+        embedding is None (its track rested, ``may_rest``) moves its track and keeps it alive; its smoothed
+        embedding is None."""
         self.age()
         ids: list[int] = []
-        smoothed = np.empty_like(embeddings)
+        smoothed: list[np.ndarray | None] = []
         free = list(range(len(self.tracks)))
-        for k, (box, emb) in enumerate(zip(boxes, embeddings, strict=True)):
+        for box, emb in zip(boxes, embeddings, strict=True):
             track = None
             if free:
                 overlaps = iou(box, np.stack([self.tracks[i].box for i in free]))
@@ -91,8 +102,11 @@ class Tracker:
                 track = Track(self._next_id, box)
                 self._next_id += 1
                 self.tracks.append(track)
-            track.box, track.last_seen = box, self.frame
-            track.embeddings = [*track.embeddings[-(self.window - 1):], emb] if self.window > 1 else [emb]
+            track.box, track.last_seen, track.rested = box, self.frame, emb is None
             ids.append(track.id)
-            smoothed[k] = l2_normalise(np.mean(track.embeddings, axis=0))
+            if emb is None:
+                smoothed.append(None)
+                continue
+            track.embeddings = [*track.embeddings[-(self.window - 1):], emb] if self.window > 1 else [emb]
+            smoothed.append(l2_normalise(np.mean(track.embeddings, axis=0)))
         return ids, smoothed
