@@ -526,6 +526,28 @@ def test_key_frames_embed_a_settled_face_on_every_other_one(enrolled):
         assert not any(not now[t] and not before[t] for t in now if t in before), (before, now)
 
 
+def test_following_finds_the_face_where_it_is_and_keeps_the_size_it_was_given():
+    """YuNet.follow on the next clip frame, from each face's box in the frame before: the face is found again at its
+    new place (centre within a fifth of its width of where whole-frame detection puts it) with the box size it was
+    given, not the 96 px look's own (which runs larger and would compound frame after frame); a dim face (detected
+    under 0.8) may be lost, and a box where no face is finds nothing."""
+    from edgeface.vision.yunet import YuNet
+
+    before, now = clip_frames(250, 251)
+    yunet = YuNet()
+    faces, truth = yunet.detect(before, bgr=True), yunet.detect(now, bgr=True)
+    centres = np.array([(f.box[:2] + f.box[2:]) / 2 for f in truth])
+    followed = [(face, yunet.follow(now, face.box, bgr=True)) for face in faces]
+    assert len(faces) >= 5 and all(found is not None for face, found in followed if face.score >= 0.8)
+    for face, found in followed:
+        if found is None:
+            continue
+        np.testing.assert_allclose(found.box[2:] - found.box[:2], face.box[2:] - face.box[:2], rtol=1e-5)
+        gap = np.abs(centres - (found.box[:2] + found.box[2:]) / 2).max(axis=1).min()
+        assert gap <= 0.2 * face.width, (face.box, found.box)
+    assert yunet.follow(now, np.array([560, 250, 620, 330], np.float32), bgr=True) is None
+
+
 def test_an_uncertain_candidate_on_a_known_face_is_followed_not_looked_at_closer(monkeypatch):
     """YuNet on a clip frame: given the faces it found as known boxes, its uncertain candidates on them are
     followed (a 96 px look) instead of a closer look (192 px); the others still get their closer look, and the

@@ -29,6 +29,13 @@ class Face:
     def height(self) -> float:
         return float(self.box[3] - self.box[1])
 
+    def sized(self, width: float, height: float) -> Face:
+        """The same face with a box ``width`` x ``height`` around its own centre (keypoints as they are)."""
+        centre = (self.box[:2] + self.box[2:]) / 2
+        half = np.array([width, height], np.float32) / 2
+        return Face(np.concatenate([centre - half, centre + half]).astype(np.float32), self.score, self.keypoints,
+                    self.fallback)
+
     def shifted(self, dx: float, dy: float, scale: float = 1.0) -> Face:
         """The same face in another image's pixels: ``(p - (dx, dy)) / scale``."""
         shift = np.array([dx, dy], np.float32)
