@@ -115,13 +115,13 @@ class Recognizer:
     def process(self, frame_bgr: np.ndarray, still: bool = False) -> list[RecognisedFace]:
         """Every face of one frame, recognised. Video frames between key frames (``detect_every``) follow the
         faces of the frame before instead of detecting the whole frame and embedding again: a face keeps its
-        track, name and score, with its box and landmarks found anew. A face lost on the way makes the next frame
-        a key frame, as do a cut (``_scene_cut``) and the frame after it; a new face waits at most
-        ``detect_every - 1`` frames to be found. On a key frame, a tracked face of the frame before (or lost since
-        the last key frame) that the whole-frame detection misses is followed too (``_kept``); an uncertain
-        candidate on a face already known is followed rather than looked at closer, and a face whose identity has
-        settled is embedded on every other key frame (``_rested``). Cuts and ``detect_every`` 1 detect and embed
-        afresh."""
+        track, name, score and the size its last detection measured, with its place and landmarks found anew. A
+        face lost on the way makes the next frame a key frame, as do a cut (``_scene_cut``) and the frame after it;
+        a new face waits at most ``detect_every - 1`` frames to be found. On a key frame, a tracked face of the
+        frame before (or lost since the last key frame) that the whole-frame detection misses is followed too
+        (``_kept``); an uncertain candidate on a face already known is followed rather than looked at closer, and
+        a face whose identity has settled is embedded on every other key frame (``_rested``). Cuts and
+        ``detect_every`` 1 detect and embed afresh."""
         results = self._process(frame_bgr, still)
         self.ended = self.tracker.take_ended()
         return results
