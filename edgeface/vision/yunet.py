@@ -222,8 +222,8 @@ class YuNet:
         The face keeps the size of ``box``; only its place and landmarks are new. Why: the 96 px look measures a face
         5 % larger than the whole-frame look does (the median on the demo clip; one in ten 20 % or more), and a loop
         that follows from the box it followed to compounds that until the face is too small in its crop to be found
-        (keeping the size: 46 -> 39 faces missed at --detect-every 6, 47 -> 34 at 8, and fewer key frames forced by
-        losses). The next whole-frame detection sets the size again."""
+        (keeping the size, fast model: 46 -> 37 faces missed at --detect-every 6, 47 -> 33 at 8, and fewer key
+        frames forced by losses). The next whole-frame detection sets the size again."""
         return self._follow(image if bgr else cv2.cvtColor(image, cv2.COLOR_RGB2BGR), np.asarray(box, np.float32))
 
     def _follow(self, full: np.ndarray, box: np.ndarray) -> Face | None:
