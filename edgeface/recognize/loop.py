@@ -42,7 +42,7 @@ from edgeface.vision.detector_options import (
     check_min_face,
 )
 from edgeface.vision.embed import Embedder
-from edgeface.vision.face import iou
+from edgeface.vision.face import Face, iou
 from edgeface.vision.quality import MAX_TURN, head_turn
 
 
@@ -248,7 +248,8 @@ class Recognizer:
                 results[i] = replace(results[i], name=r.name, score=r.score, candidate=r.candidate, track=track)
         return results
 
-    def _rested(self, faces: list, known: list[RecognisedFace], boxes: np.ndarray) -> dict[int, RecognisedFace]:
+    def _rested(self, faces: list[Face], known: list[RecognisedFace],
+                boxes: np.ndarray) -> dict[int, RecognisedFace]:
         """The faces of a key frame that keep what their track knows instead of being embedded again, by index:
         each is on a face of the frame before (the tracker's overlap rule) whose track may rest
         (``Tracker.may_rest``: settled, and embedded on its last key frame). Why: a face that has held one name,
@@ -256,15 +257,17 @@ class Recognizer:
         a key frame's time (the default model, on the demo clip); every other key frame still checks it, and a new
         or unsettled face is embedded on every key frame. A rested face keeps the head turn measured when it was
         last embedded."""
-        rested = {}
+        rested: dict[int, RecognisedFace] = {}
+        taken: set[int] = set()  # a known face rests one face of this frame at most
         for i, f in enumerate(faces):
             if not len(boxes) or f.width < self.min_face:
                 continue
-            overlap = iou(np.asarray(f.box, np.float32), boxes)
+            overlap = iou(f.box, boxes)
             best = int(np.argmax(overlap))
-            if (overlap[best] >= self.tracker.min_iou and known[best] not in rested.values()
+            if (overlap[best] >= self.tracker.min_iou and best not in taken
                     and self.tracker.may_rest(known[best].track, self.confirm)):
                 rested[i] = known[best]
+                taken.add(best)
         return rested
 
 
