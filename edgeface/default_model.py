@@ -24,6 +24,11 @@ NAMED_MODELS = {
 FLOAT_TWINS = {"default", "small"}  # these also ship "<stem>-float32.tflite", named "<name>-float32"
 
 
+def shipped_names() -> list[str]:
+    """Every name a command takes for a shipped model: the named ones and their float32 twins."""
+    return [*NAMED_MODELS, *(f"{name}-float32" for name in NAMED_MODELS if name in FLOAT_TWINS)]
+
+
 def default_model_path(name: str = DEFAULT_NAME) -> Path:
     path = ASSETS / name
     if not path.exists():

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.choices import MODES
 from edgeface.errors import EdgefaceError
 from edgeface.manifest import InputSpec, Manifest, load_manifest, write_model
 from edgeface.tf_setup import keras, tf
-
-MODES = ("float32", "float16", "dynamic", "int8")
 
 
 def calibration_faces(data: Sequence[str | Path], count: int, seed: int = 0) -> np.ndarray:

@@ -85,6 +85,8 @@ class Manifest:
     # the landmarks the training crops were aligned from (yunet-5pt or blazeface-4pt): recognize aligns the same way
     alignment: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    # per-model recognition gates calibrated on its own faces (``max_turn``); a missing one takes the library's default
+    gates: dict[str, Any] = field(default_factory=dict)
     edgeface_version: str = __version__
     format: str = FORMAT
 

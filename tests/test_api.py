@@ -51,7 +51,7 @@ def test_load_detect_embed_verify():
 
     fr = edgeface.load()
     faces = fr.detect(TWO)
-    assert len(faces) == 2 and all(f.score > 0.8 and len(f.box) == 4 for f in faces)
+    assert len(faces) == 2 and all(f.detection > 0.8 and len(f.box) == 4 for f in faces)
     assert faces[0].top_right_bottom_left[0] < faces[0].top_right_bottom_left[2]
     vec = fr.embed(OBAMA)
     assert vec.shape == (fr.embedder.size,) and abs(float(np.linalg.norm(vec)) - 1) < 1e-4

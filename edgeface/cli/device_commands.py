@@ -12,26 +12,18 @@ import typer
 
 from edgeface.cli.base import app
 from edgeface.cli.options import (
-    Channels,
-    DetectEvery,
+    PHOTO_OPTIONS,
+    VIDEO_OPTIONS,
     DetectorOpt,
     DetectSize,
     GalleryOpt,
-    InputMean,
-    InputScale,
     Json,
-    MinFace,
-    ModelOpt,
-    Threads,
-    ThresholdOpt,
+    pipeline_config,
+    pipeline_options,
 )
 from edgeface.errors import EdgefaceError
-from edgeface.vision.detector_options import (
-    DEFAULT_DETECT_EVERY,
-    DEFAULT_DETECT_SIZE,
-    DEFAULT_MIN_FACE,
-    DetectorName,
-)
+from edgeface.recognize.config import DEFAULT_STREAM_FPS, PipelineConfig
+from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DetectorName
 
 
 @app.command("detect", rich_help_panel="4. recognise on the device")
@@ -43,11 +35,12 @@ def detect_command(
     = False,
     json_out: Json = False,
 ) -> None:
-    """Find faces: box, landmarks and score of every face in an image or a folder (no model needed)."""
-    from edgeface.api import detect_files
+    """Find faces: box, landmarks and detection score of every face in an image or a folder (no model needed)."""
+    from edgeface.api import detect_faces
     from edgeface.tables import print_json, print_table
 
-    found = detect_files(target, detector.value, detect_size)
+    config = pipeline_config(detector=detector, detect_size=detect_size)
+    found = detect_faces(target, config.detector, config.detect_size)
     for path, why in found["skipped"].items():
         print(f"edgeface: skipped {path!r}: {why}", file=sys.stderr)
     if csv:  # the csv module quotes commas, quotes and newlines in file names
@@ -58,34 +51,27 @@ def detect_command(
     if json_out:
         print_json(found)
         return
-    print_table(f"faces in {target} ({detector.value})", ["file", "box x0,y0,x1,y1", "score"],
-                [(Path(r["file"]).name, ", ".join(f"{v:.0f}" for v in r["box"]), f"{r['score']:.3f}")
+    print_table(f"faces in {target} ({config.detector})", ["file", "box x0,y0,x1,y1", "detection"],
+                [(Path(r["file"]).name, ", ".join(f"{v:.0f}" for v in r["box"]), f"{r['detection']:.3f}")
                  for r in found["faces"]])
 
 
 @app.command("verify", rich_help_panel="4. recognise on the device")
+@pipeline_options(*PHOTO_OPTIONS)
 def verify_command(
     a: Annotated[Path, typer.Argument(help="photo of one person")],
     b: Annotated[Path, typer.Argument(help="photo of the same person, or not")],
-    model: ModelOpt = None,
-    threshold: ThresholdOpt = None,
-    detector: DetectorOpt = DetectorName.yunet,
-    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
-    input_mean: InputMean = None,
-    input_scale: InputScale = None,
-    channels: Channels = None,
+    config: PipelineConfig,
     all_faces: Annotated[bool, typer.Option(help="compare every face of A with every face of B; the best pair "
                                                  "decides")] = False,
     json_out: Json = False,
 ) -> None:
     """1:1: are the main faces of two photos the same person? Exit 0 same, 1 different, 2 error."""
-    from edgeface.api import load
+    from edgeface.recognize.pipeline import Pipeline
     from edgeface.tables import print_json, print_table
 
-    recognizer = load(model, detector=detector.value, detect_size=detect_size, threshold=threshold,
-                      input_mean=input_mean, input_scale=input_scale, channels=channels)
-    result = {"a": str(a), "b": str(b), **recognizer.verify(a, b, all_faces=all_faces),
-              "model": recognizer.embedder.name}
+    pipeline = Pipeline(config)
+    result = {"a": str(a), "b": str(b), **pipeline.verify(a, b, all_faces=all_faces), "model": pipeline.embedder.name}
     if json_out:
         print_json(result)
     else:
@@ -105,17 +91,13 @@ FACE_ROWS_SHOWN = 60
 
 
 @app.command("enroll", rich_help_panel="4. recognise on the device")
+@pipeline_options(*PHOTO_OPTIONS)
 def enroll_command(
+    config: PipelineConfig,
     name: Annotated[Optional[str], typer.Argument(help="the person's name")] = None,
     images: Annotated[Optional[list[Path]], typer.Argument(help="photos of that person")] = None,
     folder: Annotated[Optional[Path], typer.Option("--dir", help="enrol <person>/<images> folders at once")] = None,
-    model: ModelOpt = None,
     gallery: GalleryOpt = None,
-    detector: DetectorOpt = DetectorName.yunet,
-    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
-    input_mean: InputMean = None,
-    input_scale: InputScale = None,
-    channels: Channels = None,
     store_faces: Annotated[bool, typer.Option(
         help="keep each enrolled face (a small crop) so 'gallery upgrade' can move the gallery to a new model; "
              "--no-store-faces keeps templates only")] = True,
@@ -123,8 +105,8 @@ def enroll_command(
 ) -> None:
     """Detect, quality-check (one face, size, head turn, sharpness), embed and store templates for one or many
     people."""
-    from edgeface.api import Gallery
-    from edgeface.recognize.enroll import enroll_person, person_folders
+    from edgeface.recognize.enroll import person_folders, require_enrolled
+    from edgeface.recognize.pipeline import Pipeline
     from edgeface.tables import print_json, print_table
 
     if folder is not None:
@@ -133,12 +115,11 @@ def enroll_command(
         people = {name: list(images)}
     else:
         raise EdgefaceError("give NAME IMAGE... or --dir DIR")
-    opened = Gallery(gallery, model=model, detector=detector.value, detect_size=detect_size, input_mean=input_mean,
-                     input_scale=input_scale, channels=channels)
-    store, finder, embedder = opened.store, opened.recognizer.finder, opened.recognizer.embedder
-    results = [enroll_person(store, person, paths, finder, embedder, store_faces) for person, paths in people.items()]
+    pipeline = Pipeline.for_gallery(gallery, config)
+    store = pipeline.open_gallery(gallery)
+    results = [pipeline.enroll(store, person, paths, store_faces) for person, paths in people.items()]
     if json_out:
-        print_json([r.__dict__ for r in results])
+        print_json([r.to_dict() for r in results])
     else:
         print_table(f"enrolled into {store.path}", ["person", "accepted", "rejected", "already enrolled", "templates"],
                     [(r.name, len(r.accepted), len(r.rejected), len(r.skipped), r.templates) for r in results])
@@ -148,8 +129,7 @@ def enroll_command(
         skipped = sum(len(r.skipped) for r in results)
         if skipped:
             print(f"skipped {skipped} photo(s) already in the gallery (same file contents)", file=sys.stderr)
-    if not any(r.accepted or r.skipped for r in results):
-        raise EdgefaceError("no photo was accepted")
+    require_enrolled(results)
 
 
 EventsOpt = Annotated[Optional[list[str]], typer.Option(
@@ -183,29 +163,15 @@ def event_options(unknown_events: bool, snapshots: bool, ha_discovery: bool, mqt
 
 
 @app.command("recognize", rich_help_panel="4. recognise on the device")
+@pipeline_options(*VIDEO_OPTIONS)
 def recognize_command(
     source: Annotated[str, typer.Option(help="camera index, video file, rtsp:// URL, image or folder of images")],
-    model: ModelOpt = None,
+    config: PipelineConfig,
     gallery: GalleryOpt = None,
-    threshold: ThresholdOpt = None,
-    detector: DetectorOpt = DetectorName.yunet,
-    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
-    min_face: MinFace = DEFAULT_MIN_FACE,
-    input_mean: InputMean = None,
-    input_scale: InputScale = None,
-    channels: Channels = None,
-    threads: Threads = 1,
     output: Annotated[Optional[Path], typer.Option("--output", "--out", "-o", help="write annotated frames to this "
                                                                              "video (.mp4)")] = None,
     show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
     max_frames: Annotated[int, typer.Option(help="stop after this many frames (0: until the source ends)")] = 0,
-    smooth: Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames")] = 5,
-    confirm: Annotated[int, typer.Option(help="name a face track once it matched the same person in N frames in a "
-                                              "row (video and cameras; photos at once)")] = 3,
-    detect_every: DetectEvery = DEFAULT_DETECT_EVERY,
-    max_turn: Annotated[Optional[float], typer.Option(
-        help="faces turned further (nose tip offset in half eye-distances, 1 ~ 40 degrees) are reported unknown "
-             "without matching; default 1.2")] = None,
     loop: Annotated[bool, typer.Option(help="replay a video file from the start when it ends")] = False,
     max_seconds: Annotated[float, typer.Option(help="stop after this many seconds (0: no limit)")] = 0,
     profile: Annotated[bool, typer.Option(help="print per-stage times")] = False,
@@ -221,18 +187,14 @@ def recognize_command(
     json_out: Annotated[bool, typer.Option("--json", help="one JSON event per recognised face, per line")] = False,
 ) -> None:
     """Recognise enrolled people in a camera, video, stream or images; unknown faces are reported as unknown."""
-    from edgeface.api import Gallery
-    from edgeface.recognize.loop import check_tracking, run
+    from edgeface.recognize.loop import run
+    from edgeface.recognize.pipeline import Pipeline
     from edgeface.tables import print_table
-    from edgeface.vision.embed import threshold_warning
-    from edgeface.vision.quality import MAX_TURN
 
-    check_tracking(smooth, MAX_TURN if max_turn is None else max_turn, confirm, detect_every)
-    opened = Gallery(gallery, model=model, create=False, read_only=True, detector=detector.value,
-                     detect_size=detect_size, threshold=threshold, threads=threads, input_mean=input_mean,
-                     input_scale=input_scale, channels=channels)
-    if threshold is None and (warning := threshold_warning(opened.recognizer.embedder)):
-        print(f"edgeface: warning: {warning}", file=sys.stderr)
+    pipeline = Pipeline.for_gallery(gallery, config)
+    store = pipeline.open_gallery(gallery, create=False, read_only=True)
+    if pipeline.warning:
+        print(f"edgeface: warning: {pipeline.warning}", file=sys.stderr)
     face_rows: list[dict] = []  # the first FACE_ROWS_SHOWN, for the table
     total = [0]
 
@@ -240,10 +202,7 @@ def recognize_command(
         total[0] += len(rows)
         face_rows.extend(rows[: FACE_ROWS_SHOWN - len(face_rows)])
 
-    recognizer = opened.recognizer.frames(opened.store, smooth=smooth, min_face=min_face, confirm=confirm,
-                                          detect_every=detect_every,
-                                          **({} if max_turn is None else {"max_turn": max_turn}))
-    summary = run(source, recognizer, output=output, show=show, json_events=json_out, max_frames=max_frames,
+    summary = run(source, pipeline.frames(store), output=output, show=show, json_events=json_out, max_frames=max_frames,
                   loop=loop, max_seconds=max_seconds, events=events, overlay_fps=overlay_fps,
                   on_faces=None if json_out else keep_rows, label=camera,
                   event_options=event_options(unknown_events, snapshots, ha_discovery, mqtt_ca, mqtt_password_file))
@@ -275,17 +234,13 @@ def recognize_command(
 
 
 @app.command("serve", rich_help_panel="4. recognise on the device")
+@pipeline_options(*VIDEO_OPTIONS)
 def serve_command(
+    config: PipelineConfig,
     gallery: GalleryOpt = None,
     source: Annotated[Optional[str], typer.Option(
         help="camera index, video file or rtsp:// URL to recognise continuously (none: the API alone)")] = None,
     camera: Annotated[Optional[str], typer.Option(help="the camera's name in events (default: the source)")] = None,
-    model: ModelOpt = None,
-    threshold: ThresholdOpt = None,
-    detector: DetectorOpt = DetectorName.yunet,
-    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
-    min_face: MinFace = DEFAULT_MIN_FACE,
-    threads: Threads = 1,
     host: Annotated[str, typer.Option(help="address to listen on; anything but loopback needs --token-file")] =
     "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (0: any free port, printed at start)")] = 8080,
@@ -298,16 +253,15 @@ def serve_command(
     ha_discovery: HaDiscovery = False,
     mqtt_ca: MqttCa = None,
     mqtt_password_file: MqttPasswordFile = None,
-    stream_fps: Annotated[float, typer.Option(help="at most this many live-view frames a second per viewer")] = 15.0,
-    detect_every: DetectEvery = DEFAULT_DETECT_EVERY,
+    stream_fps: Annotated[float, typer.Option(help="at most this many live-view frames a second per viewer")] =
+    DEFAULT_STREAM_FPS,
 ) -> None:
     """Recognise on a camera and serve a REST API (/docs) and a web page: enrol from the browser, watch, see who
     came."""
     from edgeface.serve.server import serve
     from edgeface.serve.service import ServeConfig
 
-    serve(ServeConfig(gallery=gallery, model=model, source=source, camera=camera, detector=detector.value,
-                      detect_size=detect_size, threshold=threshold, threads=threads, min_face=min_face, loop=loop,
-                      events=list(events or []), stream_fps=stream_fps, detect_every=detect_every,
+    serve(ServeConfig(pipeline=config, gallery=gallery, source=source, camera=camera, loop=loop,
+                      events=list(events or []), stream_fps=stream_fps,
                       event_options=event_options(unknown_events, snapshots, ha_discovery, mqtt_ca,
                                                   mqtt_password_file)), host, port, token_file)

@@ -9,17 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from edgeface.cli.base import app
-from edgeface.cli.options import (
-    DetectorOpt,
-    DetectSize,
-    GalleryOpt,
-    Json,
-    ModelOpt,
-)
-from edgeface.vision.detector_options import (
-    DEFAULT_DETECT_SIZE,
-    DetectorName,
-)
+from edgeface.cli.options import GalleryOpt, Json, pipeline_options
+from edgeface.recognize.config import PipelineConfig
 
 gallery_app = typer.Typer(help="List, remove, rename, export and import enrolled people.", no_args_is_help=True)
 
@@ -70,29 +61,27 @@ def say(message: str, payload: dict, json_out: bool) -> None:
 
 
 @gallery_app.command("upgrade")
+@pipeline_options("model", "detector", "detect_size")
 def gallery_upgrade(
-    model: ModelOpt = None,
+    config: PipelineConfig,
     gallery: GalleryOpt = None,
-    detector: DetectorOpt = DetectorName.yunet,
-    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
     json_out: Json = False,
 ) -> None:
     """Move the gallery to MODEL (default: the shipped one): every enrolled face is re-embedded from the face the
     gallery keeps, all at once or not at all; galleries without kept faces name the people to enrol again."""
     from edgeface.recognize.gallery import model_ref
+    from edgeface.recognize.pipeline import Pipeline
     from edgeface.recognize.upgrade import upgrade_gallery
-    from edgeface.vision.detect import FaceFinder
-    from edgeface.vision.embed import load_embedder
 
-    embedder = load_embedder(model)
-    finder = FaceFinder(detector.value, detect_size=detect_size, alignment=embedder.alignment)
+    pipeline = Pipeline(config)
     store = _plain_gallery(gallery)
-    result = upgrade_gallery(store, finder, embedder, model_ref(model))
-    what = (f"re-embedded {result['templates']} templates of {result['people']} people with {embedder.name} "
+    result = upgrade_gallery(store, pipeline.finder, pipeline.embedder, model_ref(config.model))
+    name = pipeline.embedder.name
+    what = (f"re-embedded {result['templates']} templates of {result['people']} people with {name} "
             f"(model {str(result['model_before'])[:12]} -> {result['model_after'][:12]}; {result['found_again']} "
-            "faces found again on their kept crops, the others aligned from their stored landmarks)"
-            if result["upgraded"] else f"{store.path} is already on {embedder.name}: nothing to do")
-    say(what, {**result, "model": embedder.name}, json_out)
+            "faces' landmarks found again on their kept crops, the others' stored ones kept)"
+            if result["upgraded"] else f"{store.path} is already on {name}: nothing to do")
+    say(what, {**result, "model": name}, json_out)
 
 
 @gallery_app.command("remove")

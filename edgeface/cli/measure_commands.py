@@ -18,6 +18,7 @@ from edgeface.cli.options import (
     InputScale,
     Json,
     ModelArg,
+    pipeline_config,
 )
 from edgeface.errors import EdgefaceError
 from edgeface.vision.condition_names import CONDITION_HELP
@@ -185,9 +186,9 @@ def bench_command(
     if pipeline:
         from edgeface.recognize.profile import profile_pipeline
 
-        report = profile_pipeline(pipeline, models[0], threads=thread_list[0], detector=detector.value,
-                                  detect_size=detect_size, normalisation=(input_mean, input_scale, channels),
-                                  detect_every=detect_every)
+        report = profile_pipeline(pipeline, pipeline_config(
+            model=models[0], threads=thread_list[0], detector=detector, detect_size=detect_size,
+            detect_every=detect_every, input_mean=input_mean, input_scale=input_scale, channels=channels))
         if json_out:
             print_json(report)
             return

@@ -3,20 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from edgeface.choices import (
+    ALIGNMENTS,
+    EXPORT_FORMATS,
+    HEADS,
+    IO_TYPES,
+    LAYOUTS,
+    MODES,
+    QUANT_MODES,
+    RECIPES,
+    STRATEGIES,
+    TARGETS,
+    choice_enum,
+)
+from edgeface.default_model import shipped_names
 from edgeface.manifest import check_threshold
+from edgeface.recognize.config import (
+    DEFAULT_CONFIRM,
+    DEFAULT_SMOOTH,
+    PipelineConfig,
+    check_frames,
+    check_turn,
+)
 from edgeface.vision.detector_options import (
+    DEFAULT_DETECT_EVERY,
+    DEFAULT_DETECT_SIZE,
+    DEFAULT_MAX_TURN,
+    DEFAULT_MIN_FACE,
     DETECT_SIZE_HELP,
     DETECTOR_HELP,
     MIN_FACE_HELP,
     DetectorName,
     check_detect_size,
     check_min_face,
+    check_threads,
 )
 
 
@@ -31,7 +56,8 @@ ModelArg = Annotated[Optional[str], typer.Argument(
     help="a .tflite file, 'dlib', or a Keras model; default: the shipped model")]
 
 
-Threads = Annotated[int, typer.Option("--threads", "-t", help="CPU threads for inference")]
+Threads = Annotated[int, typer.Option("--threads", "-t", help="CPU threads for inference (1 to 4 per core)",
+                                      callback=checked(check_threads))]
 
 
 Json = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of a table")]
@@ -48,64 +74,16 @@ InputScale = Annotated[Optional[float], typer.Option(
 Channels = Annotated[Optional[str], typer.Option(help="RGB or BGR; default from the manifest, else RGB")]
 
 
-class Layout(str, Enum):
-    auto = "auto"
-    folders = "folders"
-    flat = "flat"
-    celeba = "celeba"
-
-
-class StrategyName(str, Enum):
-    none = "none"
-    mirrored = "mirrored"
-    multiworker = "multiworker"
-
-
-class Head(str, Enum):
-    softmax = "softmax"
-    arcface = "arcface"
-    cosface = "cosface"
-
-
-class QuantMode(str, Enum):
-    dynamic = "dynamic"
-    float16 = "float16"
-    int8 = "int8"
-    qat = "qat"
-    qat_prune_preserve = "qat-prune-preserve"
-
-
-class Recipe(str, Enum):
-    dynamic = "dynamic"
-    weight_only = "weight-only"
-    int8 = "int8"
-    int16x8 = "int16x8"
-
-
-class AlignmentName(str, Enum):
-    yunet_5pt = "yunet-5pt"
-    blazeface_4pt = "blazeface-4pt"
-
-
-class Precision(str, Enum):
-    float32 = "float32"
-    float16 = "float16"
-    dynamic = "dynamic"
-    int8 = "int8"
-
-
-class IOType(str, Enum):
-    int8 = "int8"
-    float = "float"
-
-
-class Target(str, Enum):
-    latency = "latency"
-    size = "size"
-
-
-class ExportFormat(str, Enum):
-    tflite = "tflite"
+Layout = choice_enum("Layout", LAYOUTS)
+StrategyName = choice_enum("StrategyName", STRATEGIES)
+Head = choice_enum("Head", HEADS)
+QuantMode = choice_enum("QuantMode", QUANT_MODES)
+Recipe = choice_enum("Recipe", RECIPES)
+AlignmentName = choice_enum("AlignmentName", ALIGNMENTS)
+Precision = choice_enum("Precision", MODES)
+IOType = choice_enum("IOType", IO_TYPES)
+Target = choice_enum("Target", TARGETS)
+ExportFormat = choice_enum("ExportFormat", EXPORT_FORMATS)
 
 
 DetectorOpt = Annotated[DetectorName, typer.Option("--detector", help=DETECTOR_HELP)]
@@ -118,8 +96,8 @@ MinFace = Annotated[int, typer.Option("--min-face", help=MIN_FACE_HELP, callback
 
 
 ModelOpt = Annotated[Optional[str], typer.Option(
-    help="embedding model: a .tflite, or a shipped one by name (single, small); default: the shipped default "
-         "model")]
+    help=f"embedding model: a .tflite, or a shipped one by name ({', '.join(shipped_names())}); default: the "
+         "shipped default model")]
 
 
 ThresholdOpt = Annotated[Optional[float], typer.Option(
@@ -154,3 +132,64 @@ GalleryOpt = Annotated[Optional[Path], typer.Option("--gallery", help="gallery f
 DetectEvery = Annotated[int, typer.Option(
     help="video: detect the whole frame and embed every N frames, following the known faces in between (~0.5 ms a "
          "face); a new face is found within N-1 frames, a lost one makes the next frame a full one")]
+
+
+Smooth = Annotated[int, typer.Option(help="decide on the mean embedding of a face track's last N frames",
+                                     callback=checked(lambda v: check_frames("--smooth", v)))]
+Confirm = Annotated[int, typer.Option(help="name a face track once it matched the same person in N frames in a row "
+                                           "(video and cameras; photos at once)",
+                                      callback=checked(lambda v: check_frames("--confirm", v)))]
+MaxTurn = Annotated[Optional[float], typer.Option(
+    help="faces turned further (nose tip offset in half eye-distances, 1 ~ 40 degrees) are reported unknown without "
+         f"matching; default: the model's, else {DEFAULT_MAX_TURN}", callback=checked(check_turn))]
+
+
+# name -> (annotation, default) of every pipeline setting a command may take: declared once, given to a command
+# by ``pipeline_options`` and collected into one PipelineConfig
+PIPELINE_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "model": (ModelOpt, None),
+    "threshold": (ThresholdOpt, None),
+    "detector": (DetectorOpt, DetectorName.yunet),
+    "detect_size": (DetectSize, DEFAULT_DETECT_SIZE),
+    "min_face": (MinFace, DEFAULT_MIN_FACE),
+    "threads": (Threads, 1),
+    "input_mean": (InputMean, None),
+    "input_scale": (InputScale, None),
+    "channels": (Channels, None),
+    "smooth": (Smooth, DEFAULT_SMOOTH),
+    "confirm": (Confirm, DEFAULT_CONFIRM),
+    "max_turn": (MaxTurn, None),
+    "detect_every": (DetectEvery, DEFAULT_DETECT_EVERY),
+}
+PHOTO_OPTIONS = ("model", "threshold", "detector", "detect_size", "input_mean", "input_scale", "channels")
+VIDEO_OPTIONS = (*PHOTO_OPTIONS, "min_face", "threads", "smooth", "confirm", "max_turn", "detect_every")
+
+
+def pipeline_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command that takes the pipeline settings ``names`` as options (declared once, in ``PIPELINE_OPTIONS``)
+    and receives them as one checked ``config: PipelineConfig`` argument: no command restates a setting, its
+    default or its check, and the CLI, the API and ``serve`` build the same config."""
+    import functools
+    import inspect
+
+    def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "config"]
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=PIPELINE_OPTIONS[n][1],
+                                   annotation=PIPELINE_OPTIONS[n][0]) for n in names]
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            return command(config=pipeline_config(**{n: kwargs.pop(n) for n in names}), **kwargs)
+
+        run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
+        del run.__wrapped__  # Typer reads the signature above, not the command's own
+        return run
+
+    return wrap
+
+
+def pipeline_config(**options: Any) -> PipelineConfig:
+    """The one way a command turns its options into a pipeline configuration (Enum choices to their values)."""
+    return PipelineConfig.of(**{k: getattr(v, "value", v) for k, v in options.items()})

@@ -8,12 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgeface.choices import QAT_MODES
 from edgeface.compress.finetune import FaceSet, finetune
 from edgeface.compress.prune import check_supported
 from edgeface.errors import EdgefaceError
 from edgeface.tf_setup import keras
-
-QAT_MODES = ("qat", "qat-prune-preserve")
 
 
 def quantization_aware(model: keras.Model, faces: FaceSet, mode: str = "qat", epochs: float = 2.0, batch: int = 64,

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.choices import RECIPES
 from edgeface.errors import EdgefaceError
 from edgeface.manifest import InputSpec
 from edgeface.runtime.graph import WEIGHTED_OPS, list_ops, modernised, read_graph
 
-RECIPES = ("dynamic", "weight-only", "int8", "int16x8")
 STATIC = ("int8", "int16x8")
 
 

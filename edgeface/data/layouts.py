@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeface.choices import LAYOUTS
 from edgeface.errors import EdgefaceError
 from edgeface.vision.image import is_image
-
-LAYOUTS = ("auto", "folders", "flat", "celeba")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,25 @@ class EnrolResult:
     skipped: dict[str, str] = field(default_factory=dict)  # photos already enrolled (same sha256)
     templates: int = 0
 
+    @property
+    def enrolled(self) -> bool:
+        """The one rule of when a person counts as enrolled by a call: a photo was accepted now, or is already in
+        the gallery (the same bytes). Every surface (CLI, API, serve) answers success or failure by it."""
+        return bool(self.accepted or self.skipped)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "accepted": self.accepted, "rejected": self.rejected, "skipped": self.skipped,
+                "templates": self.templates}
+
+
+def require_enrolled(results: list[EnrolResult]) -> list[EnrolResult]:
+    """The results, or EdgefaceError naming each refused photo and its reason when nobody was enrolled."""
+    if not any(r.enrolled for r in results):
+        reasons = "; ".join(f"{photo}: {why}" for r in results for photo, why in r.rejected.items())
+        who = repr(results[0].name) if len(results) == 1 else "anyone"
+        raise EdgefaceError(f"nothing enrolled for {who}: {reasons or 'no photo given'}")
+    return results
+
 
 def keep_face(image: np.ndarray, face: Face) -> StoredFace:
     """The face in a square twice its size (black beyond the photo's edges), at most MAX_STORED_FACE pixels a side
@@ -52,7 +71,8 @@ def keep_face(image: np.ndarray, face: Face) -> StoredFace:
                       [[round(float(x), 2), round(float(y), 2)] for x, y in points])
 
 
-def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> tuple[np.ndarray, float, Face]:
+def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder,
+                  max_turn: float = MAX_TURN) -> tuple[np.ndarray, float, Face]:
     """One embedding, its quality and the face, for a photo, or EdgefaceError with the reason it is unusable."""
     faces = finder.find(image)
     if not faces:
@@ -64,8 +84,8 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> 
     if eyes < MIN_EYE_DISTANCE:
         raise EdgefaceError(f"face too small ({eyes:.0f} px between the eyes, need {MIN_EYE_DISTANCE:.0f})")
     turn = finder.turn(image, face)
-    if turn > MAX_TURN:
-        raise EdgefaceError(f"face turned away (turn {turn:.1f}, at most {MAX_TURN}): use a photo facing the camera")
+    if turn > max_turn:
+        raise EdgefaceError(f"face turned away (turn {turn:.1f}, at most {max_turn}): use a photo facing the camera")
     aligned = align_face(image, face)
     sharp = sharpness(aligned)
     if sharp < MIN_SHARPNESS:
@@ -74,7 +94,7 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder) -> 
 
 
 def enroll_person(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder,
-          store_faces: bool = True) -> EnrolResult:
+                  store_faces: bool = True, max_turn: float = MAX_TURN) -> EnrolResult:
     """Enrol one person's photos (paths, RGB uint8 arrays, or ``(label, bytes or array)`` pairs: an upload's file
     name and contents); a photo already in the gallery (same bytes) is skipped, not doubled. ``store_faces``: keep
     each face (a crop with margin, see ``keep_face``) so a later model can re-embed it without the photos; off for
@@ -101,7 +121,7 @@ def enroll_person(gallery: Gallery, name: str, images: list, finder: FaceFinder,
             if digest in known:
                 result.skipped[label] = f"already enrolled as {known[digest]}"
                 continue
-            vec, q, face = face_template(image, finder, embedder)
+            vec, q, face = face_template(image, finder, embedder, max_turn)
             kept.append(keep_face(image, face) if store_faces else None)
         except (EdgefaceError, OSError) as exc:
             result.rejected[label] = str(exc) if isinstance(exc, EdgefaceError) else exc.strerror or str(exc)

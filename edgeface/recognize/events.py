@@ -72,7 +72,8 @@ class Debouncer:
                 out += self._drop(track_id, stamp)
                 known = False
             key = self.key(name, track_id)
-            box = list(r.box)
+            written = r.to_dict()  # an event is a view of the face record, rounded as every output rounds it
+            box, score = written["box"], written["score"]
             if not known:
                 self.names[track_id] = name
                 presence = self.present.get(key)
@@ -80,9 +81,9 @@ class Debouncer:
                     presence = self.present[key] = {"first": clock, "tracks": set()}
                     if name is not None or self.unknown:
                         out.append({"event": "arrived", **stamp, "track": track_id, "name": name,
-                                    "score": r.score, "box": box})
+                                    "score": score, "box": box})
                 presence["tracks"].add(track_id)
-            self.present[key].update(last=clock, score=r.score, box=box, track=track_id, source=source, frame=frame)
+            self.present[key].update(last=clock, score=score, box=box, track=track_id, source=source, frame=frame)
         return out
 
     def _drop(self, track_id: int, stamp: dict) -> list[dict]:

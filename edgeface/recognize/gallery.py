@@ -303,8 +303,8 @@ class StoredFace:
 @dataclass
 class Match:
     name: str | None
-    score: float
-    person: str  # best candidate even when below threshold
+    score: float | None  # None: nobody to compare with (an empty gallery)
+    person: str | None  # best candidate even when below threshold; None with an empty gallery
 
 
 class Gallery:
@@ -587,7 +587,7 @@ class Gallery:
         emb, owner, names = self.templates()
         queries = np.asarray(queries, np.float32)
         if len(emb) == 0:
-            return [Match(None, 0.0, "") for _ in queries]
+            return [Match(None, None, None) for _ in queries]
         best = self._index.best(queries) if self._index is not None else np.argmax(queries @ emb.T, axis=1)
         scores = np.einsum("ij,ij->i", queries, emb[best])
         out = []

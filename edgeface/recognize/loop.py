@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import signal
 import sys
@@ -27,23 +26,23 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import Capture, SourceLost
+from edgeface.recognize.config import DEFAULT_CONFIRM, DEFAULT_SMOOTH, check_tracking
 from edgeface.recognize.events import Events
 from edgeface.recognize.gallery import Gallery
 from edgeface.recognize.results import RecognisedFace
 from edgeface.recognize.sinks import EventOptions, redact
 from edgeface.recognize.tracking import Tracker
 from edgeface.vision.align import align_face
-from edgeface.vision.detect import TurnGauge, create_detector, detect_with_retries
+from edgeface.vision.detect import FaceFinder
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_EVERY,
-    DEFAULT_DETECT_SIZE,
-    DEFAULT_DETECTOR,
+    DEFAULT_MAX_TURN,
     DEFAULT_MIN_FACE,
     check_min_face,
 )
 from edgeface.vision.embed import Embedder
 from edgeface.vision.face import Face, iou
-from edgeface.vision.quality import MAX_TURN, head_turn
+from edgeface.vision.quality import head_turn
 
 
 class Timings:
@@ -69,39 +68,24 @@ class Timings:
                 for k, v in self.recent.items() if v}
 
 
-DEFAULT_SMOOTH, DEFAULT_CONFIRM = 5, 3  # frames: see recognize.tracking
-
-
-def check_tracking(smooth: int, max_turn: float, confirm: int = DEFAULT_CONFIRM,
-                   detect_every: int = DEFAULT_DETECT_EVERY) -> None:
-    """The tracking settings' ranges (before any model is loaded)."""
-    for name, value in (("--smooth", smooth), ("--confirm", confirm), ("--detect-every", detect_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-            raise EdgefaceError(f"{name} must be a whole number of frames from 1 to 1000, got {value!r}")
-    if not (math.isfinite(max_turn) and max_turn > 0):
-        raise EdgefaceError(f"--max-turn must be above 0 (0 is frontal, profiles about 2), got {max_turn}")
-
-
 THUMB, SCENE_CUT = (32, 18), 20.0  # the thumbnail a cut is looked for in, and the mean change that makes one
 
 
 class Recognizer:
     """One frame in, one list of recognised faces out."""
 
-    def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float, detector: str = DEFAULT_DETECTOR,
-                 threads: int = 1, min_face: int = DEFAULT_MIN_FACE, smooth: int = DEFAULT_SMOOTH,
-                 max_turn: float = MAX_TURN, detect_size: int = DEFAULT_DETECT_SIZE,
+    def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float, finder: FaceFinder,
+                 min_face: int = DEFAULT_MIN_FACE, smooth: int = DEFAULT_SMOOTH, max_turn: float = DEFAULT_MAX_TURN,
                  confirm: int = DEFAULT_CONFIRM, detect_every: int = DEFAULT_DETECT_EVERY) -> None:
+        """Made by ``Pipeline.frames``, which owns every setting: ``finder`` is the pipeline's, so a photo gets the
+        same retries here as in ``verify`` and enrolment, and video frames its ``video`` detector (YuNet's gives
+        faces the landmarks the model was trained on and can follow them)."""
         check_tracking(smooth, max_turn, confirm, detect_every)
         self.confirm, self.detect_every = confirm, detect_every
         self.embedder, self.gallery, self.threshold, self.max_turn = embedder, gallery, threshold, max_turn
         self.min_face = check_min_face(min_face)
-        # the detector gives faces the landmarks the model was trained on (YuNet's for the shipped models, BlazeFace's
-        # for a model whose manifest says blazeface-4pt), for every face big enough to embed: the head-turn gate then
-        # reads the same points enrolment read
-        self.detector = create_detector(detector, threads=threads, detect_size=detect_size,
-                                        alignment=getattr(embedder, "alignment", None), min_face=self.min_face)
-        self.turn = TurnGauge(self.detector, threads)
+        self.finder = finder
+        self.detector = finder.video
         gallery.templates()  # load (and index) the gallery now, not on the first face
         self.tracker = Tracker(window=smooth)
         self.timings = Timings()
@@ -204,10 +188,10 @@ class Recognizer:
             self.tracker.reset()
         known = [r for r in known or [] if r.track is not None]
         boxes = np.array([r.box for r in known], np.float32).reshape(-1, 4)
-        faces = detect_with_retries(self.detector, frame_bgr, bgr=True) if still else \
+        faces = self.finder.find(frame_bgr, bgr=True) if still else \
             self.detector.detect(frame_bgr, bgr=True, **({"known": boxes} if len(boxes) else {}))
         rested = self._rested(faces, known, boxes)
-        turns = [rested[i].turn if i in rested else self.turn(frame_bgr, f, bgr=True) if f.width >= self.min_face
+        turns = [rested[i].turn if i in rested else self.finder.turn(frame_bgr, f, bgr=True) if f.width >= self.min_face
                  else head_turn(f.keypoints) for i, f in enumerate(faces)]
         results = [RecognisedFace.detected(f, turn, "too small" if f.width < self.min_face else
                                            "turned away" if turn > self.max_turn else None)
@@ -241,7 +225,7 @@ class Recognizer:
             if k in matches:
                 m = matches[k]
                 named = self.tracker.confirmed(track, m.name, need)
-                results[i] = replace(results[i], name=m.name if named else None, score=round(m.score, 4),
+                results[i] = replace(results[i], name=m.name if named else None, score=m.score,
                                      candidate=m.person, track=track)
             else:  # rested: the name, score and candidate its last embedding gave
                 r = rested[i]

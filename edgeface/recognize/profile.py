@@ -15,8 +15,8 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import source_kind
+from edgeface.recognize.config import PipelineConfig
 from edgeface.recognize.gallery import Gallery
-from edgeface.vision.detector_options import DEFAULT_DETECT_EVERY, DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
 from edgeface.vision.embed import embedder_identity, l2_normalise
 from edgeface.vision.image import is_image, read_image
 
@@ -49,24 +49,22 @@ def decoded_frames(source: str, limit: int):
         cap.release()
 
 
-def profile_pipeline(source: str, model: str | None, threads: int = 1, max_frames: int = 0,
-                     gallery_size: int = 1000, detector: str = DEFAULT_DETECTOR,
-                     detect_size: int = DEFAULT_DETECT_SIZE, normalisation: tuple = (None, None, None),
-                     detect_every: int = DEFAULT_DETECT_EVERY) -> dict:
-    """The frame recogniser ``recognize`` runs (``FaceRecognizer.frames``) against a gallery of ``gallery_size``
-    random templates, every stage timed; the threshold is irrelevant to the time, so any model times."""
-    from edgeface.api import load
+def profile_pipeline(source: str, config: PipelineConfig, max_frames: int = 0, gallery_size: int = 1000) -> dict:
+    """The frame recogniser ``recognize`` runs (``Pipeline.frames``) against a gallery of ``gallery_size`` random
+    templates, every stage timed. The threshold is irrelevant to the time, so a model without one is timed at the
+    lowest threshold there is (every face matches; no name is shown)."""
+    from edgeface.recognize.pipeline import Pipeline
 
-    mean, scale, channels = normalisation
-    loaded = load(model, detector=detector, detect_size=detect_size, threshold=0.5, threads=threads,
-                  input_mean=mean, input_scale=scale, channels=channels)
+    loaded = Pipeline(config)
+    if config.threshold is None and loaded.embedder.threshold is None:
+        loaded = Pipeline(config.but(threshold=1.0))
     embedder = loaded.embedder
     with tempfile.TemporaryDirectory() as tmp:
         gallery = Gallery(Path(tmp) / "g.sqlite", embedder_identity(embedder), embedder.size)
         rng = np.random.default_rng(0)
         for i in range(gallery_size // 2):
             gallery.add(f"person {i}", l2_normalise(rng.normal(size=(2, embedder.size))))
-        recognizer = loaded.frames(gallery, detect_every=detect_every)
+        recognizer = loaded.frames(gallery)
         frames = faces = 0
         started = time.perf_counter()
         for seconds, frame in decoded_frames(source, max_frames):
@@ -78,6 +76,6 @@ def profile_pipeline(source: str, model: str | None, threads: int = 1, max_frame
     if not frames:
         raise EdgefaceError(f"no frames could be read from {source}")
     return {"source": source, "model": embedder.name, "detector": recognizer.detector.id,
-            "threads": threads, "detect_every": detect_every, "frames": frames, "faces": faces,
+            "threads": config.threads, "detect_every": config.detect_every, "frames": frames, "faces": faces,
             "fps": round(frames / wall, 2), "gallery_templates": gallery_size,
             "stages": recognizer.timings.summary()}

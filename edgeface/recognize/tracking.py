@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeface.vision.embed import l2_normalise
-from edgeface.vision.face import iou
+from edgeface.vision.face import SAME_FACE_IOU, iou
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Track:
 
 
 class Tracker:
-    def __init__(self, window: int = 5, max_age: int = 10, min_iou: float = 0.3) -> None:
+    def __init__(self, window: int = 5, max_age: int = 10, min_iou: float = SAME_FACE_IOU) -> None:
         self.window, self.max_age, self.min_iou = max(1, window), max_age, min_iou
         self.tracks: list[Track] = []
         self.ended: list[int] = []  # tracks ended since the reader last took them (``take_ended``)

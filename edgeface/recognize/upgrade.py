@@ -16,25 +16,26 @@ from edgeface.recognize.gallery import Gallery, StoredFace
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.detector_options import BLAZEFACE_ALIGNMENT
 from edgeface.vision.embed import Embedder, embedder_identity
-from edgeface.vision.face import Face, iou
+from edgeface.vision.face import SAME_FACE_IOU, Face, iou
 from edgeface.vision.image import decode_image
 
 
-def stored_face_in(image: np.ndarray, stored: StoredFace, finder: FaceFinder) -> tuple[Face, bool]:
-    """The enrolled face on its crop, and whether it had to be found again.
+def stored_face_in(image: np.ndarray, stored: StoredFace, finder: FaceFinder) -> tuple[Face | None, bool]:
+    """The enrolled face on its crop and whether its landmarks had to be found again; None when the crop holds no
+    face where the stored box says (a damaged or replaced crop: embedding it would make that person unknown).
 
-    The stored landmarks were found on the full photo, so they are the better ones whenever they are the kind the
-    new model aligns from (YuNet's 5 points, or BlazeFace's 6); otherwise ``finder`` finds the face again (the
-    detection that overlaps the stored box most), falling back to the stored points."""
+    The face is always detected again to prove it is there. The stored landmarks were found on the full photo, so
+    they are the better ones whenever they are the kind the new model aligns from (YuNet's 5 points, or BlazeFace's
+    6); otherwise the detection that overlaps the stored box most gives them."""
     box = np.array(stored.box, np.float32)
     points = np.array(stored.landmarks, np.float32)
+    found = [(float(iou(box, f.box[None])[0]), f) for f in finder.find(image)]
+    overlap, best = max(found, key=lambda pair: pair[0], default=(0.0, None))
+    if best is None or overlap < SAME_FACE_IOU:
+        return None, False
     if len(points) == (6 if finder.alignment == BLAZEFACE_ALIGNMENT else 5):
         return Face(box, 1.0, points), False
-    found = [(float(iou(box, f.box[None])[0]), f) for f in finder.find(image)]
-    best = max(found, key=lambda pair: pair[0], default=(0.0, None))
-    if best[1] is not None and best[0] > 0.3:
-        return best[1], True
-    return Face(box, 1.0, points), False
+    return best, True
 
 
 def missing_faces_message(store: Gallery, missing: list[str]) -> str:
@@ -59,16 +60,24 @@ def upgrade_gallery(store: Gallery, finder: FaceFinder, embedder: Embedder, mode
         return {"gallery": str(store.path), "model_before": before, "model_after": model_id, "templates": 0,
                 "people": len(store.people()), "found_again": 0, "upgraded": False}
     embeddings: dict[int, np.ndarray] = {}
-    found_again = 0
+    found_again, faceless = 0, []
     with progress_bar() as bar:
         task = bar.add_task("re-embedding enrolled faces", total=len(rows))
         for template_id, name, stored in rows:
             assert stored is not None
             image = decode_image(stored.jpeg, f"the stored face of {name}")
             face, again = stored_face_in(image, stored, finder)
+            bar.advance(task)
+            if face is None:
+                faceless.append(name)
+                continue
             found_again += again
             embeddings[template_id] = embedder.embed_faces(image, [face])[0]
-            bar.advance(task)
+    if faceless:
+        people = sorted(set(faceless))
+        raise EdgefaceError(f"gallery {store.path} was left as it was: {len(faceless)} kept face(s) of "
+                            f"{', '.join(people)} hold no face any more; remove those people (edgeface gallery "
+                            "remove NAME) and enrol them again")
     store.rebind(model_id, embedder.size, alignment, embeddings, model)
     return {"gallery": str(store.path), "model_before": before, "model_after": model_id, "templates": len(rows),
             "people": len({name for _, name, _ in rows}), "found_again": found_again, "upgraded": True}

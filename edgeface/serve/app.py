@@ -199,12 +199,12 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
               summary="Enrol uploaded photos (each quality-checked; the reason for each refusal)")
     async def enroll(name: str, request: Request) -> JSONResponse:
         result = await work(service.enroll, name, await uploads(request))
-        return JSONResponse(result, status_code=200 if result["accepted"] or result["skipped"] else 422)
+        return JSONResponse(result, status_code=200 if result.pop("enrolled") else 422)
 
     @app.post("/api/people/{name}/capture", summary="Enrol the face now in the live view")
     async def capture(name: str) -> JSONResponse:
         result = await work(service.enroll_live, name)
-        return JSONResponse(result, status_code=200 if result["accepted"] else 422)
+        return JSONResponse(result, status_code=200 if result.pop("enrolled") else 422)
 
     @app.get("/api/people/{name}/face.jpg", summary="The first enrolled face of a person (a thumbnail)")
     async def face(name: str) -> Response:

@@ -14,6 +14,7 @@ from collections import deque
 import cv2
 import numpy as np
 
+from edgeface.recognize.config import DEFAULT_STREAM_FPS
 from edgeface.recognize.loop import draw
 from edgeface.recognize.results import RecognisedFace
 
@@ -24,7 +25,7 @@ JPEG_QUALITY = 75
 class LiveView:
     """The newest camera frame and its results; JPEG-encoded once per frame, on demand, for every viewer."""
 
-    def __init__(self, max_fps: float = 15.0) -> None:
+    def __init__(self, max_fps: float = DEFAULT_STREAM_FPS) -> None:
         self.lock = threading.Lock()
         self.index = 0  # frames published so far
         self.frame: np.ndarray | None = None

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import math
 import os
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +26,13 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import source_kind
-from edgeface.recognize.loop import DEFAULT_CONFIRM, DEFAULT_SMOOTH, check_tracking, run
+from edgeface.recognize.config import DEFAULT_STREAM_FPS, PipelineConfig
+from edgeface.recognize.loop import run
+from edgeface.recognize.pipeline import Pipeline
 from edgeface.recognize.results import RecognisedFace
 from edgeface.recognize.sinks import EventOptions, redact
 from edgeface.serve.live import EventLog, LiveView
-from edgeface.vision.detector_options import (
-    DEFAULT_DETECT_EVERY,
-    DEFAULT_DETECT_SIZE,
-    DEFAULT_DETECTOR,
-    DEFAULT_MIN_FACE,
-    check_min_face,
-)
 from edgeface.vision.image import decode_image
-from edgeface.vision.quality import MAX_TURN
 
 MAX_UPLOAD_BYTES = 20_000_000  # one request body: a few phone photos
 MAX_PENDING = 64  # requests waiting for the worker before the service says it is busy
@@ -58,54 +53,38 @@ class Busy(EdgefaceError):
 
 @dataclass
 class ServeConfig:
-    """What ``edgeface serve`` runs: the gallery and model, the camera, and the recognition settings."""
+    """What ``edgeface serve`` runs: the recognition pipeline's settings, the gallery, the camera, and the server's
+    own limits."""
 
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     gallery: Path | None = None
-    model: str | None = None
     source: str | None = None  # camera index, video file, stream URL; None: the API alone
     camera: str | None = None  # the name events carry (default: the source, password hidden)
-    detector: str = DEFAULT_DETECTOR
-    detect_size: int = DEFAULT_DETECT_SIZE
-    threshold: float | None = None
-    threads: int = 1
-    min_face: int = DEFAULT_MIN_FACE
-    smooth: int = DEFAULT_SMOOTH
-    confirm: int = DEFAULT_CONFIRM
-    detect_every: int = DEFAULT_DETECT_EVERY
-    max_turn: float = MAX_TURN
     loop: bool = False  # replay a video file (demos and tests)
     events: list[str] = field(default_factory=list)  # more sinks, as recognize --events
     event_options: EventOptions = field(default_factory=EventOptions)
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_pending: int = MAX_PENDING
-    stream_fps: float = 15.0
+    stream_fps: float = DEFAULT_STREAM_FPS
 
     def check(self) -> None:
-        """Every setting's range, before any model is loaded."""
-        check_tracking(self.smooth, self.max_turn, self.confirm, self.detect_every)
-        check_min_face(self.min_face)
+        """The server's own settings' ranges, before any model is loaded (the pipeline's checked itself)."""
         if self.source is not None:
             source_kind(self.source)  # a missing file is an error now, not a camera that keeps reconnecting
         if not 1 <= self.max_pending <= 10_000:
             raise EdgefaceError(f"max_pending must be 1 to 10000, got {self.max_pending}")
-        if not 0.5 <= self.stream_fps <= 60:
+        if not (math.isfinite(self.stream_fps) and 0.5 <= self.stream_fps <= 60):
             raise EdgefaceError(f"--stream-fps must be 0.5 to 60, got {self.stream_fps}")
 
 
-class Pipeline:
-    """A recogniser, a gallery connection and the loop's per-frame recogniser, made and used on one thread. The
+class Bound:
+    """The pipeline, a connection to the gallery and its frame recogniser, made and used on one thread. The
     worker's may create the gallery (enrolment from the browser starts from nothing); the camera's only reads it."""
 
     def __init__(self, config: ServeConfig, read_only: bool) -> None:
-        from edgeface.api import load
-        from edgeface.recognize.gallery import bind_gallery, model_for
-
-        r = self.recognizer = load(model_for(config.gallery, config.model), detector=config.detector,
-                                   detect_size=config.detect_size, threshold=config.threshold, threads=config.threads)
-        self.store = bind_gallery(config.gallery, r.model, r.embedder, r.alignment, create=not read_only,
-                                  read_only=read_only)
-        self.frames = r.frames(self.store, min_face=config.min_face, smooth=config.smooth, max_turn=config.max_turn,
-                               confirm=config.confirm, detect_every=config.detect_every)
+        self.pipeline = Pipeline.for_gallery(config.gallery, config.pipeline)
+        self.store = self.pipeline.open_gallery(config.gallery, create=not read_only, read_only=read_only)
+        self.frames = self.pipeline.frames(self.store)
 
 
 class Service:
@@ -126,7 +105,7 @@ class Service:
         self._pending_lock = threading.Lock()
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edgeface-requests",
                                                              initializer=yield_to_camera)
-        self._pipeline: Pipeline | None = None
+        self._bound: Bound | None = None
         # the worker's pipeline first: it creates the gallery the camera then opens read-only
         self._worker.submit(self._make_pipeline).result()
         self._camera_thread: threading.Thread | None = None
@@ -135,12 +114,12 @@ class Service:
             self._camera_thread.start()
 
     def _make_pipeline(self) -> None:
-        self._pipeline = Pipeline(self.config, read_only=False)
+        self._bound = Bound(self.config, read_only=False)
 
     @property
-    def pipeline(self) -> Pipeline:
-        assert self._pipeline is not None
-        return self._pipeline
+    def bound(self) -> Bound:
+        assert self._bound is not None
+        return self._bound
 
     # -- the camera ----------------------------------------------------------------------------------------------
 
@@ -153,13 +132,13 @@ class Service:
         """Run the recognition loop until the service stops. A camera or stream that is lost or fails is reopened
         after a pause, for as long as the service runs; a video file that ends (without ``loop``) stays ended."""
         config = self.config
-        pipeline: Pipeline | None = None
+        bound: Bound | None = None
         while not self.stop.is_set():
             try:
-                if pipeline is None:
-                    pipeline = Pipeline(config, read_only=True)
+                if bound is None:
+                    bound = Bound(config, read_only=True)
                 self.camera.update(state="running", error=None)
-                run(config.source, pipeline.frames, events=config.events, extra_sinks=[self.events], loop=config.loop,
+                run(config.source, bound.frames, events=config.events, extra_sinks=[self.events], loop=config.loop,
                     on_frame=self._on_frame, stop=self.stop, label=config.camera,
                     event_options=config.event_options)
                 if self.stop.is_set():
@@ -203,45 +182,41 @@ class Service:
     def recognize(self, data: bytes, label: str = "upload") -> dict:
         """Every face of an uploaded image, recognised as a photo (no track to confirm over)."""
         rgb = decode_image(data, label)
-        frames = self.pipeline.frames
-        frames.tracker.reset()
-        results = frames.process(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), still=True)
+        results = self.bound.pipeline.identify(self.bound.frames, rgb)
         return {"width": rgb.shape[1], "height": rgb.shape[0], "faces": [r.to_dict() for r in results]}
 
     def verify(self, a: bytes, b: bytes) -> dict:
-        return self.pipeline.recognizer.verify(decode_image(a, "a"), decode_image(b, "b"))
+        return self.bound.pipeline.verify(decode_image(a, "a"), decode_image(b, "b"))
 
     def enroll(self, name: str, photos: list[tuple[str, bytes | np.ndarray]]) -> dict:
         """Photos of one person, each checked as ``edgeface enroll`` checks it; the reason for each refusal."""
-        from edgeface.recognize.enroll import enroll_person
-
-        p = self.pipeline
-        return asdict(enroll_person(p.store, name, photos, p.recognizer.finder, p.recognizer.embedder))
+        result = self.bound.pipeline.enroll(self.bound.store, name, photos)
+        return {**result.to_dict(), "enrolled": result.enrolled}
 
     def enroll_live(self, name: str) -> dict:
         """Enrol the face now in the live view (it must hold exactly one usable face)."""
         index, frame, _ = self.live.latest()
         if frame is None:
             raise EdgefaceError("no camera frame to capture: is the camera running?")
-        return self.enroll(name, [(f"live frame {index}", np.ascontiguousarray(frame[..., ::-1]))])
+        return self.enroll(name, [(f"live frame {index}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))])
 
     def people(self) -> list[dict]:
-        return self.pipeline.store.people()
+        return self.bound.store.people()
 
     def face_jpeg(self, name: str) -> bytes | None:
-        return self.pipeline.store.face_jpeg(name)
+        return self.bound.store.face_jpeg(name)
 
     def remove(self, name: str) -> None:
-        self.pipeline.store.remove(name)
+        self.bound.store.remove(name)
 
     def rename(self, old: str, new: str) -> None:
-        self.pipeline.store.rename(old, new)
+        self.bound.store.rename(old, new)
 
     def health(self) -> dict:
         """Runs on the worker like every request: ``pending_requests`` does not count itself."""
-        r, store = self.pipeline.recognizer, self.pipeline.store
+        r, store = self.bound.pipeline, self.bound.store
         return {"model": r.embedder.name, "model_id": r.model_id, "threshold": round(r.threshold, 4),
-                "detector": self.config.detector, "gallery": {"path": str(store.path), **store.counts()},
+                "detector": r.detector, "gallery": {"path": str(store.path), **store.counts()},
                 "camera": {**self.camera, "fps": round(self.camera_fps(), 2), "viewers": self.live.viewers},
                 "pending_requests": self._pending - 1, "uptime_s": round(time.time() - self.started, 1)}
 

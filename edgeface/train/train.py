@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.choices import HEADS
 from edgeface.errors import EdgefaceError
 from edgeface.tf_setup import keras, tf
 from edgeface.train.dataset import encode_labels, make_dataset, prepared_alignment, prepared_faces
 from edgeface.train.loop import TrainConfig, fit
-
-HEADS = ("softmax", "arcface", "cosface")
 
 
 @keras.utils.register_keras_serializable(package="edgeface")

@@ -176,10 +176,12 @@ def main_face(faces: list[Face], shape: tuple[int, ...]) -> Face:
 
 
 class FaceFinder:
-    """Detection for single photos (enrolment, datasets, LFW), with retries when the first pass finds nothing.
+    """Finding faces, the one policy for every surface: a photo (enrolment, verify, the API, ``serve``'s uploads,
+    datasets, LFW) gets retries when the first pass finds nothing; a video frame gets one pass of ``video``.
 
     YuNet: the image as given, then padded (tight crops need context), then at half the detect size (a face
-    filling a large photo). BlazeFace: short range, padded, then full range, padded.
+    filling a large photo). BlazeFace: short range, padded, then full range, padded. ``min_face``: faces narrower
+    than this keep YuNet's own points for a model aligned on BlazeFace's (the loop never embeds them).
     """
 
     def __init__(self, detector: str = DEFAULT_DETECTOR, threads: int = 1, detect_size: int = DEFAULT_DETECT_SIZE,
@@ -190,7 +192,8 @@ class FaceFinder:
             self.detectors: list[Detector] = [create_detector("blazeface", threads),
                                               create_detector("blazeface-full", threads)]
         else:
-            self.detectors = [create_detector(detector, threads, detect_size, alignment=alignment)]
+            self.detectors = [create_detector(detector, threads, detect_size, alignment=alignment,
+                                              min_face=self.min_face)]
         self.name = self.detectors[0].name
         self.alignment = alignment_of(detector, alignment)  # what galleries and prepared folders record
         self.model_alignment = alignment  # the model's chip, for aligned_main
@@ -198,14 +201,16 @@ class FaceFinder:
         self._turn: TurnGauge | None = None
         self._threads = threads
 
-    def turn(self, image: np.ndarray, face: Face) -> float:
-        """The head turn of a face this finder found (see TurnGauge), for enrolment's quality gate."""
+    @property
+    def video(self) -> Detector:
+        """The detector a video frame gets (one pass, no retries; YuNet's can follow a face between frames)."""
+        return self.detectors[0]
+
+    def turn(self, image: np.ndarray, face: Face, bgr: bool = False) -> float:
+        """The head turn of a face this finder found (see TurnGauge): the gate for enrolment and the loop alike."""
         if self._turn is None:
             self._turn = TurnGauge(self.detectors[0], self._threads)
-        return self._turn(image, face)
-
-    def _big(self, faces: list[Face]) -> list[Face]:
-        return [f for f in faces if f.width >= self.min_face]
+        return self._turn(image, face, bgr)
 
     def aligned_main(self, image: np.ndarray) -> np.ndarray | None:
         """The photo's main face on the model's chip (calibration and check sets), or None without a face."""
@@ -214,9 +219,10 @@ class FaceFinder:
         faces = self.find(image)
         return align_face(image, main_face(faces, image.shape), self.model_alignment) if faces else None
 
-    def find(self, image: np.ndarray) -> list[Face]:
+    def find(self, image: np.ndarray, bgr: bool = False) -> list[Face]:
+        """A photo's faces, highest score first."""
         for detector in self.detectors:
-            faces = detect_with_retries(detector, image, keep=self._big)
+            faces = detect_with_retries(detector, image, bgr=bgr)
             if faces:
                 return faces
         return []

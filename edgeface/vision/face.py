@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+SAME_FACE_IOU = 0.3  # two boxes overlapping at least this much are one face (tracking; a given box and its detection)
+
 
 @dataclass
 class Face:

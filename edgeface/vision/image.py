@@ -169,6 +169,26 @@ def read_image(path: str | Path) -> np.ndarray:
     return decode_image(data, str(path))
 
 
+def as_array(image: str | Path | np.ndarray) -> np.ndarray:
+    """A path read as RGB, or an array checked to be an image: uint8 (H, W, 3), not empty."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if not isinstance(image, np.ndarray):
+        raise EdgefaceError(f"an image is a file path or a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise EdgefaceError(f"an image array must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    return image
+
+
+def as_rgb(image: str | Path | np.ndarray, bgr: bool = False) -> np.ndarray:
+    """A path or an array as a contiguous RGB uint8 (H, W, 3) array. ``bgr``: the array is an OpenCV frame; its
+    channels are swapped by ``cv2.cvtColor`` (a strided numpy reversal costs 10x as much on a 1080p frame)."""
+    array = as_array(image)
+    if isinstance(image, (str, Path)):
+        return array
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(array)
+
+
 def image_files(target: Path) -> tuple[list[Path], dict[str, str]]:
     """The images of a folder (sorted), or the one image given, and every entry skipped with the reason: nothing
     in a folder is passed over without a word (subfolders excepted)."""

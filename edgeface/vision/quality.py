@@ -10,12 +10,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# Horizontal offset of the nose tip from the point between the eyes, in half eye-distances: 0 for a frontal face,
-# 1 when the nose tip lines up with an eye (roughly 40 degrees of yaw). On LFW View 2's 7,701 images (frontal to
-# three-quarter views) the median is 0.24, the 99th percentile 1.12, and 0.7 % exceed 1.2, the limit; faces in
-# profile measure 2 and more.
-MAX_TURN = 1.2
+from edgeface.vision.detector_options import DEFAULT_MAX_TURN
 
+MAX_TURN = DEFAULT_MAX_TURN  # the limit, and why: see there (a model's manifest may set its own)
 
 def head_turn(keypoints: np.ndarray) -> float:
     """Head turn of a face from its detector keypoints (right eye, left eye, nose tip, ...); see MAX_TURN."""
