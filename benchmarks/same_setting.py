@@ -110,7 +110,8 @@ def lfw_rows(workers: int) -> dict:
         if a is not b:
             scores = 0.5 * (scores + np.sum(b[pairs.left] * a[pairs.right], axis=1))
         report = verification_report(scores, pairs.same, pairs.fold)
-        out[name] = {"accuracy": report["accuracy"], "se": report["accuracy_se"], "roc_auc": roc_auc(scores, pairs.same),
+        out[name] = {"accuracy": report["accuracy"], "se": report["accuracy_se"],
+                     "roc_auc": roc_auc(scores, pairs.same),
                      "tar_at_far_1e-3": report["tar_at_far"]["0.001"]}
     # all pairs at the stored threshold: templates flip-averaged, probes one pass (the asymmetric matrix)
     scores_far = []

@@ -157,3 +157,19 @@ def tmp_gallery(gallery: Path) -> Path:
 def test_the_cli_refuses_unbounded_threads_at_parse_time():
     assert_one_line_error(run_cli("recognize", "--source", str(CLIP), "--threads", "100000"),
                           "--threads must be a whole number from 1 to")
+
+
+def test_the_readme_video_example_runs_as_written_and_names_nobody_wrongly(tmp_path: Path):
+    """The README's video lines, on the demo clip against the demo gallery: only Alex Lacamoire, who is in the
+    clip, may be named."""
+    import shutil
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"<!-- video-example -->\s*```python\n(.*?)```", text, re.S).group(1)
+    shutil.copyfile(CLIP, tmp_path / CLIP.name)
+    assert run_cli("enroll", "--dir", str(MEDIA / "gallery"), "--gallery", str(tmp_path / "people.sqlite"),
+                   cwd=tmp_path).returncode == 0
+    done = subprocess.run([sys.executable, "-c", BLOCK_TF + code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert {line.split()[0] for line in done.stdout.splitlines()} <= {"alex_lacamoire"}

@@ -18,11 +18,13 @@ from edgeface.cli.options import (
     DetectSize,
     GalleryOpt,
     Json,
+    event_options,
     pipeline_config,
     pipeline_options,
 )
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.config import DEFAULT_STREAM_FPS, PipelineConfig
+from edgeface.recognize.sinks import EventOptions
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DetectorName
 
 
@@ -137,36 +139,13 @@ EventsOpt = Annotated[Optional[list[str]], typer.Option(
                      "or FILE.jsonl; repeatable")]
 
 
-UnknownEvents = Annotated[bool, typer.Option(help="events for faces that match nobody (one per face track)")]
-
-
-Snapshots = Annotated[bool, typer.Option(help="MQTT: each arrival's face as a JPEG on its person's snapshot topic")]
-
-
-HaDiscovery = Annotated[bool, typer.Option("--ha-discovery", help="MQTT: announce a presence sensor per enrolled "
-                                                                  "person to Home Assistant (MQTT discovery)")]
-
-
-MqttCa = Annotated[Optional[Path], typer.Option(help="mqtts://: the CA certificate that signed the broker's")]
-
-
-MqttPasswordFile = Annotated[Optional[Path], typer.Option(
-    help="file holding the MQTT password (or set EDGEFACE_MQTT_PASSWORD; never in the URL)")]
-
-
-def event_options(unknown_events: bool, snapshots: bool, ha_discovery: bool, mqtt_ca: Path | None,
-                  mqtt_password_file: Path | None):
-    from edgeface.recognize.sinks import EventOptions
-
-    return EventOptions(unknown=unknown_events, snapshots=snapshots, discovery=ha_discovery, mqtt_ca=mqtt_ca,
-                        mqtt_password_file=mqtt_password_file)
-
-
 @app.command("recognize", rich_help_panel="4. recognise on the device")
 @pipeline_options(*VIDEO_OPTIONS)
+@event_options
 def recognize_command(
     source: Annotated[str, typer.Option(help="camera index, video file, rtsp:// URL, image or folder of images")],
     config: PipelineConfig,
+    event_options: EventOptions,
     gallery: GalleryOpt = None,
     output: Annotated[Optional[Path], typer.Option("--output", "--out", "-o", help="write annotated frames to this "
                                                                              "video (.mp4)")] = None,
@@ -176,11 +155,6 @@ def recognize_command(
     max_seconds: Annotated[float, typer.Option(help="stop after this many seconds (0: no limit)")] = 0,
     profile: Annotated[bool, typer.Option(help="print per-stage times")] = False,
     events: EventsOpt = None,
-    unknown_events: UnknownEvents = True,
-    snapshots: Snapshots = False,
-    ha_discovery: HaDiscovery = False,
-    mqtt_ca: MqttCa = None,
-    mqtt_password_file: MqttPasswordFile = None,
     overlay_fps: Annotated[bool, typer.Option(help="draw the FPS counter on --output/--show frames")] = False,
     camera: Annotated[Optional[str], typer.Option(help="the camera's name in events (default: the source, its "
                                                         "password hidden)")] = None,
@@ -205,7 +179,7 @@ def recognize_command(
     summary = run(source, pipeline.frames(store), output=output, show=show, json_events=json_out, max_frames=max_frames,
                   loop=loop, max_seconds=max_seconds, events=events, overlay_fps=overlay_fps,
                   on_faces=None if json_out else keep_rows, label=camera,
-                  event_options=event_options(unknown_events, snapshots, ha_discovery, mqtt_ca, mqtt_password_file))
+                  event_options=event_options)
     if json_out:
         print(json.dumps({"summary": summary}))
         return
@@ -235,8 +209,10 @@ def recognize_command(
 
 @app.command("serve", rich_help_panel="4. recognise on the device")
 @pipeline_options(*VIDEO_OPTIONS)
+@event_options
 def serve_command(
     config: PipelineConfig,
+    event_options: EventOptions,
     gallery: GalleryOpt = None,
     source: Annotated[Optional[str], typer.Option(
         help="camera index, video file or rtsp:// URL to recognise continuously (none: the API alone)")] = None,
@@ -248,11 +224,6 @@ def serve_command(
         help="file (mode 600) holding the token every request must carry")] = None,
     loop: Annotated[bool, typer.Option(help="replay a video --source from the start when it ends")] = False,
     events: EventsOpt = None,
-    unknown_events: UnknownEvents = True,
-    snapshots: Snapshots = False,
-    ha_discovery: HaDiscovery = False,
-    mqtt_ca: MqttCa = None,
-    mqtt_password_file: MqttPasswordFile = None,
     stream_fps: Annotated[float, typer.Option(help="at most this many live-view frames a second per viewer")] =
     DEFAULT_STREAM_FPS,
 ) -> None:
@@ -263,5 +234,4 @@ def serve_command(
 
     serve(ServeConfig(pipeline=config, gallery=gallery, source=source, camera=camera, loop=loop,
                       events=list(events or []), stream_fps=stream_fps,
-                      event_options=event_options(unknown_events, snapshots, ha_discovery, mqtt_ca,
-                                                  mqtt_password_file)), host, port, token_file)
+                      event_options=event_options), host, port, token_file)

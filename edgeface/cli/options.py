@@ -30,6 +30,7 @@ from edgeface.recognize.config import (
     check_frames,
     check_turn,
 )
+from edgeface.recognize.sinks import EventOptions
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_EVERY,
     DEFAULT_DETECT_SIZE,
@@ -165,22 +166,23 @@ PHOTO_OPTIONS = ("model", "threshold", "detector", "detect_size", "input_mean", 
 VIDEO_OPTIONS = (*PHOTO_OPTIONS, "min_face", "threads", "smooth", "confirm", "max_turn", "detect_every")
 
 
-def pipeline_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A command that takes the pipeline settings ``names`` as options (declared once, in ``PIPELINE_OPTIONS``)
-    and receives them as one checked ``config: PipelineConfig`` argument: no command restates a setting, its
-    default or its check, and the CLI, the API and ``serve`` build the same config."""
+def option_group(table: dict[str, tuple[Any, Any]], names: tuple[str, ...], into: str,
+                 build: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command that takes the options ``names`` of ``table`` (name -> (annotation, default), declared once) and
+    receives them as one built object in its parameter ``into``: the declaration, default and check of a shared
+    option live in one place, however many commands take it."""
     import functools
     import inspect
 
     def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(command, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.name != "config"]
-        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=PIPELINE_OPTIONS[n][1],
-                                   annotation=PIPELINE_OPTIONS[n][0]) for n in names]
+        own = [p for p in signature.parameters.values() if p.name != into]
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=table[n][1], annotation=table[n][0])
+                 for n in names]
 
         @functools.wraps(command)
         def run(**kwargs: Any) -> Any:
-            return command(config=pipeline_config(**{n: kwargs.pop(n) for n in names}), **kwargs)
+            return command(**{into: build(**{n: kwargs.pop(n) for n in names})}, **kwargs)
 
         run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
@@ -188,6 +190,39 @@ def pipeline_options(*names: str) -> Callable[[Callable[..., Any]], Callable[...
         return run
 
     return wrap
+
+
+def pipeline_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The pipeline settings ``names`` as options, received as one checked ``config: PipelineConfig``: the CLI,
+    the API and ``serve`` build the same config."""
+    return option_group(PIPELINE_OPTIONS, names, "config", pipeline_config)
+
+
+UnknownEvents = Annotated[bool, typer.Option(help="events for faces that match nobody (one per face track)")]
+Snapshots = Annotated[bool, typer.Option(help="MQTT: each arrival's face as a JPEG on its person's snapshot topic")]
+HaDiscovery = Annotated[bool, typer.Option("--ha-discovery", help="MQTT: announce a presence sensor per enrolled "
+                                                                  "person to Home Assistant (MQTT discovery)")]
+MqttCa = Annotated[Optional[Path], typer.Option(help="mqtts://: the CA certificate that signed the broker's")]
+MqttPasswordFile = Annotated[Optional[Path], typer.Option(
+    help="file holding the MQTT password (or set EDGEFACE_MQTT_PASSWORD; never in the URL)")]
+EVENT_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "unknown_events": (UnknownEvents, True),
+    "snapshots": (Snapshots, False),
+    "ha_discovery": (HaDiscovery, False),
+    "mqtt_ca": (MqttCa, None),
+    "mqtt_password_file": (MqttPasswordFile, None),
+}
+
+
+def event_settings(unknown_events: bool, snapshots: bool, ha_discovery: bool, mqtt_ca: Path | None,
+                   mqtt_password_file: Path | None) -> EventOptions:
+    return EventOptions(unknown=unknown_events, snapshots=snapshots, discovery=ha_discovery, mqtt_ca=mqtt_ca,
+                        mqtt_password_file=mqtt_password_file)
+
+
+def event_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The event sinks' settings (recognize, serve) as options, received as one ``event_options: EventOptions``."""
+    return option_group(EVENT_OPTIONS, tuple(EVENT_OPTIONS), "event_options", event_settings)(command)
 
 
 def pipeline_config(**options: Any) -> PipelineConfig:
