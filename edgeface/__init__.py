@@ -10,6 +10,10 @@ import os as _os
 # imports cv2, makes it hold in every process (spawned data-prepare workers included). edgeface.vision.image also
 # checks every header against EDGEFACE_MAX_PIXELS before decoding.
 _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", _os.environ.get("EDGEFACE_MAX_PIXELS", "50000000"))
+# FFmpeg's own log lines (a missing H.264 device, a stream's decoder chatter) say nothing edgeface does not report
+# itself in one line; EDGEFACE_DEBUG=1 keeps them
+if not _os.environ.get("EDGEFACE_DEBUG"):
+    _os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 from edgeface.version import __version__
 

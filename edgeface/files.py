@@ -110,3 +110,22 @@ def _portable_word(word: str) -> str:
     if word == home or word.startswith(home + "/"):
         return "~" + word[len(home):]
     return os.path.relpath(word, Path.cwd())
+
+
+def read_private_text(path: Path, option: str) -> str:
+    """A secret's file (a token, a password), stripped: it must be a regular file only its owner may read, as ssh
+    insists for keys; anything else is one line naming ``option``, the file and the ``chmod`` that fixes it."""
+    import stat
+
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise EdgefaceError(f"{option} {path} is not a regular file")
+        if st.st_mode & 0o077:
+            raise EdgefaceError(f"{option} {path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}): "
+                                f"chmod 600 {path}")
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise EdgefaceError(f"{option} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EdgefaceError(f"cannot read {option} {path}: {getattr(exc, 'strerror', None) or exc}") from None

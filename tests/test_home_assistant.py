@@ -176,6 +176,11 @@ def test_mqtt_credentials_never_come_from_the_command_line(broker, gallery: Path
                                   f"mqtt://127.0.0.1:{port}/edgeface", "--mqtt-ca", str(ca)), "mqtts://")
     secret = tmp_path / "mqtt-password"
     secret.write_text(PASSWORD + "\n")
+    secret.chmod(0o644)  # a password file others can read is refused, as a token file is
+    assert_one_line_error(run_cli("recognize", "--source", probe, "--gallery", str(gallery), "--events",
+                                  f"mqtts://edgeface@127.0.0.1:{port}/edgeface", "--mqtt-ca", str(ca),
+                                  "--mqtt-password-file", str(secret)), "readable by others", "chmod 600")
+    secret.chmod(0o600)
     client, seen = listen(port, ca)
     done = run_cli("recognize", "--source", probe, "--gallery", str(gallery), "--camera", "desk", "--events",
                    f"mqtts://edgeface@127.0.0.1:{port}/edgeface", "--mqtt-ca", str(ca), "--mqtt-password-file",

@@ -69,6 +69,18 @@ def main() -> None:
 def fail(message: str, code: int) -> None:
     with contextlib.suppress(OSError):
         print(f"edgeface: error: {message}", file=sys.stderr)
+    leave(code)
+
+
+def leave(code: int) -> None:
+    """Exit with ``code``; at once (no interpreter shutdown) while a camera or stream opener is stuck inside
+    OpenCV, whose exit-time destructors would abort the process under it."""
+    capture = sys.modules.get("edgeface.recognize.capture")
+    if capture is not None and capture.stuck_openers():
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 

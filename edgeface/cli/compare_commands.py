@@ -16,6 +16,7 @@ from edgeface.cli.options import (
     LFWDir,
     PairsFile,
     Target,
+    finite,
 )
 
 
@@ -58,7 +59,8 @@ def optimize_command(
     pairs: PairsFile,
     out: Annotated[Path, typer.Option("--out", "-o", help="the chosen .tflite (+ manifest)")] = Path(
         "optimized.tflite"),
-    max_drop: Annotated[float, typer.Option(help="largest LFW accuracy loss allowed, percentage points")] = 0.3,
+    max_drop: Annotated[float, typer.Option(help="largest LFW accuracy loss allowed, percentage points",
+        callback=finite)] = 0.3,
     target: Annotated[Target, typer.Option(help="what to minimise within the accuracy budget")] = Target.latency,
     epochs: FineEpochs = 2.0,
     faces: FineFaces = 4000,

@@ -25,6 +25,7 @@ from edgeface.cli.options import (
     Precision,
     QuantMode,
     Recipe,
+    finite,
 )
 from edgeface.errors import EdgefaceError
 
@@ -47,15 +48,17 @@ def print_compression(result: dict, json_out: bool) -> None:
 def prune_command(
     model: KerasIn,
     out: KerasOut,
-    sparsity: Annotated[float, typer.Option(help="magnitude pruning: fraction of Conv2D/Dense weights set to 0")] = 0.5,
+    sparsity: Annotated[float, typer.Option(help="magnitude pruning: fraction of Conv2D/Dense weights set to 0",
+        callback=finite)] = 0.5,
     structured: Annotated[bool, typer.Option(help="remove whole channels instead (cuts FLOPs and latency)")] = False,
-    ratio: Annotated[float, typer.Option(help="--structured: fraction of channels removed per group")] = 0.5,
+    ratio: Annotated[float, typer.Option(help="--structured: fraction of channels removed per group",
+        callback=finite)] = 0.5,
     flops: Annotated[Optional[float], typer.Option(help="--structured, instead of --ratio: remove this fraction "
                                                         "of FLOPs, each group's share chosen by how much it changes "
-                                                        "the embedding (needs --data)")] = None,
+                                                        "the embedding (needs --data)", callback=finite)] = None,
     steps: Annotated[int, typer.Option(help="--structured: reach --ratio in this many prune + fine-tune steps")] = 1,
     relation_weight: Annotated[float, typer.Option(help="--structured: weight of the batch relation loss beside "
-                                                        "the cosine to the original")] = 0.0,
+                                                        "the cosine to the original", callback=finite)] = 0.0,
     data: FineData = None,
     epochs: FineEpochs = 2.0,
     faces: FineFaces = 4000,
@@ -82,7 +85,8 @@ def lowrank_command(
     model: KerasIn,
     out: KerasOut,
     rank: Annotated[Optional[int], typer.Option(help="rank of every factorised layer")] = None,
-    energy: Annotated[Optional[float], typer.Option(help="keep this fraction of each kernel's spectral energy")] = None,
+    energy: Annotated[Optional[float], typer.Option(help="keep this fraction of each kernel's spectral energy",
+        callback=finite)] = None,
     data: FineData = None,
     epochs: FineEpochs = 1.0,
     faces: FineFaces = 4000,
@@ -137,7 +141,7 @@ def quantize_command(
     io: Annotated[IOType, typer.Option(help="int8 models: int8 or float inputs/outputs")] = IOType.int8,
     max_drop: Annotated[Optional[float], typer.Option(
         help=".tflite: keep the most damaged layers in float until LFW View 2 accuracy is within this many "
-             "percentage points of the float model (needs --lfw-dir, --pairs)")] = None,
+             "percentage points of the float model (needs --lfw-dir, --pairs)", callback=finite)] = None,
     lfw_dir: Annotated[Optional[Path], typer.Option(help="with --max-drop: LFW image root")] = None,
     pairs: Annotated[Optional[Path], typer.Option(help="with --max-drop: the View 2 pairs.txt")] = None,
     rewrite: Annotated[bool, typer.Option(help=".tflite: rewrite PReLU and stride-1 PADs into ops XNNPACK runs "

@@ -19,6 +19,7 @@ from edgeface.cli.options import (
     GalleryOpt,
     Json,
     event_options,
+    finite,
     pipeline_config,
     pipeline_options,
 )
@@ -152,7 +153,7 @@ def recognize_command(
     show: Annotated[bool, typer.Option(help="show annotated frames in a window")] = False,
     max_frames: Annotated[int, typer.Option(help="stop after this many frames (0: until the source ends)")] = 0,
     loop: Annotated[bool, typer.Option(help="replay a video file from the start when it ends")] = False,
-    max_seconds: Annotated[float, typer.Option(help="stop after this many seconds (0: no limit)")] = 0,
+    max_seconds: Annotated[float, typer.Option(help="stop after this many seconds (0: no limit)", callback=finite)] = 0,
     profile: Annotated[bool, typer.Option(help="print per-stage times")] = False,
     events: EventsOpt = None,
     overlay_fps: Annotated[bool, typer.Option(help="draw the FPS counter on --output/--show frames")] = False,
@@ -224,7 +225,8 @@ def serve_command(
         help="file (mode 600) holding the token every request must carry")] = None,
     loop: Annotated[bool, typer.Option(help="replay a video --source from the start when it ends")] = False,
     events: EventsOpt = None,
-    stream_fps: Annotated[float, typer.Option(help="at most this many live-view frames a second per viewer")] =
+    stream_fps: Annotated[float, typer.Option(help="at most this many live-view frames a second per viewer",
+        callback=finite)] =
     DEFAULT_STREAM_FPS,
 ) -> None:
     """Recognise on a camera and serve a REST API (/docs) and a web page: enrol from the browser, watch, see who

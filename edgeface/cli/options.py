@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -22,6 +23,7 @@ from edgeface.choices import (
     choice_enum,
 )
 from edgeface.default_model import shipped_names
+from edgeface.errors import EdgefaceError
 from edgeface.manifest import check_threshold
 from edgeface.recognize.config import (
     DEFAULT_CONFIRM,
@@ -53,6 +55,12 @@ def checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return value if value is None else check(value)
     return callback
 
+def finite(param: typer.CallbackParam, value: float | None) -> float | None:
+    """nan and inf are refused for every float option: ``--max-seconds nan`` would otherwise mean "no limit"."""
+    if value is not None and not math.isfinite(value):
+        raise EdgefaceError(f"--{param.name.replace('_', '-')} must be a finite number, got {value}")
+    return value
+
 ModelArg = Annotated[Optional[str], typer.Argument(
     help="a .tflite file, 'dlib', or a Keras model; default: the shipped model")]
 
@@ -65,11 +73,11 @@ Json = Annotated[bool, typer.Option("--json", help="print machine-readable JSON 
 
 
 InputMean = Annotated[Optional[float], typer.Option(
-    help="input = (pixel - mean) * scale; default from the manifest, else 0")]
+    help="input = (pixel - mean) * scale; default from the manifest, else 0", callback=finite)]
 
 
 InputScale = Annotated[Optional[float], typer.Option(
-    help="input = (pixel - mean) * scale; default from the manifest, else 1")]
+    help="input = (pixel - mean) * scale; default from the manifest, else 1", callback=finite)]
 
 
 Channels = Annotated[Optional[str], typer.Option(help="RGB or BGR; default from the manifest, else RGB")]
@@ -115,7 +123,7 @@ KerasOut = Annotated[Path, typer.Option("--out", "-o", help="compressed Keras mo
 FineData = Annotated[Optional[list[Path]], typer.Option("--data", help="prepared face folders to fine-tune on")]
 
 
-FineEpochs = Annotated[float, typer.Option(help="fine-tuning epochs over the face set (distillation)")]
+FineEpochs = Annotated[float, typer.Option(help="fine-tuning epochs over the face set (distillation)", callback=finite)]
 
 
 FineFaces = Annotated[int, typer.Option(help="faces drawn from --data for fine-tuning")]

@@ -15,6 +15,7 @@ from edgeface.cli.options import (
     Json,
     Layout,
     StrategyName,
+    finite,
 )
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_SIZE,
@@ -91,10 +92,11 @@ Epochs = Annotated[int, typer.Option(help="epochs (a resumed run keeps the sched
 Batch = Annotated[int, typer.Option(help="batch size")]
 
 
-LR = Annotated[float, typer.Option(help="peak learning rate (AdamW, warm-up then cosine decay)")]
+LR = Annotated[float, typer.Option(help="peak learning rate (AdamW, warm-up then cosine decay)", callback=finite)]
 
 
-Width = Annotated[Optional[float], typer.Option(help="channel width multiplier (default: the architecture's)")]
+Width = Annotated[Optional[float], typer.Option(help="channel width multiplier (default: the architecture's)",
+    callback=finite)]
 
 
 InputSize = Annotated[Optional[int], typer.Option(
@@ -121,10 +123,10 @@ Init = Annotated[Optional[Path], typer.Option(help="start from this trained mode
                                                  "checkpoint.keras also hands on its margin head")]
 
 
-Margin = Annotated[float, typer.Option(help="angular (arcface) or cosine (cosface) margin")]
+Margin = Annotated[float, typer.Option(help="angular (arcface) or cosine (cosface) margin", callback=finite)]
 
 
-Scale = Annotated[float, typer.Option(help="logit scale of the margin heads")]
+Scale = Annotated[float, typer.Option(help="logit scale of the margin heads", callback=finite)]
 
 
 Seed = Annotated[int, typer.Option(help="seed of initial weights, shuffling and augmentation")]
@@ -221,9 +223,11 @@ def distill_command(
     workers: Annotated[int, typer.Option(help="processes computing teacher embeddings (cached)")] = 2,
     init: Init = None,
     identity_weight: Annotated[float, typer.Option(
-        help="weight of an ArcFace loss on the labelled faces beside distillation (0: distillation only)")] = 0.0,
+        help="weight of an ArcFace loss on the labelled faces beside distillation (0: distillation only)",
+            callback=finite)] = 0.0,
     relation_weight: Annotated[float, typer.Option(
-        help="weight of the relation loss: match the teacher's similarity matrix of each batch (0: off)")] = 0.0,
+        help="weight of the relation loss: match the teacher's similarity matrix of each batch (0: off)",
+            callback=finite)] = 0.0,
     seed: Seed = 0,
     margin: Margin = 0.3,
     scale: Scale = 32.0,

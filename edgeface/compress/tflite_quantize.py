@@ -328,6 +328,20 @@ def hold_threshold(path: Path, lfw_dir: str | Path, pairs: str | Path) -> dict |
     return {"threshold": report["saved_threshold"], "source": report["threshold_source"]}
 
 
+def check_outputs_finite(content: bytes, spec: InputSpec, faces: np.ndarray | None, name: str) -> None:
+    """Refuse a quantized network whose embeddings are not finite numbers (NaN or inf on real faces, or on a grey
+    square without them): such a file would be refused at every use, so it is never written."""
+    from edgeface.runtime.interpreter import Model
+    from edgeface.vision.embed import preprocess
+
+    model = Model(name, content=content)
+    crops = faces[:4] if faces is not None and len(faces) else np.full((1, spec.size, spec.size, 3), 128, np.uint8)
+    outputs = model(np.concatenate([preprocess(c[None], spec) for c in crops]).astype(np.float32))
+    if not np.isfinite(outputs).all():
+        raise EdgefaceError(f"quantizing {name} gave a network whose outputs are not finite numbers (NaN or inf); "
+                            "nothing was written: try --recipe dynamic, or check the float model's normalisation")
+
+
 def quantize_file(model: Path, out: Path, recipe: str, normalisation: tuple[float | None, float | None, str | None],
                   calib_data: Sequence[Path], calib: int = 200, rewrite: bool = True, max_drop: float | None = None,
                   lfw_dir: Path | None = None, pairs: Path | None = None, report_layers: bool = False) -> dict:
@@ -371,6 +385,7 @@ def quantize_file(model: Path, out: Path, recipe: str, normalisation: tuple[floa
         quant = quantize_float(prepared, recipe, spec, faces, rewrite=rewrite)
         if report_layers and faces is not None:
             log["layer_errors"] = layer_errors(prepared, quant, spec, faces[:16])[:20]
+    check_outputs_finite(quant, spec, faces, model.name)
     base = load_manifest(model, content=content) or Manifest()
     final = log["steps"][-1] if max_drop is not None else None
     manifest = Manifest(input=spec, embedding_size=base.embedding_size, dtype=f"{recipe} (litert-quantizer)",

@@ -60,6 +60,16 @@ def source_kind(spec: str) -> str:
     return "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
 
 
+# opener threads given up on while still inside OpenCV (a stream that accepts and never answers): the process must
+# not run its exit-time C++ destructors under them (``terminate called without an active exception``, SIGABRT), so
+# ``edgeface``'s exit leaves with ``os._exit`` while one is alive (``cli.main``)
+ABANDONED: list[threading.Thread] = []
+
+
+def stuck_openers() -> bool:
+    return any(thread.is_alive() for thread in ABANDONED)
+
+
 class Capture:
     """Iterate frames of any source; ``live`` sources drop stale frames. Use as a context manager."""
 
@@ -107,8 +117,10 @@ class Capture:
         while thread.is_alive():  # a short join keeps this thread free to see Ctrl-C / SIGTERM
             thread.join(0.1)
             if self._stop.is_set():
+                ABANDONED.append(thread)
                 raise EdgefaceError(f"interrupted while opening {what} {self.shown}")
             if time.monotonic() > deadline:
+                ABANDONED.append(thread)
                 raise EdgefaceError(f"{what} {self.shown} did not open within {OPEN_TIMEOUT_S:.0f} s")
         cap = box[0] if box else None
         if cap is None or not cap.isOpened():

@@ -11,9 +11,6 @@ by its own thread. The summary reports sent, dropped and failed counts per sink.
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -114,7 +111,7 @@ class Debouncer:
 def open_sink(spec: str, options: EventOptions | None = None, camera: str = "camera",
               people: list[str] | None = None, model: str = "") -> QueuedSink | FileSink:
     """``mqtt(s)://...``, ``http(s)://...`` or a ``.jsonl`` path."""
-    scheme = urllib.parse.urlsplit(spec).scheme
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in ("mqtt", "mqtts"):
         from edgeface.recognize.mqtt import mqtt_sink
 

@@ -103,6 +103,12 @@ def check_name(name: str) -> str:
     return name
 
 
+def slug(text: str) -> str:
+    """A name as an MQTT topic level and a Home Assistant id: ``"Joe B."`` -> ``joe_b``. Two people of one gallery
+    never share one (``Gallery.check_distinct``): they would share one presence sensor, each overwriting the other."""
+    return re.sub(r"[^a-z0-9]+", "_", text.casefold()).strip("_") or "_"
+
+
 UNIT_NORM_TOLERANCE = 1e-3  # templates are L2-normalised float32: anything further from 1 was not made by edgeface
 MAX_IMPORT_TEMPLATES = 2_000_000
 MAX_IMPORT_BYTES = 1 << 30
@@ -463,6 +469,7 @@ class Gallery:
         kept = [(f.jpeg, f.points_json()) if f else (None, None) for f in faces or [None] * n]
         now = time.time()
         with self.transaction():
+            self.check_distinct(name)
             self.db.execute("INSERT OR IGNORE INTO people (name, created) VALUES (?, ?)", (name, now))
             pid = self.db.execute("SELECT id FROM people WHERE name=?", (name,)).fetchone()[0]
             self.db.executemany(
@@ -543,12 +550,21 @@ class Gallery:
             if self.db.execute("DELETE FROM people WHERE name=?", (name,)).rowcount == 0:
                 raise EdgefaceError(f"no person named {name!r} in {self.path}")
 
+    def check_distinct(self, name: str, besides: str | None = None) -> None:
+        """Refuse a new name whose event slug (``slug``) another person already has: ``JOE-B`` beside ``joe_b``
+        would share one MQTT topic and one Home Assistant entity. Runs inside the caller's transaction."""
+        for (other,) in self.db.execute("SELECT name FROM people WHERE name != ?", (name,)):
+            if other != besides and slug(other) == slug(name):
+                raise EdgefaceError(f"{name!r} would share its event topic and Home Assistant id "
+                                    f"({slug(name)!r}) with {other!r}, who is enrolled: pick another name")
+
     @guarded
     def rename(self, old: str, new: str) -> None:
         new = check_name(new)
         with self.transaction():
             if self.db.execute("SELECT 1 FROM people WHERE name=?", (new,)).fetchone():
                 raise EdgefaceError(f"{new!r} is already enrolled: remove it first or pick another name")
+            self.check_distinct(new, besides=old)
             if self.db.execute("UPDATE people SET name=? WHERE name=?", (new, old)).rowcount == 0:
                 raise EdgefaceError(f"no person named {old!r} in {self.path}")
 

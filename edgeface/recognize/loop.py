@@ -310,6 +310,17 @@ def draw(frame: np.ndarray, results: list[RecognisedFace], fps: float | None = N
         cv2.putText(frame, text, (8, 8 + h), LABEL_FONT, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
 
 
+@contextlib.contextmanager
+def opencv_quiet() -> Iterator[None]:
+    """OpenCV's own log silenced for a call whose failure edgeface reports itself."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
 VIDEO_CODECS = {"avc1": "H.264", "mp4v": "MPEG-4 Part 2"}  # tried in order; VP9 is there but 50x too slow
 
 
@@ -338,7 +349,8 @@ class VideoOut:
             os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
             os.chmod(self.tmp, 0o600)
             for codec in VIDEO_CODECS:  # H.264 where the OpenCV build has an encoder for it (pip's has none)
-                self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), self.fps, (w, h))
+                with opencv_quiet():  # a codec that is not there is our note's to report, not OpenCV's [ERROR] lines
+                    self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), self.fps, (w, h))
                 if self.writer.isOpened():
                     self.codec = VIDEO_CODECS[codec]
                     break
@@ -398,7 +410,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
     loop), ``extra_sinks`` for events (objects with ``send``/``close``) and a ``stop`` event of their own. Events name
     the ``camera`` (``label``, else the source) beside the source of each frame (the photo's file in a folder).
     """
-    if max_frames < 0 or max_seconds < 0:
+    if max_frames < 0 or not (max_seconds >= 0 and max_seconds != float("inf")):
         raise EdgefaceError("--max-frames and --max-seconds must be 0 (no limit) or more")
     if show:
         try:

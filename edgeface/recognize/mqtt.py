@@ -5,7 +5,8 @@
 * ``BASE`` and ``BASE/<camera>/events``: every arrived/left event as JSON (QoS 1, not retained);
 * ``BASE/<camera>/person/<person>``: ``ON`` while the person is present, ``OFF`` when not (retained, so a
   subscriber that comes later sees who is there; every enrolled person starts ``OFF``);
-* ``BASE/<camera>/person/<person>/snapshot`` (``--snapshots``): the face of their latest arrival, JPEG, retained;
+* ``BASE/<camera>/person/<person>/snapshot`` (``--snapshots``): the face of their latest arrival, JPEG, retained
+  (``BASE/<camera>/unknown/snapshot``, a stranger's face, is not retained);
 * ``BASE/availability``: ``online`` while edgeface runs, ``offline`` when it stops or its connection dies (the
   broker publishes the last will), retained;
 * with ``--ha-discovery``: ``homeassistant/binary_sensor/edgeface_<camera>/<person>/config`` (a presence sensor per
@@ -21,23 +22,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeface.errors import EdgefaceError
-from edgeface.recognize.sinks import QUEUE_SIZE, EventOptions, QueuedSink, redact
+from edgeface.files import read_private_text
+from edgeface.recognize.gallery import slug
+from edgeface.recognize.sinks import QUEUE_SIZE, EventOptions, QueuedSink, checked_url, redact
 from edgeface.version import __version__
 
 DISCOVERY_PREFIX = "homeassistant"
 ON, OFF, ONLINE, OFFLINE = "ON", "OFF", "online", "offline"
-
-
-def slug(text: str) -> str:
-    """A name as a topic level and an id: ``"Joe B."`` -> ``joe_b``."""
-    return re.sub(r"[^a-z0-9]+", "_", text.casefold()).strip("_") or "_"
 
 
 @dataclass(frozen=True)
@@ -90,11 +87,7 @@ def mqtt_password(parts: urllib.parse.SplitResult, options: EventOptions) -> str
         raise EdgefaceError("an MQTT password in the URL would show in 'ps' and the shell history: put it in "
                             "EDGEFACE_MQTT_PASSWORD or a file given as --mqtt-password-file")
     if options.mqtt_password_file is not None:
-        try:
-            return Path(options.mqtt_password_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise EdgefaceError(f"cannot read --mqtt-password-file {options.mqtt_password_file}: "
-                                f"{getattr(exc, 'strerror', None) or exc}") from None
+        return read_private_text(Path(options.mqtt_password_file), "--mqtt-password-file")
     return os.environ.get("EDGEFACE_MQTT_PASSWORD") or None  # an empty line in a settings file means none
 
 
@@ -106,9 +99,9 @@ def mqtt_sink(url: str, options: EventOptions, camera: str, people: list[str], m
         import paho.mqtt.client as mqtt
     except ImportError:
         raise EdgefaceError("MQTT events need paho-mqtt: pip install 'edgeface[mqtt]'") from None
-    parts = urllib.parse.urlsplit(url)
+    parts = checked_url(url, ("mqtt", "mqtts"), "mqtt(s)://HOST[:PORT]/TOPIC (no + or #)")
     base = parts.path.strip("/")
-    if not parts.hostname or not base or any(c in base for c in "+#"):
+    if not base or any(c in url for c in "+#"):
         raise EdgefaceError(f"MQTT events need mqtt(s)://HOST[:PORT]/TOPIC (no + or #), got {redact(url)!r}")
     tls = parts.scheme == "mqtts"
     if options.mqtt_ca is not None and not tls:
@@ -154,8 +147,9 @@ def mqtt_sink(url: str, options: EventOptions, camera: str, people: list[str], m
             with lock:
                 states[event["name"]] = state
             infos.append(client.publish(topics.person(event["name"]), state, qos=1, retain=True))
-        if snapshot:
-            infos.append(client.publish(topics.snapshot(event["name"]), snapshot, qos=1, retain=True))
+        if snapshot:  # a stranger's face is never left on the broker; a person's last one is their image entity's
+            infos.append(client.publish(topics.snapshot(event["name"]), snapshot, qos=1,
+                                        retain=event["name"] is not None))
         for info in infos:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 raise ConnectionError(mqtt.error_string(info.rc))

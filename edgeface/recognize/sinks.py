@@ -91,10 +91,31 @@ def with_userinfo(parts: urllib.parse.SplitResult, userinfo: str) -> str:
 
 def redact(url: str) -> str:
     """A URL as it may be shown: ``user:password@`` becomes ``user:***@`` (summaries, --json, errors)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    return with_userinfo(parts, f"{parts.username or ''}{':***' if parts.password is not None else ''}@")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.password is None and parts.username is None:
+            return url
+        return with_userinfo(parts, f"{parts.username or ''}{':***' if parts.password is not None else ''}@")
+    except ValueError:  # a URL too broken to parse: show none of what might be its userinfo
+        return url.rsplit("@", 1)[-1] if "@" in url else url
+
+
+def checked_url(url: str, schemes: tuple[str, ...], shape: str) -> urllib.parse.SplitResult:
+    """``url`` parsed, or one line saying what is wrong with it: a scheme of ``schemes``, a host, a port from 1 to
+    65535, no fragment (``#`` would silently cut the rest off)."""
+    shown = redact(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise EdgefaceError(f"events URL {shown!r} is not valid ({exc}): use {shape}") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise EdgefaceError(f"events URL {shown!r} is not valid: use {shape}")
+    if port == 0:
+        raise EdgefaceError(f"events URL {shown!r} has port 0: use a port from 1 to 65535")
+    if parts.fragment or "#" in url:
+        raise EdgefaceError(f"events URL {shown!r} has a '#': it is not part of any topic or address")
+    return parts
 
 
 def http_sink(url: str, timeout: float = 2.0) -> QueuedSink:
@@ -102,7 +123,7 @@ def http_sink(url: str, timeout: float = 2.0) -> QueuedSink:
     part of the host name)."""
     import base64
 
-    parts, shown = urllib.parse.urlsplit(url), redact(url)
+    parts, shown = checked_url(url, ("http", "https"), "http(s)://HOST[:PORT]/PATH"), redact(url)
     headers = {"Content-Type": "application/json"}
     if parts.username is not None:
         pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"

@@ -1,10 +1,19 @@
 """The HTTP face of ``edgeface serve``: a REST API (OpenAPI at /docs), live streams and the web page.
 
-Routes only parse and answer; the work is ``Service``'s. Every request passes two guards first (``Guard``): the body
-is counted as it arrives and refused past the upload limit (a ``Content-Length`` that says so is refused before any
-byte is read), and the caller must hold the token when the service has one. Without a token the service binds to
-loopback only, and then refuses requests whose ``Host`` is not a loopback name: a web page elsewhere cannot reach
-it through DNS rebinding.
+Routes only parse and answer; the work is ``Service``'s. Every request passes the guards first (``Guard``):
+
+* the caller must hold the token when the service has one. Without a token the service binds to loopback only, and
+  then refuses requests whose ``Host`` is not a loopback name: a web page elsewhere cannot reach it through DNS
+  rebinding;
+* a request that changes anything (POST, PUT, PATCH, DELETE) must come from the service's own page or from a
+  program that is no browser (``cross_site``): a browser names the page that sent a request in ``Origin`` and
+  ``Sec-Fetch-Site`` and a page cannot forge either, so a request another site's page sends (a form, a ``fetch``
+  without preflight, from another port of the same host, or from ``Origin: null``) is refused, token or not; and
+  the bodies a browser may send cross-site without asking first (``text/plain``, urlencoded forms) are never taken
+  as uploads;
+* the body is counted as it arrives and refused past the upload limit (a ``Content-Length`` that says so is refused
+  before any byte is read), and must arrive within ``BODY_SECONDS`` (a client trickling bytes cannot hold a
+  connection for ever); a client that leaves mid-upload ends its request quietly.
 """
 
 from __future__ import annotations
@@ -21,17 +30,44 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from edgeface.errors import EdgefaceError
 from edgeface.serve.service import Busy, Service
 
 COOKIE = "edgeface_token"
+CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
+BROWSER_FORM_TYPES = {"text/plain", "application/x-www-form-urlencoded"}  # sent cross-site with no preflight
+BODY_SECONDS = 120.0  # a whole request body: 20 MB at ~1.4 Mbit/s; a trickle of bytes is cut off
+BODY_IDLE_SECONDS = 20.0  # the longest silence while a body arrives
 MAX_FILES = 20  # photos in one enrolment request
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
 class TooLarge(Exception):
     pass
+
+
+class TooSlow(Exception):
+    pass
+
+
+def cross_site(method: str, headers: dict[str, str]) -> str | None:
+    """Why a request that would change something may not, or None. Programs (curl, Home Assistant, the Python
+    clients) send no ``Origin`` and no ``Sec-Fetch-Site`` and pass; the service's own page sends its own origin."""
+    if method not in CHANGES:
+        return None
+    site = headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return f"a {site} request from a web page may not change anything here"
+    origin = headers.get("origin")
+    if origin is not None and origin not in {f"{scheme}://{headers.get('host', '')}" for scheme in ("http", "https")}:
+        return f"a request from the page at {origin} may not change anything here"
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in BROWSER_FORM_TYPES:
+        return (f"Content-Type {kind} is not taken: send images as image/*, application/octet-stream or "
+                "multipart/form-data")
+    return None
 
 
 class Guard:
@@ -62,10 +98,15 @@ class Guard:
             return
         seen = 0
         started = False
+        deadline = asyncio.get_running_loop().time() + BODY_SECONDS
 
         async def counted() -> dict:
             nonlocal seen
-            message = await receive()
+            left = min(BODY_IDLE_SECONDS, deadline - asyncio.get_running_loop().time())
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(left, 0.001))
+            except asyncio.TimeoutError:
+                raise TooSlow from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
@@ -82,12 +123,20 @@ class Guard:
         except TooLarge:
             if not started:
                 await self.too_large(scope, receive, send)
+        except TooSlow:
+            if not started:
+                await error(408, f"the request body did not arrive within {BODY_SECONDS:.0f} s")(scope, receive, send)
+        except ClientDisconnect:
+            pass  # the client left mid-upload: nothing to answer, nothing to log
 
     async def too_large(self, scope: dict, receive: Any, send: Any) -> None:
         await error(413, f"request body over the {self.max_bytes:,}-byte limit")(scope, receive, send)
 
     def refusal(self, scope: dict, headers: dict[str, str]) -> Response | None:
         """Why this request may not proceed, as the response to send, or None."""
+        why = cross_site(scope["method"], headers)
+        if why is not None:
+            return error(403, why)
         if self.token is None:
             host = host_name(headers.get("host", ""))
             if host not in LOOPBACK_NAMES:
@@ -169,6 +218,10 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
         return error(400, f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(TooSlow)
+    async def too_slow(_request: Request, _exc: TooSlow) -> JSONResponse:
+        return error(408, f"the request body did not arrive within {BODY_SECONDS:.0f} s")
 
     @app.exception_handler(TooLarge)
     async def too_large(_request: Request, _exc: TooLarge) -> JSONResponse:  # a body without Content-Length
