@@ -19,17 +19,17 @@ from pathlib import Path
 import numpy as np
 from common import CELEBA, LFW, PAIRS, PEER_FLAGS, SHARED, save
 
-from edgeface.compress.tflite_quantize import (
+from edgeface.default_model import default_model_path
+from edgeface.manifest import InputSpec, Manifest, load_manifest, write_model
+from edgeface.quantize.tflite_quantize import (
     calibration_crops,
     lfw_scorer,
     prepare_float,
     quantize_float,
     within_budget,
 )
-from edgeface.default_model import default_model_path
-from edgeface.manifest import InputSpec, Manifest, load_manifest, write_model
-from edgeface.model_import import import_model
 from edgeface.runtime.bench import bench
+from edgeface.training.model_import import import_model
 
 OUT = Path.home() / ".cache" / "edgeface" / "byo"
 

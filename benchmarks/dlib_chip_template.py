@@ -20,7 +20,7 @@ import numpy as np
 from common import CELEBA, save
 
 from edgeface.runtime.interpreter import Model
-from edgeface.train.dlib_port import ensure_dlib_port
+from edgeface.training.train.dlib_port import ensure_dlib_port
 from edgeface.vision.align import DLIB_CHIP_SIZE, DLIB_CHIP_TEMPLATE, align_face
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from conftest import DATA, MEDIA, PEER_FLAGS, PEER_FLOAT, PEER_UINT8, assert_one_line_error, needs_shared, run_cli
 
-from edgeface.compress.tflite_rewrite import int8_friendly
 from edgeface.manifest import load_manifest
+from edgeface.quantize.tflite_rewrite import int8_friendly
 from edgeface.runtime.graph import list_ops, modernised, read_graph
 from edgeface.runtime.interpreter import Model
 
@@ -94,7 +94,7 @@ def test_import_any_size_onnx_at_the_size_given(tmp_path):
 
 
 def test_import_a_keras_h5(tmp_path):
-    from edgeface.tf_setup import keras
+    from edgeface.training.tf_setup import keras
 
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(4, 3, strides=2)(inputs)
@@ -132,7 +132,7 @@ def test_import_checks_the_normalisation_on_real_faces(tmp_path):
 
 
 def test_prelu_rewrite_is_exact_and_leaves_no_prelu(tmp_path):
-    from edgeface.model_import import to_float_tflite
+    from edgeface.training.model_import import to_float_tflite
 
     content, _ = to_float_tflite(tiny_onnx(tmp_path / "t.onnx"))
     assert "PRELU" in {o.kind for o in list_ops(read_graph(content))}
@@ -161,8 +161,8 @@ def test_quantize_lists_what_xnnpack_leaves_behind(tmp_path):
 
 @needs_shared
 def test_int8_min_max_work_on_their_inputs_scale():
-    from edgeface.compress.tflite_quantize import calibration_crops, prepare_float, quantize_float
     from edgeface.manifest import InputSpec
+    from edgeface.quantize.tflite_quantize import calibration_crops, prepare_float, quantize_float
 
     spec = InputSpec(mean=0.0, scale=1.0, channels="RGB")
     content, _ = prepare_float(PEER_FLOAT.read_bytes())
@@ -277,7 +277,7 @@ def test_the_other_recipes_quantize_what_they_say_and_keep_the_embedding(tmp_pat
 
 
 def _aligned(folder: Path, count: int, alignment: str | None) -> np.ndarray:
-    from edgeface.compress.tflite_quantize import calibration_crops
+    from edgeface.quantize.tflite_quantize import calibration_crops
 
     return calibration_crops([folder], count, alignment, seed=7)
 
@@ -312,8 +312,8 @@ def test_quantize_refuses_with_one_line(tmp_path):
 def test_max_drop_keeps_layers_float_until_the_budget_holds(tmp_path):
     from conftest import LFW, small_pairs
 
-    from edgeface.compress.tflite_quantize import lfw_scorer, prepare_float, within_budget
     from edgeface.default_model import default_model_path
+    from edgeface.quantize.tflite_quantize import lfw_scorer, prepare_float, within_budget
 
     float_model = default_model_path("edgeface-small-float32.tflite")
     manifest = load_manifest(float_model)

@@ -10,7 +10,7 @@ from conftest import LFW, needs_shared, prepared_orl, small_pairs
 
 from edgeface.errors import EdgefaceError
 
-tf_setup = pytest.importorskip("edgeface.tf_setup")
+tf_setup = pytest.importorskip("edgeface.training.tf_setup")
 
 
 def rows(*spec):
@@ -18,7 +18,7 @@ def rows(*spec):
 
 
 def test_select_respects_the_budget_and_target():
-    from edgeface.compare import select
+    from edgeface.training.compare import select
 
     table = rows(("float32", 0.950, 4.0, 4000), ("int8", 0.948, 1.5, 1000), ("struct+int8", 0.944, 0.9, 700),
                  ("tiny", 0.930, 0.5, 300))
@@ -31,7 +31,7 @@ def test_select_respects_the_budget_and_target():
 
 
 def test_pareto_front():
-    from edgeface.compare import pareto_front
+    from edgeface.training.compare import pareto_front
 
     table = rows(("a", 0.95, 4.0, 1), ("b", 0.94, 2.0, 1), ("c", 0.93, 3.0, 1), ("d", 0.96, 5.0, 1))
     assert sorted(r["variant"] for r in pareto_front(table)) == ["a", "b", "d"]
@@ -40,11 +40,11 @@ def test_pareto_front():
 @needs_shared
 @pytest.mark.slow
 def test_compare_writes_report_json_markdown_and_plot(tmp_path, monkeypatch):
-    from edgeface.compare import compare
     from edgeface.manifest import Manifest
-    from edgeface.models import build_model
-    from edgeface.models.registry import INPUT_SPEC
-    from edgeface.train.keras_io import save_keras
+    from edgeface.training.compare import compare
+    from edgeface.training.models import build_model
+    from edgeface.training.models.registry import INPUT_SPEC
+    from edgeface.training.train.keras_io import save_keras
 
     faces = prepared_orl(tmp_path, people=5)
     model = build_model("mobilefacenet", width=0.25, embedding_size=32)
@@ -63,7 +63,7 @@ def test_compare_writes_report_json_markdown_and_plot(tmp_path, monkeypatch):
     compare(path, ["quantize", "structured"], [faces], out, LFW, pairs, epochs=1, faces_limit=48)
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.tflite")} == stamp
     # a technique that fails becomes a row with its error; the others are still scored, timed and plotted
-    import edgeface.compare as compare_module
+    import edgeface.training.compare as compare_module
     from edgeface.errors import EdgefaceError
 
     def broken() -> None:
@@ -87,12 +87,12 @@ def test_optimize_writes_the_fastest_variant_within_the_budget_and_reuses_its_va
     and manifest); a second run with a tighter budget reuses the variants it built and picks a variant that loses
     nothing against float32. Its plan is cut to the post-training variants (the training ones are the compare
     test's): four real files, scored and timed, in a fraction of the time."""
-    import edgeface.compare as compare_module
-    from edgeface.compare import optimize
+    import edgeface.training.compare as compare_module
     from edgeface.manifest import Manifest, load_manifest
-    from edgeface.models import build_model
-    from edgeface.models.registry import INPUT_SPEC
-    from edgeface.train.keras_io import save_keras
+    from edgeface.training.compare import optimize
+    from edgeface.training.models import build_model
+    from edgeface.training.models.registry import INPUT_SPEC
+    from edgeface.training.train.keras_io import save_keras
 
     faces = prepared_orl(tmp_path, people=5)
     model = build_model("mobilefacenet", width=0.25, embedding_size=32)

@@ -11,17 +11,17 @@ import pytest
 from conftest import assert_one_line_error, needs_shared, prepared_orl, run_cli
 
 pytestmark = [needs_shared, pytest.mark.slow]  # TensorFlow training: minutes (make test-fast skips them)
-tf_setup = pytest.importorskip("edgeface.tf_setup")
+tf_setup = pytest.importorskip("edgeface.training.tf_setup")
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):
     """A tiny MobileFaceNet-shaped model trained briefly, its file, and 60 aligned ORL faces."""
-    from edgeface.compress.finetune import FaceSet
     from edgeface.manifest import Manifest
-    from edgeface.models import build_model
-    from edgeface.models.registry import INPUT_SPEC, count_flops
-    from edgeface.train.keras_io import save_keras
+    from edgeface.training.compress.finetune import FaceSet
+    from edgeface.training.models import build_model
+    from edgeface.training.models.registry import INPUT_SPEC, count_flops
+    from edgeface.training.train.keras_io import save_keras
 
     faces_dir = prepared_orl(tmp_path_factory.mktemp("orl"))
     tf_setup.tf.keras.utils.set_random_seed(0)
@@ -34,7 +34,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
 
 
 def tflite_agrees(keras_model, tflite: Path, faces, tol: float) -> None:
-    from edgeface.train.keras_embedder import KerasEmbedder
+    from edgeface.training.train.keras_embedder import KerasEmbedder
     from edgeface.vision.embed import TFLiteEmbedder
 
     a = KerasEmbedder(keras_model).embed(faces.faces[:8])
@@ -65,9 +65,9 @@ def test_training_batches_are_the_model_input_of_each_face_or_its_mirror(setup):
 def test_faces_are_read_into_one_array_and_a_stray_size_is_named(setup, tmp_path):
     import cv2
 
-    from edgeface.compress.finetune import read_into_one_array
     from edgeface.errors import EdgefaceError
-    from edgeface.train.dataset import prepared_faces
+    from edgeface.training.compress.finetune import read_into_one_array
+    from edgeface.training.train.dataset import prepared_faces
     from edgeface.vision.image import read_image
 
     _, _, faces_dir, _ = setup
@@ -80,8 +80,8 @@ def test_faces_are_read_into_one_array_and_a_stray_size_is_named(setup, tmp_path
 
 
 def test_magnitude_pruning_reaches_sparsity_and_shrinks_gzip(setup, tmp_path):
-    from edgeface.compress.prune import magnitude_prune
-    from edgeface.export import export
+    from edgeface.training.compress.prune import magnitude_prune
+    from edgeface.training.export import export
 
     model, _, _, faces = setup
     before = [w.copy() for w in model.get_weights()]
@@ -96,9 +96,9 @@ def test_magnitude_pruning_reaches_sparsity_and_shrinks_gzip(setup, tmp_path):
 
 
 def test_structured_pruning_builds_a_thinner_model_that_runs(setup, tmp_path):
-    from edgeface.compress.prune import structured_prune
-    from edgeface.export import export
-    from edgeface.models.registry import count_flops
+    from edgeface.training.compress.prune import structured_prune
+    from edgeface.training.export import export
+    from edgeface.training.models.registry import count_flops
 
     model, _, _, faces = setup
     thin, report = structured_prune(model, 0.5, faces, epochs=1, batch=16)
@@ -113,8 +113,8 @@ def test_structured_pruning_builds_a_thinner_model_that_runs(setup, tmp_path):
 def test_structured_pruning_without_finetune_keeps_the_kept_channels_exact(setup):
     """Nothing removed (ratio 0.01 rounds every group back to all its channels): the thin model rebuilt from the
     config computes exactly what the original does. Half removed: every prunable group really loses channels."""
-    from edgeface.compress.channels import channel_groups
-    from edgeface.compress.prune import structured_prune
+    from edgeface.training.compress.channels import channel_groups
+    from edgeface.training.compress.prune import structured_prune
 
     model, _, _, faces = setup
     x = faces.inputs(faces.faces[:4])
@@ -129,12 +129,12 @@ def test_structured_pruning_without_finetune_keeps_the_kept_channels_exact(setup
 
 
 def test_lowrank_equals_the_truncated_svd(setup):
-    from edgeface.compress.lowrank import lowrank
+    from edgeface.training.compress.lowrank import lowrank
 
     model, _, _, faces = setup
     factored, report = lowrank(model, None, rank=4)
     assert report and all(r["params_after"] < r["params_before"] for r in report)
-    reference = __import__("edgeface.tf_setup", fromlist=["keras"]).keras.models.clone_model(model)
+    reference = __import__("edgeface.training.tf_setup", fromlist=["keras"]).keras.models.clone_model(model)
     reference.set_weights(model.get_weights())
     for row in report:
         layer = reference.get_layer(row["layer"])
@@ -148,8 +148,8 @@ def test_lowrank_equals_the_truncated_svd(setup):
 
 
 def test_clustering_leaves_few_distinct_values(setup, tmp_path):
-    from edgeface.compress.cluster import cluster
-    from edgeface.export import export
+    from edgeface.training.compress.cluster import cluster
+    from edgeface.training.export import export
 
     model, _, _, faces = setup
     clustered = cluster(model, 8, faces, epochs=1, batch=16)
@@ -197,9 +197,9 @@ def test_structured_pruning_of_a_vgg_is_exact_for_channels_that_carry_nothing():
     """VGG chains run conv -> BN -> ReLU -> pool -> conv, and the last one reaches the Dense through Flatten
     (each channel owns one row per position). Channels whose BN outputs zero contribute nothing, so removing
     exactly those must leave the embedding unchanged; a wrong row or axis would not."""
-    from edgeface.compress.channels import channel_groups, channel_importance
-    from edgeface.compress.prune import structured_prune
-    from edgeface.models import build_model
+    from edgeface.training.compress.channels import channel_groups, channel_importance
+    from edgeface.training.compress.prune import structured_prune
+    from edgeface.training.models import build_model
 
     tf_setup.tf.keras.utils.set_random_seed(0)
     model = build_model("vgg16", input_size=64, embedding_size=16, width=0.25)
@@ -222,7 +222,7 @@ def test_structured_pruning_of_a_vgg_is_exact_for_channels_that_carry_nothing():
     thin, report = structured_prune(model, 0.5, None)
     assert all(r["kept"] == r["channels"] // 2 for r in report if r.get("channels", 0) >= 16)
     assert np.allclose(model(x, training=False).numpy(), thin(x, training=False).numpy(), atol=1e-4)
-    from edgeface.models.registry import count_flops
+    from edgeface.training.models.registry import count_flops
 
     assert count_flops(thin) < 0.35 * count_flops(model)
 
@@ -232,8 +232,8 @@ def test_without_batchnorm_channels_are_ranked_by_what_they_write_times_what_rea
     consumer ignores the largest filters (a filter-norm ranking keeps exactly those): the product ranking drops
     them, so halving the group is exact, and rescaling a channel across the ReLU (same function) leaves the
     ranking as it was."""
-    from edgeface.compress.channels import channel_groups, channel_importance
-    from edgeface.compress.prune import structured_prune
+    from edgeface.training.compress.channels import channel_groups, channel_importance
+    from edgeface.training.compress.prune import structured_prune
 
     keras = tf_setup.keras
     tf_setup.tf.keras.utils.set_random_seed(0)
@@ -267,8 +267,8 @@ def test_a_teacher_whose_embeddings_crowd_one_direction_is_distilled_centred(set
     """dlib-like space: every embedding shares one large component. The face set notices (mean cosine over 0.5) and
     centres: the teacher itself still scores zero loss, and a student that misses by a little is charged for it
     several times over, where the plain cosine barely sees the miss."""
-    from edgeface.compress.finetune import FaceSet
-    from edgeface.train.distill import ANISOTROPIC, distillation_loss
+    from edgeface.training.compress.finetune import FaceSet
+    from edgeface.training.train.distill import ANISOTROPIC, distillation_loss
 
     keras, tf = tf_setup.keras, tf_setup.tf
     model, _, faces_dir, _ = setup
@@ -294,8 +294,8 @@ def test_a_teacher_whose_embeddings_crowd_one_direction_is_distilled_centred(set
 def test_gradual_structured_pruning_reaches_the_same_width_in_steps(setup):
     """Two prune + fine-tune steps (relation loss on) end at the channel counts of one step, with FLOPs falling
     at each step and the curve reporting how close each step stays to the original."""
-    from edgeface.compress.prune import structured_prune
-    from edgeface.models.registry import count_flops
+    from edgeface.training.compress.prune import structured_prune
+    from edgeface.training.models.registry import count_flops
 
     model, _, _, faces = setup
     once, once_report = structured_prune(model, 0.5, None)
@@ -313,10 +313,10 @@ def test_sensitivity_sees_a_group_whose_dropped_half_carries_nothing(setup):
     """Silence the half of one group that the ranking drops (BN gamma and beta 0): thinning that group to half
     must do no damage, while halving an untouched group does some. A sensitivity that measured anything but the
     embedding (or thinned the wrong channels) would not tell them apart."""
-    from edgeface.compress.allocate import sensitivity
-    from edgeface.compress.channels import channel_groups, channel_importance
-    from edgeface.compress.finetune import FaceSet
-    from edgeface.models import build_model
+    from edgeface.training.compress.allocate import sensitivity
+    from edgeface.training.compress.channels import channel_groups, channel_importance
+    from edgeface.training.compress.finetune import FaceSet
+    from edgeface.training.models import build_model
 
     model, _, faces_dir, _ = setup
     quiet = build_model("mobilefacenet", width=0.25, embedding_size=32)
@@ -333,8 +333,8 @@ def test_sensitivity_sees_a_group_whose_dropped_half_carries_nothing(setup):
     assert rows[loud.producer]["damage"][0.5] > 1e-3
     assert rows[loud.producer]["damage"][0.25] > rows[loud.producer]["damage"][0.75]
     # each group's per-channel cost from layer shapes is what the profiler counts on the thinner model built
-    from edgeface.compress.channels import remove_channels
-    from edgeface.models.registry import count_flops
+    from edgeface.training.compress.channels import remove_channels
+    from edgeface.training.models.registry import count_flops
 
     base, whole = count_flops(quiet), {g.producer: g.channels for g in channel_groups(quiet)}
     for g in (silent, loud):
@@ -345,8 +345,8 @@ def test_sensitivity_sees_a_group_whose_dropped_half_carries_nothing(setup):
 def test_greedy_allocation_spends_the_budget_where_damage_per_flop_is_least():
     """Two groups of equal cost: the harmless one goes down to its floor before the harmful one loses a channel;
     a budget beyond every floor is refused in one line."""
-    from edgeface.compress.allocate import greedy_counts
     from edgeface.errors import EdgefaceError
+    from edgeface.training.compress.allocate import greedy_counts
 
     def row(name: str, harm: float) -> dict:
         return {"group": name, "channels": 64, "flops_per_channel": 1000.0,
@@ -362,7 +362,7 @@ def test_greedy_allocation_spends_the_budget_where_damage_per_flop_is_least():
 def test_a_consumer_that_ignores_channels_computes_what_the_thinner_model_does(setup):
     """``without_inputs``: zeroing the consumer's inputs from the channels a thinner model would drop gives that
     model's embeddings, which is what lets the allocator measure damage without building a model per probe."""
-    from edgeface.compress.channels import by_importance, channel_groups, remove_channels, without_inputs
+    from edgeface.training.compress.channels import by_importance, channel_groups, remove_channels, without_inputs
 
     model, _, _, faces = setup
     groups = channel_groups(model)
@@ -380,8 +380,8 @@ def test_a_consumer_that_ignores_channels_computes_what_the_thinner_model_does(s
 def test_structured_pruning_to_a_flops_budget(setup, tmp_path):
     """``--flops``: the model loses at least the asked share of FLOPs (and not far more), the channel counts
     differ between groups, the report carries each group's measured damage, and the CLI says so in its JSON."""
-    from edgeface.compress.prune import structured_prune
-    from edgeface.models.registry import count_flops
+    from edgeface.training.compress.prune import structured_prune
+    from edgeface.training.models.registry import count_flops
 
     model, path, faces_dir, faces = setup
     thin, report = structured_prune(model, 0.5, faces, epochs=0.5, batch=16, steps=2, flops=0.4)

@@ -8,13 +8,20 @@ from pathlib import Path
 import pytest
 from conftest import BLOCK_TF, MEDIA, ROOT, needs_shared
 
-TRAINING_HALF = ("edgeface.train", "edgeface.compress", "edgeface.models", "edgeface.export", "edgeface.compare",
-                 "edgeface.tf_setup")
+# the folders say which half a module is in: edgeface/training/ is the training half; the command line (cli/ and
+# ``python -m edgeface``) is the layer above both, whose training commands import the training half inside
+# themselves; every other module is the device half
+TRAINING_HALF = "edgeface.training"
+TOP_LAYER = ("edgeface.cli", "edgeface.__main__")
+
+
+def in_folder(module: str, folder: str) -> bool:
+    """Whole module names, never prefixes (``edgeface.report`` once caught ``edgeface.report_format`` this way)."""
+    return module == folder or module.startswith(folder + ".")
 
 
 def in_training_half(module: str) -> bool:
-    """Whole module names, never prefixes (``edgeface.report`` once caught ``edgeface.report_format`` this way)."""
-    return any(module == half or module.startswith(half + ".") for half in TRAINING_HALF)
+    return in_folder(module, TRAINING_HALF)
 
 
 def device_modules() -> list[str]:
@@ -24,7 +31,7 @@ def device_modules() -> list[str]:
     for path in sorted((ROOT / "edgeface").rglob("*.py")):
         parts = path.relative_to(ROOT).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        if not in_training_half(name) and name != "edgeface.__main__":
+        if not in_training_half(name) and not any(in_folder(name, top) for top in TOP_LAYER):
             names.append(name)
     return names
 
@@ -33,10 +40,11 @@ DEVICE_MODULES = device_modules()
 
 
 def test_the_walk_finds_the_device_half():
-    assert {"edgeface.vision.yunet", "edgeface.vision.blazeface", "edgeface.vision.detect", "edgeface.cli",
-            "edgeface.evaluate.scenes", "edgeface.recognize.loop"} <= set(DEVICE_MODULES)
-    assert not any(m.startswith("edgeface.train") for m in DEVICE_MODULES)
-    assert "edgeface.tables" in DEVICE_MODULES and "edgeface.compare" not in DEVICE_MODULES
+    assert {"edgeface.vision.yunet", "edgeface.vision.blazeface", "edgeface.vision.detect", "edgeface.api",
+            "edgeface.evaluate.scenes", "edgeface.recognize.loop", "edgeface.quantize.tflite_quantize",
+            "edgeface.serve.app"} <= set(DEVICE_MODULES)
+    assert not any(m.startswith("edgeface.training.train") for m in DEVICE_MODULES)
+    assert "edgeface.tables" in DEVICE_MODULES and "edgeface.training.compare" not in DEVICE_MODULES
 
 
 @needs_shared
@@ -138,12 +146,6 @@ def import_graph() -> dict[str, set[str]]:
 TF_PACKAGES = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization")
 # the one sanctioned edge: a machine with neither LiteRT nor tflite_runtime may opt in to TensorFlow's interpreter
 ALLOWED_EDGES = {("edgeface.runtime.interpreter", "tensorflow")}
-# the dispatcher registers every command module; training and compression commands import TensorFlow inside
-# themselves; `import` converts ONNX/SavedModel/Keras with TF
-# `architectures` reads the listing from the cache, else builds the networks
-NOT_DEVICE = {"edgeface.cli", "edgeface.cli.train_commands", "edgeface.cli.compress_commands",
-              "edgeface.cli.compare_commands", "edgeface.model_import", "edgeface.architectures"}
-TF_FREE_QUANTIZER = ("edgeface.compress.tflite_quantize", "edgeface.compress.tflite_rewrite")  # edgeface[quantize]
 
 
 def test_no_device_module_reaches_training_code_at_any_depth():
@@ -161,8 +163,7 @@ def test_no_device_module_reaches_training_code_at_any_depth():
                     continue
                 seen.add(there)
                 via[there] = here
-                if (in_training_half(there) and there not in TF_FREE_QUANTIZER) or \
-                        there.split(".")[0] in TF_PACKAGES:
+                if in_training_half(there) or there.split(".")[0] in TF_PACKAGES:
                     path = [there]
                     while path[-1] != start:
                         path.append(via[path[-1]])
@@ -170,11 +171,10 @@ def test_no_device_module_reaches_training_code_at_any_depth():
                 stack.append(there)
         return None
 
-    leaks = {m: chain for m in [*DEVICE_MODULES, *TF_FREE_QUANTIZER] if m not in NOT_DEVICE
-             and (chain := chain_to_training(m))}
+    leaks = {m: chain for m in DEVICE_MODULES if (chain := chain_to_training(m))}
     assert leaks == {}, "\n".join(" -> ".join(chain) for chain in leaks.values())
     # the walk is real: the training half does reach TensorFlow through the same graph
-    assert chain_to_training("edgeface.compress.prune") is not None
+    assert chain_to_training("edgeface.training.compress.prune") is not None
 
 
 def test_the_package_import_graph_has_no_cycle():

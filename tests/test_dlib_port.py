@@ -10,13 +10,13 @@ import pytest
 from conftest import LFW, needs_shared
 
 pytestmark = [needs_shared, pytest.mark.slow]  # TensorFlow training: minutes (make test-fast skips them)
-pytest.importorskip("edgeface.tf_setup")
+pytest.importorskip("edgeface.training.tf_setup")
 pytest.importorskip("dlib")
 
 
 def test_port_matches_dlib_on_real_faces_and_runs_as_a_teacher():
-    from edgeface.train.dlib_port import ensure_dlib_port
-    from edgeface.train.keras_embedder import load_any_embedder
+    from edgeface.training.train.dlib_port import ensure_dlib_port
+    from edgeface.training.train.keras_embedder import load_any_embedder
     from edgeface.vision.detect import FaceFinder, main_face
     from edgeface.vision.embed import DlibEmbedder
     from edgeface.vision.image import read_image
@@ -44,7 +44,7 @@ def test_port_matches_dlib_on_real_faces_and_runs_as_a_teacher():
 
 
 def test_damaged_face_api_weights_give_one_line(tmp_path: Path):
-    from edgeface.train.dlib_port import read_tfjs_weights
+    from edgeface.training.train.dlib_port import read_tfjs_weights
 
     manifest = [{"paths": ["w.bin"], "weights": [{"name": "fc", "shape": [4, 2], "dtype": "float32"}]}]
     (tmp_path / "face_recognition_model-weights_manifest.json").write_text(json.dumps(manifest))
@@ -64,7 +64,12 @@ def test_shipped_form_is_the_port_exactly_with_xnnpack_friendly_ops(tmp_path: Pa
     PADs after them: the two PADs left are face-api's spatial ones on odd sizes)."""
     from edgeface.runtime.graph import list_ops, read_graph
     from edgeface.runtime.interpreter import Model
-    from edgeface.train.dlib_port import build_dlib_resnet, export_dlib_model, face_api_weights, read_tfjs_weights
+    from edgeface.training.train.dlib_port import (
+        build_dlib_resnet,
+        export_dlib_model,
+        face_api_weights,
+        read_tfjs_weights,
+    )
     from edgeface.vision.embed import DLIB_DIVISOR, DLIB_MEAN_RGB, TFLiteEmbedder
 
     weights = read_tfjs_weights(face_api_weights())
@@ -91,9 +96,9 @@ def test_dlib_resnet_fine_tunes_from_its_own_weights_on_dlib_chips(tmp_path: Pat
     from edgeface.data.prepare import prepare, read_manifest
     from edgeface.data.views import make_views
     from edgeface.errors import EdgefaceError
-    from edgeface.train.distill import distill
-    from edgeface.train.dlib_port import export_dlib_model
-    from edgeface.train.loop import TrainConfig
+    from edgeface.training.train.distill import distill
+    from edgeface.training.train.dlib_port import export_dlib_model
+    from edgeface.training.train.loop import TrainConfig
     from edgeface.vision.image import read_image
 
     src = tmp_path / "src"
@@ -130,9 +135,9 @@ def test_the_fast_variant_is_the_trained_network_less_four_blocks(tmp_path: Path
     FLOPs (25 % at 128 px, 27 % at 150). A model that is not dlib's is refused in one line."""
     from edgeface.errors import EdgefaceError
     from edgeface.manifest import load_manifest
-    from edgeface.models import build_model
-    from edgeface.train.dlib_port import FAST_DROP, save_dlib_keras, save_without_blocks
-    from edgeface.train.keras_io import load_keras, save_keras
+    from edgeface.training.models import build_model
+    from edgeface.training.train.dlib_port import FAST_DROP, save_dlib_keras, save_without_blocks
+    from edgeface.training.train.keras_io import load_keras, save_keras
 
     full = save_dlib_keras(tmp_path / "full.keras", input_size=128)
     fast = save_without_blocks(full, tmp_path / "fast.keras")

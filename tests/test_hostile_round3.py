@@ -153,9 +153,9 @@ def test_a_manifest_from_another_file_or_out_of_range_is_refused(tmp_path: Path)
 
 
 def test_a_model_that_outputs_nan_or_zeros_is_an_error_not_a_decision(tmp_path: Path):
-    from edgeface.export import export
     from edgeface.manifest import InputSpec, Manifest
-    from edgeface.tf_setup import keras
+    from edgeface.training.export import export
+    from edgeface.training.tf_setup import keras
 
     for name, fn in (("nan", lambda v: v * float("nan")), ("zeros", lambda v: v * 0.0)):
         inputs = keras.Input((112, 112, 3))

@@ -14,7 +14,7 @@ import pytest
 from conftest import needs_shared, prepared_orl
 
 pytestmark = [needs_shared, pytest.mark.slow]  # TensorFlow training: minutes (make test-fast skips them)
-tf_setup = pytest.importorskip("edgeface.tf_setup")
+tf_setup = pytest.importorskip("edgeface.training.tf_setup")
 
 
 def free_ports(count: int) -> list[int]:
@@ -28,7 +28,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def weights(path: Path) -> list[np.ndarray]:
-    from edgeface.train.keras_io import load_keras
+    from edgeface.training.train.keras_io import load_keras
 
     return load_keras(path).get_weights()
 

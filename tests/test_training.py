@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_one_line_error, needs_shared, prepared_orl, run_cli
 
 pytestmark = [needs_shared, pytest.mark.slow]  # TensorFlow training: minutes (make test-fast skips them)
-tf_setup = pytest.importorskip("edgeface.tf_setup")
+tf_setup = pytest.importorskip("edgeface.training.tf_setup")
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def pair_gap(embed, faces: Path) -> float:
     """Mean same-person cosine minus mean different-person cosine of the prepared faces."""
-    from edgeface.train.dataset import encode_labels, prepared_faces
+    from edgeface.training.train.dataset import encode_labels, prepared_faces
     from edgeface.vision.image import read_image
 
     paths, ids = prepared_faces([faces])
@@ -36,10 +36,10 @@ def pair_gap(embed, faces: Path) -> float:
 
 
 def test_train_lowers_loss_pulls_same_person_together_and_resumes(faces, tmp_path):
-    from edgeface.models import build_model
-    from edgeface.train.keras_embedder import KerasEmbedder
-    from edgeface.train.loop import TrainConfig
-    from edgeface.train.train import train
+    from edgeface.training.models import build_model
+    from edgeface.training.train.keras_embedder import KerasEmbedder
+    from edgeface.training.train.loop import TrainConfig
+    from edgeface.training.train.train import train
 
     tf_setup.tf.keras.utils.set_random_seed(0)
     before = pair_gap(KerasEmbedder(build_model("tiny", embedding_size=32)).embed, faces)
@@ -67,10 +67,10 @@ def test_train_lowers_loss_pulls_same_person_together_and_resumes(faces, tmp_pat
 
 
 def test_distill_from_a_tflite_teacher_reduces_the_loss(faces, tmp_path):
-    from edgeface.export import export
-    from edgeface.models import build_model
-    from edgeface.train.distill import distill
-    from edgeface.train.loop import TrainConfig
+    from edgeface.training.export import export
+    from edgeface.training.models import build_model
+    from edgeface.training.train.distill import distill
+    from edgeface.training.train.loop import TrainConfig
 
     tf_setup.tf.keras.utils.set_random_seed(1)
     teacher, _ = export(build_model("tiny", embedding_size=24, width=2.0), tmp_path / "teacher.tflite")
@@ -88,7 +88,7 @@ def test_distill_from_a_tflite_teacher_reduces_the_loss(faces, tmp_path):
 
 
 def test_relation_loss_is_zero_only_when_the_similarities_match():
-    from edgeface.train.distill import relation_loss
+    from edgeface.training.train.distill import relation_loss
 
     rng = np.random.default_rng(0)
     teacher = rng.normal(size=(16, 8)).astype(np.float32)
@@ -102,12 +102,12 @@ def test_relation_loss_is_zero_only_when_the_similarities_match():
 
 def test_distill_with_identities_then_warm_start(faces, tmp_path):
     """ArcFace on the labelled faces beside distillation; a second run starts from the first one's weights."""
-    from edgeface.export import export
-    from edgeface.models import build_model
-    from edgeface.train.distill import distill
-    from edgeface.train.keras_io import load_keras
-    from edgeface.train.loop import TrainConfig, warm_start
-    from edgeface.train.train import with_margin_head
+    from edgeface.training.export import export
+    from edgeface.training.models import build_model
+    from edgeface.training.train.distill import distill
+    from edgeface.training.train.keras_io import load_keras
+    from edgeface.training.train.loop import TrainConfig, warm_start
+    from edgeface.training.train.train import with_margin_head
 
     tf_setup.tf.keras.utils.set_random_seed(2)
     teacher, _ = export(build_model("tiny", embedding_size=24, width=2.0), tmp_path / "teacher.tflite")
@@ -154,10 +154,10 @@ def test_distill_with_identities_then_warm_start(faces, tmp_path):
 
 
 def test_export_modes_match_keras_and_manifest_round_trips(faces, tmp_path):
-    from edgeface.export import calibration_faces, export
     from edgeface.manifest import Manifest, load_manifest
-    from edgeface.models import build_model
-    from edgeface.train.keras_embedder import KerasEmbedder
+    from edgeface.training.export import calibration_faces, export
+    from edgeface.training.models import build_model
+    from edgeface.training.train.keras_embedder import KerasEmbedder
     from edgeface.vision.embed import TFLiteEmbedder
 
     model = build_model("tiny", embedding_size=32)
@@ -178,10 +178,10 @@ def test_a_flip_averaged_export_embeds_the_face_and_its_mirror_in_one_file(faces
     """`export --flip`: the file's embedding is the sum of the model's embeddings of the face and of its mirror,
     in float32 and int8 alike, with one copy of the weights, twice the FLOPs in the manifest and the flip in its
     chain."""
-    from edgeface.export import calibration_faces
-    from edgeface.models import build_model
-    from edgeface.train.keras_embedder import KerasEmbedder
-    from edgeface.train.keras_io import save_keras
+    from edgeface.training.export import calibration_faces
+    from edgeface.training.models import build_model
+    from edgeface.training.train.keras_embedder import KerasEmbedder
+    from edgeface.training.train.keras_io import save_keras
     from edgeface.vision.embed import TFLiteEmbedder, l2_normalise
 
     tf_setup.tf.keras.utils.set_random_seed(0)
@@ -210,9 +210,9 @@ def test_a_flip_averaged_export_embeds_the_face_and_its_mirror_in_one_file(faces
 
 
 def test_interrupted_export_leaves_the_old_file(tmp_path, monkeypatch):
-    from edgeface import export as export_module
     from edgeface.errors import EdgefaceError
-    from edgeface.models import build_model
+    from edgeface.training import export as export_module
+    from edgeface.training.models import build_model
 
     model = build_model("tiny")
     target = tmp_path / "model.tflite"
@@ -237,10 +237,10 @@ def test_training_bad_input_gives_one_line_errors(faces, tmp_path):
     lines = [ln for ln in (faces / "manifest.jsonl").read_text().splitlines() if '"s1"' in ln]
     (one / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     (one / "s1").symlink_to(faces / "s1")
-    from edgeface.export import export
     from edgeface.manifest import Manifest
-    from edgeface.models import build_model
-    from edgeface.models.registry import INPUT_SPEC
+    from edgeface.training.export import export
+    from edgeface.training.models import build_model
+    from edgeface.training.models.registry import INPUT_SPEC
 
     at96 = replace(INPUT_SPEC, size=96)
     # a teacher of another input size is welcome (each sees the chip at its own size); one made for another chip
@@ -256,7 +256,7 @@ def test_training_bad_input_gives_one_line_errors(faces, tmp_path):
     ]
     for args, needle in cases:
         assert_one_line_error(run_cli(*args, block_tf=False), needle)
-    from edgeface.train.distill import check_teacher
+    from edgeface.training.train.distill import check_teacher
 
     other_size, _ = export(build_model("tiny", input_size=96), tmp_path / "t96-arcface.tflite",
                            manifest=Manifest(input=at96, embedding_size=32, alignment="yunet-5pt"))
@@ -265,11 +265,11 @@ def test_training_bad_input_gives_one_line_errors(faces, tmp_path):
 
 def test_keras_model_and_its_export_keep_separate_manifests(tmp_path):
     """model.keras and model.tflite in one folder: model.keras.json and model.json, neither overwrites the other."""
-    from edgeface.export import export
     from edgeface.manifest import Manifest, load_manifest
-    from edgeface.models import build_model
-    from edgeface.models.registry import INPUT_SPEC
-    from edgeface.train.keras_io import save_keras
+    from edgeface.training.export import export
+    from edgeface.training.models import build_model
+    from edgeface.training.models.registry import INPUT_SPEC
+    from edgeface.training.train.keras_io import save_keras
 
     keras_path = save_keras(build_model("tiny"), tmp_path / "model.keras",
                             Manifest(input=INPUT_SPEC, embedding_size=32, architecture="tiny"))
@@ -283,11 +283,11 @@ def test_keras_model_and_its_export_keep_separate_manifests(tmp_path):
 def test_warm_start_from_a_float_tflite_computes_what_the_file_computes(faces, tmp_path):
     """--init FILE.tflite: kernels back from the folded graph, BN unfolded on real faces, so the Keras model equals
     the file in inference and stays close to it in training mode (batch statistics) on faces."""
-    from edgeface.export import calibration_faces, export
-    from edgeface.models import build_model
-    from edgeface.models.registry import INPUT_SPEC
-    from edgeface.train.from_tflite import load_tflite_weights
-    from edgeface.train.keras_embedder import KerasEmbedder
+    from edgeface.training.export import calibration_faces, export
+    from edgeface.training.models import build_model
+    from edgeface.training.models.registry import INPUT_SPEC
+    from edgeface.training.train.from_tflite import load_tflite_weights
+    from edgeface.training.train.keras_embedder import KerasEmbedder
     from edgeface.vision.embed import TFLiteEmbedder, preprocess
 
     tf_setup.tf.keras.utils.set_random_seed(3)

@@ -20,13 +20,13 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import LFW, PAIRS, save
 
-import edgeface.train.dlib_port as port
+import edgeface.training.train.dlib_port as port
 from edgeface.evaluate.lfw import evaluate_lfw
 from edgeface.manifest import load_manifest
-from edgeface.models.dlib_resnet import build_port
-from edgeface.models.registry import build_model, count_flops
-from edgeface.train.keras_embedder import KerasEmbedder
-from edgeface.train.keras_io import load_keras
+from edgeface.training.models.dlib_resnet import build_port
+from edgeface.training.models.registry import build_model, count_flops
+from edgeface.training.train.keras_embedder import KerasEmbedder
+from edgeface.training.train.keras_io import load_keras
 
 
 def dropped(trained, drop: tuple[str, ...], size: int):

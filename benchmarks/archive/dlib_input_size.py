@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import LFW, PAIRS, edgeface_json, save
 
-from edgeface.train.dlib_port import save_dlib_keras
+from edgeface.training.train.dlib_port import save_dlib_keras
 
 
 def main() -> None:

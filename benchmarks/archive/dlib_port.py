@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/commo
 from common import LFW, PAIRS, edgeface_json, save
 
 from edgeface.data.prepare import read_manifest, record_face
-from edgeface.train.dlib_port import ensure_dlib_port
+from edgeface.training.train.dlib_port import ensure_dlib_port
 from edgeface.vision.embed import DlibEmbedder, DlibPortEmbedder
 from edgeface.vision.image import read_image
 

@@ -22,7 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import LFW, PAIRS, PEER_FLAGS, SHARED, save
 
-from edgeface.compress.tflite_quantize import (
+from edgeface.default_model import default_model_path
+from edgeface.manifest import InputSpec, load_manifest
+from edgeface.quantize.tflite_quantize import (
     Overrides,
     calibration_crops,
     layer_errors,
@@ -30,8 +32,6 @@ from edgeface.compress.tflite_quantize import (
     prepare_float,
     quantize_float,
 )
-from edgeface.default_model import default_model_path
-from edgeface.manifest import InputSpec, load_manifest
 
 
 def spearman(a: list[float], b: list[float]) -> float:

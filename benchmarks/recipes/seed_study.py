@@ -123,8 +123,8 @@ def load_faces(records: list[dict]) -> np.ndarray:
 
 
 def keras_embed(model, faces: np.ndarray) -> np.ndarray:
-    from edgeface.models.registry import INPUT_SPEC
-    from edgeface.train.keras_embedder import embed_in_batches
+    from edgeface.training.models.registry import INPUT_SPEC
+    from edgeface.training.train.keras_embedder import embed_in_batches
 
     return embed_in_batches(model, faces, INPUT_SPEC)
 
@@ -142,8 +142,8 @@ def identify(embed, gallery_faces: np.ndarray, gallery_ids: np.ndarray, test_fac
 def identification_callback(train: list[dict], test: list[dict], every: int, epochs: int, sample: int = 1500):
     """Keras callback: top-1 of held-out photos and of (a sample of) training photos, both against the class
     means of the training photos, un-augmented; the difference is the train/val gap."""
-    from edgeface.tf_setup import keras
-    from edgeface.train.loop import embedding_part
+    from edgeface.training.tf_setup import keras
+    from edgeface.training.train.loop import embedding_part
 
     rng = np.random.default_rng(0)
     gallery_faces, test_faces = load_faces(train), load_faces(test)
@@ -167,10 +167,10 @@ def identification_callback(train: list[dict], test: list[dict], every: int, epo
 
 def epoch_seconds(width: float, folder: Path, faces: int, batch: int, steps: int = 12) -> float:
     """Seconds per training epoch at this width, from timed steps after a warm-up (same data pipeline)."""
-    from edgeface.models.registry import INPUT_SPEC, build_model
-    from edgeface.tf_setup import keras, tf
-    from edgeface.train.dataset import encode_labels, make_dataset, prepared_faces
-    from edgeface.train.train import with_margin_head
+    from edgeface.training.models.registry import INPUT_SPEC, build_model
+    from edgeface.training.tf_setup import keras, tf
+    from edgeface.training.train.dataset import encode_labels, make_dataset, prepared_faces
+    from edgeface.training.train.train import with_margin_head
 
     paths, ids = prepared_faces([folder])
     labels, names = encode_labels(ids)
@@ -185,9 +185,9 @@ def epoch_seconds(width: float, folder: Path, faces: int, batch: int, steps: int
 
 
 def train_baseline(work: Path, train: list[dict], test: list[dict], args: argparse.Namespace) -> dict:
-    from edgeface.train.distill import distill
-    from edgeface.train.loop import TrainConfig
-    from edgeface.train.train import train as train_classifier
+    from edgeface.training.train.distill import distill
+    from edgeface.training.train.loop import TrainConfig
+    from edgeface.training.train.train import train as train_classifier
 
     run = work / "baseline"
     if (run / "summary.json").exists():
@@ -232,10 +232,10 @@ class Study:
     photos, in memory for every variant."""
 
     def __init__(self, work: Path, train: list[dict], test: list[dict], args: argparse.Namespace) -> None:
-        import edgeface.train.train  # noqa: F401  (registers the margin head for loading the checkpoint)
+        import edgeface.training.train.train  # noqa: F401  (registers the margin head for loading the checkpoint)
         from edgeface.manifest import load_manifest
-        from edgeface.train.dataset import encode_labels, prepared_faces
-        from edgeface.train.keras_io import load_keras
+        from edgeface.training.train.dataset import encode_labels, prepared_faces
+        from edgeface.training.train.keras_io import load_keras
 
         self.work, self.args = work, args
         full = load_keras(work / "baseline" / "checkpoint.keras")
@@ -251,7 +251,7 @@ class Study:
         self.test_ids = np.array([r["identity"] for r in test])
 
     def fresh(self):
-        from edgeface.tf_setup import keras
+        from edgeface.training.tf_setup import keras
 
         copy = keras.models.clone_model(self.backbone)
         copy.set_weights(self.backbone.get_weights())
@@ -260,11 +260,11 @@ class Study:
     def finetune(self, backbone, seed: int, callbacks: list | None = None, epochs: int | None = None):
         """The baseline's own training objective (its head on the identity labels, augmentation,
         weight decay) at a low, cosine-decaying rate: the recipe the seed article fine-tunes pruned models with."""
-        from edgeface.models.registry import INPUT_SPEC
-        from edgeface.tf_setup import keras, tf
-        from edgeface.train.dataset import make_dataset
-        from edgeface.train.loop import schedule
-        from edgeface.train.train import with_margin_head
+        from edgeface.training.models.registry import INPUT_SPEC
+        from edgeface.training.tf_setup import keras, tf
+        from edgeface.training.train.dataset import make_dataset
+        from edgeface.training.train.loop import schedule
+        from edgeface.training.train.train import with_margin_head
 
         epochs = epochs or self.args.finetune_epochs
         tf.keras.utils.set_random_seed(seed)
@@ -283,11 +283,11 @@ class Study:
         """A MobileFaceNet (width 0.75, our default's size) trained from scratch to reproduce the baseline's
         embeddings of the training photos: cosine + relation loss, for --kd-epochs at --kd-lr (its own rate: a student
         from scratch needs the from-scratch rate, whatever --lr a continued baseline used)."""
-        from edgeface.models.registry import INPUT_SPEC, build_model
-        from edgeface.tf_setup import keras, tf
-        from edgeface.train.dataset import make_dataset
-        from edgeface.train.distill import distillation_loss
-        from edgeface.train.loop import schedule
+        from edgeface.training.models.registry import INPUT_SPEC, build_model
+        from edgeface.training.tf_setup import keras, tf
+        from edgeface.training.train.dataset import make_dataset
+        from edgeface.training.train.distill import distillation_loss
+        from edgeface.training.train.loop import schedule
 
         targets = keras_embed(self.backbone, self.gallery_faces)
         tf.keras.utils.set_random_seed(seed)
@@ -305,8 +305,8 @@ class Study:
         """The Keras model of a variant at a seed (int8 variants return their float model: export quantizes)."""
         import tensorflow_model_optimization as tfmot
 
-        from edgeface.compress.lowrank import lowrank
-        from edgeface.compress.prune import prunable, structured_prune
+        from edgeface.training.compress.lowrank import lowrank
+        from edgeface.training.compress.prune import prunable, structured_prune
 
         kind, _, level = variant.partition("-")
         if kind == "control":
@@ -325,7 +325,7 @@ class Study:
 
     def float_model(self, variant: str, seed: int):
         """Build a variant, or load it when an int8 variant has already built its float parent at this seed."""
-        from edgeface.train.keras_io import load_keras, save_keras
+        from edgeface.training.train.keras_io import load_keras, save_keras
 
         path = self.work / "models" / f"{variant}-s{seed}.keras"
         if path.exists():
@@ -351,8 +351,8 @@ class Study:
         return row
 
     def run(self, variant: str, seed: int) -> dict:
-        from edgeface.export import calibration_faces, export
-        from edgeface.tf_setup import tf
+        from edgeface.training.export import calibration_faces, export
+        from edgeface.training.tf_setup import tf
 
         out = self.work / "runs" / f"{variant}-s{seed}.json"
         if out.exists():
@@ -374,7 +374,7 @@ class Study:
         return row
 
     def baseline_row(self) -> dict:
-        from edgeface.export import export
+        from edgeface.training.export import export
 
         out = self.work / "runs" / "baseline.json"
         if out.exists():

@@ -46,15 +46,15 @@ def main() -> None:
     args = parser.parse_args()
     started = time.time()
 
-    from edgeface.compress.finetune import FaceSet, finetune
-    from edgeface.compress.io import load_model, save_compressed
-    from edgeface.compress.prune import structured_prune, structured_step
     from edgeface.evaluate.lfw import evaluate_lfw
-    from edgeface.export import export
-    from edgeface.models.registry import count_flops
     from edgeface.runtime.bench import bench
-    from edgeface.tf_setup import keras
-    from edgeface.train.keras_io import load_keras
+    from edgeface.training.compress.finetune import FaceSet, finetune
+    from edgeface.training.compress.io import load_model, save_compressed
+    from edgeface.training.compress.prune import structured_prune, structured_step
+    from edgeface.training.export import export
+    from edgeface.training.models.registry import count_flops
+    from edgeface.training.tf_setup import keras
+    from edgeface.training.train.keras_io import load_keras
     from edgeface.vision.embed import TFLiteEmbedder
 
     work = Path(args.work)

@@ -36,8 +36,8 @@ def compare_command(
     json_out: Json = False,
 ) -> None:
     """Build, export, score (LFW, from the .tflite) and time every technique; report + Pareto plot. Resumable."""
-    from edgeface.compare import compare
     from edgeface.tables import print_json, print_table
+    from edgeface.training.compare import compare
 
     result = compare(model, [t.strip() for t in techniques.split(",") if t.strip()], data, out, lfw_dir, pairs,
                      epochs, faces, student)
@@ -69,8 +69,8 @@ def optimize_command(
 ) -> None:
     """The fastest (or smallest) exported variant whose LFW accuracy stays within --max-drop of float32."""
     target = target.value
-    from edgeface.compare import optimize
     from edgeface.tables import print_json, print_table
+    from edgeface.training.compare import optimize
 
     result = optimize(model, max_drop, target, data, out, lfw_dir, pairs, epochs, faces, work)
     if json_out:

@@ -65,8 +65,8 @@ def prune_command(
     json_out: Json = False,
 ) -> None:
     """Magnitude pruning (TFMOT) or structured channel pruning, fine-tuned by distillation from the original."""
-    from edgeface.compress.io import face_set, load_model, require_faces, save_compressed
-    from edgeface.compress.prune import magnitude_prune, magnitude_step, structured_prune, structured_step
+    from edgeface.training.compress.io import face_set, load_model, require_faces, save_compressed
+    from edgeface.training.compress.prune import magnitude_prune, magnitude_step, structured_prune, structured_step
 
     keras_model, manifest = load_model(model)
     face_data = face_set(keras_model, manifest, data, faces)
@@ -94,8 +94,8 @@ def lowrank_command(
 ) -> None:
     """SVD-factorise Dense and Conv2D kernels into two thinner layers (a k x k conv with R filters, then a 1x1)
     where that saves parameters."""
-    from edgeface.compress.io import face_set, load_model, save_compressed
-    from edgeface.compress.lowrank import lowrank, lowrank_step
+    from edgeface.training.compress.io import face_set, load_model, save_compressed
+    from edgeface.training.compress.lowrank import lowrank, lowrank_step
 
     keras_model, manifest = load_model(model)
     factored, report = lowrank(keras_model, face_set(keras_model, manifest, data, faces), rank, energy, epochs)
@@ -115,8 +115,8 @@ def cluster_command(
     json_out: Json = False,
 ) -> None:
     """Weight clustering (TFMOT), fine-tuned by distillation."""
-    from edgeface.compress.cluster import cluster, cluster_step
-    from edgeface.compress.io import face_set, load_model, require_faces, save_compressed
+    from edgeface.training.compress.cluster import cluster, cluster_step
+    from edgeface.training.compress.io import face_set, load_model, require_faces, save_compressed
 
     keras_model, manifest = load_model(model)
     faces_set = require_faces(face_set(keras_model, manifest, data, faces), "cluster")
@@ -165,7 +165,7 @@ def quantize_command(
         raise EdgefaceError(f"--precision {precision!r} is not one for a {kind} model: choose one of "
                             f"{', '.join(kinds)}")
     if model.suffix == ".tflite":
-        from edgeface.compress.tflite_quantize import quantize_file
+        from edgeface.quantize.tflite_quantize import quantize_file
 
         log = quantize_file(model, out, precision, (input_mean, input_scale, channels), calib_data or [], calib,
                             rewrite, max_drop, lfw_dir, pairs, report_layers=layers)
@@ -174,7 +174,7 @@ def quantize_command(
             return
         print_quantize_log(log)
         return
-    from edgeface.compress.quantize import quantize_keras
+    from edgeface.training.compress.quantize import quantize_keras
 
     info = quantize_keras(model, out, precision, calib_data or [], data or [], calib, io.value, epochs, faces)
     if json_out:
@@ -228,8 +228,8 @@ def import_command(
 ) -> None:
     """Bring your own face model: convert it to a float .tflite with a manifest, its normalisation checked."""
     from edgeface.manifest import InputSpec
-    from edgeface.model_import import import_model
     from edgeface.tables import print_json, print_table
+    from edgeface.training.model_import import import_model
 
     given = (input_mean, input_scale, channels)
     if any(v is None for v in given) and check_faces is None:
@@ -273,8 +273,8 @@ def export_command(
     """Export a Keras model to TFLite with its manifest inside (normalisation, quantization, sha256, chain),
     atomically."""
     format, quantize, io = format.value, quantize.value, io.value
-    from edgeface.export import calibration_faces, export
     from edgeface.tables import print_json, print_table
+    from edgeface.training.export import calibration_faces, export
 
     if format != "tflite":
         raise EdgefaceError(f"unsupported --format {format!r}: only tflite")

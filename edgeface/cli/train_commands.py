@@ -135,7 +135,7 @@ Seed = Annotated[int, typer.Option(help="seed of initial weights, shuffling and 
 def train_config(arch: str, out: Path, width: float | None, epochs: int, batch: int, lr: float, resume: bool,
                  strategy: str, val_lfw_dir: Path | None, val_pairs: Path | None, val_every: int,
                  init: Path | None, seed: int, input_size: int | None = None):
-    from edgeface.train.loop import TrainConfig
+    from edgeface.training.train.loop import TrainConfig
 
     return TrainConfig(arch=arch, out=out, width=width, input_size=input_size, epochs=epochs, batch=batch, lr=lr,
                        resume=resume, strategy=getattr(strategy, "value", strategy), val_lfw_dir=val_lfw_dir,
@@ -160,8 +160,8 @@ def print_training(summary: dict, json_out: bool) -> None:
 @app.command("models", rich_help_panel="1. data & training")
 def models_command(json_out: Json = False) -> None:
     """List the registered architectures with their input, parameters and FLOPs at their default size."""
-    from edgeface.architectures import describe_architectures
     from edgeface.tables import print_json, print_table
+    from edgeface.training.architectures import describe_architectures
 
     rows = describe_architectures()
     if json_out:
@@ -196,7 +196,7 @@ def train_command(
 ) -> None:
     """Train an embedding network as an identity classifier (softmax / ArcFace / CosFace head)."""
     head = head.value
-    from edgeface.train.train import train
+    from edgeface.training.train.train import train
 
     config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
                           init, seed, input_size)
@@ -239,7 +239,7 @@ def distill_command(
     json_out: Json = False,
 ) -> None:
     """Train a student to reproduce a teacher's embeddings (cosine loss); works on unlabelled folders."""
-    from edgeface.train.distill import distill
+    from edgeface.training.train.distill import distill
 
     config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
                           init, seed, input_size)

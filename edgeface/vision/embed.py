@@ -223,14 +223,15 @@ DLIB_DIVISOR = 256.0
 
 
 def dlib_port_path() -> Path:
-    """Where ``edgeface.train.dlib_port`` writes dlib's network as TFLite (built once, by the training half)."""
+    """Where ``edgeface.training.train.dlib_port`` writes dlib's network as TFLite (built once, by the training
+    half)."""
     from edgeface.files import cache_dir
 
     return cache_dir("teachers") / "dlib_resnet_face_api.tflite"
 
 
 class DlibPortEmbedder(DlibEmbedder):
-    """dlib's descriptor network run by LiteRT (``edgeface.train.dlib_port``) on dlib's own 150x150 face chip.
+    """dlib's descriptor network run by LiteRT (``edgeface.training.train.dlib_port``) on dlib's own 150x150 face chip.
 
     The alignment is dlib's (its 5-point predictor and ``get_face_chip``), so only the network changes: median cosine
     0.9997 to dlib, several times faster (``benchmarks/archive/dlib_port.py``).
@@ -262,7 +263,8 @@ def embedder_identity(embedder: Embedder) -> str:
 def load_embedder(model: str | Path | None, threads: int = 1, flip: bool = False, mean: float | None = None,
                   scale: float | None = None, channels: str | None = None) -> Embedder:
     """Any model the device runs: ``dlib``, a ``.tflite`` file, or the default. A Keras model is refused: the device
-    never loads TensorFlow (``edgeface.train.keras_embedder.load_any_embedder`` is the training half's loader)."""
+    never loads TensorFlow (``edgeface.training.train.keras_embedder.load_any_embedder`` is the training half's
+    loader)."""
     from edgeface.default_model import resolve_model
 
     model = resolve_model(model)
