@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.gallery import MAX_STORED_FACE, Gallery, StoredFace, check_name
-from edgeface.vision.align import align_face
+from edgeface.vision.chip import SHARPNESS_CHIP
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.embed import Embedder
 from edgeface.vision.face import Face
@@ -86,8 +86,7 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder,
     turn = finder.turn(image, face)
     if turn > max_turn:
         raise EdgefaceError(f"face turned away (turn {turn:.1f}, at most {max_turn}): use a photo facing the camera")
-    aligned = align_face(image, face)
-    sharp = sharpness(aligned)
+    sharp = sharpness(SHARPNESS_CHIP.align(image, face.keypoints))
     if sharp < MIN_SHARPNESS:
         raise EdgefaceError(f"too blurred (sharpness {sharp:.0f}, need {MIN_SHARPNESS:.0f})")
     return embedder.embed_faces(image, [face])[0], sharp, face

@@ -13,8 +13,8 @@ import numpy as np
 from edgeface.errors import EdgefaceError
 from edgeface.progress import progress_bar
 from edgeface.recognize.gallery import Gallery, StoredFace
+from edgeface.vision.chip import chip_for
 from edgeface.vision.detect import FaceFinder
-from edgeface.vision.detector_options import BLAZEFACE_ALIGNMENT
 from edgeface.vision.embed import Embedder, embedder_identity
 from edgeface.vision.face import SAME_FACE_IOU, Face, iou
 from edgeface.vision.image import decode_image
@@ -33,7 +33,7 @@ def stored_face_in(image: np.ndarray, stored: StoredFace, finder: FaceFinder) ->
     overlap, best = max(found, key=lambda pair: pair[0], default=(0.0, None))
     if best is None or overlap < SAME_FACE_IOU:
         return None, False
-    if len(points) == (6 if finder.alignment == BLAZEFACE_ALIGNMENT else 5):
+    if chip_for(finder.alignment).takes(points):
         return Face(box, 1.0, points), False
     return best, True
 

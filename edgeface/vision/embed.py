@@ -21,6 +21,7 @@ from edgeface.manifest import InputSpec, Manifest, check_threshold, load_manifes
 from edgeface.runtime.interpreter import Model
 from edgeface.tflite_metadata import model_identity
 from edgeface.vision.align import align_face, chip_key
+from edgeface.vision.chip import DLIB_CHIP_SIZE, chip_for
 from edgeface.vision.face import Face
 
 
@@ -154,7 +155,8 @@ class TFLiteEmbedder(AlignedEmbedder):
         self.name = self.path.name
         self.sha256 = model_identity(self.model.content)  # stays put when the manifest inside is updated
         self.threshold = self.manifest.threshold if self.manifest else None
-        self.alignment = self.manifest.alignment if self.manifest else None
+        # a manifest that names no alignment means the ArcFace template's: normalised once, here (``chip_for``)
+        self.alignment = chip_for(self.manifest.alignment if self.manifest else None).alignment
         settings = f"{self.sha256}|{self.spec}|flip={flip}" + chip_key(self.alignment)
         self.key = hashlib.sha256(settings.encode()).hexdigest()[:24]
 
@@ -217,7 +219,7 @@ class DlibEmbedder:
 
 
 # dlib's input_rgb_image_sized<150>: (pixel - mean) / 256 on its 150x150 chip
-DLIB_CHIP = 150
+DLIB_CHIP = DLIB_CHIP_SIZE  # dlib's own get_face_chip size: the chip its ResNet was trained on
 DLIB_MEAN_RGB = (122.782, 117.001, 104.298)
 DLIB_DIVISOR = 256.0
 

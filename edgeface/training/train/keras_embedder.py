@@ -11,6 +11,7 @@ from edgeface.files import sha256_file
 from edgeface.manifest import InputSpec, load_manifest
 from edgeface.training.tf_setup import keras
 from edgeface.vision.align import chip_key
+from edgeface.vision.chip import chip_for
 from edgeface.vision.embed import AlignedEmbedder, preprocess
 
 
@@ -42,7 +43,7 @@ class KerasEmbedder(AlignedEmbedder):
         self.size = int(self.model.outputs[0].shape[-1])
         self.flip = flip
         self.threshold = manifest.threshold if manifest else None
-        self.alignment = manifest.alignment if manifest else alignment
+        self.alignment = chip_for(manifest.alignment if manifest else alignment).alignment
         settings = f"keras|{identity}|{self.spec}|flip={flip}" + chip_key(self.alignment)
         self.key = hashlib.sha256(settings.encode()).hexdigest()[:24] if identity else ""
 
