@@ -95,12 +95,17 @@ def test_models_lists_the_architectures_from_the_cache_without_tensorflow(tmp_pa
     face_api = Path(os.environ.get("EDGEFACE_CACHE") or Path.home() / ".cache" / "edgeface") / "teachers" / "face-api"
     if face_api.is_dir():  # dlib's weights, fetched once by npm: not again into the empty cache
         env["EDGEFACE_FACE_API"] = str(face_api)
-    first = subprocess.run([sys.executable, "-m", "edgeface", "models", "--json"], capture_output=True, text=True,
-                           env=env)
+    first = subprocess.run([sys.executable, "-m", "edgeface", "models", "--architectures", "--json"],
+                           capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr
     rows = json.loads(first.stdout)
-    assert {r["name"]: r["embedding"] for r in rows}["tiny"] == 32
-    code = BLOCK_TF + "from edgeface.cli import main\nsys.argv = ['edgeface', 'models', '--json']\nmain()\n"
+    assert {r["name"]: r["embedding"] for r in rows["architectures"]}["tiny"] == 32
+    # the shipped models, each by the name every command takes, with the LFW figures of its own file
+    assert [r["name"] for r in rows["shipped"]] == ["default", "single", "small", "fast", "default-float32",
+                                                     "small-float32"]
+    assert all(0.95 < r["lfw_accuracy"] < 1 and 0 < r["threshold"] < 1 for r in rows["shipped"])
+    code = BLOCK_TF + ("from edgeface.cli import main\nsys.argv = ['edgeface', 'models', '--architectures', "
+                       "'--json']\nmain()\n")
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == rows

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import shutil
 import sys
 
 import typer
@@ -23,6 +24,9 @@ for _module in COMMAND_MODULES:
     importlib.import_module(f"edgeface.cli.{_module}")
 
 __all__ = ["app", "main"]
+# rich's option panels need this many columns to show every flag name whole; a narrower terminal (80 columns, a
+# Raspberry Pi's console) gets click's plain help, which wraps instead of cutting names short
+WIDE_HELP = 110
 
 
 def main() -> None:
@@ -31,6 +35,8 @@ def main() -> None:
     Anything unexpected is also one line (exit 3) naming the exception; EDGEFACE_DEBUG=1 shows the traceback.
     """
     try:
+        if shutil.get_terminal_size((WIDE_HELP, 24)).columns < WIDE_HELP:
+            app.rich_markup_mode = None  # click's plain help: every flag name whole at 80 columns
         code = app(standalone_mode=False)  # click's own errors come back here, to become one line too
         if isinstance(code, int) and code:
             sys.exit(code)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -17,21 +17,27 @@ from edgeface.cli.options import (
     PairsFile,
     Target,
     finite,
+    option_group,
 )
+
+# what compare and optimize both build from and score on, declared once, received as one ``study: dict``
+STUDY_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "model": (KerasIn, ...),
+    "data": (Annotated[list[Path], typer.Option("--data", help="prepared faces: fine-tuning and int8 calibration")],
+             ...),
+    "lfw_dir": (LFWDir, ...), "pairs": (PairsFile, ...), "epochs": (FineEpochs, 2.0), "faces": (FineFaces, 4000),
+}
+study_options = option_group(STUDY_OPTIONS, tuple(STUDY_OPTIONS), "study", dict)
 
 
 @app.command("compare", rich_help_panel="3. evaluate & benchmark")
+@study_options
 def compare_command(
-    model: KerasIn,
-    data: Annotated[list[Path], typer.Option("--data", help="prepared faces: fine-tuning and int8 calibration")],
-    lfw_dir: LFWDir,
-    pairs: PairsFile,
+    study: dict,
     techniques: Annotated[str, typer.Option(help="comma-separated: quantize,prune,structured,lowrank,qat,cluster,"
                                                  "distill")] = "quantize,prune,structured,lowrank,qat,cluster",
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for variants, report.md/json, pareto.png")] = Path(
         "runs/compare"),
-    epochs: FineEpochs = 2.0,
-    faces: FineFaces = 4000,
     student: Annotated[Optional[str], typer.Option(help="distill: ARCH[:WIDTH], e.g. mobilefacenet:0.5")] = None,
     json_out: Json = False,
 ) -> None:
@@ -39,8 +45,9 @@ def compare_command(
     from edgeface.tables import print_json, print_table
     from edgeface.training.compare import compare
 
-    result = compare(model, [t.strip() for t in techniques.split(",") if t.strip()], data, out, lfw_dir, pairs,
-                     epochs, faces, student)
+    model = study["model"]
+    result = compare(model, [t.strip() for t in techniques.split(",") if t.strip()], study["data"], out,
+                     study["lfw_dir"], study["pairs"], study["epochs"], study["faces"], student)
     if json_out:
         print_json(result)
         return
@@ -52,18 +59,14 @@ def compare_command(
 
 
 @app.command("optimize", rich_help_panel="3. evaluate & benchmark")
+@study_options
 def optimize_command(
-    model: KerasIn,
-    data: Annotated[list[Path], typer.Option("--data", help="prepared faces: fine-tuning and int8 calibration")],
-    lfw_dir: LFWDir,
-    pairs: PairsFile,
+    study: dict,
     out: Annotated[Path, typer.Option("--out", "-o", help="the chosen .tflite (+ manifest)")] = Path(
         "optimized.tflite"),
     max_drop: Annotated[float, typer.Option(help="largest LFW accuracy loss allowed, percentage points",
         callback=finite)] = 0.3,
     target: Annotated[Target, typer.Option(help="what to minimise within the accuracy budget")] = Target.latency,
-    epochs: FineEpochs = 2.0,
-    faces: FineFaces = 4000,
     work: Annotated[Optional[Path], typer.Option(help="variants folder (a compare --out folder is reused)")] = None,
     json_out: Json = False,
 ) -> None:
@@ -72,7 +75,8 @@ def optimize_command(
     from edgeface.tables import print_json, print_table
     from edgeface.training.compare import optimize
 
-    result = optimize(model, max_drop, target, data, out, lfw_dir, pairs, epochs, faces, work)
+    result = optimize(study["model"], max_drop, target, study["data"], out, study["lfw_dir"], study["pairs"],
+                      study["epochs"], study["faces"], work)
     if json_out:
         print_json(result)
         return

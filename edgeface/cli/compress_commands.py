@@ -13,9 +13,6 @@ from edgeface.cli.options import (
     AlignmentName,
     Channels,
     ExportFormat,
-    FineData,
-    FineEpochs,
-    FineFaces,
     InputMean,
     InputScale,
     IOType,
@@ -25,6 +22,7 @@ from edgeface.cli.options import (
     Precision,
     QuantMode,
     Recipe,
+    finetune_options,
     finite,
 )
 from edgeface.errors import EdgefaceError
@@ -45,7 +43,9 @@ def print_compression(result: dict, json_out: bool) -> None:
 
 
 @app.command("prune", rich_help_panel="2. compress & export")
+@finetune_options()
 def prune_command(
+    finetune: dict,
     model: KerasIn,
     out: KerasOut,
     sparsity: Annotated[float, typer.Option(help="magnitude pruning: fraction of Conv2D/Dense weights set to 0",
@@ -59,9 +59,6 @@ def prune_command(
     steps: Annotated[int, typer.Option(help="--structured: reach --ratio in this many prune + fine-tune steps")] = 1,
     relation_weight: Annotated[float, typer.Option(help="--structured: weight of the batch relation loss beside "
                                                         "the cosine to the original", callback=finite)] = 0.0,
-    data: FineData = None,
-    epochs: FineEpochs = 2.0,
-    faces: FineFaces = 4000,
     json_out: Json = False,
 ) -> None:
     """Magnitude pruning (TFMOT) or structured channel pruning, fine-tuned by distillation from the original."""
@@ -69,7 +66,8 @@ def prune_command(
     from edgeface.training.compress.prune import magnitude_prune, magnitude_step, structured_prune, structured_step
 
     keras_model, manifest = load_model(model)
-    face_data = face_set(keras_model, manifest, data, faces)
+    face_data = face_set(keras_model, manifest, finetune["data"], finetune["faces"])
+    epochs = finetune["epochs"]
     if structured:
         pruned, report = structured_prune(keras_model, ratio, face_data, epochs, steps=steps,
                                           relation_weight=relation_weight, flops=flops)
@@ -81,15 +79,14 @@ def prune_command(
 
 
 @app.command("lowrank", rich_help_panel="2. compress & export")
+@finetune_options(epochs=1.0)
 def lowrank_command(
+    finetune: dict,
     model: KerasIn,
     out: KerasOut,
     rank: Annotated[Optional[int], typer.Option(help="rank of every factorised layer")] = None,
     energy: Annotated[Optional[float], typer.Option(help="keep this fraction of each kernel's spectral energy",
         callback=finite)] = None,
-    data: FineData = None,
-    epochs: FineEpochs = 1.0,
-    faces: FineFaces = 4000,
     json_out: Json = False,
 ) -> None:
     """SVD-factorise Dense and Conv2D kernels into two thinner layers (a k x k conv with R filters, then a 1x1)
@@ -98,20 +95,21 @@ def lowrank_command(
     from edgeface.training.compress.lowrank import lowrank, lowrank_step
 
     keras_model, manifest = load_model(model)
-    factored, report = lowrank(keras_model, face_set(keras_model, manifest, data, faces), rank, energy, epochs)
+    data, epochs = finetune["data"], finetune["epochs"]
+    factored, report = lowrank(keras_model, face_set(keras_model, manifest, data, finetune["faces"]), rank, energy,
+                               epochs)
     step = lowrank_step(rank, energy, epochs if data else 0)
     print_compression({**save_compressed(factored, out, manifest, step), "report": report}, json_out)
 
 
 @app.command("cluster", rich_help_panel="2. compress & export")
+@finetune_options(epochs=1.0)
 def cluster_command(
+    finetune: dict,
     model: KerasIn,
     out: KerasOut,
     clusters: Annotated[int, typer.Option(help="distinct weight values per kernel")] = 16,
     preserve_sparsity: Annotated[bool, typer.Option(help="keep the zeros of an earlier pruning")] = False,
-    data: FineData = None,
-    epochs: FineEpochs = 1.0,
-    faces: FineFaces = 4000,
     json_out: Json = False,
 ) -> None:
     """Weight clustering (TFMOT), fine-tuned by distillation."""
@@ -119,16 +117,19 @@ def cluster_command(
     from edgeface.training.compress.io import face_set, load_model, require_faces, save_compressed
 
     keras_model, manifest = load_model(model)
-    faces_set = require_faces(face_set(keras_model, manifest, data, faces), "cluster")
-    clustered = cluster(keras_model, clusters, faces_set, preserve_sparsity, epochs)
-    step = cluster_step(clusters, preserve_sparsity, epochs)
+    faces_set = require_faces(face_set(keras_model, manifest, finetune["data"], finetune["faces"]), "cluster")
+    clustered = cluster(keras_model, clusters, faces_set, preserve_sparsity, finetune["epochs"])
+    step = cluster_step(clusters, preserve_sparsity, finetune["epochs"])
     print_compression(save_compressed(clustered, out, manifest, step), json_out)
 
 
 @app.command("quantize", rich_help_panel="2. compress & export")
+@finetune_options()
 def quantize_command(
-    model: Annotated[Path, typer.Argument(help="a tf_keras model (.keras/.h5), or a float .tflite (yours or "
-                                          "imported with edgeface import)")],
+    model: Annotated[Path, typer.Argument(help="a tf_keras model (.keras/.h5), or a float .tflite (yours, imported "
+                                          "with edgeface import, or a shipped one by name: default-float32, "
+                                          "small-float32)")],
+    finetune: dict,
     out: Annotated[Path, typer.Option("--out", "-o", help="output .tflite (+ manifest)")],
     precision: Annotated[str, typer.Option(
         "--precision", "--mode", "--recipe",
@@ -150,15 +151,16 @@ def quantize_command(
     input_mean: InputMean = None,
     input_scale: InputScale = None,
     channels: Channels = None,
-    data: FineData = None,
-    epochs: FineEpochs = 2.0,
-    faces: FineFaces = 4000,
     json_out: Json = False,
 ) -> None:
     """Quantize a Keras model (post-training or quantization-aware) or a float .tflite (LiteRT quantizer, optionally
     within an LFW accuracy budget), straight to a .tflite with manifest."""
+    from edgeface.default_model import resolve_model
     from edgeface.tables import print_json, print_table
 
+    model = Path(resolve_model(str(model)))  # a shipped model's name, or the path as given
+    if not model.exists():
+        raise EdgefaceError(f"model not found: {model}")
     kind, kinds = (".tflite", [r.value for r in Recipe]) if model.suffix == ".tflite" else \
         ("Keras", [m.value for m in QuantMode])
     if precision not in kinds:
@@ -176,7 +178,8 @@ def quantize_command(
         return
     from edgeface.training.compress.quantize import quantize_keras
 
-    info = quantize_keras(model, out, precision, calib_data or [], data or [], calib, io.value, epochs, faces)
+    info = quantize_keras(model, out, precision, calib_data or [], finetune["data"] or [], calib, io.value,
+                          finetune["epochs"], finetune["faces"])
     if json_out:
         print_json(info)
         return
@@ -274,6 +277,9 @@ def export_command(
     atomically."""
     format, quantize, io = format.value, quantize.value, io.value
     from edgeface.tables import print_json, print_table
+    from edgeface.training import check_keras_source
+
+    check_keras_source(model)
     from edgeface.training.export import calibration_faces, export
 
     if format != "tflite":

@@ -11,23 +11,20 @@ import typer
 from edgeface.cli.base import app
 from edgeface.cli.options import (
     Channels,
-    DetectEvery,
-    DetectorOpt,
     DetectSize,
     InputMean,
     InputScale,
     Json,
     ModelArg,
-    pipeline_config,
+    pipeline_options,
 )
 from edgeface.errors import EdgefaceError
+from edgeface.recognize.config import PipelineConfig
 from edgeface.vision.condition_names import CONDITION_HELP
 from edgeface.vision.detector_options import (
-    DEFAULT_DETECT_EVERY,
     DEFAULT_DETECT_SIZE,
     DEFAULT_DETECTOR,
     DETECTOR_HELP,
-    DetectorName,
 )
 
 
@@ -154,7 +151,9 @@ def print_grid(rows: list[dict]) -> None:
 
 
 @app.command("bench", rich_help_panel="3. evaluate & benchmark")
+@pipeline_options("detector", "detect_size", "detect_every", "input_mean", "input_scale", "channels")
 def bench_command(
+    config: PipelineConfig,
     models: Annotated[Optional[list[str]], typer.Argument(help=".tflite files; default: the shipped model")] = None,
     threads: Annotated[str, typer.Option("--threads", "-t", help="comma-separated thread counts, e.g. 1,2,4")] = "1",
     runs: Annotated[int, typer.Option(help="timed inferences per model")] = 200,
@@ -165,12 +164,6 @@ def bench_command(
     top: Annotated[int, typer.Option(help="with --ops: how many of the slowest ops to list")] = 15,
     pipeline: Annotated[Optional[str], typer.Option(
         help="time the whole per-frame path (decode, detect, align, embed, match) on a video, image or folder")] = None,
-    detector: DetectorOpt = DetectorName.yunet,
-    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
-    detect_every: DetectEvery = DEFAULT_DETECT_EVERY,
-    input_mean: InputMean = None,
-    input_scale: InputScale = None,
-    channels: Channels = None,
     json_out: Json = False,
 ) -> None:
     """Latency (p50/p90/p99), init time, memory, size and roofline efficiency on the light runtime."""
@@ -186,9 +179,7 @@ def bench_command(
     if pipeline:
         from edgeface.recognize.profile import profile_pipeline
 
-        report = profile_pipeline(pipeline, pipeline_config(
-            model=models[0], threads=thread_list[0], detector=detector, detect_size=detect_size,
-            detect_every=detect_every, input_mean=input_mean, input_scale=input_scale, channels=channels))
+        report = profile_pipeline(pipeline, config.but(model=models[0], threads=thread_list[0]))
         if json_out:
             print_json(report)
             return

@@ -175,18 +175,18 @@ VIDEO_OPTIONS = (*PHOTO_OPTIONS, "min_face", "threads", "smooth", "confirm", "ma
 
 
 def option_group(table: dict[str, tuple[Any, Any]], names: tuple[str, ...], into: str,
-                 build: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+                 build: Callable[..., Any], **defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A command that takes the options ``names`` of ``table`` (name -> (annotation, default), declared once) and
     receives them as one built object in its parameter ``into``: the declaration, default and check of a shared
-    option live in one place, however many commands take it."""
+    option live in one place, however many commands take it. ``defaults``: this command's own defaults for some."""
     import functools
     import inspect
 
     def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(command, eval_str=True)
         own = [p for p in signature.parameters.values() if p.name != into]
-        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=table[n][1], annotation=table[n][0])
-                 for n in names]
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(n, table[n][1]),
+                                   annotation=table[n][0]) for n in names]
 
         @functools.wraps(command)
         def run(**kwargs: Any) -> Any:
@@ -231,6 +231,16 @@ def event_settings(unknown_events: bool, snapshots: bool, ha_discovery: bool, mq
 def event_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The event sinks' settings (recognize, serve) as options, received as one ``event_options: EventOptions``."""
     return option_group(EVENT_OPTIONS, tuple(EVENT_OPTIONS), "event_options", event_settings)(command)
+
+
+FINETUNE_OPTIONS: dict[str, tuple[Any, Any]] = {"data": (FineData, None), "epochs": (FineEpochs, 2.0),
+                                                 "faces": (FineFaces, 4000)}
+
+
+def finetune_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The fine-tuning-by-distillation options of the compression commands (--data, --epochs, --faces), received
+    as one ``finetune: dict``."""
+    return option_group(FINETUNE_OPTIONS, tuple(FINETUNE_OPTIONS), "finetune", dict, **defaults)
 
 
 def pipeline_config(**options: Any) -> PipelineConfig:

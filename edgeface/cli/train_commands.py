@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -16,6 +16,7 @@ from edgeface.cli.options import (
     Layout,
     StrategyName,
     finite,
+    option_group,
 )
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_SIZE,
@@ -132,14 +133,22 @@ Scale = Annotated[float, typer.Option(help="logit scale of the margin heads", ca
 Seed = Annotated[int, typer.Option(help="seed of initial weights, shuffling and augmentation")]
 
 
-def train_config(arch: str, out: Path, width: float | None, epochs: int, batch: int, lr: float, resume: bool,
-                 strategy: str, val_lfw_dir: Path | None, val_pairs: Path | None, val_every: int,
-                 init: Path | None, seed: int, input_size: int | None = None):
+# the options of a training run, shared by train and distill: declared once, received as one ``run: dict``
+RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "arch": (Arch, "mobilefacenet"), "width": (Width, None), "input_size": (InputSize, None), "epochs": (Epochs, 20),
+    "batch": (Batch, 128), "lr": (LR, 2e-3), "resume": (Resume, False), "strategy": (Strategy, "none"),
+    "val_lfw_dir": (ValLFW, None), "val_pairs": (ValPairs, None), "val_every": (ValEvery, 5), "init": (Init, None),
+    "seed": (Seed, 0), "margin": (Margin, 0.3), "scale": (Scale, 32.0),
+}
+run_options = option_group(RUN_OPTIONS, tuple(RUN_OPTIONS), "run", dict)
+
+
+def train_config(out: Path, run: dict):
+    """The training loop's config from a command's ``--out`` and run options (margin and scale go to the head)."""
     from edgeface.training.train.loop import TrainConfig
 
-    return TrainConfig(arch=arch, out=out, width=width, input_size=input_size, epochs=epochs, batch=batch, lr=lr,
-                       resume=resume, strategy=getattr(strategy, "value", strategy), val_lfw_dir=val_lfw_dir,
-                       val_pairs=val_pairs, val_every=val_every, init=init, seed=seed)
+    settings = {k: v for k, v in run.items() if k not in ("margin", "scale")}
+    return TrainConfig(out=out, **{**settings, "strategy": getattr(run["strategy"], "value", run["strategy"])})
 
 
 def print_training(summary: dict, json_out: bool) -> None:
@@ -158,14 +167,32 @@ def print_training(summary: dict, json_out: bool) -> None:
 
 
 @app.command("models", rich_help_panel="1. data & training")
-def models_command(json_out: Json = False) -> None:
-    """List the registered architectures with their input, parameters and FLOPs at their default size."""
+def models_command(
+    architectures: Annotated[bool, typer.Option("--architectures", help="also the architectures 'train' and "
+                                                "'distill' build (--arch)")] = False,
+    json_out: Json = False,
+) -> None:
+    """The shipped models every command takes by name (--model NAME), and with --architectures the networks the
+    training commands build."""
+    from edgeface.default_model import shipped_models
     from edgeface.tables import print_json, print_table
-    from edgeface.training.architectures import describe_architectures
 
-    rows = describe_architectures()
+    shipped = shipped_models()
+    rows = []
+    if architectures:
+        from edgeface.training.architectures import describe_architectures
+
+        rows = describe_architectures()
     if json_out:
-        print_json(rows)
+        print_json({"shipped": shipped, **({"architectures": rows} if architectures else {})})
+        return
+    print_table("shipped models (--model NAME)", ["name", "MB", "LFW %", "TAR@1e-3 %", "threshold", "GFLOPs", "for"],
+                [(r["name"], f"{r['size_bytes'] / 1e6:.1f}",
+                  "-" if r["lfw_accuracy"] is None else f"{100 * r['lfw_accuracy']:.2f}",
+                  "-" if r["tar_at_far_1e-3"] is None else f"{100 * r['tar_at_far_1e-3']:.1f}",
+                  "-" if r["threshold"] is None else f"{r['threshold']:.3f}",
+                  "-" if r["gflops"] is None else f"{r['gflops']:.2f}", r["use"]) for r in shipped])
+    if not architectures:
         return
     print_table("architectures", ["name", "input", "parameters", "GFLOPs", "embedding", "summary"],
                 [(r["name"], "x".join(map(str, r["input"][:2])), f"{r['params']:,}", f"{r['flops'] / 1e9:.3f}",
@@ -173,64 +200,36 @@ def models_command(json_out: Json = False) -> None:
 
 
 @app.command("train", rich_help_panel="1. data & training")
+@run_options
 def train_command(
     data: DataDirs,
-    arch: Arch = "mobilefacenet",
+    run: dict,
     out: Out = Path("runs/train"),
     head: Annotated[Head, typer.Option(help="classification head: plain softmax or a margin head")] = Head.arcface,
-    margin: Margin = 0.3,
-    scale: Scale = 32.0,
-    width: Width = None,
-    input_size: InputSize = None,
-    epochs: Epochs = 20,
-    batch: Batch = 128,
-    lr: LR = 2e-3,
-    resume: Resume = False,
-    strategy: Strategy = "none",
-    val_lfw_dir: ValLFW = None,
-    val_pairs: ValPairs = None,
-    val_every: ValEvery = 5,
-    init: Init = None,
-    seed: Seed = 0,
     json_out: Json = False,
 ) -> None:
     """Train an embedding network as an identity classifier (softmax / ArcFace / CosFace head)."""
-    head = head.value
     from edgeface.training.train.train import train
 
-    config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
-                          init, seed, input_size)
-    print_training(train(data, config, head=head, margin=margin, scale=scale), json_out)
+    print_training(train(data, train_config(out, run), head=head.value, margin=run["margin"], scale=run["scale"]),
+                   json_out)
 
 
 @app.command("distill", rich_help_panel="1. data & training")
+@run_options
 def distill_command(
     data: DataDirs,
+    run: dict,
     teacher: Annotated[str, typer.Option(
         help="'dlib', 'dlib-port' (dlib's network on LiteRT, from face-api's weights), a .tflite or Keras model")],
-    arch: Arch = "mobilefacenet",
     out: Out = Path("runs/distill"),
-    width: Width = None,
-    input_size: InputSize = None,
-    epochs: Epochs = 20,
-    batch: Batch = 128,
-    lr: LR = 2e-3,
-    resume: Resume = False,
-    strategy: Strategy = "none",
-    val_lfw_dir: ValLFW = None,
-    val_pairs: ValPairs = None,
-    val_every: ValEvery = 5,
     workers: Annotated[int, typer.Option(help="processes computing teacher embeddings (cached)")] = 2,
-    init: Init = None,
     identity_weight: Annotated[float, typer.Option(
         help="weight of an ArcFace loss on the labelled faces beside distillation (0: distillation only)",
-            callback=finite)] = 0.0,
+        callback=finite)] = 0.0,
     relation_weight: Annotated[float, typer.Option(
         help="weight of the relation loss: match the teacher's similarity matrix of each batch (0: off)",
-            callback=finite)] = 0.0,
-    seed: Seed = 0,
-    margin: Margin = 0.3,
-    scale: Scale = 32.0,
+        callback=finite)] = 0.0,
     teacher_flip: Annotated[bool, typer.Option(
         help="the teacher embeds each face and its mirror and averages them (a better target)")] = False,
     centre: Annotated[bool, typer.Option(
@@ -241,8 +240,6 @@ def distill_command(
     """Train a student to reproduce a teacher's embeddings (cosine loss); works on unlabelled folders."""
     from edgeface.training.train.distill import distill
 
-    config = train_config(arch, out, width, epochs, batch, lr, resume, strategy, val_lfw_dir, val_pairs, val_every,
-                          init, seed, input_size)
-    print_training(distill(data, teacher, config, workers=workers, identity_weight=identity_weight, margin=margin,
-                           scale=scale, relation_weight=relation_weight, teacher_flip=teacher_flip, centre=centre),
-                   json_out)
+    print_training(distill(data, teacher, train_config(out, run), workers=workers, identity_weight=identity_weight,
+                           margin=run["margin"], scale=run["scale"], relation_weight=relation_weight,
+                           teacher_flip=teacher_flip, centre=centre), json_out)

@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from edgeface.errors import EdgefaceError
+from edgeface.vision.detector_options import check_threads
 
 ROUNDS = 40  # timed rounds per model; --runs is split between them
 
@@ -168,7 +169,7 @@ def parse_threads(text: str) -> list[int]:
         raise EdgefaceError(f"--threads must be comma-separated integers, got {text!r}") from None
     if not counts:
         raise EdgefaceError("--threads needs at least one thread count, e.g. 1 or 1,2,4")
-    return counts
+    return [check_threads(count) for count in counts]
 
 
 def bench(models: list[str], threads: list[int], runs: int = 200, warmup: int = 20, xnnpack: bool = True,
