@@ -107,3 +107,18 @@ def clip_frame(index: int):
     cap.release()
     assert ok, f"cannot read frame {index} of the clip"
     return frame
+
+
+def wait_for_port(port: int, process: subprocess.Popen, what: str, seconds: float = 10) -> None:
+    """Until a server just started answers on a loopback port; fails the test naming it if it never does."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"{what} did not start")

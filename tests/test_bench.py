@@ -45,7 +45,8 @@ def test_bench_bad_input(tmp_path):
     junk.write_bytes(b"not a model")
     detector = str(model_dir() / "face_detection_short_range.tflite")
     assert_one_line_error(run_cli("bench", str(junk)), "not a TFLite model")
-    assert_one_line_error(run_cli("bench", detector, "--threads", "0"), "at least 1")
+    assert_one_line_error(run_cli("bench", detector, "--threads", "0"), "from 1 to")
+    assert_one_line_error(run_cli("bench", detector, "--threads", "1,100000"), "from 1 to", "100000")
     assert_one_line_error(run_cli("bench", detector, "--threads", "one"), "comma-separated")
     assert_one_line_error(run_cli("bench", str(tmp_path / "none.tflite")), "not found")
 

@@ -77,7 +77,8 @@ def test_device_modules_import_with_tensorflow_blocked():
 
 
 def test_training_commands_say_what_to_install_when_tensorflow_is_missing(tmp_path):
-    for args in (["train", str(tmp_path), "--arch", "tiny"], ["export", "m.keras", "-o", "m.tflite"]):
+    (tmp_path / "m.keras").write_bytes(b"PK")  # a file is there: what is missing is TensorFlow
+    for args in (["train", str(tmp_path), "--arch", "tiny"], ["export", str(tmp_path / "m.keras"), "-o", "m.tflite"]):
         code = BLOCK_TF + f"from edgeface.cli import main\nsys.argv = ['edgeface', *{args!r}]\nmain()\n"
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert done.returncode == 2 and "Traceback" not in done.stderr, args

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import MEDIA, assert_one_line_error, clip_frame, needs_shared, run_cli
+from conftest import MEDIA, assert_one_line_error, clip_frame, needs_shared, run_cli, wait_for_port
 
 pytestmark = needs_shared
 CLIP = MEDIA / "short_hamilton_clip.mp4"
@@ -64,15 +64,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory):
         f"keyfile {tmp / 'server.key'}\n")
     proc = subprocess.Popen([exe, "-c", str(tmp / "mosquitto.conf")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("mosquitto did not start")
+    wait_for_port(port, proc, "mosquitto")
     yield port, tmp / "ca.pem"
     proc.kill()
     proc.wait()

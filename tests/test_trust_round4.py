@@ -22,7 +22,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from conftest import BLOCK_TF, CLI_LAUNCHER, MEDIA, assert_one_line_error, needs_shared, run_cli
+from conftest import BLOCK_TF, CLI_LAUNCHER, MEDIA, assert_one_line_error, needs_shared, run_cli, wait_for_port
 
 pytestmark = needs_shared
 
@@ -113,6 +113,28 @@ def test_requests_from_another_sites_page_change_nothing(served: Served):
                               .__next__().read_bytes(), headers={"Content-Type": "image/jpeg"})
         assert program.status_code == 200, program.text
         assert sorted(people(client)) == ["biden", "obama"]
+
+
+def test_a_token_does_not_let_another_sites_page_in(tmp_path: Path):
+    """With a token (a network bind), a page elsewhere that the browser sends the token cookie with is still
+    refused: the token proves who, the origin proves which page."""
+    token = tmp_path / "token"
+    token.write_text("cross-site-token-0123456789")
+    token.chmod(0o600)
+    server = Served(tmp_path, "--gallery", str(tmp_path / "g.sqlite"), "--token-file", str(token))
+    try:
+        with httpx.Client(base_url=server.url, timeout=60,
+                          cookies={"edgeface_token": "cross-site-token-0123456789"}) as client:
+            forged = client.post("/api/people/mallory/faces", content=OBAMA.read_bytes(),
+                                 headers={"Content-Type": "image/jpeg", "Origin": "http://evil.example"})
+            assert forged.status_code == 403, forged.text
+            sure = client.post("/api/people/obama/faces", content=OBAMA.read_bytes(),
+                               headers={"Content-Type": "image/jpeg"})
+            assert sure.status_code == 200, sure.text
+            assert people(client) == ["obama"]
+    finally:
+        code, err = server.stop()
+    assert code == 0 and "Traceback" not in err, err
 
 
 @pytest.mark.slow
@@ -226,12 +248,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory):
     conf = tmp_path_factory.mktemp("broker") / "mosquitto.conf"
     conf.write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n")
     proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
+    wait_for_port(port, proc, "mosquitto")
     yield port
     proc.kill()
     proc.wait()

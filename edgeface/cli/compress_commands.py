@@ -17,13 +17,12 @@ from edgeface.cli.options import (
     InputScale,
     IOType,
     Json,
-    KerasIn,
-    KerasOut,
     Precision,
     QuantMode,
     Recipe,
     finetune_options,
     finite,
+    keras_step_options,
 )
 from edgeface.errors import EdgefaceError
 
@@ -43,11 +42,9 @@ def print_compression(result: dict, json_out: bool) -> None:
 
 
 @app.command("prune", rich_help_panel="2. compress & export")
-@finetune_options()
+@keras_step_options()
 def prune_command(
-    finetune: dict,
-    model: KerasIn,
-    out: KerasOut,
+    step: dict,
     sparsity: Annotated[float, typer.Option(help="magnitude pruning: fraction of Conv2D/Dense weights set to 0",
         callback=finite)] = 0.5,
     structured: Annotated[bool, typer.Option(help="remove whole channels instead (cuts FLOPs and latency)")] = False,
@@ -65,25 +62,23 @@ def prune_command(
     from edgeface.training.compress.io import face_set, load_model, require_faces, save_compressed
     from edgeface.training.compress.prune import magnitude_prune, magnitude_step, structured_prune, structured_step
 
-    keras_model, manifest = load_model(model)
-    face_data = face_set(keras_model, manifest, finetune["data"], finetune["faces"])
-    epochs = finetune["epochs"]
+    keras_model, manifest = load_model(step["model"])
+    face_data = face_set(keras_model, manifest, step["data"], step["faces"])
+    epochs = step["epochs"]
     if structured:
         pruned, report = structured_prune(keras_model, ratio, face_data, epochs, steps=steps,
                                           relation_weight=relation_weight, flops=flops)
-        step = structured_step(ratio, flops, steps, relation_weight, epochs if face_data else 0)
+        done = structured_step(ratio, flops, steps, relation_weight, epochs if face_data else 0)
     else:
         pruned, report = magnitude_prune(keras_model, sparsity, require_faces(face_data, "prune"), epochs)
-        step = magnitude_step(sparsity, epochs)
-    print_compression({**save_compressed(pruned, out, manifest, step), "report": report}, json_out)
+        done = magnitude_step(sparsity, epochs)
+    print_compression({**save_compressed(pruned, step["out"], manifest, done), "report": report}, json_out)
 
 
 @app.command("lowrank", rich_help_panel="2. compress & export")
-@finetune_options(epochs=1.0)
+@keras_step_options(epochs=1.0)
 def lowrank_command(
-    finetune: dict,
-    model: KerasIn,
-    out: KerasOut,
+    step: dict,
     rank: Annotated[Optional[int], typer.Option(help="rank of every factorised layer")] = None,
     energy: Annotated[Optional[float], typer.Option(help="keep this fraction of each kernel's spectral energy",
         callback=finite)] = None,
@@ -94,20 +89,18 @@ def lowrank_command(
     from edgeface.training.compress.io import face_set, load_model, save_compressed
     from edgeface.training.compress.lowrank import lowrank, lowrank_step
 
-    keras_model, manifest = load_model(model)
-    data, epochs = finetune["data"], finetune["epochs"]
-    factored, report = lowrank(keras_model, face_set(keras_model, manifest, data, finetune["faces"]), rank, energy,
+    keras_model, manifest = load_model(step["model"])
+    data, epochs = step["data"], step["epochs"]
+    factored, report = lowrank(keras_model, face_set(keras_model, manifest, data, step["faces"]), rank, energy,
                                epochs)
-    step = lowrank_step(rank, energy, epochs if data else 0)
-    print_compression({**save_compressed(factored, out, manifest, step), "report": report}, json_out)
+    done = lowrank_step(rank, energy, epochs if data else 0)
+    print_compression({**save_compressed(factored, step["out"], manifest, done), "report": report}, json_out)
 
 
 @app.command("cluster", rich_help_panel="2. compress & export")
-@finetune_options(epochs=1.0)
+@keras_step_options(epochs=1.0)
 def cluster_command(
-    finetune: dict,
-    model: KerasIn,
-    out: KerasOut,
+    step: dict,
     clusters: Annotated[int, typer.Option(help="distinct weight values per kernel")] = 16,
     preserve_sparsity: Annotated[bool, typer.Option(help="keep the zeros of an earlier pruning")] = False,
     json_out: Json = False,
@@ -116,11 +109,11 @@ def cluster_command(
     from edgeface.training.compress.cluster import cluster, cluster_step
     from edgeface.training.compress.io import face_set, load_model, require_faces, save_compressed
 
-    keras_model, manifest = load_model(model)
-    faces_set = require_faces(face_set(keras_model, manifest, finetune["data"], finetune["faces"]), "cluster")
-    clustered = cluster(keras_model, clusters, faces_set, preserve_sparsity, finetune["epochs"])
-    step = cluster_step(clusters, preserve_sparsity, finetune["epochs"])
-    print_compression(save_compressed(clustered, out, manifest, step), json_out)
+    keras_model, manifest = load_model(step["model"])
+    faces_set = require_faces(face_set(keras_model, manifest, step["data"], step["faces"]), "cluster")
+    clustered = cluster(keras_model, clusters, faces_set, preserve_sparsity, step["epochs"])
+    done = cluster_step(clusters, preserve_sparsity, step["epochs"])
+    print_compression(save_compressed(clustered, step["out"], manifest, done), json_out)
 
 
 @app.command("quantize", rich_help_panel="2. compress & export")

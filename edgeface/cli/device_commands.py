@@ -14,26 +14,22 @@ from edgeface.cli.base import app
 from edgeface.cli.options import (
     PHOTO_OPTIONS,
     VIDEO_OPTIONS,
-    DetectorOpt,
-    DetectSize,
     GalleryOpt,
     Json,
     event_options,
     finite,
-    pipeline_config,
     pipeline_options,
 )
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.config import DEFAULT_STREAM_FPS, PipelineConfig
 from edgeface.recognize.sinks import EventOptions
-from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DetectorName
 
 
 @app.command("detect", rich_help_panel="4. recognise on the device")
+@pipeline_options("detector", "detect_size")
 def detect_command(
     target: Annotated[Path, typer.Argument(help="an image or a folder of images")],
-    detector: DetectorOpt = DetectorName.yunet,
-    detect_size: DetectSize = DEFAULT_DETECT_SIZE,
+    config: PipelineConfig,
     csv: Annotated[bool, typer.Option("--csv", help="CSV in face_recognition's order: file,top,right,bottom,left")]
     = False,
     json_out: Json = False,
@@ -42,7 +38,6 @@ def detect_command(
     from edgeface.api import detect_faces
     from edgeface.tables import print_json, print_table
 
-    config = pipeline_config(detector=detector, detect_size=detect_size)
     found = detect_faces(target, config.detector, config.detect_size)
     for path, why in found["skipped"].items():
         print(f"edgeface: skipped {path!r}: {why}", file=sys.stderr)

@@ -33,6 +33,7 @@ from edgeface.recognize.config import (
     check_turn,
 )
 from edgeface.recognize.sinks import EventOptions
+from edgeface.runtime.threads import check_threads
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_EVERY,
     DEFAULT_DETECT_SIZE,
@@ -44,7 +45,6 @@ from edgeface.vision.detector_options import (
     DetectorName,
     check_detect_size,
     check_min_face,
-    check_threads,
 )
 
 
@@ -241,6 +241,15 @@ def finetune_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable
     """The fine-tuning-by-distillation options of the compression commands (--data, --epochs, --faces), received
     as one ``finetune: dict``."""
     return option_group(FINETUNE_OPTIONS, tuple(FINETUNE_OPTIONS), "finetune", dict, **defaults)
+
+
+KERAS_STEP_OPTIONS: dict[str, tuple[Any, Any]] = {"model": (KerasIn, ...), "out": (KerasOut, ...), **FINETUNE_OPTIONS}
+
+
+def keras_step_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A Keras-to-Keras compression step (prune, lowrank, cluster): the model in, the model out and the fine-tuning
+    options, received as one ``step: dict``."""
+    return option_group(KERAS_STEP_OPTIONS, tuple(KERAS_STEP_OPTIONS), "step", dict, **defaults)
 
 
 def pipeline_config(**options: Any) -> PipelineConfig:

@@ -15,6 +15,7 @@ from typing import Any
 
 from edgeface.errors import EdgefaceError
 from edgeface.manifest import check_threshold
+from edgeface.runtime.threads import check_threads
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_EVERY,
     DEFAULT_DETECT_SIZE,
@@ -22,7 +23,6 @@ from edgeface.vision.detector_options import (
     DEFAULT_MIN_FACE,
     check_detect_size,
     check_min_face,
-    check_threads,
     detector_value,
 )
 

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.vision.detector_options import check_threads
+from edgeface.runtime.threads import check_threads
 
 ROUNDS = 40  # timed rounds per model; --runs is split between them
 

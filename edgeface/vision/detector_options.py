@@ -67,18 +67,3 @@ def check_min_face(min_face: int) -> int:
     if min_face < 0:
         raise EdgefaceError(f"--min-face must be 0 or more pixels, got {min_face}")
     return int(min_face)
-
-
-def max_threads() -> int:
-    """The most CPU threads one interpreter may start: four per core. A number beyond that buys nothing, and an
-    unbounded one (``--threads 100000``) exhausts the machine's thread limit for every other process."""
-    import os
-
-    return 4 * (os.cpu_count() or 1)
-
-
-def check_threads(threads: int) -> int:
-    high = max_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= high:
-        raise EdgefaceError(f"--threads must be a whole number from 1 to {high} (4 per core), got {threads!r}")
-    return threads
