@@ -102,9 +102,9 @@ def main() -> None:
     parser.add_argument("--no-faiss", action="store_true", help="match with numpy only, for comparison")
     args = parser.parse_args()
     if args.no_faiss:
-        import edgeface.recognize.gallery as gallery_module
+        import edgeface.recognize.match as match_module
 
-        gallery_module.FAST_INDEX_MIN = 10**12
+        match_module.FAST_INDEX_MIN = 10**12
     started = time.time()
     from edgeface.vision.embed import load_embedder
 

@@ -445,7 +445,7 @@ def test_a_large_gallery_matches_exactly_what_brute_force_matches(tmp_path):
     """25k templates (over the faiss threshold) of 200 people each with near-duplicate templates: every query's
     person and score equal the float32 brute-force answer."""
     pytest.importorskip("faiss", reason="faiss-cpu is the large-gallery extra (make setup installs it)")
-    from edgeface.recognize.gallery import FAST_INDEX_MIN
+    from edgeface.recognize.match import FAST_INDEX_MIN
 
     rng = np.random.default_rng(3)
     centres = l2_normalise(rng.normal(size=(200, 128)))
@@ -454,7 +454,7 @@ def test_a_large_gallery_matches_exactly_what_brute_force_matches(tmp_path):
     for i, c in enumerate(centres):
         gallery.add(f"p{i:03d}", l2_normalise(c + 0.02 * rng.normal(size=(per, 128))))
     emb, owner, names = gallery.templates()
-    assert len(emb) > FAST_INDEX_MIN and gallery._index is not None
+    assert len(emb) > FAST_INDEX_MIN and gallery._cache[1].index is not None
     queries = l2_normalise(centres[rng.integers(0, 200, 60)] + 0.05 * rng.normal(size=(60, 128)))
     for q, m in zip(queries, gallery.match(queries, 0.5), strict=True):
         sims = emb @ q

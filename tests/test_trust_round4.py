@@ -95,7 +95,9 @@ def test_requests_from_another_sites_page_change_nothing(served: Served):
             ({"Origin": f"http://127.0.0.1:{free_port()}"}, {"files": [("image", ("o.jpg", jpeg, "image/jpeg"))]}),
             ({"Sec-Fetch-Site": "cross-site", "Content-Type": "image/jpeg"}, {"content": jpeg}),
             ({"Sec-Fetch-Site": "same-site", "Content-Type": "image/jpeg"}, {"content": jpeg}),
-            ({"Content-Type": "text/plain"}, {"content": jpeg}),  # no browser: but a body no upload is sent as
+            # an older browser's form, without Origin: a body type only a browser form sends
+            ({"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/68.0"},
+             {"content": jpeg}),
         ]
         for k, (headers, body) in enumerate(attempts):
             response = client.post(f"/api/people/mallory{k}/faces", headers=headers, **body)
@@ -112,6 +114,10 @@ def test_requests_from_another_sites_page_change_nothing(served: Served):
         program = client.post("/api/people/biden/faces", content=(MEDIA / "gallery" / "biden").glob("*.jpg")
                               .__next__().read_bytes(), headers={"Content-Type": "image/jpeg"})
         assert program.status_code == 200, program.text
+        # curl --data-binary (urlencoded by default), as the README shows it
+        curl = client.post("/api/recognize", content=jpeg, headers={"User-Agent": "curl/7.88.1", "Content-Type":
+                                                                    "application/x-www-form-urlencoded"})
+        assert curl.status_code == 200 and curl.json()["faces"][0]["name"] == "obama", curl.text
         assert sorted(people(client)) == ["biden", "obama"]
 
 

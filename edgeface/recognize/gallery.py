@@ -29,6 +29,7 @@ import numpy as np
 from edgeface.default_model import DLIB_PORT, is_named_model
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, data_dir
+from edgeface.recognize.match import Match, Templates
 from edgeface.vision.detector_options import ALIGNMENTS, BLAZEFACE_ALIGNMENT
 
 if TYPE_CHECKING:
@@ -240,48 +241,6 @@ def read_export(path: str | Path) -> dict:
             "embeddings": emb, "image_sha256": hashes, "quality": quality}
 
 
-FAST_INDEX_MIN = 20_000  # below this, float32 brute force is already well under a millisecond
-FLOAT16_BOUND = 2 * 2.0**-11  # |q . t - q . fp16(t)| for unit q and t, with margin: fp16 keeps 11 significant bits
-
-
-class Float16Index:
-    """Exact top-1 by inner product through a faiss float16 scalar-quantizer index (optional dependency)."""
-
-    def __init__(self, index, emb: np.ndarray) -> None:
-        self.index, self.emb = index, emb
-
-    @classmethod
-    def build(cls, emb: np.ndarray) -> Float16Index | None:
-        if len(emb) < FAST_INDEX_MIN:
-            return None
-        try:
-            import faiss  # type: ignore[import-not-found]
-        except ImportError:
-            return None
-        faiss.omp_set_num_threads(1)  # one query at a time: threads only add hand-off costs (4 ms against 1 ms)
-        index = faiss.IndexScalarQuantizer(emb.shape[1], faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-        index.train(emb)
-        index.add(emb)
-        return cls(index, emb)
-
-    def best(self, queries: np.ndarray) -> np.ndarray:
-        out = np.empty(len(queries), np.int64)
-        for i, q in enumerate(queries):
-            k = 16
-            while True:
-                approx, found = self.index.search(q[None], min(k, len(self.emb)))
-                found = found[0][found[0] >= 0]
-                exact = self.emb[found] @ q
-                top = int(np.argmax(exact))
-                # a template outside the k found scores at most approx[k-1] + bound: if that cannot beat the best
-                # exact score, the best is proven; otherwise look further
-                if k >= len(self.emb) or approx[0][-1] + FLOAT16_BOUND < exact[top]:
-                    out[i] = found[top]
-                    break
-                k *= 4
-        return out
-
-
 MAX_STORED_FACE = 480  # pixels, the long side of a kept face crop (about twice the face)
 
 
@@ -306,13 +265,6 @@ class StoredFace:
             raise EdgefaceError("a stored face has no valid box and landmarks") from None
 
 
-@dataclass
-class Match:
-    name: str | None
-    score: float | None  # None: nobody to compare with (an empty gallery)
-    person: str | None  # best candidate even when below threshold; None with an empty gallery
-
-
 class Gallery:
     """A gallery file. ``Gallery(path, model_sha, dim)`` opens (or creates) it for that model."""
 
@@ -324,8 +276,7 @@ class Gallery:
         made meanwhile are not seen), instead of stopping recognition."""
         self.path = Path(path) if path else default_gallery()
         self.snapshot = False
-        self._cache: tuple[int, np.ndarray, np.ndarray, list[str]] | None = None
-        self._index: Float16Index | None = None
+        self._cache: tuple[int, Templates] | None = None
         created = False
         if not self.path.exists():
             if not create:
@@ -588,29 +539,16 @@ class Gallery:
                 else np.zeros((0, dim), np.float32)
             if rows:
                 check_templates(emb, dim, f"gallery {self.path}")
-            self._cache = (stamp, emb, owner, names)
-            self._index = Float16Index.build(emb)
-        return self._cache[1], self._cache[2], self._cache[3]
+            self._cache = (stamp, Templates(emb, owner, names))
+        t = self._cache[1]
+        return t.emb, t.owner, t.names
 
     @guarded
     def match(self, queries: np.ndarray, threshold: float) -> list[Match]:
-        """Top-1 person per query by cosine similarity (best template of each person); below threshold: None.
-
-        The top-1 person is the owner of the best template. Up to FAST_INDEX_MIN templates that is one BLAS product
-        and an argmax; above it, with faiss installed, a float16 index finds candidates in half the memory traffic
-        and they are re-scored in float32, widening the search until the float16 error bound proves no other
-        template could win: the same answer as brute force, exactly (benchmarks/gallery_scale.py)."""
-        emb, owner, names = self.templates()
-        queries = np.asarray(queries, np.float32)
-        if len(emb) == 0:
-            return [Match(None, None, None) for _ in queries]
-        best = self._index.best(queries) if self._index is not None else np.argmax(queries @ emb.T, axis=1)
-        scores = np.einsum("ij,ij->i", queries, emb[best])
-        out = []
-        for t, score in zip(best, scores, strict=True):
-            person = names[int(owner[t])]
-            out.append(Match(person if score >= threshold else None, float(score), person))
-        return out
+        """Each query's person (``recognize.match.Templates.match``) among this gallery's current templates."""
+        self.templates()
+        assert self._cache is not None
+        return self._cache[1].match(queries, threshold)
 
     @guarded
     def export(self, path: str | Path) -> Path:

@@ -9,8 +9,8 @@ Routes only parse and answer; the work is ``Service``'s. Every request passes th
   program that is no browser (``cross_site``): a browser names the page that sent a request in ``Origin`` and
   ``Sec-Fetch-Site`` and a page cannot forge either, so a request another site's page sends (a form, a ``fetch``
   without preflight, from another port of the same host, or from ``Origin: null``) is refused, token or not; and
-  the bodies a browser may send cross-site without asking first (``text/plain``, urlencoded forms) are never taken
-  as uploads;
+  from a browser, the bodies it may send cross-site without asking first (``text/plain``, urlencoded forms) are
+  never taken as uploads (an older browser may leave ``Origin`` off a form);
 * the body is counted as it arrives and refused past the upload limit (a ``Content-Length`` that says so is refused
   before any byte is read), and must arrive within ``BODY_SECONDS`` (a client trickling bytes cannot hold a
   connection for ever); a client that leaves mid-upload ends its request quietly.
@@ -64,9 +64,10 @@ def cross_site(method: str, headers: dict[str, str]) -> str | None:
     if origin is not None and origin not in {f"{scheme}://{headers.get('host', '')}" for scheme in ("http", "https")}:
         return f"a request from the page at {origin} may not change anything here"
     kind = headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind in BROWSER_FORM_TYPES:
-        return (f"Content-Type {kind} is not taken: send images as image/*, application/octet-stream or "
-                "multipart/form-data")
+    if kind in BROWSER_FORM_TYPES and headers.get("user-agent", "").startswith("Mozilla/"):
+        # an older browser may send a cross-site form without Origin; curl's --data-binary sends this type too
+        return (f"Content-Type {kind} is not taken from a browser: send images as image/*, "
+                "application/octet-stream or multipart/form-data")
     return None
 
 
