@@ -174,7 +174,10 @@ def as_array(image: str | Path | np.ndarray) -> np.ndarray:
     if isinstance(image, (str, Path)):
         return read_image(image)
     if not isinstance(image, np.ndarray):
-        raise EdgefaceError(f"an image is a file path or a numpy array, got {type(image).__name__}")
+        try:  # anything numpy reads as an array (a PIL image, nested lists), as face_recognition takes it
+            image = np.asarray(image)
+        except (TypeError, ValueError):
+            raise EdgefaceError(f"an image is a file path or an array, got {type(image).__name__}") from None
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
         raise EdgefaceError(f"an image array must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
     return image
