@@ -24,47 +24,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 from common import CELEBA, DATA, LFW, PAIRS, save
 
 from edgeface.evaluate.lfw import parse_pairs
 from edgeface.evaluate.metrics import all_pairs_thresholds, roc_auc, verification_report
-from edgeface.vision.conditions import grey, jpeg, rng_for, shading
+from edgeface.evaluate.same_setting import SHARED_CAMERAS
 from edgeface.vision.embed import decision_threshold, load_embedder
 from edgeface.vision.embedding_cache import embed_paths
 
-
-def ir_night(image: np.ndarray, key: str) -> np.ndarray:
-    """A night camera: grey, under-exposed to a third, sensor noise (sigma 6 grey levels), soft, JPEG 60."""
-    dark = grey(image).astype(np.float32) * 0.35
-    noisy = dark + rng_for(key, "ir-night").normal(0, 6, dark.shape[:2])[..., None]
-    soft = cv2.GaussianBlur(np.clip(noisy, 0, 255).astype(np.uint8), (0, 0), 0.8)
-    return jpeg(soft, 60)
-
-
-def side_light(image: np.ndarray, key: str) -> np.ndarray:
-    """A window to the camera's left: every face lit from the same side, a hard shadow edge down the middle
-    (15 % to 120 %), JPEG 70."""
-    h, w = image.shape[:2]
-    return jpeg(shading(image, (w / 2, h / 2), 0.5 * min(h, w), 0.0, 0.15, 1.2, hard=True), 70)
-
-
-def hallway(image: np.ndarray, key: str) -> np.ndarray:
-    """A dim hallway with a ceiling light: warm cast, light from above (top 110 %, chin 35 %), face at ~40 px
-    between the eyes' worth of detail (half size and back), JPEG 50."""
-    h, w = image.shape[:2]
-    lit = shading(image, (w / 2, h / 2), 0.6 * min(h, w), np.pi / 2, 1.1, 0.35, hard=False).astype(np.float32)
-    warm = np.clip(lit * np.array([1.08, 0.97, 0.8], np.float32), 0, 255).astype(np.uint8)
-    small = cv2.resize(warm, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    return jpeg(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), 50)
-
-
-CAMERAS: dict[str, Callable[[np.ndarray, str], np.ndarray] | None] = {
-    "plain": None, "ir-night": ir_night, "side-light": side_light, "hallway": hallway}
+CAMERAS = SHARED_CAMERAS  # one shared look per set: edgeface.evaluate.same_setting
 
 
 def celeba() -> tuple[list[Path], np.ndarray]:

@@ -51,6 +51,9 @@ def eval_command(
         help="report every other model's per-fold change against this one (mean +- SE over the 10 folds)")] = None,
     hold_conditions: Annotated[bool, typer.Option(
         help="with --save-threshold: raise the threshold until FAR is also <= 3e-3 under every condition")] = False,
+    same_setting: Annotated[Optional[Path], typer.Option(
+        help="also every pair of these <person>/<photos> taken in one setting (your own camera's): the FAR and TAR "
+             "at the model's threshold when strangers share the camera, beside LFW's (one model)")] = None,
     json_out: Json = False,
 ) -> None:
     """Score models on LFW View 2: 10-fold accuracy +- SE, ROC AUC, TAR at FAR 1e-3 and 1e-2 (and the FAR at the
@@ -61,9 +64,9 @@ def eval_command(
     conditions, detectors = parse_conditions(condition), parse_detectors(detector)
     chosen: list[str | None] = list(models) if models else [None]
     single = len(chosen) == 1 and len(conditions) == 1 and len(detectors) == 1 and paired is None
-    if (save_threshold or plot) and not single:
-        raise EdgefaceError("--save-threshold and --plot take one model, one detector and no --condition list or "
-                            "--paired")
+    if (save_threshold or plot or same_setting) and not single:
+        raise EdgefaceError("--save-threshold, --plot and --same-setting take one model, one detector and no "
+                            "--condition list or --paired")
     if hold_conditions and not save_threshold:
         raise EdgefaceError("--hold-conditions places the threshold --save-threshold stores: add --save-threshold")
     if save_threshold and conditions != ["plain"]:
@@ -104,6 +107,12 @@ def eval_command(
               detect_size=detect_size)
         print(f"saved threshold {report['saved_threshold']:.4f} ({report['threshold_source']}, {report['detector']} "
               f"detection) into {model} and {report['manifest']}", file=sys.stderr)
+    if same_setting is not None:
+        from edgeface.evaluate.same_setting import same_setting_report
+        from edgeface.vision.embed import decision_threshold
+
+        report["same_setting"] = same_setting_report(embedder, same_setting, decision_threshold(embedder),
+                                                     workers=threads, detector=detectors[0], detect_size=detect_size)
     if json_out:
         print_json(report)
         return
@@ -129,7 +138,20 @@ def print_report(report: dict) -> None:
         ("detector", f"{report['detector']} ({report['detect_size']} px)"),
         ("detection failed (centre crop)", str(report["n_detect_failed"])),
         ("seconds", f"{report['seconds']:.1f}"),
+        *same_setting_rows(report.get("same_setting")),
     ])
+
+
+def same_setting_rows(same: dict | None) -> list[tuple[str, str]]:
+    from edgeface.tables import pct
+
+    if same is None:
+        return []
+    return [(f"same setting ({same['dir']}): FAR / TAR at the threshold",
+             f"{same['far_at_model_threshold']:.4f} / {pct(same['tar_at_model_threshold'])} "
+             f"({same['people']} people, {same['impostor_pairs']:,} impostor pairs)"),
+            ("same setting: threshold @ FAR 1e-3 / TAR there",
+             f"{same['threshold_at_far_1e-3']:.4f} / {pct(same['tar_at_far_1e-3'])}")]
 
 
 def print_grid(rows: list[dict]) -> None:
