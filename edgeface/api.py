@@ -28,7 +28,7 @@ from edgeface.recognize.config import PipelineConfig
 from edgeface.recognize.pipeline import Image, Pipeline, check_boxes, detect_files, photo_items, similarity
 from edgeface.recognize.results import FaceRecord
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
-from edgeface.vision.image import as_array, as_rgb
+from edgeface.vision.image import as_rgb
 
 
 def one_line_errors(kind: type, error: BaseException, traceback: Any, previous: Any = sys.excepthook) -> None:
@@ -125,19 +125,9 @@ class Gallery:
         writes by hand names strangers in single frames). ``source``: a camera index, a video file, an rtsp:// or
         http:// URL, or any iterable of BGR frames (OpenCV's order). Yields ``(frame, faces)``: the BGR frame and
         its faces as :meth:`identify` gives them."""
-        from edgeface.recognize.capture import Capture
-
         recognizer = self.recognizer.frames(self.store)  # its own tracks: one watch never confuses another
-        if isinstance(source, (str, int, Path)):
-            with Capture(str(source)) as capture:
-                still = capture.kind in ("folder", "image")
-                for frame in capture:
-                    if frame.image is not None:
-                        yield frame.image, [f.to_dict() for f in recognizer.process(frame.image, still=still)]
-            return
-        for frame in source:
-            image = np.ascontiguousarray(as_array(frame))
-            yield image, [f.to_dict() for f in recognizer.process(image)]
+        for frame, faces in self.recognizer.watch(recognizer, source):
+            yield frame, [face.to_dict() for face in faces]
 
     def remove(self, name: str) -> None:
         self.store.remove(name)

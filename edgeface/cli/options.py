@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -26,8 +27,6 @@ from edgeface.default_model import shipped_names
 from edgeface.errors import EdgefaceError
 from edgeface.manifest import check_threshold
 from edgeface.recognize.config import (
-    DEFAULT_CONFIRM,
-    DEFAULT_SMOOTH,
     PipelineConfig,
     check_frames,
     check_turn,
@@ -35,10 +34,7 @@ from edgeface.recognize.config import (
 from edgeface.recognize.sinks import EventOptions
 from edgeface.runtime.threads import check_threads
 from edgeface.vision.detector_options import (
-    DEFAULT_DETECT_EVERY,
-    DEFAULT_DETECT_SIZE,
     DEFAULT_MAX_TURN,
-    DEFAULT_MIN_FACE,
     DETECT_SIZE_HELP,
     DETECTOR_HELP,
     MIN_FACE_HELP,
@@ -153,23 +149,15 @@ MaxTurn = Annotated[Optional[float], typer.Option(
          f"matching; default: the model's, else {DEFAULT_MAX_TURN}", callback=checked(check_turn))]
 
 
-# name -> (annotation, default) of every pipeline setting a command may take: declared once, given to a command
-# by ``pipeline_options`` and collected into one PipelineConfig
-PIPELINE_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "model": (ModelOpt, None),
-    "threshold": (ThresholdOpt, None),
-    "detector": (DetectorOpt, DetectorName.yunet),
-    "detect_size": (DetectSize, DEFAULT_DETECT_SIZE),
-    "min_face": (MinFace, DEFAULT_MIN_FACE),
-    "threads": (Threads, 1),
-    "input_mean": (InputMean, None),
-    "input_scale": (InputScale, None),
-    "channels": (Channels, None),
-    "smooth": (Smooth, DEFAULT_SMOOTH),
-    "confirm": (Confirm, DEFAULT_CONFIRM),
-    "max_turn": (MaxTurn, None),
-    "detect_every": (DetectEvery, DEFAULT_DETECT_EVERY),
+# name -> (annotation, default) of every pipeline setting a command may take: the annotation declared once here,
+# the default PipelineConfig's own; given to a command by ``pipeline_options`` and collected into one PipelineConfig
+PIPELINE_ANNOTATIONS: dict[str, Any] = {
+    "model": ModelOpt, "threshold": ThresholdOpt, "detector": DetectorOpt, "detect_size": DetectSize,
+    "min_face": MinFace, "threads": Threads, "input_mean": InputMean, "input_scale": InputScale, "channels": Channels,
+    "smooth": Smooth, "confirm": Confirm, "max_turn": MaxTurn, "detect_every": DetectEvery,
 }
+PIPELINE_OPTIONS: dict[str, tuple[Any, Any]] = {
+    f.name: (PIPELINE_ANNOTATIONS[f.name], f.default) for f in fields(PipelineConfig)}
 PHOTO_OPTIONS = ("model", "threshold", "detector", "detect_size", "input_mean", "input_scale", "channels")
 VIDEO_OPTIONS = (*PHOTO_OPTIONS, "min_face", "threads", "smooth", "confirm", "max_turn", "detect_every")
 

@@ -8,7 +8,7 @@ all their photos have been processed (one transaction).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +41,7 @@ class EnrolResult:
         return bool(self.accepted or self.skipped)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "accepted": self.accepted, "rejected": self.rejected, "skipped": self.skipped,
-                "templates": self.templates}
+        return asdict(self)
 
 
 def require_enrolled(results: list[EnrolResult]) -> list[EnrolResult]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.recognize.results import RecognisedFace
+from edgeface.recognize.results import RecognisedFace, rounded, rounded_box
 from edgeface.recognize.sinks import EventOptions, FileSink, QueuedSink, http_sink
 from edgeface.vision.image import square_jpeg
 
@@ -69,8 +69,8 @@ class Debouncer:
                 out += self._drop(track_id, stamp)
                 known = False
             key = self.key(name, track_id)
-            written = r.to_dict()  # an event is a view of the face record, rounded as every output rounds it
-            box, score = written["box"], written["score"]
+            # an event is a view of the face record, rounded as every output rounds it
+            box, score = rounded_box(r.box), rounded(r.score, "score")
             if not known:
                 self.names[track_id] = name
                 presence = self.present.get(key)

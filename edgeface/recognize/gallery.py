@@ -522,6 +522,11 @@ class Gallery:
     @guarded
     def templates(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(embeddings (N, D), person index per template (N,), names); re-read only after another commit."""
+        t = self._current()
+        return t.emb, t.owner, t.names
+
+    def _current(self) -> Templates:
+        """The templates as of the last commit, any connection's (read again, and indexed, only after one)."""
         # data_version moves when another connection commits; total_changes when this one writes
         stamp = hash((self.db.execute("PRAGMA data_version").fetchone()[0], self.db.total_changes))
         if self._cache is None or self._cache[0] != stamp:
@@ -540,15 +545,12 @@ class Gallery:
             if rows:
                 check_templates(emb, dim, f"gallery {self.path}")
             self._cache = (stamp, Templates(emb, owner, names))
-        t = self._cache[1]
-        return t.emb, t.owner, t.names
+        return self._cache[1]
 
     @guarded
     def match(self, queries: np.ndarray, threshold: float) -> list[Match]:
         """Each query's person (``recognize.match.Templates.match``) among this gallery's current templates."""
-        self.templates()
-        assert self._cache is not None
-        return self._cache[1].match(queries, threshold)
+        return self._current().match(queries, threshold)
 
     @guarded
     def export(self, path: str | Path) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -410,7 +411,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
     loop), ``extra_sinks`` for events (objects with ``send``/``close``) and a ``stop`` event of their own. Events name
     the ``camera`` (``label``, else the source) beside the source of each frame (the photo's file in a folder).
     """
-    if max_frames < 0 or not (max_seconds >= 0 and max_seconds != float("inf")):
+    if max_frames < 0 or not (math.isfinite(max_seconds) and max_seconds >= 0):
         raise EdgefaceError("--max-frames and --max-seconds must be 0 (no limit) or more")
     if show:
         try:

@@ -24,7 +24,7 @@ from edgeface.recognize.config import PipelineConfig
 from edgeface.recognize.enroll import EnrolResult, enroll_person, require_enrolled
 from edgeface.recognize.gallery import Gallery, bind_gallery, model_for
 from edgeface.recognize.loop import Recognizer
-from edgeface.recognize.results import FaceRecord
+from edgeface.recognize.results import FaceRecord, rounded_box
 from edgeface.vision.align import align_face, chip_of
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_MAX_TURN, alignment_of
@@ -203,8 +203,7 @@ class Pipeline:
         scores = found[0][2] @ found[1][2].T
         i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
         score = float(scores[i, j])
-        boxes = [FaceRecord.detected(found[0][1][i]).to_dict()["box"],
-                 FaceRecord.detected(found[1][1][j]).to_dict()["box"]]
+        boxes = [rounded_box(found[0][1][i].box), rounded_box(found[1][1][j].box)]
         return {"same": score >= self.threshold, "score": round(score, 4), "threshold": round(self.threshold, 4),
                 "faces": [found[0][0], found[1][0]], "boxes": boxes}
 
@@ -221,11 +220,23 @@ class Pipeline:
             frame = np.ascontiguousarray(as_array(image))
         return recognizer.process(frame, still=True)
 
-    def watch(self, recognizer: Recognizer, frames: Iterable[np.ndarray]) -> Iterator[list[FaceRecord]]:
-        """Every frame of a video or camera (BGR, as OpenCV reads them), recognised as ``edgeface recognize``
-        recognises them: faces tracked across frames, named once confirmed, followed between key frames."""
-        for frame in frames:
-            yield recognizer.process(np.ascontiguousarray(as_array(frame)))
+    def watch(self, recognizer: Recognizer, source: str | int | Path | Iterable[np.ndarray],
+              ) -> Iterator[tuple[np.ndarray, list[FaceRecord]]]:
+        """Every frame of a camera index, video file, stream URL, image folder, or any iterable of BGR frames
+        (OpenCV's order), recognised as ``edgeface recognize`` recognises them: faces tracked across frames, named
+        once confirmed, followed between key frames. Yields each BGR frame with its faces."""
+        if isinstance(source, (str, int, Path)):
+            from edgeface.recognize.capture import Capture
+
+            with Capture(str(source)) as capture:
+                still = capture.kind in ("folder", "image")
+                for frame in capture:
+                    if frame.image is not None:
+                        yield frame.image, recognizer.process(frame.image, still=still)
+            return
+        for frame in source:
+            image = np.ascontiguousarray(as_array(frame))
+            yield image, recognizer.process(image)
 
 
 def similarity(known: np.ndarray, candidate: np.ndarray) -> np.ndarray:

@@ -18,8 +18,13 @@ from edgeface.vision.face import Face
 DECIMALS = {"box": 1, "landmarks": 1, "detection": 3, "turn": 2, "score": 4}  # as written out
 
 
-def _rounded(value: float | None, field: str) -> float | None:
+def rounded(value: float | None, field: str) -> float | None:
+    """A value as every output writes it (``DECIMALS``)."""
     return None if value is None else round(float(value), DECIMALS[field])
+
+
+def rounded_box(box: object) -> list[float | None]:
+    return [rounded(v, "box") for v in box]  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -55,10 +60,10 @@ class FaceRecord:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready and rounded (``DECIMALS``): every field (lists for tuples), ``reason`` only when there is
         one."""
-        out: dict[str, Any] = {"name": self.name, "score": _rounded(self.score, "score"), "candidate": self.candidate,
-                               "track": self.track, "box": [_rounded(v, "box") for v in self.box],
-                               "detection": _rounded(self.detection, "detection"), "turn": _rounded(self.turn, "turn"),
-                               "landmarks": [[_rounded(x, "landmarks"), _rounded(y, "landmarks")]
+        out: dict[str, Any] = {"name": self.name, "score": rounded(self.score, "score"), "candidate": self.candidate,
+                               "track": self.track, "box": rounded_box(self.box),
+                               "detection": rounded(self.detection, "detection"), "turn": rounded(self.turn, "turn"),
+                               "landmarks": [[rounded(x, "landmarks"), rounded(y, "landmarks")]
                                              for x, y in self.landmarks]}
         if self.reason is not None:
             out["reason"] = self.reason

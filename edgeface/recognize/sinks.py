@@ -113,7 +113,7 @@ def checked_url(url: str, schemes: tuple[str, ...], shape: str) -> urllib.parse.
         raise EdgefaceError(f"events URL {shown!r} is not valid: use {shape}")
     if port == 0:
         raise EdgefaceError(f"events URL {shown!r} has port 0: use a port from 1 to 65535")
-    if parts.fragment or "#" in url:
+    if "#" in url:
         raise EdgefaceError(f"events URL {shown!r} has a '#': it is not part of any topic or address")
     return parts
 
