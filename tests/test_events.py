@@ -10,10 +10,12 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 from conftest import BLOCK_TF, CLI_LAUNCHER, MEDIA, needs_shared, run_cli
 
@@ -81,6 +83,30 @@ def recognize(gallery: Path, *extra: str, timeout: int = 120) -> dict:
 
 
 @needs_shared
+def test_a_stranger_is_announced_only_once_their_track_is_confirmed():
+    """A face seen for a blink (a track that never settles as nobody) is no stranger arriving and leaving 0.1 s
+    later; one that stays unknown for as many frames as a name needs arrives and leaves once."""
+    d = Debouncer()
+    blink = [d.update([replace(face(3), settled=False)], "cam", k) for k in range(2)]
+    blink.append(d.update([], "cam", 2, ended=[3]))
+    assert [e for frame in blink for e in frame] == []
+    events = d.update([replace(face(4), settled=False)], "cam", 3)
+    events += d.update([replace(face(4), settled=False)], "cam", 4)
+    events += d.update([face(4)], "cam", 5)  # settled: nobody for ``confirm`` frames
+    events += d.update([face(4)], "cam", 6)
+    events += d.update([], "cam", 7, ended=[4])
+    assert [(e["event"], e["name"], e["frame"]) for e in events] == [("arrived", None, 5), ("left", None, 6)]
+
+
+def test_the_confirmation_settles_strangers_as_it_settles_names():
+    from edgeface.recognize.tracking import Tracker
+
+    tracker = Tracker()
+    ids, _ = tracker.update(np.array([[0, 0, 10, 10]], np.float32), [np.ones(4, np.float32)])
+    assert [tracker.confirmed(ids[0], None, 3) for _ in range(3)] == [False, False, True]
+    assert [tracker.confirmed(ids[0], "alice", 3) for _ in range(3)] == [False, False, True]
+
+
 def test_events_file_gets_debounced_arrivals_and_departures(gallery: Path, tmp_path: Path):
     out = tmp_path / "events.jsonl"
     summary = recognize(gallery, "--max-frames", "120", "--events", str(out))

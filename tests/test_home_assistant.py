@@ -120,7 +120,7 @@ def test_home_assistant_sees_the_person_come_and_go_over_tls(broker, gallery: Pa
     assert sensor["state_topic"] == "edgeface/front_door/person/lead_actor"
     assert (sensor["payload_on"], sensor["payload_off"]) == ("ON", "OFF")
     assert sensor["device_class"] in PRESENCE_CLASSES and sensor["name"] == "Lead Actor at Front door"
-    assert sensor["availability_topic"] == "edgeface/availability"
+    assert sensor["availability_topic"] == "edgeface/front_door/availability"
     assert (sensor["payload_available"], sensor["payload_not_available"]) == ("online", "offline")
     assert sensor["device"]["identifiers"] == ["edgeface_front_door"] and sensor["device"]["model"]
     assert "homeassistant/binary_sensor/edgeface_front_door/obama/config" in configs
@@ -148,14 +148,14 @@ def test_home_assistant_sees_the_person_come_and_go_over_tls(broker, gallery: Pa
     jpeg = [p for t, p, _ in seen if t == image["image_topic"]][-1]  # retained: the latest arrival's
     face = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert face is not None and 60 <= face.shape[0] <= 320
-    assert [p.decode() for t, p, _ in seen if t == "edgeface/availability"] == ["online", "offline"]
+    assert [p.decode() for t, p, _ in seen if t == "edgeface/front_door/availability"] == ["online", "offline"]
 
     # a subscriber that comes later (Home Assistant restarting) gets the retained state of everything
     late, retained = listen(port, ca)
     time.sleep(0.5)
     late.loop_stop()
     now = {t: p for t, p, r in retained if r}
-    assert now["edgeface/availability"] == b"offline" and now[sensor["state_topic"]] == b"OFF"
+    assert now["edgeface/front_door/availability"] == b"offline" and now[sensor["state_topic"]] == b"OFF"
     assert now[image["image_topic"]] == jpeg and "homeassistant/binary_sensor/edgeface_front_door/obama/config" in now
 
 

@@ -131,3 +131,36 @@ class GalleryMachine(RuleBasedStateMachine):
 
 TestGalleryMachine = GalleryMachine.TestCase
 TestGalleryMachine.settings = settings(max_examples=25, stateful_step_count=15, deadline=None)
+
+
+@given(faces=st.lists(st.tuples(st.integers(0, 1240), st.integers(0, 680), st.integers(24, 200),
+                                st.sampled_from(["obama", "lin_manuel", "unknown", "turned away", "kit harington"])),
+                      min_size=1, max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_labels_never_overlap_and_stay_in_the_frame(faces):
+    """Any crowd of up to eight faces in a 720p frame: every label inside the frame, no two overlapping (the live
+    view once showed "ur known" where two labels met)."""
+    from edgeface.recognize.loop import label_layout
+    from edgeface.recognize.results import FaceRecord
+
+    records = [FaceRecord((float(x), float(y), float(min(x + s, 1279)), float(min(y + s, 719))), (), 0.9,
+                          name=None if name in ("unknown", "turned away") else name, score=0.95,
+                          reason="turned away" if name == "turned away" else None) for x, y, s, name in faces]
+    rects = [rect for _, _, rect in label_layout(records, 1280, 720)]
+    assert all(x0 >= 0 and y0 >= 0 and x1 <= 1280 and y1 <= 720 for x0, y0, x1, y1 in rects), rects
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+
+
+@given(threshold=st.floats(0.05, 0.99), a=st.floats(-1, 1), b=st.floats(-1, 1))
+def test_client_confidence_is_monotone_and_puts_the_threshold_at_060(threshold, a, b):
+    """The NVR clients' scale: 0-1, rising with the cosine, the model's threshold at 0.60 (a client left at its default
+    match confidence takes exactly what edgeface names)."""
+    from edgeface.recognize.confidence import MATCH_CONFIDENCE, confidence
+
+    assert confidence(threshold, threshold) == MATCH_CONFIDENCE and confidence(None, threshold) == 0.0
+    low, high = sorted((a, b))
+    assert 0.0 <= confidence(low, threshold) <= confidence(high, threshold) <= 1.0
+    if abs(a - threshold) > 1e-3:  # (the scale is rounded to 4 decimals, as clients read it)
+        assert (confidence(a, threshold) > MATCH_CONFIDENCE) == (a > threshold)

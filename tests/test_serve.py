@@ -260,6 +260,25 @@ def test_a_network_bind_needs_a_private_token(tmp_path: Path) -> None:
                           "not found")
 
 
+def capture_until(page, button: str, label: str, click: bool = True) -> None:
+    """Capture from the live view until the preview offers ``button`` saying ``label`` (the clip's actor alone in
+    view is a third of the loop), then click it unless told not to."""
+    from playwright.sync_api import expect
+
+    for _ in range(80):
+        page.click("#enroll-capture")
+        expect(page.locator("#preview")).to_be_visible(timeout=30_000)
+        offered = page.locator(button)
+        if offered.count() and label in offered.inner_text():
+            page.wait_for_function("document.getElementById('preview-face').naturalWidth > 0")
+            if click:
+                offered.click()
+            return
+        page.click("#capture-cancel")
+        page.wait_for_timeout(200)
+    raise AssertionError(f"the preview never offered {label!r}: {page.inner_text('#preview')}")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI", "").lower() != "true",
                     reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -297,14 +316,31 @@ def test_the_page_in_a_real_browser(tmp_path: Path) -> None:
             # the live view plays; the actor alone in it is enrolled by capture, then named by the camera
             page.wait_for_function("document.getElementById('live').naturalWidth === 640", timeout=30_000)
             page.fill("#enroll-name", "lead")
-            for _ in range(60):  # one face in the live view about half the time
-                page.click("#enroll-capture")
-                expect(page.locator("#result div").first).to_be_visible(timeout=30_000)
-                if "enrolled lead" in page.inner_text("#result"):
-                    break
-                page.wait_for_timeout(250)
-            expect(page.locator("#result")).to_contain_text("enrolled lead: live frame")
+            capture_until(page, "#capture-confirm", "Enrol as lead")  # the preview shows his face first
+            expect(page.locator("#result")).to_contain_text("enrolled lead: capture")
             expect(page.locator("#events li[data-name='lead']").first).to_contain_text("arrived", timeout=90_000)
+            expect(page.locator("#events li[data-name='lead']").first).to_contain_text("(hall)")  # the camera's name
+            # the same face under another name: the preview says who he is and enrols nothing until told
+            page.fill("#enroll-name", "someone")
+            capture_until(page, "#capture-add", "Add to lead", click=False)
+            expect(page.locator("#preview-text")).to_contain_text("looks like lead")
+            expect(page.locator("#capture-new")).to_contain_text("someone is a new person")
+            # and the API refuses the held capture under the other name, naming him
+            refused = page.evaluate("""async () => {
+                const preview = await (await fetch('/api/capture', {method: 'POST'})).json();
+                if (preview.name !== 'lead') return {skip: preview};
+                const r = await fetch(`/api/people/someone/capture?capture=${preview.capture}`, {method: 'POST'});
+                return {status: r.status, body: await r.json()};
+            }""")
+            if "skip" not in refused:
+                assert refused["status"] == 422 and "looks like lead" in str(refused["body"]["rejected"]), refused
+            page.click("#capture-add")
+            expect(page.locator("#result")).to_contain_text("enrolled lead: capture")
+            expect(page.locator("#people li[data-name='someone']")).to_have_count(0)
+            # rename in the page
+            page.once("dialog", lambda dialog: dialog.accept("barack"))
+            page.locator("#people li[data-name='obama'] button", has_text="rename").click()
+            expect(page.locator("#people li[data-name='barack']")).to_contain_text("barack (2)", timeout=30_000)
             page.screenshot(path=str(tmp_path / "serve.png"))
             browser.close()
     finally:

@@ -11,8 +11,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,50 +20,21 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from conftest import BLOCK_TF, CLI_LAUNCHER, MEDIA, assert_one_line_error, needs_shared, run_cli, wait_for_port
+from conftest import (
+    MEDIA,
+    Served,
+    assert_one_line_error,
+    free_port,
+    needs_shared,
+    retained,
+    run_cli,
+)
 
 pytestmark = needs_shared
 
 CLIP = MEDIA / "short_hamilton_clip.mp4"
 OBAMA = MEDIA / "gallery" / "obama" / "obama.jpg"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    """``edgeface serve`` in its own interpreter (TensorFlow unimportable), its stderr kept in a file."""
-
-    def __init__(self, tmp: Path, *args: str, files: int | None = None) -> None:
-        self.log = tmp / f"serve-{time.monotonic_ns()}.log"
-
-        def limits() -> None:  # a systemd service's default: 1,024 descriptors soft (serve raises it itself)
-            if files is not None:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-
-        with open(self.log, "w") as err:
-            self.process = subprocess.Popen([sys.executable, "-c", BLOCK_TF + CLI_LAUNCHER, "serve", "--port", "0",
-                                             *args], stdout=subprocess.PIPE, stderr=err, text=True, cwd=tmp,
-                                            preexec_fn=limits)
-        line = self.process.stdout.readline()
-        if "http://" not in line:
-            self.process.kill()
-            raise AssertionError(f"serve did not start: {line}{self.log.read_text()}")
-        self.url = line.split()[2]
-        self.host = self.url.split("//")[1].rstrip("/")
-
-    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
-        self.process.send_signal(sig)
-        try:
-            code = self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        return code, self.log.read_text()
 
 
 @pytest.fixture()
@@ -245,37 +214,6 @@ def test_a_trickled_upload_is_cut_off_and_a_client_leaving_leaves_no_traceback(s
 
 # 3. a clean stop under SIGTERM -----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory):
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(exe).exists():
-        pytest.fail("mosquitto is not installed (.ci/run installs it)")
-    port = free_port()
-    conf = tmp_path_factory.mktemp("broker") / "mosquitto.conf"
-    conf.write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, proc, "mosquitto")
-    yield port
-    proc.kill()
-    proc.wait()
-
-
-def retained(port: int, pattern: str) -> dict[str, bytes]:
-    """What a subscriber arriving now is handed: the broker's retained messages under ``pattern``."""
-    import paho.mqtt.client as mqtt
-
-    seen: dict[str, bytes] = {}
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.on_message = lambda _c, _u, msg: seen.__setitem__(msg.topic, msg.payload) if msg.retain else None
-    client.connect("127.0.0.1", port)
-    client.subscribe(pattern, qos=1)
-    client.loop_start()
-    time.sleep(1.0)
-    client.loop_stop()
-    client.disconnect()
-    return seen
-
-
 def test_sigterm_stops_serve_as_ctrl_c_does(tmp_path: Path, broker: int):
     """systemd's stop: every face in view leaves, presence goes OFF (retained), "stopped", exit 0; a stranger's
     snapshot is never left on the broker."""
@@ -295,7 +233,7 @@ def test_sigterm_stops_serve_as_ctrl_c_does(tmp_path: Path, broker: int):
     left = {r["track"] for r in rows if r["event"] == "left"}
     assert arrived and arrived == left
     states = retained(broker, "edge/#")
-    assert states.get("edge/availability") == b"offline"
+    assert states.get("edge/hall/availability") == b"offline"
     assert all(v == b"OFF" for k, v in states.items() if "/person/" in k and not k.endswith("/snapshot"))
     assert not any("unknown/snapshot" in k for k in states)
 
@@ -321,7 +259,10 @@ def test_two_names_that_would_share_an_mqtt_topic_are_refused(tmp_path: Path):
     gallery = tmp_path / "g.sqlite"
     photos = sorted((MEDIA / "gallery" / "biden").glob("*.jpg"))
     assert run_cli("enroll", "JOE-B", str(photos[0]), "--gallery", str(gallery)).returncode == 0
+    # the same face under a second name is refused as a look-alike; said to be a new person, the name still is
     assert_one_line_error(run_cli("enroll", "joe_b", str(photos[1]), "--gallery", str(gallery)),
+                          "looks like JOE-B", "new person")
+    assert_one_line_error(run_cli("enroll", "joe_b", str(photos[1]), "--gallery", str(gallery), "--new-person"),
                           "'joe_b' would share", "'JOE-B'")
     assert run_cli("enroll", "obama", str(OBAMA), "--gallery", str(gallery)).returncode == 0
     assert_one_line_error(run_cli("gallery", "rename", "obama", "joe b", "--gallery", str(gallery)), "'JOE-B'")

@@ -99,10 +99,12 @@ def enroll_command(
     store_faces: Annotated[bool, typer.Option(
         help="keep each enrolled face (a small crop) so 'gallery upgrade' can move the gallery to a new model; "
              "--no-store-faces keeps templates only")] = True,
+    new_person: Annotated[bool, typer.Option(
+        "--new-person", help="enrol faces that already match another enrolled person (a look-alike, a twin)")] = False,
     json_out: Json = False,
 ) -> None:
-    """Detect, quality-check (one face, size, head turn, sharpness), embed and store templates for one or many
-    people."""
+    """Detect, quality-check (one face, size, head turn, sharpness, not already someone else), embed and store
+    templates for one or many people."""
     from edgeface.recognize.enroll import person_folders, require_enrolled
     from edgeface.recognize.pipeline import Pipeline
     from edgeface.tables import print_json, print_table
@@ -115,7 +117,8 @@ def enroll_command(
         raise EdgefaceError("give NAME IMAGE... or --dir DIR")
     pipeline = Pipeline.for_gallery(gallery, config)
     store = pipeline.open_gallery(gallery)
-    results = [pipeline.enroll(store, person, paths, store_faces) for person, paths in people.items()]
+    results = [pipeline.enroll(store, person, paths, store_faces, new_person)
+               for person, paths in people.items()]
     if json_out:
         print_json([r.to_dict() for r in results])
     else:

@@ -91,12 +91,27 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder,
     return embedder.embed_faces(image, [face])[0], sharp, face
 
 
+def lookalike(gallery: Gallery, name: str, embedding: np.ndarray, threshold: float | None) -> str | None:
+    """Why a face may not be enrolled as ``name`` without the caller saying it is a new person: it already matches
+    somebody else in the gallery (None: it does not, or no threshold to decide with). Enrolling it anyway makes one
+    person two, and every event announces both; the usual cause is the wrong name or the wrong face in frame."""
+    if threshold is None:
+        return None
+    match = gallery.match(embedding[None], threshold)[0]
+    if match.name is None or match.name == name:
+        return None
+    return (f"looks like {match.name} ({match.score:.2f}), who is enrolled: add it to {match.name}, or say it is "
+            "a new person")
+
+
 def enroll_person(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder,
-                  store_faces: bool = True, max_turn: float = MAX_TURN) -> EnrolResult:
+                  store_faces: bool = True, max_turn: float = MAX_TURN, threshold: float | None = None,
+                  new_person: bool = False) -> EnrolResult:
     """Enrol one person's photos (paths, RGB uint8 arrays, or ``(label, bytes or array)`` pairs: an upload's file
     name and contents); a photo already in the gallery (same bytes) is skipped, not doubled. ``store_faces``: keep
     each face (a crop with margin, see ``keep_face``) so a later model can re-embed it without the photos; off for
-    those who must not store face images."""
+    those who must not store face images. A face that already matches someone else at ``threshold`` is refused
+    (``lookalike``) unless ``new_person``."""
     result = EnrolResult(check_name(name))
     known = gallery.known_hashes()
     rows, hashes, quality, kept = [], [], [], []
@@ -120,6 +135,9 @@ def enroll_person(gallery: Gallery, name: str, images: list, finder: FaceFinder,
                 result.skipped[label] = f"already enrolled as {known[digest]}"
                 continue
             vec, q, face = face_template(image, finder, embedder, max_turn)
+            refusal = None if new_person else lookalike(gallery, result.name, vec, threshold)
+            if refusal is not None:
+                raise EdgefaceError(refusal)
             kept.append(keep_face(image, face) if store_faces else None)
         except (EdgefaceError, OSError) as exc:
             result.rejected[label] = str(exc) if isinstance(exc, EdgefaceError) else exc.strerror or str(exc)

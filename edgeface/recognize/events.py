@@ -28,10 +28,11 @@ class Debouncer:
 
     A named person is present while any face track carries their name: one ``arrived`` when the first does, one
     ``left`` (with how long they were seen) when the last ends or turns into someone else, so a track that splits
-    in two never announces the same person twice. An unknown face is announced per track, and only with
-    ``unknown``. A track that gets a name, or changes it, leaves its old name before it arrives as the new one; a
-    named track whose match dips below the threshold for a few frames keeps its name (the same face on the same
-    track: a presence sensor should not flicker).
+    in two never announces the same person twice. An unknown face is announced per track, only with ``unknown``,
+    and only once its track has been nobody for as many frames as a name needs (``FaceRecord.settled``): a face
+    seen for a blink is no stranger arriving and leaving. A track that gets a name, or changes it, leaves its old
+    name before it arrives as the new one; a named track whose match dips below the threshold for a few frames keeps
+    its name (the same face on the same track: a presence sensor should not flicker).
 
     When a track ends is the tracker's decision (``Recognizer.ended``: no detection matched it for the tracker's
     ``max_age`` detected frames), passed in as ``ended``: the debouncer keeps no clock of its own, so a face
@@ -68,6 +69,8 @@ class Debouncer:
             if known and self.names[track_id] != name:
                 out += self._drop(track_id, stamp)
                 known = False
+            if not known and name is None and not r.settled:
+                continue  # a stranger is announced once their track is confirmed as one, as a name is
             key = self.key(name, track_id)
             # an event is a view of the face record, rounded as every output rounds it
             box, score = rounded_box(r.box), rounded(r.score, "score")
@@ -140,6 +143,19 @@ class Events:
         self.sinks = [open_sink(s, self.options, camera or "camera", people, model) for s in specs] + list(extra or [])
         self.snapshot_sinks = {id(sink) for sink in self.sinks if getattr(sink, "snapshots", False)}
         self.debouncer = Debouncer(unknown=self.options.unknown)
+        self.people = people
+
+    def roster(self, people: list[str]) -> None:
+        """The gallery's people as the loop reads them on each frame (the same list object until the gallery
+        changes, so an unchanged gallery costs one comparison): sinks that keep per-person state (MQTT, Home
+        Assistant) follow enrolments, removals and renames while the run goes on."""
+        if people is self.people:
+            return
+        self.people = people
+        for sink in self.sinks:
+            follow = getattr(sink, "roster", None)
+            if follow is not None:
+                follow(list(people))
 
     def frame(self, results: list[RecognisedFace], source: str, frame: int, new_photo: bool = False,
               image: np.ndarray | None = None, media_time: float | None = None, ended: Iterable[int] = ()) -> None:

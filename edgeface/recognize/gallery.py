@@ -265,6 +265,11 @@ class StoredFace:
             raise EdgefaceError("a stored face has no valid box and landmarks") from None
 
 
+class GalleryMoved(EdgefaceError):
+    """The gallery was moved to another model (``gallery upgrade``) by another process while this one used it: its
+    templates no longer compare with this model's embeddings."""
+
+
 class Gallery:
     """A gallery file. ``Gallery(path, model_sha, dim)`` opens (or creates) it for that model."""
 
@@ -276,6 +281,8 @@ class Gallery:
         made meanwhile are not seen), instead of stopping recognition."""
         self.path = Path(path) if path else default_gallery()
         self.snapshot = False
+        self.read_only = read_only
+        self.bound_to: str | None = None  # the model this connection matches for (``bind``)
         self._cache: tuple[int, Templates] | None = None
         created = False
         if not self.path.exists():
@@ -369,6 +376,7 @@ class Gallery:
              model: str | None = None) -> None:
         """Tie an empty gallery to a model (its identity, alignment and ``model_ref``, so later commands find it
         without --model), or refuse others than the one it was enrolled with, naming both."""
+        self.bound_to = model_sha256
         with contextlib.nullcontext() if self.snapshot else self.transaction():
             sha, dim = self.meta("model_sha256"), self.meta("embedding_size")
             if sha is None and self.snapshot:
@@ -462,6 +470,7 @@ class Gallery:
                 if value:
                     self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         self._cache = None
+        self.bound_to = model_sha256
 
     @guarded
     def known_hashes(self) -> dict[str, str]:
@@ -530,6 +539,8 @@ class Gallery:
         # data_version moves when another connection commits; total_changes when this one writes
         stamp = hash((self.db.execute("PRAGMA data_version").fetchone()[0], self.db.total_changes))
         if self._cache is None or self._cache[0] != stamp:
+            if self._cache is not None:
+                self.check_model()
             dim = self.embedding_size
             # one statement, so one consistent snapshot while other processes enrol (WAL)
             rows = self.db.execute("SELECT p.name, t.embedding FROM templates t JOIN people p ON p.id = t.person_id "
@@ -547,10 +558,61 @@ class Gallery:
             self._cache = (stamp, Templates(emb, owner, names))
         return self._cache[1]
 
+    def check_model(self) -> None:
+        """Raise ``GalleryMoved`` when another process moved the gallery to a model other than this connection's."""
+        if self.bound_to and self.meta("model_sha256") != self.bound_to:
+            raise GalleryMoved(f"gallery {self.path} was moved to model {self.meta('model') or 'another'} "
+                               "while this ran ('gallery upgrade')")
+
     @guarded
     def match(self, queries: np.ndarray, threshold: float) -> list[Match]:
         """Each query's person (``recognize.match.Templates.match``) among this gallery's current templates."""
         return self._current().match(queries, threshold)
+
+    @guarded
+    def ranked(self, query: np.ndarray, count: int) -> list[tuple[str, float]]:
+        """The ``count`` closest enrolled people to one embedding with their scores (``Templates.ranked``)."""
+        return self._current().ranked(query, count)
+
+    @guarded
+    def template_ids(self, name: str | None = None) -> list[tuple[int, str]]:
+        """(template id, person) of every template, or of one person's, in id order: how clients that address
+        single enrolled faces (CompreFace's ``image_id``) list them."""
+        rows = self.db.execute("SELECT t.id, p.name FROM templates t JOIN people p ON p.id = t.person_id "
+                               "WHERE ? IS NULL OR p.name = ? ORDER BY t.id", (name, name)).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    @guarded
+    def remove_template(self, template_id: int) -> str:
+        """Delete one template; returns whose it was. The person stays, with what templates they have left."""
+        with self.transaction():
+            row = self.db.execute("SELECT p.name FROM templates t JOIN people p ON p.id = t.person_id WHERE t.id = ?",
+                                  (template_id,)).fetchone()
+            if row is None:
+                raise EdgefaceError(f"no enrolled face with id {template_id} in {self.path}")
+            self.db.execute("DELETE FROM templates WHERE id = ?", (template_id,))
+        return row[0]
+
+    @guarded
+    def clear_person(self, name: str) -> int:
+        """Delete every template of ``name`` but keep the person (a name with no face matches nobody); returns
+        how many were deleted."""
+        with self.transaction():
+            row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise EdgefaceError(f"no person named {name!r} in {self.path}")
+            return self.db.execute("DELETE FROM templates WHERE person_id = ?", (row[0],)).rowcount
+
+    @guarded
+    def add_person(self, name: str) -> bool:
+        """A person with no face yet (enrolled faces come later); False when they already exist."""
+        name = check_name(name)
+        with self.transaction():
+            if self.db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone():
+                return False
+            self.check_distinct(name)
+            self.db.execute("INSERT INTO people (name, created) VALUES (?, ?)", (name, time.time()))
+        return True
 
     @guarded
     def export(self, path: str | Path) -> Path:

@@ -29,7 +29,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.recognize.capture import Capture, SourceLost
 from edgeface.recognize.config import DEFAULT_CONFIRM, DEFAULT_SMOOTH, check_tracking
 from edgeface.recognize.events import Events
-from edgeface.recognize.gallery import Gallery
+from edgeface.recognize.gallery import Gallery, GalleryMoved
 from edgeface.recognize.results import RecognisedFace
 from edgeface.recognize.sinks import EventOptions, redact
 from edgeface.recognize.tracking import Tracker
@@ -77,10 +77,13 @@ class Recognizer:
 
     def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float, finder: FaceFinder,
                  min_face: int = DEFAULT_MIN_FACE, smooth: int = DEFAULT_SMOOTH, max_turn: float = DEFAULT_MAX_TURN,
-                 confirm: int = DEFAULT_CONFIRM, detect_every: int = DEFAULT_DETECT_EVERY) -> None:
+                 confirm: int = DEFAULT_CONFIRM, detect_every: int = DEFAULT_DETECT_EVERY,
+                 moved: Callable[[], Recognizer] | None = None) -> None:
         """Made by ``Pipeline.frames``, which owns every setting: ``finder`` is the pipeline's, so a photo gets the
         same retries here as in ``verify`` and enrolment, and video frames its ``video`` detector (YuNet's gives
-        faces the landmarks the model was trained on and can follow them)."""
+        faces the landmarks the model was trained on and can follow them). ``moved``: the recogniser to carry on
+        with when another process moves the gallery to a new model (``gallery upgrade``) mid-run."""
+        self.moved = moved
         check_tracking(smooth, max_turn, confirm, detect_every)
         self.confirm, self.detect_every = confirm, detect_every
         self.embedder, self.gallery, self.threshold, self.max_turn = embedder, gallery, threshold, max_turn
@@ -107,9 +110,23 @@ class Recognizer:
         (``_kept``); an uncertain candidate on a face already known is followed rather than looked at closer, and
         a face whose identity has settled is embedded on every other key frame (``_rested``). Cuts and
         ``detect_every`` 1 detect and embed afresh."""
-        results = self._process(frame_bgr, still)
+        try:
+            results = self._process(frame_bgr, still)
+        except GalleryMoved:
+            if self.moved is None:
+                raise
+            self._carry_on(self.moved())
+            results = self._process(frame_bgr, still)
         self.ended = self.tracker.take_ended()
         return results
+
+    def _carry_on(self, other: Recognizer) -> None:
+        """Take over ``other``'s model, detector, gallery connection and decisions (the gallery's new model); every
+        track ends, since their embeddings were the old model's."""
+        for attribute in ("embedder", "gallery", "threshold", "max_turn", "finder", "detector", "follow", "moved"):
+            setattr(self, attribute, getattr(other, attribute))
+        self.tracker.reset()
+        self.last, self.lost, self.since_key = [], [], self.detect_every
 
     def _process(self, frame_bgr: np.ndarray, still: bool) -> list[RecognisedFace]:
         key = still or self.follow is None or self.since_key + 1 >= self.detect_every
@@ -225,12 +242,13 @@ class Recognizer:
         for k, (i, track) in enumerate(zip(usable, tracks, strict=True)):
             if k in matches:
                 m = matches[k]
-                named = self.tracker.confirmed(track, m.name, need)
-                results[i] = replace(results[i], name=m.name if named else None, score=m.score,
-                                     candidate=m.person, track=track)
+                held = self.tracker.confirmed(track, m.name, need)
+                results[i] = replace(results[i], name=m.name if held else None, score=m.score,
+                                     candidate=m.person, track=track, settled=held)
             else:  # rested: the name, score and candidate its last embedding gave
                 r = rested[i]
-                results[i] = replace(results[i], name=r.name, score=r.score, candidate=r.candidate, track=track)
+                results[i] = replace(results[i], name=r.name, score=r.score, candidate=r.candidate, track=track,
+                                     settled=r.settled)
         return results
 
     def _rested(self, faces: list[Face], known: list[RecognisedFace],
@@ -266,9 +284,9 @@ def label_style(height: int) -> tuple[float, int]:
 
 def label_layout(results: list[RecognisedFace], width: int,
                  height: int) -> list[tuple[RecognisedFace, str, tuple[int, int, int, int]]]:
-    """Each face's label and where it goes: above its box (below at the top edge), moved inside the frame and down
-    past any label already placed, so none is cut off or covers another. A score only beside a name: an unknown
-    face's best-candidate score means nothing to a viewer."""
+    """Each face's label and where it goes: above its box (below at the top edge), else the nearest free place
+    beside the labels already placed (``free_spot``), so none is cut off or covers another. A score only beside a
+    name: an unknown face's best-candidate score means nothing to a viewer."""
     scale, thickness = label_style(height)
     placed: list[tuple[int, int, int, int]] = []
     out = []
@@ -276,19 +294,29 @@ def label_layout(results: list[RecognisedFace], width: int,
         x0, y0, _, y1 = (int(v) for v in r.box)
         label = f"{r.name} {r.score:.2f}" if r.name is not None and r.score is not None else r.label
         (w, h), base = cv2.getTextSize(label, LABEL_FONT, scale, thickness)
-        box_w, box_h = w + 6, h + base + 4
+        box_w, box_h = min(w + 6, width), min(h + base + 4, height)
         left = min(max(0, x0), max(0, width - box_w))
         top = y0 - box_h if y0 - box_h >= 0 else min(max(0, y1), height - box_h)
-        for _ in range(len(placed)):
-            hit = next((p for p in placed if left < p[2] and p[0] < left + box_w and top < p[3] and p[1] < top + box_h),
-                       None)
-            if hit is None:
-                break
-            top = hit[3] if hit[3] + box_h <= height else max(0, hit[1] - box_h)
+        left, top = free_spot(left, top, box_w, box_h, width, height, placed)
         rect = (left, top, left + box_w, top + box_h)
         placed.append(rect)
         out.append((r, label, rect))
     return out
+
+
+def free_spot(left: int, top: int, w: int, h: int, width: int, height: int,
+              placed: list[tuple[int, int, int, int]]) -> tuple[int, int]:
+    """The free place for a ``w`` x ``h`` label nearest to (``left``, ``top``) inside the frame: the wanted place
+    itself, or one touching a placed label's edge (any free place can slide there). A frame too crowded for every
+    label keeps the wanted place."""
+    lefts = {left, *(p[2] for p in placed), *(p[0] - w for p in placed)}
+    tops = {top, *(p[3] for p in placed), *(p[1] - h for p in placed)}
+    spots = sorted((abs(y - top) + abs(x - left), y, x) for x in lefts for y in tops
+                   if 0 <= x <= width - w and 0 <= y <= height - h)
+    for _, y, x in spots:
+        if not any(x < p[2] and p[0] < x + w and y < p[3] and p[1] < y + h for p in placed):
+            return x, y
+    return left, top
 
 
 def draw(frame: np.ndarray, results: list[RecognisedFace], fps: float | None = None) -> None:
@@ -452,6 +480,7 @@ def run(source: str, recognizer: Recognizer, output: Path | None = None, show: b
                     continue
                 results = recognizer.process(frame.image, still=stills)
                 if sinks:
+                    sinks.roster(recognizer.gallery.templates()[2])  # enrolments and removals made meanwhile
                     sinks.frame(results, where, frame.index, new_photo=stills, image=frame.image,
                                 media_time=frame.media_time, ended=recognizer.ended)
                 frames += 1

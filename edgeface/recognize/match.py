@@ -85,3 +85,15 @@ class Templates:
             person = self.names[int(self.owner[t])]
             out.append(Match(person if score >= threshold else None, float(score), person))
         return out
+
+    def ranked(self, query: np.ndarray, count: int) -> list[tuple[str, float]]:
+        """The ``count`` closest people to one embedding, best first, each by their best template's cosine: what a
+        client asking for several candidates (CompreFace's ``prediction_count``) reads. Brute force: asked once per
+        face of an uploaded photo, never per frame."""
+        if len(self.emb) == 0 or count < 1:
+            return []
+        scores = self.emb @ np.asarray(query, np.float32)
+        best = np.full(len(self.names), -np.inf, np.float32)
+        np.maximum.at(best, self.owner, scores)
+        order = np.argsort(-best)[:count]
+        return [(self.names[int(i)], float(best[i])) for i in order if np.isfinite(best[i])]

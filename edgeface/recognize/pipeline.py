@@ -21,10 +21,10 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.config import PipelineConfig
-from edgeface.recognize.enroll import EnrolResult, enroll_person, require_enrolled
+from edgeface.recognize.enroll import EnrolResult, enroll_person, face_template, require_enrolled
 from edgeface.recognize.gallery import Gallery, bind_gallery, model_for
 from edgeface.recognize.loop import Recognizer
-from edgeface.recognize.results import FaceRecord, rounded_box
+from edgeface.recognize.results import FaceRecord, rounded, rounded_box
 from edgeface.vision.align import align_face, chip_of
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_MAX_TURN, alignment_of
@@ -94,24 +94,53 @@ class Pipeline:
         """The gallery at ``path`` bound to this model and alignment (refused if enrolled with others)."""
         return bind_gallery(path, self.model, self.embedder, self.alignment, create=create, read_only=read_only)
 
-    def frames(self, gallery: Gallery, **tracking: Any) -> Recognizer:
+    def frames(self, gallery: Gallery, follow: bool = True, **tracking: Any) -> Recognizer:
         """The frame recogniser (tracking, confirmation, key frames) on this pipeline against an open gallery:
         what ``recognize``, ``serve``'s camera, ``Gallery.identify`` and ``Gallery.watch`` run. ``tracking``
         overrides the config's video settings for this recogniser (smooth, confirm, max_turn, detect_every,
-        min_face), checked as the config checks them."""
+        min_face), checked as the config checks them. ``follow``: when another process moves the gallery to a new
+        model mid-run (``gallery upgrade``), carry on with that model (``moved``) instead of raising
+        ``GalleryMoved``."""
         c = self.config.but(**tracking) if tracking else self.config
         return Recognizer(self.embedder, gallery, self.threshold, self.finder, min_face=c.min_face, smooth=c.smooth,
                           max_turn=self.max_turn if c.max_turn is None else c.max_turn, confirm=c.confirm,
-                          detect_every=c.detect_every)
+                          detect_every=c.detect_every,
+                          moved=(lambda: self.moved(gallery, **tracking)) if follow else None)
 
-    def enroll(self, gallery: Gallery, name: str, photos: list, store_faces: bool = True) -> EnrolResult:
+    def moved(self, gallery: Gallery, **tracking: Any) -> Recognizer:
+        """The recogniser for ``gallery`` after another process moved it to a new model: that model, loaded now,
+        with this configuration's other settings."""
+        fresh = Pipeline.for_gallery(gallery.path, self.config.but(model=None))
+        store = fresh.open_gallery(gallery.path, create=False, read_only=gallery.read_only)
+        return fresh.frames(store, **tracking)
+
+    def enroll(self, gallery: Gallery, name: str, photos: list, store_faces: bool = True,
+               new_person: bool = False) -> EnrolResult:
         """One person's photos, each quality-checked (the reason for each refusal); nothing written unless one
-        passes. Paths, RGB arrays, or ``(label, bytes or RGB array)`` pairs."""
-        return enroll_person(gallery, name, photos, self.finder, self.embedder, store_faces, self.max_turn)
+        passes. Paths, RGB arrays, or ``(label, bytes or RGB array)`` pairs. The one enrolment rule of every
+        surface: a face that already matches another enrolled person is refused, naming them, unless
+        ``new_person`` (a model without a threshold cannot tell, and enrols)."""
+        threshold = None if self.config.threshold is None and self.embedder.threshold is None else self.threshold
+        return enroll_person(gallery, name, photos, self.finder, self.embedder, store_faces, self.max_turn,
+                             threshold, new_person)
 
-    def enroll_people(self, gallery: Gallery, people: dict[str, list], store_faces: bool = True) -> list[EnrolResult]:
+    def enroll_people(self, gallery: Gallery, people: dict[str, list], store_faces: bool = True,
+                      new_person: bool = False) -> list[EnrolResult]:
         """Several people at once; raises (naming every photo's reason) when nobody was enrolled."""
-        return require_enrolled([self.enroll(gallery, name, photos, store_faces) for name, photos in people.items()])
+        return require_enrolled([self.enroll(gallery, name, photos, store_faces, new_person)
+                                 for name, photos in people.items()])
+
+    def looks_like(self, gallery: Gallery, image: Image, bgr: bool = False) -> dict:
+        """What enrolling ``image`` would do, without enrolling: its one usable face (or why it has none), that
+        face's box and its closest enrolled person with the score: what a page shows before asking to confirm."""
+        rgb = as_rgb(image, bgr)
+        try:
+            embedding, _, face = face_template(rgb, self.finder, self.embedder, self.max_turn)
+        except EdgefaceError as exc:
+            return {"usable": False, "reason": str(exc)}
+        match = gallery.match(embedding[None], self.threshold)[0]
+        return {"usable": True, "box": rounded_box(face.box), "candidate": match.person,
+                "score": rounded(match.score, "score"), "name": match.name}
 
     # -- photos -----------------------------------------------------------------------------------------------------
 

@@ -38,6 +38,9 @@ class FaceRecord:
     candidate: str | None = None  # the closest enrolled person, named or not
     track: int | None = None  # the face track across frames (video)
     reason: str | None = None  # why the face was not compared
+    # has the match held long enough to act on? In video: the same answer (a name, or nobody) for ``confirm``
+    # frames of its track; a photo at once. Events announce a stranger only once settled, as a name is.
+    settled: bool = True
 
     @classmethod
     def detected(cls, face: Face, turn: float | None = None, reason: str | None = None) -> FaceRecord:

@@ -38,12 +38,12 @@ class Tracker:
         self._next_id = 0
 
     def confirmed(self, track_id: int, name: str | None, confirm: int) -> bool:
-        """Record that ``track_id`` matched ``name`` (None: nobody) this frame; has it matched that same person in
-        ``confirm`` consecutive frames?"""
+        """Record that ``track_id`` matched ``name`` (None: nobody) this frame; has it given that same answer in
+        ``confirm`` consecutive frames? (A stranger is confirmed as one the same way a name is.)"""
         track = next(t for t in self.tracks if t.id == track_id)
         person, count = track.streak
         track.streak = (name, count + 1 if name == person else 1)
-        return name is not None and track.streak[1] >= confirm
+        return track.streak[1] >= confirm
 
     def may_rest(self, track_id: int | None, confirm: int) -> bool:
         """May this track's face skip its embedding on this detected frame? Only when the track's match has held

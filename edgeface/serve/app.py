@@ -1,169 +1,27 @@
-"""The HTTP face of ``edgeface serve``: a REST API (OpenAPI at /docs), live streams and the web page.
+"""The HTTP face of ``edgeface serve``: a REST API (OpenAPI at /docs), live streams and the web page, and the two
+REST dialects NVR clients already speak (``deepstack``, ``compreface``).
 
-Routes only parse and answer; the work is ``Service``'s. Every request passes the guards first (``Guard``):
-
-* the caller must hold the token when the service has one. Without a token the service binds to loopback only, and
-  then refuses requests whose ``Host`` is not a loopback name: a web page elsewhere cannot reach it through DNS
-  rebinding;
-* a request that changes anything (POST, PUT, PATCH, DELETE) must come from the service's own page or from a
-  program that is no browser (``cross_site``): a browser names the page that sent a request in ``Origin`` and
-  ``Sec-Fetch-Site`` and a page cannot forge either, so a request another site's page sends (a form, a ``fetch``
-  without preflight, from another port of the same host, or from ``Origin: null``) is refused, token or not; and
-  from a browser, the bodies it may send cross-site without asking first (``text/plain``, urlencoded forms) are
-  never taken as uploads (an older browser may leave ``Origin`` off a form);
-* the body is counted as it arrives and refused past the upload limit (a ``Content-Length`` that says so is refused
-  before any byte is read), and must arrive within ``BODY_SECONDS`` (a client trickling bytes cannot hold a
-  connection for ever); a client that leaves mid-upload ends its request quietly.
+Routes only parse and answer; the work is ``Service``'s. Every request passes the guards first (``guard.Guard``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
-import urllib.parse
 from importlib import resources
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
 from edgeface.errors import EdgefaceError
+from edgeface.serve.bodies import UPLOAD_DOC, uploads, worker
+from edgeface.serve.compreface import compreface_routes
+from edgeface.serve.deepstack import deepstack_routes
+from edgeface.serve.guard import BODY_SECONDS, Guard, TooLarge, TooSlow, error
 from edgeface.serve.service import Busy, Service
-
-COOKIE = "edgeface_token"
-CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
-BROWSER_FORM_TYPES = {"text/plain", "application/x-www-form-urlencoded"}  # sent cross-site with no preflight
-BODY_SECONDS = 120.0  # a whole request body: 20 MB at ~1.4 Mbit/s; a trickle of bytes is cut off
-BODY_IDLE_SECONDS = 20.0  # the longest silence while a body arrives
-MAX_FILES = 20  # photos in one enrolment request
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
-
-
-class TooLarge(Exception):
-    pass
-
-
-class TooSlow(Exception):
-    pass
-
-
-def cross_site(method: str, headers: dict[str, str]) -> str | None:
-    """Why a request that would change something may not, or None. Programs (curl, Home Assistant, the Python
-    clients) send no ``Origin`` and no ``Sec-Fetch-Site`` and pass; the service's own page sends its own origin."""
-    if method not in CHANGES:
-        return None
-    site = headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return f"a {site} request from a web page may not change anything here"
-    origin = headers.get("origin")
-    if origin is not None and origin not in {f"{scheme}://{headers.get('host', '')}" for scheme in ("http", "https")}:
-        return f"a request from the page at {origin} may not change anything here"
-    kind = headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind in BROWSER_FORM_TYPES and headers.get("user-agent", "").startswith("Mozilla/"):
-        # an older browser may send a cross-site form without Origin; curl's --data-binary sends this type too
-        return (f"Content-Type {kind} is not taken from a browser: send images as image/*, "
-                "application/octet-stream or multipart/form-data")
-    return None
-
-
-class Guard:
-    """ASGI middleware: the body limit and the token check, before any route runs."""
-
-    def __init__(self, app: Any, max_bytes: int, token: str | None) -> None:
-        self.app, self.max_bytes, self.token = app, max_bytes, token
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refusal = self.refusal(scope, headers)
-        if refusal is not None:
-            await refusal(scope, receive, send)
-            return
-        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if self.token and query.get("token") and scope["method"] == "GET" and scope["path"] == "/":
-            # the page's link carries the token once: keep it in a cookie and drop it from the address bar
-            response = Response(status_code=303, headers={"Location": "/"})
-            response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
-            await response(scope, receive, send)
-            return
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_bytes:
-            await self.too_large(scope, receive, send)
-            return
-        seen = 0
-        started = False
-        deadline = asyncio.get_running_loop().time() + BODY_SECONDS
-
-        async def counted() -> dict:
-            nonlocal seen
-            left = min(BODY_IDLE_SECONDS, deadline - asyncio.get_running_loop().time())
-            try:
-                message = await asyncio.wait_for(receive(), timeout=max(left, 0.001))
-            except asyncio.TimeoutError:
-                raise TooSlow from None
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise TooLarge
-            return message
-
-        async def watched_send(message: dict) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watched_send)
-        except TooLarge:
-            if not started:
-                await self.too_large(scope, receive, send)
-        except TooSlow:
-            if not started:
-                await error(408, f"the request body did not arrive within {BODY_SECONDS:.0f} s")(scope, receive, send)
-        except ClientDisconnect:
-            pass  # the client left mid-upload: nothing to answer, nothing to log
-
-    async def too_large(self, scope: dict, receive: Any, send: Any) -> None:
-        await error(413, f"request body over the {self.max_bytes:,}-byte limit")(scope, receive, send)
-
-    def refusal(self, scope: dict, headers: dict[str, str]) -> Response | None:
-        """Why this request may not proceed, as the response to send, or None."""
-        why = cross_site(scope["method"], headers)
-        if why is not None:
-            return error(403, why)
-        if self.token is None:
-            host = host_name(headers.get("host", ""))
-            if host not in LOOPBACK_NAMES:
-                return error(403, f"this service answers only on loopback without a token, not Host {host!r}")
-            return None
-        offered = [headers.get("authorization", "").removeprefix("Bearer ").strip()]
-        cookies = [c.strip().split("=", 1) for c in headers.get("cookie", "").split(";") if "=" in c]
-        offered += [v for k, v in cookies if k == COOKIE]
-        offered += urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])
-        if any(o and hmac.compare_digest(o.encode(), self.token.encode()) for o in offered):
-            return None
-        if scope["path"] == "/" and scope["method"] == "GET":
-            return HTMLResponse("<h1>edgeface</h1><p>Open this page with <code>?token=...</code> (the contents of "
-                                "the service's --token-file).</p>", status_code=401)
-        return error(401, "missing or wrong token: send 'Authorization: Bearer TOKEN' (the --token-file contents)")
-
-
-def host_name(header: str) -> str:
-    """The name in a Host header, without its port: ``localhost:8080`` -> ``localhost``, ``[::1]:80`` -> ``[::1]``."""
-    if header.startswith("["):
-        return header.split("]")[0] + "]"
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
-
-
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def failure(exc: EdgefaceError) -> JSONResponse:
@@ -172,26 +30,6 @@ def failure(exc: EdgefaceError) -> JSONResponse:
     if isinstance(exc, Busy):
         return error(503, message)
     return error(404 if message.startswith("no person named") else 400, message)
-
-
-UPLOAD_DOC = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "image": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
-    "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
-
-
-async def uploads(request: Request, limit: int = MAX_FILES) -> list[tuple[str, bytes]]:
-    """The uploaded images of a request: every file part of a multipart form, or the raw body as one image."""
-    kind = request.headers.get("content-type", "")
-    if kind.startswith("multipart/form-data"):
-        form = await request.form(max_files=limit, max_fields=limit)
-        files = [(v.filename or k, await v.read()) for k, v in form.multi_items() if hasattr(v, "read")]
-    else:
-        body = await request.body()
-        files = [("upload", body)] if body else []
-    if not files:
-        raise EdgefaceError("no image in the request: send it as the body or as multipart file fields")
-    return files
 
 
 class Rename(BaseModel):
@@ -203,8 +41,7 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     app = FastAPI(title="edgeface", version="1", description="Face recognition on the device: recognise, verify, "
                   "enrol and watch. Images go as the raw request body or as multipart file fields.")
 
-    async def work(fn: Any, *args: Any) -> Any:
-        return await asyncio.wrap_future(service.submit(fn, *args))
+    work = worker(service.submit)
 
     @app.exception_handler(EdgefaceError)
     async def refused(_request: Request, exc: EdgefaceError) -> JSONResponse:
@@ -249,30 +86,38 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     async def people() -> list[dict]:
         return await work(service.people)
 
-    @app.post("/api/people/{name}/faces", openapi_extra=UPLOAD_DOC,
-              summary="Enrol uploaded photos (each quality-checked; the reason for each refusal)")
-    async def enroll(name: str, request: Request) -> JSONResponse:
-        result = await work(service.enroll, name, await uploads(request))
+    # {name:path}: a name with '/' reaches the route and is refused with the CLI's words, not "Not Found"
+    @app.post("/api/people/{name:path}/faces", openapi_extra=UPLOAD_DOC,
+              summary="Enrol uploaded photos (each quality-checked; a face that is already somebody else is refused "
+                      "unless new_person=true; the reason for each refusal)")
+    async def enroll(name: str, request: Request, new_person: bool = False) -> JSONResponse:
+        result = await work(service.enroll, name, await uploads(request), new_person)
         return JSONResponse(result, status_code=200 if result.pop("enrolled") else 422)
 
-    @app.post("/api/people/{name}/capture", summary="Enrol the face now in the live view")
-    async def capture(name: str) -> JSONResponse:
-        result = await work(service.enroll_live, name)
+    @app.post("/api/capture", summary="Hold the live view's frame and show what enrolling it would do (its face, "
+                                      "the closest enrolled person): nothing is enrolled")
+    async def capture_preview() -> dict:
+        return await work(service.capture)
+
+    @app.post("/api/people/{name:path}/capture",
+              summary="Enrol a held capture (?capture=ID from POST /api/capture), else the face now in the live view")
+    async def capture(name: str, capture: str | None = None, new_person: bool = False) -> JSONResponse:
+        result = await work(service.enroll_live, name, capture, new_person)
         return JSONResponse(result, status_code=200 if result.pop("enrolled") else 422)
 
-    @app.get("/api/people/{name}/face.jpg", summary="The first enrolled face of a person (a thumbnail)")
+    @app.get("/api/people/{name:path}/face.jpg", summary="The first enrolled face of a person (a thumbnail)")
     async def face(name: str) -> Response:
         data = await work(service.face_jpeg, name)
         if data is None:
             return error(404, f"no kept face for {name!r}")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @app.delete("/api/people/{name}", summary="Remove a person and every template")
+    @app.delete("/api/people/{name:path}", summary="Remove a person and every template")
     async def remove(name: str) -> dict:
         await work(service.remove, name)
         return {"removed": name}
 
-    @app.patch("/api/people/{name}", summary="Rename a person")
+    @app.patch("/api/people/{name:path}", summary="Rename a person")
     async def rename(name: str, body: Rename) -> dict:
         await work(service.rename, name, body.name)
         return {"renamed": name, "to": body.name.strip()}
@@ -331,6 +176,8 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     async def health() -> dict:
         return await work(service.health)
 
+    app.include_router(deepstack_routes(service, work, token))
+    app.include_router(compreface_routes(service, work))
     return app
 
 

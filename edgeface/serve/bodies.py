@@ -1,0 +1,44 @@
+"""Request bodies as ``edgeface serve``'s routes (its own, DeepStack's and CompreFace's) take images from them."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+
+from edgeface.errors import EdgefaceError
+
+MAX_FILES = 20  # photos in one enrolment request
+Work = Callable[..., Any]  # runs a call on the service's worker thread and awaits it (``worker``)
+
+
+def worker(submit: Callable[..., concurrent.futures.Future]) -> Work:
+    """``await work(fn, *args)``: ``fn`` on the request worker (``Service.submit``), awaited without blocking."""
+
+    async def work(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.wrap_future(submit(fn, *args))
+
+    return work
+
+
+UPLOAD_DOC = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "image": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+    "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+async def uploads(request: Request, limit: int = MAX_FILES) -> list[tuple[str, bytes]]:
+    """The uploaded images of a request: every file part of a multipart form, or the raw body as one image."""
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("multipart/form-data"):
+        form = await request.form(max_files=limit, max_fields=limit)
+        files = [(v.filename or k, await v.read()) for k, v in form.multi_items() if hasattr(v, "read")]
+    else:
+        body = await request.body()
+        files = [("upload", body)] if body else []
+    if not files:
+        raise EdgefaceError("no image in the request: send it as the body or as multipart file fields")
+    return files
