@@ -25,9 +25,9 @@ FLOAT_TWINS = {"default", "small"}  # these also ship "<stem>-float32.tflite", n
 # what each shipped model is for (the README's "which model for which board" says why)
 USES = {
     "default": "boards with int8 dot products (Pi 5, Orange Pi 5, x86): the most accurate",
-    "single": "the default's network in one pass: half the compute, 0.3 pp less on LFW",
-    "fast": "the 25x-faster-than-face_recognition video loop; 1.6x single's speed",
-    "small": "boards short of memory (0.8 MB int8)",
+    "single": "the default's network in one pass: half the compute, a little less accurate",
+    "fast": "video where frames a second matter most: single's network less four blocks",
+    "small": "boards short of memory: the smallest file",
     "default-float32": "boards without int8 dot products (Pi 4): float runs faster there",
     "small-float32": "a float source for 'edgeface quantize'",
 }

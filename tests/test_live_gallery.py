@@ -102,11 +102,18 @@ def test_home_assistant_follows_the_gallery_while_serve_runs(broker: int, tmp_pa
             sensor = json.loads(next(p for _, t, p, _ in listener.seen if t == config("lead_actor")))
             assert sensor["availability_topic"] == "edge/door/availability"
 
-            # remove: an empty retained config deletes the entity, the state is forgotten
+            # remove: an empty retained config deletes the entity, the state is forgotten, and nobody names him
             asked = time.monotonic()
             assert client.delete("/api/people/Lead Actor").status_code == 200
             assert listener.wait(config("lead_actor"), b"", after=asked) - asked <= FOLLOW_S + 1
             listener.wait("edge/door/person/lead_actor", b"", after=asked)
+            after = client.post("/api/recognize", content=lead_photo.read_bytes(),
+                                headers={"Content-Type": "image/jpeg"}).json()["faces"]
+            assert [f["name"] for f in after] == [None], after
+            removed = time.monotonic()
+            listener.wait("edge/door/events", after=removed + 12, seconds=60)  # the clip loops past his scene
+            named = [json.loads(p) for when, t, p, _ in listener.seen if t == "edge/door/events" and when > removed + 1]
+            assert not any(e["name"] == "Lead Actor" and e["event"] == "arrived" for e in named), named
 
             # rename: a removal and an addition
             asked = time.monotonic()

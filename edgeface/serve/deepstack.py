@@ -96,7 +96,7 @@ def deepstack_routes(service: Service, work: Work, token: str | None) -> APIRout
                                 str(form.get("new_person", "")).lower() == "true")
             if not result.pop("enrolled"):
                 reasons = "; ".join(f"{photo}: {why}" for photo, why in result["rejected"].items())
-                return answer(started, error=f"nothing enrolled for {userid!r}: {reasons}", success=False)
+                return answer(started, error=f"nothing enrolled for {userid!r}: {reasons}", success=False, code=400)
             return answer(started, message="face added", userid=result["name"], templates=result["templates"])
 
         return await handle(request, run)

@@ -147,7 +147,7 @@ def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8080, token_
     token = read_token(token_file) if token_file is not None else None
     if token is None and not is_loopback(host):
         raise EdgefaceError(f"--host {host} would expose faces and names to the network without a password: "
-                            "give --token-file (see deploy/README.md), or bind to 127.0.0.1")
+                            "give --token-file (see docs/raspberry-pi.md), or bind to 127.0.0.1")
     sock = bind(host, port)
     files = open_files_limit()
     quiet = OncePerMinute()
