@@ -156,16 +156,23 @@ def clip_frames(first: int, last: int) -> list[np.ndarray]:
 def test_a_dim_face_on_its_track_is_kept_where_detection_misses_it(enrolled):
     """Frames 236-254 of the clip: an audience face at the top left scores 0.34-0.85, and whole-frame detection
     alone loses it in four of those frames. Every frame is still a key frame (--detect-every 1), but the tracked face
-    the detection misses is followed where it was: it is there in every frame, on one track."""
+    the detection misses is followed where it was: it is there in every frame, on one track. (The face is too dark
+    for the default model's light gates, which report it so and never name it: the tracking is checked without
+    them, the gates' verdict with them.)"""
     import edgeface
 
-    with edgeface.Gallery(enrolled, read_only=True) as gallery:
+    with edgeface.Gallery(enrolled, read_only=True, light_gates=False) as gallery:
         frames = gallery.recognizer.frames(gallery.store)
         tracks = []
         for frame in clip_frames(236, 254):
             corner = [r for r in frames.process(frame) if r.box[0] < 60 and r.box[1] < 40]
             tracks.append([r.track for r in corner])
     assert all(len(t) == 1 for t in tracks) and len({t[0] for t in tracks}) == 1, tracks
+    with edgeface.Gallery(enrolled, read_only=True) as gallery:
+        frames = gallery.recognizer.frames(gallery.store)
+        verdicts = {r.reason for frame in clip_frames(236, 240) for r in frames.process(frame)
+                    if r.box[0] < 60 and r.box[1] < 40}
+    assert verdicts == {"too dark"} and frames.gates.min_brightness is not None, verdicts
 
 
 def test_a_cut_in_the_video_makes_a_key_frame(enrolled):
@@ -240,7 +247,8 @@ def test_profiles_are_refused_for_enrolment_and_not_matched(enrolled, tmp_path):
     assert "turned away" in json.loads(result.stdout)[0]["rejected"][str(profile)]
     events, _ = recognize(enrolled, profile)
     assert [(e["name"], e["score"], e["reason"]) for e in events] == [(None, None, "turned away")]
-    events, _ = recognize(enrolled, profile, "--max-turn", "100", "--threshold", "0.01")  # gate off: matched
+    events, _ = recognize(enrolled, profile, "--max-turn", "100", "--threshold", "0.01",  # gates off: matched
+                          "--no-light-gates")
     assert events[0]["score"] is not None and events[0]["name"] is not None
 
 
@@ -504,10 +512,11 @@ def test_a_settled_track_rests_on_every_other_detected_frame_only():
 def test_key_frames_embed_a_settled_face_on_every_other_one(enrolled):
     """The clip's audience shot (frames 211-274) at --detect-every 4: a face on a settled track is embedded on every
     other key frame only, a face on a new or unsettled track on every one; no track goes two key frames in a row
-    without an embedding, and fewer faces are embedded than key frames show."""
+    without an embedding, and fewer faces are embedded than key frames show (the audience is too dark for the
+    default model's light gates: the key frames are checked without them)."""
     import edgeface
 
-    with edgeface.Gallery(enrolled, read_only=True) as gallery:
+    with edgeface.Gallery(enrolled, read_only=True, light_gates=False) as gallery:
         keyed = gallery.recognizer.frames(gallery.store, detect_every=4)
         update, calls = keyed.tracker.update, []
 

@@ -89,7 +89,7 @@ FACE_ROWS_SHOWN = 60
 
 
 @app.command("enroll", rich_help_panel="4. recognise on the device")
-@pipeline_options(*PHOTO_OPTIONS)
+@pipeline_options(*PHOTO_OPTIONS, "light_gates")
 def enroll_command(
     config: PipelineConfig,
     name: Annotated[Optional[str], typer.Argument(help="the person's name")] = None,

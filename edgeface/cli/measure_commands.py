@@ -126,6 +126,11 @@ def print_report(report: dict) -> None:
     at_threshold = [("FAR / TAR at the model's threshold", f"{report['far_at_model_threshold']:.4f} / "
                      f"{pct(report['tar_at_model_threshold'])} (threshold {report['model_threshold']:.4f})")] \
         if "model_threshold" in report else []
+    gated = report.get("gated")
+    if gated:  # what recognize does: faces outside the model's light gates are turned away, never named
+        at_threshold.append(("... with the light gates", f"{gated['far_at_model_threshold']:.4f} / "
+                             f"{pct(gated['tar_at_model_threshold'])} ({pct(gated['turned_away'])} of faces "
+                             "turned away)"))
     print_table(f"LFW View 2 ({report['condition']}): {report['model']}", ["metric", "value"], [
         ("accuracy (10-fold)", f"{pct(report['accuracy'])} +- {100 * report['accuracy_se']:.2f}"),
         ("ROC AUC", f"{report['roc_auc']:.5f}"),

@@ -149,17 +149,21 @@ MaxTurn = Annotated[Optional[float], typer.Option(
          f"matching; default: the model's, else {DEFAULT_MAX_TURN}", callback=checked(check_turn))]
 
 
+LightGates = Annotated[bool, typer.Option(
+    help="turn away faces too dark, too unevenly lit or too blurred for the model to hold its false-accept rate "
+         "(the limits in its manifest), with the reason")]
 # name -> (annotation, default) of every pipeline setting a command may take: the annotation declared once here,
 # the default PipelineConfig's own; given to a command by ``pipeline_options`` and collected into one PipelineConfig
 PIPELINE_ANNOTATIONS: dict[str, Any] = {
     "model": ModelOpt, "threshold": ThresholdOpt, "detector": DetectorOpt, "detect_size": DetectSize,
     "min_face": MinFace, "threads": Threads, "input_mean": InputMean, "input_scale": InputScale, "channels": Channels,
     "smooth": Smooth, "confirm": Confirm, "max_turn": MaxTurn, "detect_every": DetectEvery,
+    "light_gates": LightGates,
 }
 PIPELINE_OPTIONS: dict[str, tuple[Any, Any]] = {
     f.name: (PIPELINE_ANNOTATIONS[f.name], f.default) for f in fields(PipelineConfig)}
 PHOTO_OPTIONS = ("model", "threshold", "detector", "detect_size", "input_mean", "input_scale", "channels")
-VIDEO_OPTIONS = (*PHOTO_OPTIONS, "min_face", "threads", "smooth", "confirm", "max_turn", "detect_every")
+VIDEO_OPTIONS = (*PHOTO_OPTIONS, "min_face", "threads", "smooth", "confirm", "max_turn", "detect_every", "light_gates")
 
 
 def option_group(table: dict[str, tuple[Any, Any]], names: tuple[str, ...], into: str,

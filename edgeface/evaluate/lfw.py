@@ -14,6 +14,7 @@ from edgeface.manifest import InputSpec
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, alignment_of
 from edgeface.vision.embed import HELD_THRESHOLD_MARK, Embedder
 from edgeface.vision.embedding_cache import embed_paths
+from edgeface.vision.quality import REASONS, Gates
 
 
 @dataclass
@@ -72,11 +73,16 @@ def parse_pairs(path: str | Path) -> Pairs:
 
 def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path, workers: int = 2,
                  plot: str | Path | None = None, detector: str = DEFAULT_DETECTOR,
-                 detect_size: int = DEFAULT_DETECT_SIZE, condition: str = "plain") -> dict:
+                 detect_size: int = DEFAULT_DETECT_SIZE, condition: str = "plain", gates: Gates | None = None,
+                 with_measures: bool = False) -> dict:
     """The whole View 2 evaluation of one model; returns the report ``edgeface eval --json`` prints.
 
     ``condition`` (``edgeface.vision.conditions.CONDITIONS``) damages every image the same way for every model
-    (grey, one-sided light, 32 px between the eyes, JPEG 20) before detection, as a camera would.
+    (grey, one-sided light, 32 px between the eyes, JPEG 20, and the harsh ones) before detection, as a camera
+    would. With light gates (``gates``, else the model's own from its manifest) the report also says what
+    ``recognize`` would do: the share of faces turned away and the FAR and TAR at the model's threshold when a
+    turned-away face is never named (``gated``). ``with_measures`` keeps each image's measures, embedding, person
+    and the pairs in the report's ``_arrays`` (for calibrating gates; not printed).
     """
     from edgeface.vision.conditions import condition_transform
 
@@ -88,9 +94,12 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
     transform = condition_transform(condition, detector)
     paths = [lfw_dir / name for name in pairs.images]
     group = f"lfw|{lfw_dir.resolve()}" + (f"|{condition}" if transform else "")
-    embeddings, fell_back = embed_paths(paths, embedder, workers=workers, group=group,
-                                        description=f"LFW View 2 ({condition})", detector=detector,
-                                        detect_size=detect_size, transform=transform)
+    if gates is None:
+        gates = Gates.from_manifest(getattr(getattr(embedder, "manifest", None), "gates", None))
+    measured = gates.active or with_measures
+    done = embed_paths(paths, embedder, workers=workers, group=group, description=f"LFW View 2 ({condition})",
+                       detector=detector, detect_size=detect_size, transform=transform, with_measures=measured)
+    embeddings, fell_back = done[0], done[1]
     scores = np.sum(embeddings[pairs.left] * embeddings[pairs.right], axis=1)
     report = verification_report(scores, pairs.same, pairs.fold)
     threshold = getattr(embedder, "threshold", None)
@@ -101,6 +110,11 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
         report["model_threshold"] = float(threshold)
         report["far_at_model_threshold"] = float(np.mean(scores[~pairs.same] >= threshold))
         report["tar_at_model_threshold"] = float(np.mean(scores[pairs.same] >= threshold))
+    if gates.active and threshold is not None:
+        report["gated"] = gated_report(gates, done[2], scores, pairs, threshold)
+    if with_measures:
+        report["_arrays"] = {"measures": done[2], "embeddings": embeddings, "pairs": pairs,
+                             "people": np.array([n.split("/")[0] for n in pairs.images])}
     report.update({
         "model": embedder.name,
         "condition": condition,
@@ -116,6 +130,25 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
         save_roc_plot(scores, pairs.same, plot, f"{embedder.name}: LFW View 2 ROC")
         report["plot"] = str(plot)
     return report
+
+
+def turned_away_by(gates: Gates, measures: np.ndarray) -> dict[str, float]:
+    """The share of faces each limit turns away (a face outside several counts for the first, as its reason)."""
+    reasons = [gates.reason(m) for m in measures]
+    return {why: reasons.count(why) / max(len(reasons), 1) for why in REASONS}
+
+
+def gated_report(gates: Gates, measures: np.ndarray, scores: np.ndarray, pairs: Pairs, threshold: float) -> dict:
+    """What recognize does with light gates: a face a gate turns away is never named, so a pair with one counts as
+    not accepted. The share turned away, each gate's share, and FAR / TAR at the model's threshold."""
+    kept = gates.passed(measures)
+    both = kept[pairs.left] & kept[pairs.right]
+    accepted = both & (scores >= threshold)
+    return {"gates": gates.to_dict(), "turned_away": float(1 - kept.mean()),
+            "turned_away_by": turned_away_by(gates, measures),
+            "far_at_model_threshold": float(np.mean(accepted[~pairs.same])),
+            "tar_at_model_threshold": float(np.mean(accepted[pairs.same])),
+            "pairs_compared": float(np.mean(both))}
 
 
 MIN_IMPOSTOR_PAIRS = 1000  # FAR 1e-3 is one accepted impostor in 1,000: fewer pairs cannot place that threshold
@@ -153,12 +186,12 @@ def save_threshold(model: str | Path, embedder: Embedder, report: dict, lfw_dir:
     """Store the plain-LFW FAR 1e-3 threshold in ``model``'s manifest, or with ``hold_conditions`` the
     ``robust_threshold`` over every camera condition (each scored with ``evaluate_lfw(**evaluate)``); adds what was
     stored to ``report``."""
-    from edgeface.vision.condition_names import CONDITIONS
+    from edgeface.vision.condition_names import HELD_CONDITIONS
 
     threshold, source = None, f"LFW View 2, all {report['all_pairs']['impostor_pairs']:,} cross-identity pairs"
     if hold_conditions:
         reports = {"plain": report} | {c: evaluate_lfw(embedder, lfw_dir, pairs_file, condition=c, **evaluate)
-                                       for c in CONDITIONS if c != "plain"}
+                                       for c in HELD_CONDITIONS}
         threshold = robust_threshold(reports)
         source += (f" (edgeface eval {HELD_THRESHOLD_MARK}): FAR <= 1e-3 plain, <= {CONDITION_FAR:g} under "
                    f"{', '.join(c for c in reports if c != 'plain')}")

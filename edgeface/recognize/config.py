@@ -71,6 +71,7 @@ class PipelineConfig:
     confirm: int = DEFAULT_CONFIRM
     max_turn: float | None = None
     detect_every: int = DEFAULT_DETECT_EVERY
+    light_gates: bool = True  # the model's light limits (its manifest's ``gates``): too dark, uneven, blurred
 
     def __post_init__(self) -> None:
         """Checked once, when made: a config that exists is a valid one."""
@@ -88,6 +89,8 @@ class PipelineConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value)):
                 raise EdgefaceError(f"{name} must be a finite number, got {value!r}")
+        if not isinstance(self.light_gates, bool):
+            raise EdgefaceError(f"light_gates must be True or False, got {self.light_gates!r}")
         if self.channels is not None and self.channels not in ("RGB", "BGR"):
             raise EdgefaceError(f"channels must be RGB or BGR, got {self.channels!r}")
 

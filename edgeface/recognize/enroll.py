@@ -15,12 +15,13 @@ import numpy as np
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.gallery import MAX_STORED_FACE, Gallery, StoredFace, check_name
+from edgeface.vision.align import align_face
 from edgeface.vision.chip import SHARPNESS_CHIP
 from edgeface.vision.detect import FaceFinder
 from edgeface.vision.embed import Embedder
 from edgeface.vision.face import Face
 from edgeface.vision.image import check_image_file, decode_image, is_image, square_jpeg
-from edgeface.vision.quality import MAX_TURN, sharpness
+from edgeface.vision.quality import MAX_TURN, Gates, face_measures, sharpness
 
 MIN_EYE_DISTANCE = 24.0  # pixels between the eyes in the source photo
 MIN_SHARPNESS = 40.0  # variance of the Laplacian of the aligned grey face (sharp photos: 600-2400)
@@ -70,9 +71,10 @@ def keep_face(image: np.ndarray, face: Face) -> StoredFace:
                       [[round(float(x), 2), round(float(y), 2)] for x, y in points])
 
 
-def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder,
-                  max_turn: float = MAX_TURN) -> tuple[np.ndarray, float, Face]:
-    """One embedding, its quality and the face, for a photo, or EdgefaceError with the reason it is unusable."""
+def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder, max_turn: float = MAX_TURN,
+                  gates: Gates | None = None) -> tuple[np.ndarray, float, Face]:
+    """One embedding, its quality and the face, for a photo, or EdgefaceError with the reason it is unusable (the
+    model's light ``gates`` too: a template is held to what a camera frame is held to)."""
     faces = finder.find(image)
     if not faces:
         raise EdgefaceError("no face found")
@@ -88,6 +90,10 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder,
     sharp = sharpness(SHARPNESS_CHIP.align(image, face.keypoints))
     if sharp < MIN_SHARPNESS:
         raise EdgefaceError(f"too blurred (sharpness {sharp:.0f}, need {MIN_SHARPNESS:.0f})")
+    if gates is not None and gates.active:
+        why = gates.reason(face_measures(align_face(image, face, getattr(embedder, "alignment", None))))
+        if why is not None:
+            raise EdgefaceError(f"{why} for this model to hold its false-accept rate: use a photo in even light")
     return embedder.embed_faces(image, [face])[0], sharp, face
 
 
@@ -106,7 +112,7 @@ def lookalike(gallery: Gallery, name: str, embedding: np.ndarray, threshold: flo
 
 def enroll_person(gallery: Gallery, name: str, images: list, finder: FaceFinder, embedder: Embedder,
                   store_faces: bool = True, max_turn: float = MAX_TURN, threshold: float | None = None,
-                  new_person: bool = False) -> EnrolResult:
+                  new_person: bool = False, gates: Gates | None = None) -> EnrolResult:
     """Enrol one person's photos (paths, RGB uint8 arrays, or ``(label, bytes or array)`` pairs: an upload's file
     name and contents); a photo already in the gallery (same bytes) is skipped, not doubled. ``store_faces``: keep
     each face (a crop with margin, see ``keep_face``) so a later model can re-embed it without the photos; off for
@@ -134,7 +140,7 @@ def enroll_person(gallery: Gallery, name: str, images: list, finder: FaceFinder,
             if digest in known:
                 result.skipped[label] = f"already enrolled as {known[digest]}"
                 continue
-            vec, q, face = face_template(image, finder, embedder, max_turn)
+            vec, q, face = face_template(image, finder, embedder, max_turn, gates)
             refusal = None if new_person else lookalike(gallery, result.name, vec, threshold)
             if refusal is not None:
                 raise EdgefaceError(refusal)

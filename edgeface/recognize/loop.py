@@ -43,7 +43,7 @@ from edgeface.vision.detector_options import (
 )
 from edgeface.vision.embed import Embedder
 from edgeface.vision.face import Face, iou
-from edgeface.vision.quality import head_turn
+from edgeface.vision.quality import Gates, face_measures, head_turn
 
 
 class Timings:
@@ -78,12 +78,13 @@ class Recognizer:
     def __init__(self, embedder: Embedder, gallery: Gallery, threshold: float, finder: FaceFinder,
                  min_face: int = DEFAULT_MIN_FACE, smooth: int = DEFAULT_SMOOTH, max_turn: float = DEFAULT_MAX_TURN,
                  confirm: int = DEFAULT_CONFIRM, detect_every: int = DEFAULT_DETECT_EVERY,
-                 moved: Callable[[], Recognizer] | None = None) -> None:
+                 moved: Callable[[], Recognizer] | None = None, gates: Gates | None = None) -> None:
         """Made by ``Pipeline.frames``, which owns every setting: ``finder`` is the pipeline's, so a photo gets the
         same retries here as in ``verify`` and enrolment, and video frames its ``video`` detector (YuNet's gives
         faces the landmarks the model was trained on and can follow them). ``moved``: the recogniser to carry on
         with when another process moves the gallery to a new model (``gallery upgrade``) mid-run."""
         self.moved = moved
+        self.gates = gates or Gates()  # the model's light limits: a face outside them is reported, never named
         check_tracking(smooth, max_turn, confirm, detect_every)
         self.confirm, self.detect_every = confirm, detect_every
         self.embedder, self.gallery, self.threshold, self.max_turn = embedder, gallery, threshold, max_turn
@@ -123,7 +124,8 @@ class Recognizer:
     def _carry_on(self, other: Recognizer) -> None:
         """Take over ``other``'s model, detector, gallery connection and decisions (the gallery's new model); every
         track ends, since their embeddings were the old model's."""
-        for attribute in ("embedder", "gallery", "threshold", "max_turn", "finder", "detector", "follow", "moved"):
+        for attribute in ("embedder", "gallery", "threshold", "max_turn", "finder", "detector", "follow", "moved",
+                          "gates"):
             setattr(self, attribute, getattr(other, attribute))
         self.tracker.reset()
         self.last, self.lost, self.since_key = [], [], self.detect_every
@@ -225,11 +227,22 @@ class Recognizer:
         embeddings: dict[int, np.ndarray] = {}
         if embedded:
             chip = self.embedder.alignment
-            crops = np.stack([cv2.cvtColor(align_face(frame_bgr, faces[i], chip), cv2.COLOR_BGR2RGB)
-                              for i in embedded])
+            crops = {i: cv2.cvtColor(align_face(frame_bgr, faces[i], chip), cv2.COLOR_BGR2RGB) for i in embedded}
+            if self.gates.active:  # too dark, uneven or blurred for this model: reported, never embedded or named
+                for i, crop in list(crops.items()):
+                    why = self.gates.reason(face_measures(crop))
+                    if why is not None:
+                        results[i] = replace(results[i], reason=why)
+                        del crops[i]
+                usable = [i for i in usable if i in crops or i in rested]
+                if not usable:
+                    if not still:
+                        self.tracker.age()
+                    return results
             t2 = time.perf_counter()
             self.timings.add("align", t2 - t1)
-            embeddings = dict(zip(embedded, self.embedder.embed(crops), strict=True))
+            if crops:
+                embeddings = dict(zip(crops, self.embedder.embed(np.stack(list(crops.values()))), strict=True))
             t1 = time.perf_counter()
             self.timings.add("embed", t1 - t2)
         tracks, smoothed = self.tracker.update(np.stack([faces[i].box for i in usable]),

@@ -73,7 +73,6 @@ class Topics:
         return f"{self.base}/{slug(self.camera)}/unknown/snapshot" if name is None else \
             f"{self.person(name)}/snapshot"
 
-
     def discovery(self, name: str, kind: str) -> str:
         """Where Home Assistant reads a person's entity config (``kind``: ``binary_sensor`` or ``image``)."""
         return f"{DISCOVERY_PREFIX}/{kind}/{self.node}/{slug(name)}/config"
@@ -94,7 +93,6 @@ class Topics:
     def person_topics(self, name: str) -> list[str]:
         """Every retained topic a person has: what is emptied when they leave the gallery."""
         return [self.discovery(name, kind) for kind in ENTITY_KINDS] + [self.person(name), self.snapshot(name)]
-
 
 
 def discovery(topics: Topics, people: list[str], model: str, snapshots: bool) -> list[tuple[str, dict]]:
@@ -173,8 +171,9 @@ class Presence:
         """The gallery's people now: new ones get their entities and ``OFF``, removed ones lose every retained
         topic (an empty retained message is how MQTT deletes one, and how Home Assistant deletes an entity)."""
         with self.lock:
+            wanted = set(people)
             added = [name for name in people if name not in self.states]
-            gone = [name for name in self.states if name not in set(people)]
+            gone = [name for name in self.states if name not in wanted]
             for name in gone:
                 del self.states[name]
                 for topic in self.topics.person_topics(name):

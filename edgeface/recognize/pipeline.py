@@ -31,6 +31,7 @@ from edgeface.vision.detector_options import DEFAULT_MAX_TURN, alignment_of
 from edgeface.vision.embed import Embedder, decision_threshold, embedder_identity, load_embedder, threshold_warning
 from edgeface.vision.face import SAME_FACE_IOU, Face, iou
 from edgeface.vision.image import as_array, as_rgb, image_files
+from edgeface.vision.quality import Gates
 
 Image = str | Path | np.ndarray
 
@@ -79,6 +80,15 @@ class Pipeline:
         manifest = getattr(self.embedder, "manifest", None)
         return float((manifest.gates if manifest else {}).get("max_turn", DEFAULT_MAX_TURN))
 
+    @cached_property
+    def gates(self) -> Gates:
+        """The model's light gates (``vision.quality.Gates``) from its manifest; none when it has none or the
+        configuration turns them off."""
+        if not self.config.light_gates:
+            return Gates()
+        manifest = getattr(self.embedder, "manifest", None)
+        return Gates.from_manifest(manifest.gates if manifest else None)
+
     @property
     def warning(self) -> str | None:
         """Why this threshold may let more strangers through on a camera than its FAR says (None: no reason)."""
@@ -104,7 +114,7 @@ class Pipeline:
         c = self.config.but(**tracking) if tracking else self.config
         return Recognizer(self.embedder, gallery, self.threshold, self.finder, min_face=c.min_face, smooth=c.smooth,
                           max_turn=self.max_turn if c.max_turn is None else c.max_turn, confirm=c.confirm,
-                          detect_every=c.detect_every,
+                          detect_every=c.detect_every, gates=self.gates,
                           moved=(lambda: self.moved(gallery, **tracking)) if follow else None)
 
     def moved(self, gallery: Gallery, **tracking: Any) -> Recognizer:
@@ -122,7 +132,7 @@ class Pipeline:
         ``new_person`` (a model without a threshold cannot tell, and enrols)."""
         threshold = None if self.config.threshold is None and self.embedder.threshold is None else self.threshold
         return enroll_person(gallery, name, photos, self.finder, self.embedder, store_faces, self.max_turn,
-                             threshold, new_person)
+                             threshold, new_person, self.gates)
 
     def enroll_people(self, gallery: Gallery, people: dict[str, list], store_faces: bool = True,
                       new_person: bool = False) -> list[EnrolResult]:
@@ -135,7 +145,7 @@ class Pipeline:
         face's box and its closest enrolled person with the score: what a page shows before asking to confirm."""
         rgb = as_rgb(image, bgr)
         try:
-            embedding, _, face = face_template(rgb, self.finder, self.embedder, self.max_turn)
+            embedding, _, face = face_template(rgb, self.finder, self.embedder, self.max_turn, self.gates)
         except EdgefaceError as exc:
             return {"usable": False, "reason": str(exc)}
         match = gallery.match(embedding[None], self.threshold)[0]

@@ -136,6 +136,42 @@ def random_view(image: np.ndarray, box: np.ndarray, keypoints: np.ndarray, rng: 
     return image, names
 
 
+def cast_shadow(image: np.ndarray, key: str) -> np.ndarray:
+    """Hard light from one side (drawn per image): a cast shadow edge across the face at a random tilt, the shadowed
+    side at 8 %, the lit side at 140 % (highlights clip), JPEG 70."""
+    rng = rng_for(key, "shadow")
+    h, w = image.shape[:2]
+    angle = (0.0 if rng.random() < 0.5 else np.pi) + rng.uniform(-0.5, 0.5)
+    centre = (w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2)
+    return jpeg(shading(image, centre, 0.5 * min(h, w), angle, 0.08, 1.4, hard=True), 70)
+
+
+def low_exposure(image: np.ndarray, key: str) -> np.ndarray:
+    """A dim room at night: a tenth of the light reaches the sensor (shot noise ~ sqrt of the signal, read noise 2
+    levels, the dark frame's 8-bit steps), and the camera's gain, at its limit, brings it only to 40 % (x4, with
+    the noise); JPEG 60."""
+    rng = rng_for(key, "dark")
+    signal = image.astype(np.float32) * 0.1
+    noisy = signal + rng.normal(0, 1, signal.shape[:2])[..., None] * np.sqrt(signal + 4.0)
+    dark = np.clip(np.round(noisy), 0, 255)  # what the sensor's 8 bits hold before the gain
+    return jpeg(np.clip(dark * 4.0, 0, 255).astype(np.uint8), 60)
+
+
+def near_infrared(image: np.ndarray, key: str) -> np.ndarray:
+    """A night camera's IR illuminator: one grey channel weighted to red (skin reflects near-IR: brighter, flatter),
+    contrast lowered towards a bright grey, soft, sensor noise (sigma 5), JPEG 60."""
+    rgb = image.astype(np.float32)
+    ir = 0.6 * rgb[..., 0] + 0.3 * rgb[..., 1] + 0.1 * rgb[..., 2]
+    flat = 0.65 * ir + 0.35 * 170.0
+    noisy = flat + rng_for(key, "nir").normal(0, 5, flat.shape)
+    soft = cv2.GaussianBlur(np.clip(noisy, 0, 255).astype(np.uint8), (0, 0), 1.0)
+    return jpeg(cv2.cvtColor(soft, cv2.COLOR_GRAY2RGB), 60)
+
+
+HARSH: dict[str, Callable[[np.ndarray, str], np.ndarray]] = {
+    "shadow": cast_shadow, "dark": low_exposure, "nir": near_infrared}
+
+
 def condition_transform(name: str, detector: str | None = None) -> Callable[[np.ndarray, str], np.ndarray] | None:
     """``(image, key) -> image`` for an evaluation condition, None for ``plain``.
 
@@ -152,6 +188,8 @@ def condition_transform(name: str, detector: str | None = None) -> Callable[[np.
         return lambda image, key: relight(image, rng_for(key, name))
     if name == "jpeg20":
         return lambda image, key: jpeg(image, 20)
+    if name in HARSH:
+        return HARSH[name]
     import threading
 
     from edgeface.vision.detect import FaceFinder, main_face

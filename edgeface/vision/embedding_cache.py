@@ -89,13 +89,17 @@ def row_to_face(row: np.ndarray) -> Face:
 def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, detector_threads: int = 1,
                 group: str = "images", description: str = "embedding", detector: str = DEFAULT_DETECTOR,
                 detect_size: int = DEFAULT_DETECT_SIZE,
-                transform: Callable[[np.ndarray, str], np.ndarray] | None = None) -> tuple[np.ndarray, list[bool]]:
+                transform: Callable[[np.ndarray, str], np.ndarray] | None = None,
+                with_measures: bool = False) -> tuple:
     """Embed the main face of every image; where detection fails, a centre crop is used and flagged.
 
     ``transform(image, path)`` alters each image after reading (an evaluation condition); ``group`` must then
-    name it, since caches are keyed by the file. Returns (embeddings (N, D), fell_back per image). Unreadable
-    images raise with the file's name.
+    name it, since caches are keyed by the file. Returns (embeddings (N, D), fell_back per image), and with
+    ``with_measures`` the light and sharpness of each face's chip too (``vision.quality.face_measures``, (N, 3),
+    cached per alignment: the quality gates are judged on them). Unreadable images raise with the file's name.
     """
+    from edgeface.vision.quality import MEASURES, face_measures
+
     paths = [Path(p) for p in paths]
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -108,17 +112,20 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
     # an embedder without a stable identity (a model mid-training) keeps its embeddings in memory only
     embeddings = KeyedArrayCache(
         cache_file("embeddings", f"{embedder.key}|{finder.id}|{group}") if embedder.key else None)
+    measured = KeyedArrayCache(  # keyed by what is measured: a new measure is never read from an older cache
+        cache_file("measures", f"{','.join(MEASURES)}|{alignment}|{finder.id}|{group}") if with_measures else None)
     out: list[np.ndarray | None] = [embeddings.get(s) for s in signatures]
+    measures: list[np.ndarray | None] = [measured.get(s) for s in signatures]
     fell_back = [False] * len(paths)
     for i, s in enumerate(signatures):
         row = detections.get(s)
         if row is not None:
             fell_back[i] = bool(row[5] > 0.5)
-    todo = [i for i, e in enumerate(out) if e is None]
+    todo = [i for i in range(len(paths)) if out[i] is None or (with_measures and measures[i] is None)]
     local = threading.local()
     batched = isinstance(embedder, AlignedEmbedder)  # our crops: align in the workers, embed 64 at a time
 
-    def load(i: int) -> tuple[int, np.ndarray, Face]:
+    def load(i: int) -> tuple[int, np.ndarray, Face, np.ndarray | None]:
         image = read_image(paths[i])
         if transform is not None:
             image = transform(image, str(paths[i]))
@@ -131,26 +138,32 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
                                                                      alignment=alignment)
             faces = local.finder.find(image)
             face = main_face(faces, image.shape) if faces else centre_face(image)
-        return i, (align_face(image, face, alignment) if batched else image), face
+        chip = align_face(image, face, alignment) if batched or with_measures else None
+        return i, (chip if batched else image), face, face_measures(chip) if with_measures else None
 
     try:
         with progress_bar() as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             task = bar.add_task(description, total=len(todo))
             for start in range(0, len(todo), 64):
                 chunk = list(pool.map(load, todo[start : start + 64]))
-                for i, _, face in chunk:
+                for i, _, face, measure in chunk:
                     detections.put(signatures[i], face_to_row(face))
                     fell_back[i] = face.fallback
-                if batched:
-                    vectors = embedder.embed(np.stack([crop for _, crop, _ in chunk]))
-                else:
-                    vectors = np.stack([embedder.embed_faces(image, [face])[0] for _, image, face in chunk])
-                for (i, _, _), vec in zip(chunk, vectors, strict=True):
+                    if measure is not None:
+                        measured.put(signatures[i], measure)
+                        measures[i] = measure
+                fresh = [item for item in chunk if out[item[0]] is None]
+                if fresh and batched:
+                    vectors = embedder.embed(np.stack([crop for _, crop, _, _ in fresh]))
+                elif fresh:
+                    vectors = np.stack([embedder.embed_faces(image, [face])[0] for _, image, face, _ in fresh])
+                for (i, _, _, _), vec in zip(fresh, vectors if fresh else [], strict=True):
                     embeddings.put(signatures[i], vec)
                     out[i] = vec
                 bar.advance(task, len(chunk))
     finally:
         detections.save()
         embeddings.save()
-    return np.stack(out).astype(np.float32), fell_back
-
+        measured.save()
+    result = np.stack(out).astype(np.float32)
+    return (result, fell_back, np.stack(measures).astype(np.float32)) if with_measures else (result, fell_back)
