@@ -68,6 +68,15 @@ def test_deepstack_python_enrols_names_and_deletes(served: Served) -> None:
     with pytest.raises(DeepstackException, match="401"):
         DeepstackFace(ip="127.0.0.1", port=port_of(served), timeout=60).recognize(TWO.read_bytes())
 
+    # malformed requests: one line each, in DeepStack's shape
+    photo = {"image": ("two.jpg", TWO.read_bytes(), "image/jpeg")}
+    for data, needle in (({"api_key": TOKEN}, "userid is required"),
+                         ({"api_key": TOKEN, "userid": "x", "min_confidence": "abc"}, None)):
+        bad = httpx.post(served.url + "v1/vision/face/register", data=data, files=photo) if needle else \
+            httpx.post(served.url + "v1/vision/face/recognize", data=data, files=photo)
+        body = bad.json()
+        assert bad.status_code == 400 and body["success"] is False, body
+        assert (needle or "min_confidence must be a number") in body["error"]
     # deepstack-python has no delete: DeepStack's documented route, as Double Take sends it
     deleted = httpx.post(served.url + "v1/vision/face/delete", data={"userid": "biden", "api_key": TOKEN})
     assert deleted.status_code == 200 and deleted.json()["success"] is True

@@ -42,3 +42,18 @@ async def uploads(request: Request, limit: int = MAX_FILES) -> list[tuple[str, b
     if not files:
         raise EdgefaceError("no image in the request: send it as the body or as multipart file fields")
     return files
+
+
+def bounded(value: object, name: str, low: float, high: float, default: float) -> float:
+    """A number a client sent as a form field or query parameter, within ``low``..``high``; ``default`` when
+    absent; else one line naming the field."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return default
+    try:
+        number = float(text)
+    except ValueError:
+        raise EdgefaceError(f"{name} must be a number, got {text[:40]!r}") from None
+    if not low <= number <= high:  # NaN fails too
+        raise EdgefaceError(f"{name} must be {low:g} to {high:g}, got {text[:40]}")
+    return number

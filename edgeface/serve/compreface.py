@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.confidence import confidence
-from edgeface.serve.bodies import Work, uploads
+from edgeface.serve.bodies import Work, bounded, uploads
 from edgeface.serve.service import Busy, Service
 
 NO_FACE_CODE = 28  # CompreFace's "No face is found in the given image", which its clients test for
@@ -65,18 +65,6 @@ async def image(request: Request) -> tuple[str, bytes]:
             raise EdgefaceError("no image in the request: send it as multipart 'file' or JSON {'file': base64}")
         return "file", data
     return (await uploads(request, 1))[0]
-
-
-def bounded(value: str | None, name: str, low: float, high: float, default: float) -> float:
-    if value is None or value == "":
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise EdgefaceError(f"{name} must be a number, got {value[:40]!r}") from None
-    if not low <= number <= high:
-        raise EdgefaceError(f"{name} must be {low:g} to {high:g}, got {value}")
-    return number
 
 
 def compreface_routes(service: Service, work: Work) -> APIRouter:

@@ -30,7 +30,7 @@ from starlette.datastructures import FormData, UploadFile
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.confidence import confidence
 from edgeface.recognize.results import FaceRecord
-from edgeface.serve.bodies import MAX_FILES, Work
+from edgeface.serve.bodies import MAX_FILES, Work, bounded
 from edgeface.serve.guard import holds_token
 from edgeface.serve.service import Busy, Service
 
@@ -48,15 +48,19 @@ def box(record: FaceRecord) -> dict[str, int]:
     return {"x_min": x0, "y_min": y0, "x_max": x1, "y_max": y1}
 
 
-def number(form: FormData, field: str, default: float) -> float:
-    text = str(form.get(field) or "").strip()
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        raise EdgefaceError(f"{field} must be a number, got {text[:40]!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise EdgefaceError(f"{field} must be 0 to 1, got {value}")
-    return value
+def field(form: FormData, name: str, what: str) -> str:
+    """A required text field of the form, or one line saying what it is for."""
+    text = str(form.get(name) or "").strip()
+    if not text:
+        raise EdgefaceError(f"{name} is required: {what}")
+    return text
+
+
+async def first_image(form: FormData) -> tuple[float, str, bytes]:
+    """The request's ``min_confidence`` (0 to 1) and its first image with its name: what recognise and detect read."""
+    least = bounded(form.get("min_confidence"), "min_confidence", 0.0, 1.0, 0.0)
+    (label, data), *_ = await images(form)
+    return least, label, data
 
 
 async def images(form: FormData) -> list[tuple[str, bytes]]:
@@ -70,7 +74,9 @@ def deepstack_routes(service: Service, work: Work, token: str | None) -> APIRout
     """The DeepStack face routes over ``service`` (``work`` runs a call on its worker)."""
     router = APIRouter(prefix="/v1/vision/face", tags=["DeepStack / CodeProject.AI"])
 
-    async def handle(request: Request, run: Callable[[FormData], Awaitable[JSONResponse]]) -> JSONResponse:
+    async def handle(request: Request, run: Callable[[FormData, float], Awaitable[JSONResponse]]) -> JSONResponse:
+        """Parse the form, check the key, run the route (given the form and when the request started) and answer
+        every refusal in DeepStack's shape."""
         started = time.perf_counter()
         try:
             form = await request.form(max_files=MAX_FILES, max_fields=MAX_FILES + 8)
@@ -79,7 +85,7 @@ def deepstack_routes(service: Service, work: Work, token: str | None) -> APIRout
         if request.scope.get("state", {}).get("key_unchecked") and not holds_token(form.get("api_key"), token or ""):
             return answer(started, 401, error="missing or wrong api_key (the service's --token-file contents)")
         try:
-            return await run(form)
+            return await run(form, started)
         except Busy as exc:
             return answer(started, 503, error=str(exc))
         except EdgefaceError as exc:
@@ -87,11 +93,8 @@ def deepstack_routes(service: Service, work: Work, token: str | None) -> APIRout
 
     @router.post("/register", summary="Enrol one or more images as userid")
     async def register(request: Request) -> JSONResponse:
-        async def run(form: FormData) -> JSONResponse:
-            started = time.perf_counter()
-            userid = str(form.get("userid") or "").strip()
-            if not userid:
-                raise EdgefaceError("userid is required: the name to enrol the face as")
+        async def run(form: FormData, started: float) -> JSONResponse:
+            userid = field(form, "userid", "the name to enrol the face as")
             result = await work(service.enroll, userid, await images(form),
                                 str(form.get("new_person", "")).lower() == "true")
             if not result.pop("enrolled"):
@@ -103,10 +106,8 @@ def deepstack_routes(service: Service, work: Work, token: str | None) -> APIRout
 
     @router.post("/recognize", summary="Name every face (userid 'unknown' for nobody enrolled)")
     async def recognize(request: Request) -> JSONResponse:
-        async def run(form: FormData) -> JSONResponse:
-            started = time.perf_counter()
-            least = number(form, "min_confidence", 0.0)
-            (label, data), *_ = await images(form)
+        async def run(form: FormData, started: float) -> JSONResponse:
+            least, label, data = await first_image(form)
             _, faces = await work(service.identify, data, label)
             threshold = await work(lambda: service.threshold)
             predictions = []
@@ -121,10 +122,8 @@ def deepstack_routes(service: Service, work: Work, token: str | None) -> APIRout
 
     @router.post("", summary="Find faces (no recognition)")
     async def detect(request: Request) -> JSONResponse:
-        async def run(form: FormData) -> JSONResponse:
-            started = time.perf_counter()
-            least = number(form, "min_confidence", 0.0)
-            (label, data), *_ = await images(form)
+        async def run(form: FormData, started: float) -> JSONResponse:
+            least, label, data = await first_image(form)
             faces = await work(service.detect, data, label)
             return answer(started, predictions=[{"confidence": round(f.detection, 4), **box(f)}
                                                 for f in faces if f.detection >= least])
@@ -133,8 +132,7 @@ def deepstack_routes(service: Service, work: Work, token: str | None) -> APIRout
 
     @router.post("/list", summary="The enrolled names")
     async def listed(request: Request) -> JSONResponse:
-        async def run(_form: FormData) -> JSONResponse:
-            started = time.perf_counter()
+        async def run(_form: FormData, started: float) -> JSONResponse:
             people = await work(service.people)
             return answer(started, faces=[p["name"] for p in people if p["templates"]])
 
@@ -142,12 +140,8 @@ def deepstack_routes(service: Service, work: Work, token: str | None) -> APIRout
 
     @router.post("/delete", summary="Remove userid and every enrolled face of theirs")
     async def delete(request: Request) -> JSONResponse:
-        async def run(form: FormData) -> JSONResponse:
-            started = time.perf_counter()
-            userid = str(form.get("userid") or "").strip()
-            if not userid:
-                raise EdgefaceError("userid is required: the name to remove")
-            await work(service.remove, userid)
+        async def run(form: FormData, started: float) -> JSONResponse:
+            await work(service.remove, field(form, "userid", "the name to remove"))
             return answer(started)
 
         return await handle(request, run)
