@@ -7,3 +7,7 @@ it with a message that names the file or value at fault instead of letting a lib
 
 class EdgefaceError(Exception):
     """A user-facing error: the message is one line that names the problem."""
+
+
+class NotFound(EdgefaceError):
+    """What was asked for is not there (a person, an enrolled face): a server answers 404, not 400."""

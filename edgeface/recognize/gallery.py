@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from edgeface.default_model import DLIB_PORT, is_named_model
-from edgeface.errors import EdgefaceError
+from edgeface.errors import EdgefaceError, NotFound
 from edgeface.files import atomic_write, data_dir
 from edgeface.recognize.match import Match, Templates
 from edgeface.vision.detector_options import ALIGNMENTS, BLAZEFACE_ALIGNMENT
@@ -508,7 +508,7 @@ class Gallery:
     def remove(self, name: str) -> None:
         with self.transaction():
             if self.db.execute("DELETE FROM people WHERE name=?", (name,)).rowcount == 0:
-                raise EdgefaceError(f"no person named {name!r} in {self.path}")
+                raise NotFound(f"no person named {name!r} in {self.path}")
 
     def check_distinct(self, name: str, besides: str | None = None) -> None:
         """Refuse a new name whose event slug (``slug``) another person already has: ``JOE-B`` beside ``joe_b``
@@ -526,7 +526,7 @@ class Gallery:
                 raise EdgefaceError(f"{new!r} is already enrolled: remove it first or pick another name")
             self.check_distinct(new, besides=old)
             if self.db.execute("UPDATE people SET name=? WHERE name=?", (new, old)).rowcount == 0:
-                raise EdgefaceError(f"no person named {old!r} in {self.path}")
+                raise NotFound(f"no person named {old!r} in {self.path}")
 
     @guarded
     def templates(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -589,7 +589,7 @@ class Gallery:
             row = self.db.execute("SELECT p.name FROM templates t JOIN people p ON p.id = t.person_id WHERE t.id = ?",
                                   (template_id,)).fetchone()
             if row is None:
-                raise EdgefaceError(f"no enrolled face with id {template_id} in {self.path}")
+                raise NotFound(f"no enrolled face with id {template_id} in {self.path}")
             self.db.execute("DELETE FROM templates WHERE id = ?", (template_id,))
         return row[0]
 
@@ -600,7 +600,7 @@ class Gallery:
         with self.transaction():
             row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise EdgefaceError(f"no person named {name!r} in {self.path}")
+                raise NotFound(f"no person named {name!r} in {self.path}")
             return self.db.execute("DELETE FROM templates WHERE person_id = ?", (row[0],)).rowcount
 
     @guarded

@@ -17,19 +17,16 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edgeface.errors import EdgefaceError
-from edgeface.serve.bodies import UPLOAD_DOC, uploads, worker
+from edgeface.serve.bodies import UPLOAD_DOC, status_of, uploads, worker
 from edgeface.serve.compreface import compreface_routes
 from edgeface.serve.deepstack import deepstack_routes
 from edgeface.serve.guard import BODY_SECONDS, Guard, TooLarge, TooSlow, error
-from edgeface.serve.service import Busy, Service
+from edgeface.serve.service import Service
 
 
 def failure(exc: EdgefaceError) -> JSONResponse:
-    """A refused request: 503 when busy, 404 for a person who is not there, else 400; always one line."""
-    message = str(exc)
-    if isinstance(exc, Busy):
-        return error(503, message)
-    return error(404 if message.startswith("no person named") else 400, message)
+    """A refused request, one line, with its status (``bodies.status_of``)."""
+    return error(status_of(exc), str(exc))
 
 
 class Rename(BaseModel):

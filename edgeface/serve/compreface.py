@@ -29,8 +29,8 @@ from fastapi.responses import JSONResponse
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.confidence import confidence
-from edgeface.serve.bodies import Work, bounded, uploads
-from edgeface.serve.service import Busy, Service
+from edgeface.serve.bodies import Work, bounded, status_of, uploads
+from edgeface.serve.service import Service
 
 NO_FACE_CODE = 28  # CompreFace's "No face is found in the given image", which its clients test for
 PAGE_MAX = 1000
@@ -43,14 +43,13 @@ class Refused(Exception):
 
 
 def refusal(exc: Exception) -> JSONResponse:
+    """A refusal in CompreFace's shape, with serve's status (``bodies.status_of``) and CompreFace's code for a
+    photo without a face."""
     if isinstance(exc, Refused):
         status, code = exc.status, exc.code
-    elif isinstance(exc, Busy):
-        status = code = 503
     else:
-        message = str(exc)
-        status = 404 if message.startswith(("no person named", "no enrolled face")) else 400
-        code = NO_FACE_CODE if "no face found" in message else status
+        status = status_of(exc)
+        code = NO_FACE_CODE if "no face found" in str(exc) else status
     return JSONResponse({"message": str(exc), "code": code}, status_code=status)
 
 

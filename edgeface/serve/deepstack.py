@@ -25,12 +25,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.confidence import confidence
 from edgeface.recognize.results import FaceRecord
-from edgeface.serve.bodies import MAX_FILES, Work, bounded
+from edgeface.serve.bodies import MAX_FILES, Work, bounded, form_files
 from edgeface.serve.guard import holds_token
 from edgeface.serve.service import Busy, Service
 
@@ -64,7 +64,7 @@ async def first_image(form: FormData) -> tuple[float, str, bytes]:
 
 
 async def images(form: FormData) -> list[tuple[str, bytes]]:
-    files = [(v.filename or k, await v.read()) for k, v in form.multi_items() if isinstance(v, UploadFile)]
+    files = await form_files(form)
     if not files:
         raise EdgefaceError("no image in the request: send it as the multipart file field 'image'")
     return files
