@@ -79,3 +79,19 @@ def save(name: str, payload: dict, started: float) -> Path:
     write_json(path, doc)
     print(f"wrote {path}", file=sys.stderr)
     return path
+
+
+def install_gates(model: str, gates: dict, replaces: tuple[str, ...] = ()) -> list[str]:
+    """Write ``gates`` into a shipped file's manifest and its float twin's (one network, one set of limits), dropping
+    the keys in ``replaces`` first (limits a new calibration no longer sets); returns the files written."""
+    from edgeface.default_model import FLOAT_TWINS, resolve_model
+    from edgeface.manifest import load_manifest, save_manifest
+
+    done = []
+    for name in [model, *([f"{model}-float32"] if model in FLOAT_TWINS else [])]:
+        path = resolve_model(name)
+        manifest = load_manifest(path)
+        manifest.gates = {**{k: v for k, v in manifest.gates.items() if k not in replaces}, **gates}
+        save_manifest(path, manifest)
+        done.append(Path(path).name)
+    return done

@@ -39,9 +39,11 @@ class Stale(Exception):
 
 def formatted(value: Any, how: str | None) -> str:
     """A JSON value as a table cell: ``pct1``/``pct2`` (a fraction as a percentage), ``f1``..``f4``, ``ms1``, ``mb1``
-    (bytes), ``int`` (thousands separated), ``x2`` (a ratio), else as it is."""
+    (bytes), ``int`` (thousands separated), ``x2`` (a ratio), a list joined by commas, else as it is."""
     if value is None:
         return ""
+    if isinstance(value, list):  # a list of names
+        return ", ".join(map(str, value)) or "none"
     if how is None or isinstance(value, str):
         return str(value)
     number = float(value)

@@ -106,3 +106,25 @@ def test_eval_reports_what_the_gates_turn_away(strict_model: Path, tmp_path: Pat
     assert gated["turned_away"] > 0.9 and gated["turned_away_by"]["too dark"] > 0.9
     assert gated["far_at_model_threshold"] == 0 and gated["tar_at_model_threshold"] < 0.2
     assert gated["gates"]["min_brightness"] == 250.0
+
+
+def test_clean_photos_pass_every_shipped_models_gates():
+    """The demo's press photos (up to 2,333 px, sharp, evenly lit) are what a user enrols first: no shipped model's
+    calibrated limits may turn one away (a grain limit on the Laplacian's variance once did: sharp photos of 1,000 px
+    and more read 280 to 1,015 on the chip, a dim room's grain 520 and more)."""
+    from edgeface.default_model import resolve_model
+    from edgeface.manifest import load_manifest
+    from edgeface.vision.align import align_face
+    from edgeface.vision.detect import FaceFinder, main_face
+    from edgeface.vision.quality import Gates, face_measures
+
+    photos = sorted((MEDIA / "gallery").glob("*/*")) + sorted((MEDIA / "probes").glob("*"))
+    for name in ("default", "single", "fast", "small"):
+        manifest = load_manifest(resolve_model(name))
+        gates, finder = Gates.from_manifest(manifest.gates), FaceFinder(alignment=manifest.alignment)
+        assert gates.active, name
+        for photo in photos:
+            image = read_image(photo)
+            faces = finder.find(image)
+            measures = face_measures(align_face(image, main_face(faces, image.shape), manifest.alignment))
+            assert gates.reason(measures) is None, (name, photo.name, measures, gates)

@@ -217,6 +217,7 @@ def record_in_manifest(model: str | Path, report: dict, spec: InputSpec, pairs_f
     manifest.threshold = report["all_pairs"]["threshold_at_far"][str(far)] if threshold is None else threshold
     manifest.threshold_far = far
     manifest.threshold_source = source
+    manifest.metrics.pop("same_setting", None)  # a placement among same-setting strangers raised the old one
     manifest.metrics["lfw"] = {k: report[k] for k in ("accuracy", "accuracy_se", "roc_auc", "tar_at_far",
                                                      "threshold", "n_detect_failed", "detector", "alignment")}
     if not manifest.embedding_size:

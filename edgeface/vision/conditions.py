@@ -39,7 +39,7 @@ def shading(image: np.ndarray, centre: tuple[float, float], width: float, angle:
     dx, dy = _unit_direction(angle)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     t = ((xs - centre[0]) * dx + (ys - centre[1]) * dy) / max(width, 1.0)  # -0.5..0.5 across the face
-    ramp = 1.0 / (1.0 + np.exp(-t / 0.03)) if hard else np.clip(t + 0.5, 0.0, 1.0)
+    ramp = 0.5 * (1.0 + np.tanh(t / 0.06)) if hard else np.clip(t + 0.5, 0.0, 1.0)  # tanh: the logistic, no overflow
     gain = dark + (bright - dark) * ramp
     return np.clip(image.astype(np.float32) * gain[..., None], 0, 255).astype(np.uint8)
 

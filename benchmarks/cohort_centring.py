@@ -1,0 +1,88 @@
+"""Would a threshold that adapts to the camera pay? Score normalisation against the strangers a camera sees, kept as
+statistics (the mean of their embeddings), measured against the fixed same-setting threshold that ships.
+
+    python benchmarks/cohort_centring.py [--models default,single] [--workers 2]
+
+Why (issue #40): strangers who share a camera look more alike, so a fixed threshold either lets them through or is
+raised for every camera alike (``benchmarks/same_setting.py``). A camera could instead learn its own world: subtract
+the running mean of the faces it has seen (its light, lens and crowd, shared by everyone in front of it) from every
+embedding before comparing, with a threshold placed once on LFW centred the same way (LFW's own mean). Nothing to
+configure; a 128-number state per camera. Compared on the same faces as ``same_setting.json`` (the odd CelebA
+identities through each shared camera, ORL), with the cohort drawn from the *other* people the camera sees (the even
+identities; ORL: the other half of its people), of ``--cohort`` sizes, since a home camera sees few strangers:
+
+* ``fixed``: raw cosine at the stored (same-setting) threshold: what ships;
+* ``centred``: cosine after subtracting the cohort's mean, at the threshold placed on centred LFW (FAR 1e-3);
+* and for each, the TAR at the threshold that gives FAR 1e-3 on these very pairs (an oracle: how well the scores
+  separate, whatever the threshold); ``lfw_all_pairs``: LFW's TAR at FAR 1e-3 over all pairs, raw and centred.
+-> results/cohort_centring.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from common import save
+from same_setting import CAMERAS, celeba, lfw_images, orl, unit
+
+from edgeface.evaluate.metrics import all_pairs_thresholds
+from edgeface.vision.embed import decision_threshold, load_embedder
+from edgeface.vision.embedding_cache import embed_paths
+
+COHORTS = (5, 20, 100)  # people in the camera's cohort
+
+
+def scored(vectors: np.ndarray, ids: np.ndarray, threshold: float) -> dict:
+    at = all_pairs_thresholds(vectors, ids, fars=(1e-3,), at=threshold)
+    return {"threshold": threshold, "far": at["far_at_model_threshold"], "tar": at["tar_at_model_threshold"],
+            "oracle_tar_at_far_1e-3": at["tar_at_far"]["0.001"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="default,single")
+    parser.add_argument("--workers", type=int, default=2, choices=range(1, 5))
+    args = parser.parse_args()
+    started = time.time()
+    rng = np.random.default_rng(0)
+    lfw_paths, lfw_ids = lfw_images()
+    celeba_paths, celeba_ids = celeba()
+    orl_paths, orl_ids = orl()
+    rows, lfw_rows = [], {}
+    for model in args.models.split(","):
+        embedder = load_embedder(model)
+        fixed = decision_threshold(embedder)
+        lfw = unit(embed_paths(lfw_paths, embedder, workers=args.workers, group="lfw")[0])
+        lfw_mean = lfw.mean(axis=0)
+        centred_lfw = all_pairs_thresholds(unit(lfw - lfw_mean), lfw_ids, fars=(1e-3,))
+        centred_threshold = centred_lfw["threshold_at_far"]["0.001"]
+        raw_lfw = all_pairs_thresholds(lfw, lfw_ids, fars=(1e-3,))
+        lfw_rows[model] = {"raw_tar_at_far_1e-3": raw_lfw["tar_at_far"]["0.001"],
+                           "centred_tar_at_far_1e-3": centred_lfw["tar_at_far"]["0.001"],
+                           "centred_threshold": centred_threshold}
+        sets = {"orl": (unit(embed_paths(orl_paths, embedder, workers=args.workers,
+                                         group="same-setting/orl")[0]), orl_ids)}
+        for camera in CAMERAS:
+            sets[f"celeba-{camera}"] = (unit(embed_paths(celeba_paths, embedder, workers=args.workers,
+                                                         group=f"same-setting/celeba-{camera}",
+                                                         transform=CAMERAS[camera])[0]), celeba_ids)
+        for name, (vectors, ids) in sets.items():
+            judged, cohort = ids % 2 == 1, ids % 2 == 0
+            people = np.unique(ids[cohort])
+            row = {"model": model, "set": name, "fixed": scored(vectors[judged], ids[judged], fixed)}
+            row["centred"] = {}  # by the number of people in the camera's cohort
+            for size in [*[c for c in COHORTS if c < len(people)], len(people)]:
+                chosen = np.isin(ids, rng.choice(people, size, replace=False)) & cohort
+                mean = vectors[chosen].mean(axis=0)
+                row["centred"][str(size)] = scored(unit(vectors[judged] - mean), ids[judged], centred_threshold)
+            row["centred_all"] = last = row["centred"][str(len(people))]
+            rows.append(row)
+            print(f"{model} {name}: fixed FAR {row['fixed']['far']:.5f} TAR {row['fixed']['tar']:.3f} | centred FAR "
+                  f"{last['far']:.5f} TAR {last['tar']:.3f}", flush=True)
+    save("cohort_centring.json", {"cohorts": COHORTS, "lfw_all_pairs": lfw_rows, "rows": rows}, started)
+
+
+if __name__ == "__main__":
+    main()
