@@ -25,10 +25,10 @@ import time
 
 import numpy as np
 from common import save
-from same_setting import CAMERAS, celeba, lfw_images, orl, unit
+from same_setting import CAMERAS, celeba, lfw_images, orl
 
 from edgeface.evaluate.metrics import all_pairs_thresholds
-from edgeface.vision.embed import decision_threshold, load_embedder
+from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder
 from edgeface.vision.embedding_cache import embed_paths
 
 COHORTS = (5, 20, 100)  # people in the camera's cohort
@@ -54,18 +54,18 @@ def main() -> None:
     for model in args.models.split(","):
         embedder = load_embedder(model)
         fixed = decision_threshold(embedder)
-        lfw = unit(embed_paths(lfw_paths, embedder, workers=args.workers, group="lfw")[0])
+        lfw = l2_normalise(embed_paths(lfw_paths, embedder, workers=args.workers, group="lfw")[0])
         lfw_mean = lfw.mean(axis=0)
-        centred_lfw = all_pairs_thresholds(unit(lfw - lfw_mean), lfw_ids, fars=(1e-3,))
+        centred_lfw = all_pairs_thresholds(l2_normalise(lfw - lfw_mean), lfw_ids, fars=(1e-3,))
         centred_threshold = centred_lfw["threshold_at_far"]["0.001"]
         raw_lfw = all_pairs_thresholds(lfw, lfw_ids, fars=(1e-3,))
         lfw_rows[model] = {"raw_tar_at_far_1e-3": raw_lfw["tar_at_far"]["0.001"],
                            "centred_tar_at_far_1e-3": centred_lfw["tar_at_far"]["0.001"],
                            "centred_threshold": centred_threshold}
-        sets = {"orl": (unit(embed_paths(orl_paths, embedder, workers=args.workers,
+        sets = {"orl": (l2_normalise(embed_paths(orl_paths, embedder, workers=args.workers,
                                          group="same-setting/orl")[0]), orl_ids)}
         for camera in CAMERAS:
-            sets[f"celeba-{camera}"] = (unit(embed_paths(celeba_paths, embedder, workers=args.workers,
+            sets[f"celeba-{camera}"] = (l2_normalise(embed_paths(celeba_paths, embedder, workers=args.workers,
                                                          group=f"same-setting/celeba-{camera}",
                                                          transform=CAMERAS[camera])[0]), celeba_ids)
         for name, (vectors, ids) in sets.items():
@@ -76,7 +76,7 @@ def main() -> None:
             for size in [*[c for c in COHORTS if c < len(people)], len(people)]:
                 chosen = np.isin(ids, rng.choice(people, size, replace=False)) & cohort
                 mean = vectors[chosen].mean(axis=0)
-                row["centred"][str(size)] = scored(unit(vectors[judged] - mean), ids[judged], centred_threshold)
+                row["centred"][str(size)] = scored(l2_normalise(vectors[judged] - mean), ids[judged], centred_threshold)
             row["centred_all"] = last = row["centred"][str(len(people))]
             rows.append(row)
             print(f"{model} {name}: fixed FAR {row['fixed']['far']:.5f} TAR {row['fixed']['tar']:.3f} | centred FAR "

@@ -35,13 +35,13 @@ import time
 import cv2
 import numpy as np
 from common import DATA, LFW, PAIRS, install_gates, save
-from same_setting import celeba, unit
+from same_setting import celeba
 
 from edgeface.default_model import resolve_model
 from edgeface.evaluate.lfw import evaluate_lfw, turned_away_by
 from edgeface.evaluate.same_setting import SHARED_CAMERAS
 from edgeface.vision.condition_names import CONDITIONS
-from edgeface.vision.embed import decision_threshold, load_embedder
+from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder
 from edgeface.vision.embedding_cache import embed_paths
 from edgeface.vision.quality import LIMITS, Gates
 
@@ -129,7 +129,7 @@ def shared_cameras(model: str, workers: int) -> tuple[dict[str, dict], dict[str,
         vectors, _, measures = embed_paths(paths, embedder, workers=workers, group=f"same-setting/celeba-{camera}",
                                            description=f"{model} camera {camera}", transform=transform,
                                            with_measures=True)
-        vectors = unit(vectors)
+        vectors = l2_normalise(vectors)
         name = f"camera-{camera}"
         reports[name] = {"accuracy": None, "accuracy_se": None, "roc_auc": None, "model_threshold": threshold,
                          "_arrays": {"embeddings": vectors, "people": ids, "measures": measures}}

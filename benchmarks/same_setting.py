@@ -46,7 +46,7 @@ from edgeface.files import read_json
 from edgeface.vision.condition_names import CONDITIONS, HARSH_CONDITIONS
 from edgeface.vision.conditions import condition_transform
 from edgeface.vision.detector_options import DEFAULT_DETECTOR
-from edgeface.vision.embed import decision_threshold, load_embedder
+from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder
 from edgeface.vision.embedding_cache import embed_paths
 from edgeface.vision.quality import Gates
 
@@ -62,10 +62,6 @@ def celeba() -> tuple[list[Path], np.ndarray]:
 def orl() -> tuple[list[Path], np.ndarray]:
     paths = sorted((DATA / "orl").glob("s*/*.png"))
     return paths, np.array([int(p.parent.name[1:]) for p in paths])
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def judged(vectors: np.ndarray, ids: np.ndarray, kept: np.ndarray, thresholds: dict[str, float]) -> dict:
@@ -100,7 +96,7 @@ def lfw_rows(workers: int) -> dict:
     ids = np.array([name.split("/")[0] for name in pairs.images])
     flip, _ = embed_paths(paths, load_embedder("default"), workers=workers, group="lfw", description="lfw default")
     one, _ = embed_paths(paths, load_embedder("single"), workers=workers, group="lfw", description="lfw single")
-    flip, one = unit(flip), unit(one)
+    flip, one = l2_normalise(flip), l2_normalise(one)
     threshold = decision_threshold(load_embedder("default"))
     out = {}
     for name, (a, b) in {"both_flip": (flip, flip), "both_single": (one, one), "template_flip_probe_single":
@@ -157,7 +153,7 @@ def main() -> None:
         earlier_placement = (embedder.manifest.metrics.get("same_setting") or {}) if embedder.manifest else {}
         peer = embedder.threshold is None
         if peer:  # a peer (dlib): placed here by the same rules, on the same faces
-            lfw = unit(embed_paths(lfw_paths, embedder, workers=args.workers, group="lfw")[0])
+            lfw = l2_normalise(embed_paths(lfw_paths, embedder, workers=args.workers, group="lfw")[0])
             lfw_threshold = all_pairs_thresholds(lfw, lfw_ids, fars=(1e-3,))["threshold_at_far"]["0.001"]
         else:
             lfw_threshold = earlier_placement.get("lfw_threshold", decision_threshold(embedder))
@@ -179,7 +175,8 @@ def main() -> None:
                                                        description=f"{model} {name}", with_measures=True,
                                                        transform=transform)
             row = {"model": model, "set": name, "no_face_found": int(sum(fell_back)),
-                   **judged(unit(vectors), ids, gates.passed(measures), {"before": lfw_threshold, "after": after})}
+                   **judged(l2_normalise(vectors), ids, gates.passed(measures),
+                            {"before": lfw_threshold, "after": after})}
             print(f"  {name}: FAR {row['before']['far']:.5f} -> {row['after']['far']:.5f}, TAR "
                   f"{row['before']['tar']:.3f} -> {row['after']['tar']:.3f}", flush=True)
             rows.append(row)

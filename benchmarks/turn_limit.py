@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 from common import install_gates, save
-from same_setting import celeba, lfw_images, unit
+from same_setting import celeba, lfw_images
 
 from edgeface.evaluate.same_setting import CAMERA_FAR
 from edgeface.progress import track
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_MAX_TURN
-from edgeface.vision.embed import decision_threshold, load_embedder
+from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder
 from edgeface.vision.embedding_cache import KeyedArrayCache, cache_file, embed_paths, file_signature
 from edgeface.vision.image import read_image
 from edgeface.vision.quality import Gates
@@ -108,7 +108,7 @@ def main() -> None:
             vectors, _, measures = embed_paths(paths, embedder, workers=args.workers, group=group,
                                                description=f"{model} {name}", with_measures=True)
             kept = gates.passed(measures) & np.isfinite(measured[name])
-            bins[name] = by_turn(unit(vectors[kept]), np.asarray(ids)[kept], measured[name][kept], threshold)
+            bins[name] = by_turn(l2_normalise(vectors[kept]), np.asarray(ids)[kept], measured[name][kept], threshold)
             rows += [{"model": model, "set": name, "threshold": threshold, **row} for row in bins[name]]
         limit = choose(bins, measured["lfw"], args.min_faces, args.max_plain)
         chosen[model] = {"max_turn": limit, "library_default": DEFAULT_MAX_TURN,

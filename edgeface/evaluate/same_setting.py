@@ -25,7 +25,7 @@ from edgeface.evaluate.metrics import all_pairs_thresholds
 from edgeface.manifest import load_manifest, save_manifest
 from edgeface.vision.conditions import grey, jpeg, rng_for, shading
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
-from edgeface.vision.embed import Embedder
+from edgeface.vision.embed import Embedder, l2_normalise
 from edgeface.vision.embedding_cache import embed_paths
 from edgeface.vision.image import is_image
 from edgeface.vision.quality import Gates
@@ -93,7 +93,7 @@ def same_setting_report(embedder: Embedder, root: str | Path, threshold: float, 
     vectors, fell_back = embed_paths(paths, embedder, workers=workers, group=f"same-setting|{Path(root)}-{camera}",
                                      description="same-setting photos", detector=detector, detect_size=detect_size,
                                      transform=SHARED_CAMERAS[camera])
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    vectors = l2_normalise(vectors)
     pairs = all_pairs_thresholds(vectors, ids, fars=(1e-3,), at=threshold)
     return {"dir": str(root), "camera": camera, "people": len(np.unique(ids)), "images": len(paths),
             "no_face_found": int(sum(fell_back)), "impostor_pairs": pairs["impostor_pairs"],
@@ -117,8 +117,7 @@ def setting_views(embedder: Embedder, paths: list[Path], ids: np.ndarray, group:
                                            detect_size=detect_size, transform=SHARED_CAMERAS[camera],
                                            with_measures=True)
         kept = gates.passed(measures)
-        vectors = vectors[kept] / np.maximum(np.linalg.norm(vectors[kept], axis=1, keepdims=True), 1e-12)
-        views[camera] = (vectors, ids[kept])
+        views[camera] = (l2_normalise(vectors[kept]), ids[kept])
     return views
 
 
