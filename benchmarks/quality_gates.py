@@ -8,7 +8,7 @@ Conditions: LFW View 2 as it is and under every ``eval --condition``, and (``--c
 CelebA identities through each shared camera of ``benchmarks/same_setting.py`` (``camera-<name>``): strangers who share
 one camera, where a limit on soft faces matters most.
 For each model, every image's chip is measured (``vision.quality.face_measures``: brightness, unevenness,
-sharpness) and embedded under each condition (cached). Each candidate set of limits (a grid)
+sharpness, grain) and embedded under each condition (cached). Each candidate set of limits (a grid)
 turns away the faces outside them; a pair with a turned-away face is never a match, as in ``recognize``. The chosen
 limits:
 
@@ -48,6 +48,8 @@ from edgeface.vision.quality import LIMITS, Gates
 BRIGHTNESS = (None, 20, 30, 40, 50, 60, 70)
 UNEVENNESS = (None, 0.7, 0.6, 0.5)  # under 0.5, photos by a window are turned away (a demo probe measures 0.42)
 SHARPNESS = (None, 5, 10, 20, 40)
+GRAIN = (None, 3.0, 2.5, 2.0)  # clean photos read up to 1.3 (vision.quality.grain), a dim room's grain 2.3-6
+RETIRED = ("max_sharpness",)  # limits once installed and no longer measured: removed from the manifests on --install
 GROUPS = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}  # UTKFace's race field, as its names give it
 GROUP_FACES = 3000  # adult UTKFace faces measured for the per-group bound (a seeded draw)
 
@@ -157,15 +159,16 @@ def skin_groups(model: str) -> dict[str, np.ndarray]:
         image = cv2.copyMakeBorder(read_image(files[k]), 56, 56, 56, 56, cv2.BORDER_CONSTANT)  # tight crops
         faces = finder.find(image)
         if faces:
-            out.setdefault(GROUPS[int(race)], []).append(face_measures(align_face(image, faces[0], alignment)))
+            out.setdefault(GROUPS[int(race)], []).append(
+                face_measures(align_face(image, faces[0], alignment), image, faces[0]))
     return {group: np.stack(rows) for group, rows in sorted(out.items())}
 
 
 def group_shares(gates: Gates, groups: dict[str, np.ndarray]) -> dict[str, float]:
-    """The share of each skin group the brightness limit turns away: the only limit judged on these faces (UTKFace's
-    crops are 112 px, soft by their size, not by their light)."""
-    dark = Gates(min_brightness=gates.min_brightness)
-    return {group: float(1 - dark.passed(m).mean()) for group, m in groups.items()}
+    """The share of each skin group the brightness and grain limits turn away: the limits judged on these faces
+    (UTKFace's crops are 112 px, soft and uneven by their size and cropping, not by their light)."""
+    judged = Gates(min_brightness=gates.min_brightness, max_grain=gates.max_grain)
+    return {group: float(1 - judged.passed(m).mean()) for group, m in groups.items()}
 
 
 def choose(reports: dict[str, dict], pairs: dict[str, AllPairs], groups: dict[str, np.ndarray], far: float,
@@ -174,7 +177,7 @@ def choose(reports: dict[str, dict], pairs: dict[str, AllPairs], groups: dict[st
     ``max_plain`` of plain faces and of every skin group, closest to it where they cannot, and then with the most
     genuine matches (mean TAR over the conditions); with how many conditions they hold."""
     best, best_key = Gates(), None
-    for limits in itertools.product(BRIGHTNESS, UNEVENNESS, SHARPNESS):
+    for limits in itertools.product(BRIGHTNESS, UNEVENNESS, SHARPNESS, GRAIN):
         gates = Gates(*limits)
         kept = {c: gates.passed(r["_arrays"]["measures"]) for c, r in reports.items()}
         if 1 - kept["plain"].mean() > max_plain or max(group_shares(gates, groups).values()) > max_plain:
@@ -211,7 +214,7 @@ def table(model: str, reports: dict[str, dict], pairs: dict[str, AllPairs], gate
 def install(model: str, gates: Gates, source: str) -> list[str]:
     """The gates into the shipped file's manifest (and its float twin's), beside the turn limit already there."""
     return install_gates(model, {**{k: v for k, v in gates.to_dict().items() if v is not None},
-                                 "light_source": source}, replaces=LIMITS)
+                                 "light_source": source}, replaces=(*LIMITS, *RETIRED))
 
 
 def main() -> None:
@@ -248,7 +251,7 @@ def main() -> None:
         print(model, chosen[model], flush=True)
     save("quality_gates.json", {"far": args.far, "max_plain": args.max_plain, "conditions": conditions,
                                 "grid": {"min_brightness": BRIGHTNESS, "max_unevenness": UNEVENNESS,
-                                         "min_sharpness": SHARPNESS},
+                                         "min_sharpness": SHARPNESS, "max_grain": GRAIN},
                                 "chosen": chosen, "rows": rows}, started)
 
 

@@ -2,7 +2,7 @@
 is seen through one camera; where the threshold must sit to keep its promise there, and what that costs.
 
     python benchmarks/same_setting.py [--models default,single,fast,small] [--workers 1] [--install]
-                                      [--conditions] [--skip-lfw] [--out same_setting.json]
+                                      [--conditions [--harsh-only]] [--skip-lfw] [--out same_setting.json]
 
 Why: LFW's impostor pairs come from different photos, cameras and years, so its FAR (the LFW threshold is placed at
 1e-3 over all 29.6 M cross-identity pairs) says little about a door camera, where every stranger shares the enrolled
@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--conditions", action="store_true",
                         help="also LFW under every camera condition (eval --condition), before and after (a peer: "
                              "the harsh ones)")
+    parser.add_argument("--harsh-only", action="store_true",
+                        help="with --conditions: only the harsh ones (what a peer is judged under)")
     args = parser.parse_args()
     started = time.time()
     earlier = RESULTS / args.out
@@ -150,8 +152,9 @@ def main() -> None:
     placements, rows = {}, []
     for model in models:
         embedder = load_embedder(model)
-        earlier_placement = (embedder.manifest.metrics.get("same_setting") or {}) if embedder.manifest else {}
-        peer = embedder.threshold is None
+        manifest = getattr(embedder, "manifest", None)  # a peer (dlib) has none
+        earlier_placement = (manifest.metrics.get("same_setting") or {}) if manifest else {}
+        peer = manifest is None or manifest.threshold is None
         if peer:  # a peer (dlib): placed here by the same rules, on the same faces
             lfw = l2_normalise(embed_paths(lfw_paths, embedder, workers=args.workers, group="lfw")[0])
             lfw_threshold = all_pairs_thresholds(lfw, lfw_ids, fars=(1e-3,))["threshold_at_far"]["0.001"]
@@ -161,15 +164,16 @@ def main() -> None:
         placed = setting_threshold(views)
         after = max(lfw_threshold, placed["threshold"])
         placements[model] = {"lfw_threshold": lfw_threshold, **placed, "after": after}
-        if args.install and embedder.manifest is not None:
+        if args.install and manifest is not None:
             installed = store_setting_threshold(resolve_model(model), placed, TUNED_ON)
             placements[model]["installed"] = installed
         print(model, f"LFW threshold {lfw_threshold:.4f} -> {after:.4f}", placed["needed"], flush=True)
         if model.endswith("-float32"):
             continue  # placed on its own embeddings; judged through its int8 sibling's rows
-        gates = Gates.from_manifest(embedder.manifest.gates if embedder.manifest else None)
+        gates = Gates.from_manifest(manifest.gates if manifest else None)
         for name, ((paths, ids), group, transform) in sets.items():
-            if name.startswith("lfw-") and (not args.conditions or (peer and name[4:] not in HARSH_CONDITIONS)):
+            if name.startswith("lfw-") and (not args.conditions or ((peer or args.harsh_only)
+                                                                     and name[4:] not in HARSH_CONDITIONS)):
                 continue  # a peer only under the harsh ones: where fine-tuning may have lost what it had
             vectors, fell_back, measures = embed_paths(paths, embedder, workers=args.workers, group=group,
                                                        description=f"{model} {name}", with_measures=True,
@@ -178,7 +182,7 @@ def main() -> None:
                    **judged(l2_normalise(vectors), ids, gates.passed(measures),
                             {"before": lfw_threshold, "after": after})}
             print(f"  {name}: FAR {row['before']['far']:.5f} -> {row['after']['far']:.5f}, TAR "
-                  f"{row['before']['tar']:.3f} -> {row['after']['tar']:.3f}", flush=True)
+                  f"{row['before']['tar']} -> {row['after']['tar']}", flush=True)
             rows.append(row)
             save(args.out, {"placements": placements, "rows": rows, "lfw_flip": earlier_flip}, started)
     payload = {"placements": placements, "rows": rows,

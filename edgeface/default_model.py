@@ -26,7 +26,7 @@ FLOAT_TWINS = {"default", "small"}  # these also ship "<stem>-float32.tflite", n
 USES = {
     "default": "boards with int8 dot products (Pi 5, Orange Pi 5, x86): the most accurate",
     "single": "the default's network in one pass: half the compute, a little less accurate",
-    "fast": "video where frames a second matter most: single's network less four blocks",
+    "fast": "video where frames a second matter most: a fine-tuned copy of the network, less four blocks",
     "small": "boards short of memory: the smallest file",
     "default-float32": "boards without int8 dot products (Pi 4): float runs faster there",
     "small-float32": "a float source for 'edgeface quantize'",

@@ -46,5 +46,5 @@ def fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.2f} %"
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f} %"

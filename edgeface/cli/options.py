@@ -150,8 +150,8 @@ MaxTurn = Annotated[Optional[float], typer.Option(
 
 
 LightGates = Annotated[bool, typer.Option(
-    help="turn away faces too dark, too unevenly lit or too blurred for the model to hold its false-accept rate "
-         "(the limits in its manifest), with the reason")]
+    help="turn away faces too dark, too unevenly lit, too blurred or too noisy for the model to hold its "
+         "false-accept rate (the limits in its manifest), with the reason")]
 # name -> (annotation, default) of every pipeline setting a command may take: the annotation declared once here,
 # the default PipelineConfig's own; given to a command by ``pipeline_options`` and collected into one PipelineConfig
 PIPELINE_ANNOTATIONS: dict[str, Any] = {

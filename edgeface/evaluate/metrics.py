@@ -186,8 +186,9 @@ def all_pairs_thresholds(embeddings: np.ndarray, identities: np.ndarray, fars: t
         allowed = int(np.floor(far * impostors))
         t = float(np.nextafter(tail[allowed], np.float32(2))) if allowed < len(tail) else float(tail[-1])
         out["threshold_at_far"][str(far)] = t
-        out["tar_at_far"][str(far)] = float(np.mean(same_scores >= t)) if len(same_scores) else float("nan")
+        # None, not NaN, where no genuine pair is left (every face turned away): --json stays valid JSON
+        out["tar_at_far"][str(far)] = float(np.mean(same_scores >= t)) if len(same_scores) else None
     if at is not None:
         out["far_at_model_threshold"] = above / impostors
-        out["tar_at_model_threshold"] = float(np.mean(same_scores >= at)) if len(same_scores) else float("nan")
+        out["tar_at_model_threshold"] = float(np.mean(same_scores >= at)) if len(same_scores) else None
     return out

@@ -109,7 +109,8 @@ def setting_views(embedder: Embedder, paths: list[Path], ids: np.ndarray, group:
                   cameras: tuple[str, ...] = tuple(SHARED_CAMERAS)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The photos through every shared camera: {camera: (unit embeddings, identities)} of the faces the model's light
     gates keep (a face ``recognize`` turns away is never named, so it cannot be a false accept)."""
-    gates = Gates.from_manifest(embedder.manifest.gates if embedder.manifest else None)
+    manifest = getattr(embedder, "manifest", None)  # a peer (dlib) has none, and no gates
+    gates = Gates.from_manifest(manifest.gates if manifest else None)
     views = {}
     for camera in cameras:
         vectors, _, measures = embed_paths(paths, embedder, workers=workers, group=f"{group}-{camera}",

@@ -91,9 +91,9 @@ def face_template(image: np.ndarray, finder: FaceFinder, embedder: Embedder, max
     if sharp < MIN_SHARPNESS:
         raise EdgefaceError(f"too blurred (sharpness {sharp:.0f}, need {MIN_SHARPNESS:.0f})")
     if gates is not None and gates.active:
-        why = gates.reason(face_measures(align_face(image, face, getattr(embedder, "alignment", None))))
+        why = gates.reason(face_measures(align_face(image, face, getattr(embedder, "alignment", None)), image, face))
         if why is not None:
-            raise EdgefaceError(f"{why} for this model to hold its false-accept rate: use a photo in even light")
+            raise EdgefaceError(f"{why} for this model to hold its false-accept rate: use a sharp photo in even light")
     return embedder.embed_faces(image, [face])[0], sharp, face
 
 

@@ -228,9 +228,9 @@ class Recognizer:
         if embedded:
             chip = self.embedder.alignment
             crops = {i: cv2.cvtColor(align_face(frame_bgr, faces[i], chip), cv2.COLOR_BGR2RGB) for i in embedded}
-            if self.gates.active:  # too dark, uneven or blurred for this model: reported, never embedded or named
+            if self.gates.active:  # too dark, uneven, blurred or noisy for this model: reported, never named
                 for i, crop in list(crops.items()):
-                    why = self.gates.reason(face_measures(crop))
+                    why = self.gates.reason(face_measures(crop, frame_bgr, faces[i]))
                     if why is not None:
                         results[i] = replace(results[i], reason=why)
                         del crops[i]

@@ -139,7 +139,7 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
             faces = local.finder.find(image)
             face = main_face(faces, image.shape) if faces else centre_face(image)
         chip = align_face(image, face, alignment) if batched or with_measures else None
-        return i, (chip if batched else image), face, face_measures(chip) if with_measures else None
+        return i, (chip if batched else image), face, face_measures(chip, image, face) if with_measures else None
 
     try:
         with progress_bar() as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
