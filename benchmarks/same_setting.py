@@ -46,7 +46,7 @@ from edgeface.files import read_json
 from edgeface.vision.condition_names import CONDITIONS, HARSH_CONDITIONS
 from edgeface.vision.conditions import condition_transform
 from edgeface.vision.detector_options import DEFAULT_DETECTOR
-from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder
+from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder, manifest_gates
 from edgeface.vision.embedding_cache import embed_paths
 from edgeface.vision.quality import Gates
 
@@ -170,7 +170,7 @@ def main() -> None:
         print(model, f"LFW threshold {lfw_threshold:.4f} -> {after:.4f}", placed["needed"], flush=True)
         if model.endswith("-float32"):
             continue  # placed on its own embeddings; judged through its int8 sibling's rows
-        gates = Gates.from_manifest(manifest.gates if manifest else None)
+        gates = Gates.from_manifest(manifest_gates(embedder))
         for name, ((paths, ids), group, transform) in sets.items():
             if name.startswith("lfw-") and (not args.conditions or ((peer or args.harsh_only)
                                                                      and name[4:] not in HARSH_CONDITIONS)):

@@ -30,7 +30,7 @@ from edgeface.evaluate.same_setting import CAMERA_FAR
 from edgeface.progress import track
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_MAX_TURN
-from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder
+from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder, manifest_gates
 from edgeface.vision.embedding_cache import KeyedArrayCache, cache_file, embed_paths, file_signature
 from edgeface.vision.image import read_image
 from edgeface.vision.quality import Gates
@@ -102,7 +102,7 @@ def main() -> None:
     for model in args.models.split(","):
         embedder = load_embedder(model)
         threshold = decision_threshold(embedder)
-        gates = Gates.from_manifest(embedder.manifest.gates if embedder.manifest else None)
+        gates = Gates.from_manifest(manifest_gates(embedder))
         bins = {}
         for name, (paths, ids, group) in sets.items():
             vectors, _, measures = embed_paths(paths, embedder, workers=args.workers, group=group,

@@ -12,7 +12,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.evaluate.metrics import all_pairs_thresholds, roc_curve, verification_report
 from edgeface.manifest import InputSpec
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, alignment_of
-from edgeface.vision.embed import HELD_THRESHOLD_MARK, Embedder
+from edgeface.vision.embed import HELD_THRESHOLD_MARK, Embedder, manifest_gates
 from edgeface.vision.embedding_cache import embed_paths
 from edgeface.vision.quality import REASONS, Gates
 
@@ -95,7 +95,7 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
     paths = [lfw_dir / name for name in pairs.images]
     group = f"lfw|{lfw_dir.resolve()}" + (f"|{condition}" if transform else "")
     if gates is None:
-        gates = Gates.from_manifest(getattr(getattr(embedder, "manifest", None), "gates", None))
+        gates = Gates.from_manifest(manifest_gates(embedder))
     measured = gates.active or with_measures
     done = embed_paths(paths, embedder, workers=workers, group=group, description=f"LFW View 2 ({condition})",
                        detector=detector, detect_size=detect_size, transform=transform, with_measures=measured)

@@ -25,7 +25,7 @@ from edgeface.evaluate.metrics import all_pairs_thresholds
 from edgeface.manifest import load_manifest, save_manifest
 from edgeface.vision.conditions import grey, jpeg, rng_for, shading
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
-from edgeface.vision.embed import Embedder, l2_normalise
+from edgeface.vision.embed import Embedder, l2_normalise, manifest_gates
 from edgeface.vision.embedding_cache import embed_paths
 from edgeface.vision.image import is_image
 from edgeface.vision.quality import Gates
@@ -109,8 +109,7 @@ def setting_views(embedder: Embedder, paths: list[Path], ids: np.ndarray, group:
                   cameras: tuple[str, ...] = tuple(SHARED_CAMERAS)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The photos through every shared camera: {camera: (unit embeddings, identities)} of the faces the model's light
     gates keep (a face ``recognize`` turns away is never named, so it cannot be a false accept)."""
-    manifest = getattr(embedder, "manifest", None)  # a peer (dlib) has none, and no gates
-    gates = Gates.from_manifest(manifest.gates if manifest else None)
+    gates = Gates.from_manifest(manifest_gates(embedder))
     views = {}
     for camera in cameras:
         vectors, _, measures = embed_paths(paths, embedder, workers=workers, group=f"{group}-{camera}",

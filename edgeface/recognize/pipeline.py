@@ -28,7 +28,14 @@ from edgeface.recognize.results import FaceRecord, rounded, rounded_box
 from edgeface.vision.align import align_face, chip_of
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_MAX_TURN, alignment_of
-from edgeface.vision.embed import Embedder, decision_threshold, embedder_identity, load_embedder, threshold_warning
+from edgeface.vision.embed import (
+    Embedder,
+    decision_threshold,
+    embedder_identity,
+    load_embedder,
+    manifest_gates,
+    threshold_warning,
+)
 from edgeface.vision.face import SAME_FACE_IOU, Face, iou
 from edgeface.vision.image import as_array, as_rgb, image_files
 from edgeface.vision.quality import Gates
@@ -77,8 +84,7 @@ class Pipeline:
         """The head-turn gate: the one given, else the model's manifest's (``gates.max_turn``), else the default."""
         if self.config.max_turn is not None:
             return self.config.max_turn
-        manifest = getattr(self.embedder, "manifest", None)
-        return float((manifest.gates if manifest else {}).get("max_turn", DEFAULT_MAX_TURN))
+        return float(manifest_gates(self.embedder).get("max_turn", DEFAULT_MAX_TURN))
 
     @cached_property
     def gates(self) -> Gates:
@@ -86,8 +92,7 @@ class Pipeline:
         configuration turns them off."""
         if not self.config.light_gates:
             return Gates()
-        manifest = getattr(self.embedder, "manifest", None)
-        return Gates.from_manifest(manifest.gates if manifest else None)
+        return Gates.from_manifest(manifest_gates(self.embedder))
 
     @property
     def warning(self) -> str | None:

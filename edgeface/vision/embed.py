@@ -42,6 +42,13 @@ class Embedder(Protocol):
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray: ...
 
 
+def manifest_gates(embedder: Embedder) -> dict:
+    """The limits in a model's manifest (its light gates, ``max_turn``): every caller reads them here, so a peer
+    without a manifest (dlib) simply has none."""
+    manifest = getattr(embedder, "manifest", None)
+    return dict(manifest.gates or {}) if manifest is not None else {}
+
+
 HELD_THRESHOLD_MARK = "--hold-conditions"  # in a manifest's threshold_source: placed by eval --hold-conditions
 
 
