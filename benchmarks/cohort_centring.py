@@ -1,7 +1,7 @@
 """Would a threshold that adapts to the camera pay? Score normalisation against the strangers a camera sees, kept as
 statistics (the mean of their embeddings), measured against the fixed same-setting threshold that ships.
 
-    python benchmarks/cohort_centring.py [--models default,single] [--workers 2]
+    python benchmarks/cohort_centring.py [--models default,fast] [--workers 2]
 
 Why (issue #40): strangers who share a camera look more alike, so a fixed threshold either lets them through or is
 raised for every camera alike (``benchmarks/same_setting.py``). A camera could instead learn its own world: subtract
@@ -28,21 +28,33 @@ from common import save
 from same_setting import CAMERAS, celeba, lfw_images, orl
 
 from edgeface.evaluate.metrics import all_pairs_thresholds
-from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder
-from edgeface.vision.embedding_cache import embed_paths
+from edgeface.vision.embed import Embedder, decision_threshold, l2_normalise, load_embedder
+from edgeface.vision.embedding_cache import embed_paths, embed_templates
 
 COHORTS = (5, 20, 100)  # people in the camera's cohort
 
 
-def scored(vectors: np.ndarray, ids: np.ndarray, threshold: float) -> dict:
-    at = all_pairs_thresholds(vectors, ids, fars=(1e-3,), at=threshold)
+def scored(vectors: np.ndarray, ids: np.ndarray, threshold: float, templates: np.ndarray | None = None) -> dict:
+    at = all_pairs_thresholds(vectors, ids, fars=(1e-3,), at=threshold, templates=templates)
     return {"threshold": threshold, "far": at["far_at_model_threshold"], "tar": at["tar_at_model_threshold"],
             "oracle_tar_at_far_1e-3": at["tar_at_far"]["0.001"]}
 
 
+def sides(paths: list, embedder: Embedder, workers: int, group: str, transform=None) -> tuple:
+    """Unit probes and unit templates (None: the probes) of ``paths``, as ``recognize`` compares them."""
+    options = {"workers": workers, "group": group, "transform": transform}
+    probes = l2_normalise(embed_paths(paths, embedder, **options)[0])
+    templates = embed_templates(paths, embedder, **options)
+    return probes, None if templates is None else l2_normalise(templates)
+
+
+def centred(vectors: np.ndarray, templates: np.ndarray | None, mean: np.ndarray) -> tuple:
+    return l2_normalise(vectors - mean), None if templates is None else l2_normalise(templates - mean)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="default,single")
+    parser.add_argument("--models", default="default,fast")
     parser.add_argument("--workers", type=int, default=2, choices=range(1, 5))
     args = parser.parse_args()
     started = time.time()
@@ -54,29 +66,29 @@ def main() -> None:
     for model in args.models.split(","):
         embedder = load_embedder(model)
         fixed = decision_threshold(embedder)
-        lfw = l2_normalise(embed_paths(lfw_paths, embedder, workers=args.workers, group="lfw")[0])
-        lfw_mean = lfw.mean(axis=0)
-        centred_lfw = all_pairs_thresholds(l2_normalise(lfw - lfw_mean), lfw_ids, fars=(1e-3,))
+        lfw, lfw_templates = sides(lfw_paths, embedder, args.workers, "lfw")
+        lfw_mean = lfw.mean(axis=0)  # what the camera sees: probes
+        centred_probes, centred_templates = centred(lfw, lfw_templates, lfw_mean)
+        centred_lfw = all_pairs_thresholds(centred_probes, lfw_ids, fars=(1e-3,), templates=centred_templates)
         centred_threshold = centred_lfw["threshold_at_far"]["0.001"]
-        raw_lfw = all_pairs_thresholds(lfw, lfw_ids, fars=(1e-3,))
+        raw_lfw = all_pairs_thresholds(lfw, lfw_ids, fars=(1e-3,), templates=lfw_templates)
         lfw_rows[model] = {"raw_tar_at_far_1e-3": raw_lfw["tar_at_far"]["0.001"],
                            "centred_tar_at_far_1e-3": centred_lfw["tar_at_far"]["0.001"],
                            "centred_threshold": centred_threshold}
-        sets = {"orl": (l2_normalise(embed_paths(orl_paths, embedder, workers=args.workers,
-                                         group="same-setting/orl")[0]), orl_ids)}
+        sets = {"orl": (*sides(orl_paths, embedder, args.workers, "same-setting/orl"), orl_ids)}
         for camera in CAMERAS:
-            sets[f"celeba-{camera}"] = (l2_normalise(embed_paths(celeba_paths, embedder, workers=args.workers,
-                                                         group=f"same-setting/celeba-{camera}",
-                                                         transform=CAMERAS[camera])[0]), celeba_ids)
-        for name, (vectors, ids) in sets.items():
+            sets[f"celeba-{camera}"] = (*sides(celeba_paths, embedder, args.workers, f"same-setting/celeba-{camera}",
+                                               CAMERAS[camera]), celeba_ids)
+        for name, (vectors, templates, ids) in sets.items():
             judged, cohort = ids % 2 == 1, ids % 2 == 0
             people = np.unique(ids[cohort])
-            row = {"model": model, "set": name, "fixed": scored(vectors[judged], ids[judged], fixed)}
+            held = None if templates is None else templates[judged]
+            row = {"model": model, "set": name, "fixed": scored(vectors[judged], ids[judged], fixed, held)}
             row["centred"] = {}  # by the number of people in the camera's cohort
             for size in [*[c for c in COHORTS if c < len(people)], len(people)]:
                 chosen = np.isin(ids, rng.choice(people, size, replace=False)) & cohort
-                mean = vectors[chosen].mean(axis=0)
-                row["centred"][str(size)] = scored(l2_normalise(vectors[judged] - mean), ids[judged], centred_threshold)
+                probes, kept = centred(vectors[judged], held, vectors[chosen].mean(axis=0))
+                row["centred"][str(size)] = scored(probes, ids[judged], centred_threshold, kept)
             row["centred_all"] = last = row["centred"][str(len(people))]
             rows.append(row)
             print(f"{model} {name}: fixed FAR {row['fixed']['far']:.5f} TAR {row['fixed']['tar']:.3f} | centred FAR "

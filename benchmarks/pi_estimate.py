@@ -1,7 +1,7 @@
 """An estimate on paper, not a measurement: ms per face and recognition FPS of the shipped models on one core of a
 Raspberry Pi 4 (Cortex-A72) and a Raspberry Pi 5 (Cortex-A76).
 
-    python benchmarks/pi_estimate.py [--models default,single,small]
+    python benchmarks/pi_estimate.py [--models default,fast,small]
 -> results/pi_estimate.json (every input, its source, and the arithmetic)
 
     time = FLOPs / (per-core peak of the precision x efficiency)
@@ -40,7 +40,7 @@ FACES_PER_FRAME = 2
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="default,single,small",
+    parser.add_argument("--models", default="default,fast,small",
                         help="shipped models, as int8 and (where it ships) float32")
     args = parser.parse_args()
     started = time.time()

@@ -2,7 +2,7 @@
 name, calibrated on LFW View 2 under every condition (plain, the held ones, and the harsh ``shadow``, ``dark``,
 ``nir``), then stored in the model's manifest (``gates``), where ``recognize``, ``serve`` and the API read them.
 
-    python benchmarks/quality_gates.py [--models default,single,fast,small] [--install]
+    python benchmarks/quality_gates.py [--models default,fast,small] [--install]
 
 Conditions: LFW View 2 as it is and under every ``eval --condition``, and (``--cameras``, on by default) the even
 CelebA identities through each shared camera of ``benchmarks/same_setting.py`` (``camera-<name>``): strangers who share
@@ -42,7 +42,7 @@ from edgeface.evaluate.lfw import evaluate_lfw, turned_away_by
 from edgeface.evaluate.same_setting import SHARED_CAMERAS
 from edgeface.vision.condition_names import CONDITIONS
 from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder
-from edgeface.vision.embedding_cache import embed_paths
+from edgeface.vision.embedding_cache import embed_paths, embed_templates
 from edgeface.vision.quality import LIMITS, Gates
 
 BRIGHTNESS = (None, 20, 30, 40, 50, 60, 70)
@@ -59,15 +59,18 @@ class AllPairs:
     milliseconds: the impostor pairs it accepts (two index arrays) and every genuine pair with its decision. A
     turned-away face is never named, so a pair with one is never a match."""
 
-    def __init__(self, embeddings: np.ndarray, people: np.ndarray, threshold: float, block: int = 1024) -> None:
+    def __init__(self, embeddings: np.ndarray, people: np.ndarray, threshold: float, block: int = 1024,
+                 templates: np.ndarray | None = None) -> None:
         self.ids = np.unique(people, return_inverse=True)[1]
+        self.ordered = templates is not None  # probes against templates: (i, j) and (j, i) both compared
         n = len(self.ids)
         accepted, genuine = [], []
         columns = np.arange(n)
+        other = embeddings if templates is None else templates
         for start in range(0, n, block):
             rows = columns[start:start + block]
-            scores = embeddings[rows] @ embeddings.T
-            upper = columns[None, :] > rows[:, None]
+            scores = embeddings[rows] @ other.T
+            upper = columns[None, :] != rows[:, None] if self.ordered else columns[None, :] > rows[:, None]
             same = self.ids[rows][:, None] == self.ids[None, :]
             i, j = np.nonzero(upper & ~same & (scores >= threshold))
             accepted.append((rows[i].astype(np.int32), j.astype(np.int32)))
@@ -79,7 +82,7 @@ class AllPairs:
     def impostor_pairs(self, kept: np.ndarray) -> int:
         counts = np.bincount(self.ids, weights=kept.astype(np.float64))
         n = kept.sum()
-        return int(n * (n - 1) // 2 - (counts * (counts - 1) // 2).sum())
+        return int(n * (n - 1) // 2 - (counts * (counts - 1) // 2).sum()) * (2 if self.ordered else 1)
 
     def score(self, kept: np.ndarray) -> dict:
         """FAR and TAR over every pair (a pair with a turned-away face is not accepted), and the FAR among the pairs
@@ -112,7 +115,8 @@ def measure(model: str, conditions: list[str], workers: int) -> tuple[dict[str, 
                               with_measures=True)
         threshold = float(report["model_threshold"])
         reports[condition] = report
-        pairs[condition] = AllPairs(report["_arrays"]["embeddings"], report["_arrays"]["people"], threshold)
+        arrays = report["_arrays"]
+        pairs[condition] = AllPairs(arrays["embeddings"], arrays["people"], threshold, templates=arrays["templates"])
         print(f"{model} {condition}: accuracy {report['accuracy']:.4f}, all-pairs FAR at threshold "
               f"{pairs[condition].score(np.ones(len(pairs[condition].ids), bool))['far']:.5f}", flush=True)
     return reports, pairs
@@ -128,14 +132,17 @@ def shared_cameras(model: str, workers: int) -> tuple[dict[str, dict], dict[str,
     paths, ids = [p for p, t in zip(paths, tune, strict=True) if t], ids[tune]
     reports, pairs = {}, {}
     for camera, transform in SHARED_CAMERAS.items():
-        vectors, _, measures = embed_paths(paths, embedder, workers=workers, group=f"same-setting/celeba-{camera}",
-                                           description=f"{model} camera {camera}", transform=transform,
-                                           with_measures=True)
+        options = {"workers": workers, "group": f"same-setting/celeba-{camera}", "transform": transform}
+        vectors, _, measures = embed_paths(paths, embedder, description=f"{model} camera {camera}",
+                                           with_measures=True, **options)
+        templates = embed_templates(paths, embedder, description=f"{model} camera {camera}, templates", **options)
         vectors = l2_normalise(vectors)
+        templates = None if templates is None else l2_normalise(templates)
         name = f"camera-{camera}"
         reports[name] = {"accuracy": None, "accuracy_se": None, "roc_auc": None, "model_threshold": threshold,
-                         "_arrays": {"embeddings": vectors, "people": ids, "measures": measures}}
-        pairs[name] = AllPairs(vectors, ids, threshold)
+                         "_arrays": {"embeddings": vectors, "templates": templates, "people": ids,
+                                     "measures": measures}}
+        pairs[name] = AllPairs(vectors, ids, threshold, templates=templates)
     return reports, pairs
 
 
@@ -219,7 +226,7 @@ def install(model: str, gates: Gates, source: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="default,single,fast,small")
+    parser.add_argument("--models", default="default,fast,small")
     parser.add_argument("--conditions", default=",".join(CONDITIONS))
     parser.add_argument("--far", type=float, default=3e-3)
     parser.add_argument("--max-plain", type=float, default=0.05)

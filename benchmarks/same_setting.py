@@ -1,7 +1,7 @@
 """Strangers in the same room: how many impostors each shipped model lets through at its threshold when every face
 is seen through one camera; where the threshold must sit to keep its promise there, and what that costs.
 
-    python benchmarks/same_setting.py [--models default,single,fast,small] [--workers 1] [--install]
+    python benchmarks/same_setting.py [--models default,fast,small] [--workers 1] [--install]
                                       [--conditions [--harsh-only]] [--skip-lfw] [--out same_setting.json]
 
 Why: LFW's impostor pairs come from different photos, cameras and years, so its FAR (the LFW threshold is placed at
@@ -47,7 +47,7 @@ from edgeface.vision.condition_names import CONDITIONS, HARSH_CONDITIONS
 from edgeface.vision.conditions import condition_transform
 from edgeface.vision.detector_options import DEFAULT_DETECTOR
 from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder, manifest_gates
-from edgeface.vision.embedding_cache import embed_paths
+from edgeface.vision.embedding_cache import embed_paths, embed_templates
 from edgeface.vision.quality import Gates
 
 CAMERAS = SHARED_CAMERAS  # one shared look per set: edgeface.evaluate.same_setting
@@ -64,24 +64,27 @@ def orl() -> tuple[list[Path], np.ndarray]:
     return paths, np.array([int(p.parent.name[1:]) for p in paths])
 
 
-def judged(vectors: np.ndarray, ids: np.ndarray, kept: np.ndarray, thresholds: dict[str, float]) -> dict:
-    """Among the faces the gates keep: FAR and TAR at each named threshold, the FAR 1e-3 threshold, the ROC AUC."""
+def judged(vectors: np.ndarray, ids: np.ndarray, kept: np.ndarray, thresholds: dict[str, float],
+           templates: np.ndarray | None = None) -> dict:
+    """Among the faces the gates keep: FAR and TAR at each named threshold, the FAR 1e-3 threshold, the ROC AUC;
+    probes against ``templates`` where the model makes them otherwise (every ordered pair)."""
     v, i = vectors[kept], ids[kept]
+    t = None if templates is None else templates[kept]
     row: dict = {"faces": len(ids), "turned_away": float(1 - kept.mean())}
     if len(np.unique(i)) < 2:  # (nearly) every face turned away: nobody can be named, so nobody wrongly
         return row | {name: {"threshold": t, "far": 0.0, "tar": 0.0} for name, t in thresholds.items()} | {
             "impostor_pairs": 0, "genuine_pairs": 0, "threshold_at_far_1e-3": None, "tar_at_far_1e-3": None,
             "roc_auc": None}
     for name, threshold in thresholds.items():
-        at = all_pairs_thresholds(v, i, fars=(1e-3,), at=threshold)
+        at = all_pairs_thresholds(v, i, fars=(1e-3,), at=threshold, templates=t)
         row[name] = {"threshold": threshold, "far": at["far_at_model_threshold"], "tar": at["tar_at_model_threshold"]}
     row |= {"impostor_pairs": at["impostor_pairs"], "genuine_pairs": at["genuine_pairs"],
             "threshold_at_far_1e-3": at["threshold_at_far"]["0.001"], "tar_at_far_1e-3": at["tar_at_far"]["0.001"]}
     row["roc_auc"] = None  # every pair in memory at once: the sets up to CelebA's held half, not LFW's 7,701
     if len(i) <= 6400 and at["genuine_pairs"]:
         genuine = i[:, None] == i[None, :]
-        upper = np.triu(np.ones_like(genuine), 1)
-        row["roc_auc"] = roc_auc((v @ v.T)[upper], genuine[upper])
+        trials = np.triu(np.ones_like(genuine), 1) if t is None else ~np.eye(len(i), dtype=bool)
+        row["roc_auc"] = roc_auc((v @ (v if t is None else t).T)[trials], genuine[trials])
     return row
 
 
@@ -91,38 +94,34 @@ def lfw_images() -> tuple[list[Path], np.ndarray]:
 
 
 def lfw_rows(workers: int) -> dict:
+    """The default's network on LFW View 2 three ways: both photos flip-averaged, both one pass, and as it ships
+    (flip-averaged templates against one-pass probes, each pair both ways, as ``edgeface eval`` scores it)."""
     pairs = parse_pairs(PAIRS)
     paths = [LFW / name for name in pairs.images]
     ids = np.array([name.split("/")[0] for name in pairs.images])
-    flip, _ = embed_paths(paths, load_embedder("default"), workers=workers, group="lfw", description="lfw default")
-    one, _ = embed_paths(paths, load_embedder("single"), workers=workers, group="lfw", description="lfw single")
+    embedder = load_embedder("default")
+    one, _ = embed_paths(paths, embedder, workers=workers, group="lfw", description="lfw one pass")
+    flip, _ = embed_paths(paths, embedder.flipped(), workers=workers, group="lfw", description="lfw flip")
     flip, one = l2_normalise(flip), l2_normalise(one)
-    threshold = decision_threshold(load_embedder("default"))
+    threshold = decision_threshold(embedder)
     out = {}
-    for name, (a, b) in {"both_flip": (flip, flip), "both_single": (one, one), "template_flip_probe_single":
-                         (flip, one)}.items():
-        scores = np.sum(a[pairs.left] * b[pairs.right], axis=1)
-        # and the other way round, so neither side of the protocol is privileged
-        if a is not b:
-            scores = 0.5 * (scores + np.sum(b[pairs.left] * a[pairs.right], axis=1))
-        report = verification_report(scores, pairs.same, pairs.fold)
-        out[name] = {"accuracy": report["accuracy"], "se": report["accuracy_se"],
-                     "roc_auc": roc_auc(scores, pairs.same),
-                     "tar_at_far_1e-3": report["tar_at_far"]["0.001"]}
-    # all pairs at the stored threshold: templates flip-averaged, probes one pass (the asymmetric matrix)
-    scores_far = []
-    for start in range(0, len(one), 1024):
-        block = one[start:start + 1024] @ flip.T
-        same = ids[start:start + 1024, None] == ids[None, :]
-        scores_far.append((block[~same] >= threshold).mean())
-    out["template_flip_probe_single"]["far_at_stored_threshold_all_pairs"] = float(np.mean(scores_far))
+    for name, (probes, templates, scored) in {"both_flip": (flip, flip, pairs), "both_single": (one, one, pairs),
+                                              "template_flip_probe_single": (one, flip, pairs.both_ways())}.items():
+        scores = np.sum(probes[scored.left] * templates[scored.right], axis=1)
+        report = verification_report(scores, scored.same, scored.fold)
+        at = all_pairs_thresholds(probes, ids, fars=(1e-3,), at=threshold,
+                                  templates=None if templates is probes else templates)
+        out[name] = {"accuracy": report["accuracy"], "se": report["accuracy_se"], "roc_auc": report["roc_auc"],
+                     "tar_at_far_1e-3": report["tar_at_far"]["0.001"],
+                     "far_at_stored_threshold_all_pairs": at["far_at_model_threshold"],
+                     "tar_at_stored_threshold_all_pairs": at["tar_at_model_threshold"]}
     out["stored_threshold"] = threshold
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="default,single,fast,small")
+    parser.add_argument("--models", default="default,fast,small")
     parser.add_argument("--workers", type=int, default=1, choices=range(1, 5))
     parser.add_argument("--install", action="store_true",
                         help="raise each shipped file's stored threshold (and its float twin's) to the placed one")
@@ -175,12 +174,14 @@ def main() -> None:
             if name.startswith("lfw-") and (not args.conditions or ((peer or args.harsh_only)
                                                                      and name[4:] not in HARSH_CONDITIONS)):
                 continue  # a peer only under the harsh ones: where fine-tuning may have lost what it had
-            vectors, fell_back, measures = embed_paths(paths, embedder, workers=args.workers, group=group,
-                                                       description=f"{model} {name}", with_measures=True,
-                                                       transform=transform)
+            options = {"workers": args.workers, "group": group, "transform": transform}
+            vectors, fell_back, measures = embed_paths(paths, embedder, description=f"{model} {name}",
+                                                       with_measures=True, **options)
+            templates = embed_templates(paths, embedder, description=f"{model} {name}, templates", **options)
             row = {"model": model, "set": name, "no_face_found": int(sum(fell_back)),
                    **judged(l2_normalise(vectors), ids, gates.passed(measures),
-                            {"before": lfw_threshold, "after": after})}
+                            {"before": lfw_threshold, "after": after},
+                            None if templates is None else l2_normalise(templates))}
             print(f"  {name}: FAR {row['before']['far']:.5f} -> {row['after']['far']:.5f}, TAR "
                   f"{row['before']['tar']} -> {row['after']['tar']}", flush=True)
             rows.append(row)

@@ -2,7 +2,7 @@
 the limit written into each shipped file's manifest (``gates.max_turn``), where ``recognize``, ``serve``, enrolment
 and the API read it.
 
-    python benchmarks/turn_limit.py [--models default,single,fast,small] [--install]
+    python benchmarks/turn_limit.py [--models default,fast,small] [--install]
 
 Why (issue #40): the library's limit (1.2, ``DEFAULT_MAX_TURN``) was placed by eye for an earlier model; a turned face
 gives every model less to tell people apart by, but not equally. Every face of LFW View 2's 7,701 images and of the
@@ -31,7 +31,7 @@ from edgeface.progress import track
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_MAX_TURN
 from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder, manifest_gates
-from edgeface.vision.embedding_cache import KeyedArrayCache, cache_file, embed_paths, file_signature
+from edgeface.vision.embedding_cache import KeyedArrayCache, cache_file, embed_paths, embed_templates, file_signature
 from edgeface.vision.image import read_image
 from edgeface.vision.quality import Gates
 
@@ -54,15 +54,18 @@ def turns(paths: list[Path], group: str) -> np.ndarray:
     return out
 
 
-def by_turn(vectors: np.ndarray, ids: np.ndarray, turn: np.ndarray, threshold: float) -> list[dict]:
-    """Per turn bin: FAR of its faces against every other person's face, TAR of its genuine pairs."""
+def by_turn(vectors: np.ndarray, ids: np.ndarray, turn: np.ndarray, threshold: float,
+            templates: np.ndarray | None = None) -> list[dict]:
+    """Per turn bin: FAR of its faces (as probes) against every other person's face (as a template, when the model
+    makes templates otherwise), TAR of its genuine pairs."""
+    templates = vectors if templates is None else templates
     rows = []
     for low, high in itertools.pairwise(EDGES):
         inside = np.flatnonzero((turn >= low) & (turn < high))
         if len(inside) == 0:
             rows.append({"from": low, "to": high, "faces": 0, "far": None, "tar": None})
             continue
-        scores = vectors[inside] @ vectors.T
+        scores = vectors[inside] @ templates.T
         same = ids[inside][:, None] == ids[None, :]
         itself = inside[:, None] == np.arange(len(ids))[None, :]
         impostor, genuine = scores[~same], scores[same & ~itself]
@@ -89,7 +92,7 @@ def choose(bins: dict[str, list[dict]], lfw_turn: np.ndarray, min_faces: int, ma
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="default,single,fast,small")
+    parser.add_argument("--models", default="default,fast,small")
     parser.add_argument("--min-faces", type=int, default=30)
     parser.add_argument("--max-plain", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2, choices=range(1, 5))
@@ -107,8 +110,11 @@ def main() -> None:
         for name, (paths, ids, group) in sets.items():
             vectors, _, measures = embed_paths(paths, embedder, workers=args.workers, group=group,
                                                description=f"{model} {name}", with_measures=True)
+            templates = embed_templates(paths, embedder, workers=args.workers, group=group,
+                                        description=f"{model} {name}, templates")
             kept = gates.passed(measures) & np.isfinite(measured[name])
-            bins[name] = by_turn(l2_normalise(vectors[kept]), np.asarray(ids)[kept], measured[name][kept], threshold)
+            bins[name] = by_turn(l2_normalise(vectors[kept]), np.asarray(ids)[kept], measured[name][kept], threshold,
+                                 None if templates is None else l2_normalise(templates[kept]))
             rows += [{"model": model, "set": name, "threshold": threshold, **row} for row in bins[name]]
         limit = choose(bins, measured["lfw"], args.min_faces, args.max_plain)
         chosen[model] = {"max_turn": limit, "library_default": DEFAULT_MAX_TURN,

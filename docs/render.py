@@ -38,8 +38,9 @@ class Stale(Exception):
 
 
 def formatted(value: Any, how: str | None) -> str:
-    """A JSON value as a table cell: ``pct1``/``pct2`` (a fraction as a percentage), ``f1``..``f4``, ``ms1``, ``mb1``
-    (bytes), ``int`` (thousands separated), ``x2`` (a ratio), a list joined by commas, else as it is."""
+    """A JSON value as a table cell: ``pct1``/``pct2``/``pct3`` (a fraction as a percentage), ``f1``..``f4``,
+    ``ms1``, ``mb1`` (bytes), ``int`` (thousands separated), ``x2`` (a ratio), a list joined by commas, else as it
+    is."""
     if value is None:
         return ""
     if isinstance(value, list):  # a list of names
@@ -47,7 +48,8 @@ def formatted(value: Any, how: str | None) -> str:
     if how is None or isinstance(value, str):
         return str(value)
     number = float(value)
-    kinds = {"pct1": f"{number * 100:.1f} %", "pct2": f"{number * 100:.2f} %", "f1": f"{number:.1f}",
+    kinds = {"pct1": f"{number * 100:.1f} %", "pct2": f"{number * 100:.2f} %",
+             "pct3": f"{number * 100:.3f} %", "f1": f"{number:.1f}",
              "f2": f"{number:.2f}", "f3": f"{number:.3f}", "f4": f"{number:.4f}", "ms1": f"{number:.1f} ms",
              "ms2": f"{number:.2f} ms",
              "mb1": f"{number / 1e6:.1f} MB", "int": f"{number:,.0f}", "x2": f"{number:.2f}x", "g2": f"{number:.2f}"}

@@ -19,6 +19,8 @@ MODES = ("float32", "float16", "dynamic", "int8")  # export precisions
 IO_TYPES = ("int8", "float")  # an int8 file's input/output tensors
 TARGETS = ("latency", "size")  # what an optimisation search ranks by
 EXPORT_FORMATS = ("tflite",)
+# how enrolled templates are made (a manifest's ``templates``): one pass like every probe, or face and mirror averaged
+TEMPLATE_MODES = ("single", "flip")
 
 
 def choice_enum(name: str, values: tuple[str, ...]) -> type[Enum]:

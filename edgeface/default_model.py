@@ -12,20 +12,19 @@ DEFAULT_NAME = "edgeface-default.tflite"
 # name -> file in ASSETS
 NAMED_MODELS = {
     "default": DEFAULT_NAME,
-    # the default's network without flip averaging: half the compute, 0.3 pp less on LFW (boards without int8 dot
-    # products, such as the Raspberry Pi 4: see the README)
-    "single": "edgeface-single.tflite",
     # stage 3: MobileFaceNet 0.75 distilled from dlib, 0.8 MB int8, for boards short of memory (see the README)
     "small": "edgeface-small.tflite",
     # dlib's network less four residual blocks at 124 px (-50 % FLOPs), distilled from the default's: 1.6x
     # single's speed at 0.65 pp less LFW, faster and 2.1 pp better than small (see the README)
     "fast": "edgeface-fast.tflite",
 }
+# names kept for what they named before: ``single`` was the default's network at one pass a face, beside a default
+# that averaged every face with its mirror; the default now runs one pass a probe itself (flip-averaged templates)
+ALIASES = {"single": "default"}
 FLOAT_TWINS = {"default", "small"}  # these also ship "<stem>-float32.tflite", named "<name>-float32"
 # what each shipped model is for (the README's "which model for which board" says why)
 USES = {
     "default": "boards with int8 dot products (Pi 5, Orange Pi 5, x86): the most accurate",
-    "single": "the default's network in one pass: half the compute, a little less accurate",
     "fast": "video where frames a second matter most: a fine-tuned copy of the network, less four blocks",
     "small": "boards short of memory: the smallest file",
     "default-float32": "boards without int8 dot products (Pi 4): float runs faster there",
@@ -66,20 +65,30 @@ def default_model_path(name: str = DEFAULT_NAME) -> Path:
 DLIB_PORT = "dlib-port"  # dlib's network on LiteRT, run on dlib's own chip (a teacher, not a file)
 
 
-def is_named_model(text: str) -> bool:
-    """``small``, ``small-float32``, ``default``...: a shipped model's name (unless a file of that name is here)."""
+def canonical_name(text: str) -> str:
+    """A shipped model's name as listed: an alias (``single``) is the model it now names."""
     base = text.removesuffix("-float32")
-    return base in NAMED_MODELS and (base == text or base in FLOAT_TWINS) and not Path(text).exists()
+    return ALIASES.get(base, base) + text[len(base):]
+
+
+def is_named_model(text: str) -> bool:
+    """``small``, ``small-float32``, ``default``, ``single``...: a shipped model's name or alias (unless a file of
+    that name is here)."""
+    name = canonical_name(text)
+    base = name.removesuffix("-float32")
+    return base in NAMED_MODELS and (base == name or base in FLOAT_TWINS) and not Path(text).exists()
 
 
 def resolve_model(model: str | Path | None) -> str | Path:
     """A model argument as given, or the shipped file it names: None is the default, ``small`` (and
-    ``small-float32``) a named model; anything else (a path, ``dlib``) passes through."""
+    ``small-float32``) a named model, ``single`` an alias (``ALIASES``); anything else (a path, ``dlib``) passes
+    through."""
     if model is None:
         return default_model_path()
     text = str(model)
-    base = text.removesuffix("-float32")
     if is_named_model(text):
+        text = canonical_name(text)
+        base = text.removesuffix("-float32")
         name = NAMED_MODELS[base]
         return default_model_path(name if base == text else name.replace(".tflite", "-float32.tflite"))
     return model

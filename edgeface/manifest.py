@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeface.alignments import ALIGNMENTS
+from edgeface.choices import TEMPLATE_MODES
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, portable, read_json, sha256_file, write_json
 from edgeface.version import __version__
@@ -87,6 +88,9 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     # per-model recognition gates calibrated on its own faces (``max_turn``); a missing one takes the library's default
     gates: dict[str, Any] = field(default_factory=dict)
+    # how enrolled templates are made: "single" (one pass, like every probe) or "flip" (the face and its mirror
+    # averaged; probes stay one pass): ``vision.embed.template_embedder``. The threshold is placed for that mix.
+    templates: str = "single"
     edgeface_version: str = __version__
     format: str = FORMAT
 
@@ -129,6 +133,9 @@ class Manifest:
             expected = list if name == "chain" else dict
             if not isinstance(getattr(self, name), expected):
                 raise EdgefaceError(f"{source}: {name} must be a JSON {expected.__name__}")
+        if self.templates not in TEMPLATE_MODES:
+            raise EdgefaceError(f"{source}: templates must be one of {', '.join(TEMPLATE_MODES)}, got "
+                                f"{self.templates!r}")
         if self.alignment is not None and self.alignment not in ALIGNMENTS:
             raise EdgefaceError(f"{source}: alignment must be one of {', '.join(ALIGNMENTS)}, got {self.alignment!r}")
 

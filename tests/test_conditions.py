@@ -91,25 +91,25 @@ def test_eval_under_a_condition_scores_other_pixels_and_reports_the_threshold(tm
 
 
 def test_eval_of_several_models_and_conditions_is_one_row_each_and_pairs_against_a_reference(tmp_path: Path):
-    """`eval default single --condition plain,grey --paired default`: four rows, each what a single eval gives,
-    the single model's per-fold change against the default under the same condition (and none for the default)."""
+    """`eval default fast --condition plain,grey --paired default`: four rows, each what a single eval gives,
+    the fast model's per-fold change against the default under the same condition (and none for the default)."""
     pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=4)
     common = ("--lfw-dir", str(LFW), "--pairs", str(pairs))
-    result = run_cli("eval", "default", "single", *common, "--condition", "plain,grey", "--paired", "default",
+    result = run_cli("eval", "default", "fast", *common, "--condition", "plain,grey", "--paired", "default",
                      "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [(r["model_arg"], r["condition"]) for r in rows] == [
-        ("default", "plain"), ("default", "grey"), ("single", "plain"), ("single", "grey")]
-    alone = json.loads(run_cli("eval", "single", *common, "--condition", "grey", "--json").stdout)
+        ("default", "plain"), ("default", "grey"), ("fast", "plain"), ("fast", "grey")]
+    alone = json.loads(run_cli("eval", "fast", *common, "--condition", "grey", "--json").stdout)
     assert rows[3]["accuracy"] == alone["accuracy"] and rows[3]["fold_accuracy"] == alone["fold_accuracy"]
     assert "paired" not in rows[0]
     change = 100 * (np.array(rows[3]["fold_accuracy"]) - np.array(rows[1]["fold_accuracy"]))
     assert rows[3]["paired"]["change_pp"] == pytest.approx(change.mean())
     assert rows[3]["paired"]["folds_worse"] == int((change < 0).sum()) and rows[3]["paired"]["folds"] == 2
-    table = run_cli("eval", "default", "single", *common, "--paired", "single")
+    table = run_cli("eval", "default", "fast", *common, "--paired", "fast")
     assert table.returncode == 0 and "paired change" in table.stdout and "worse" in table.stdout
-    assert_one_line_error(run_cli("eval", "default", "single", *common, "--save-threshold"), "one model")
+    assert_one_line_error(run_cli("eval", "default", "fast", *common, "--save-threshold"), "one model")
     assert_one_line_error(run_cli("eval", *common, "--condition", "plain,plain"), "twice")
     assert_one_line_error(run_cli("eval", *common, "--detector", "yunet,haar"), "haar")
 
@@ -139,6 +139,27 @@ def test_all_pairs_thresholds_admit_exactly_the_allowed_impostors():
         admitted = int((impostor >= t).sum())  # recognize accepts score >= threshold
         assert admitted <= int(float(far) * len(impostor)) and (impostor >= np.nextafter(t, -1) - 1e-6).sum() > admitted
         assert report["all_pairs"]["tar_at_far"][far] == pytest.approx(float(np.mean(genuine >= t)))
+
+
+def test_all_pairs_with_templates_count_every_ordered_probe_template_pair():
+    """Probes against flip-averaged templates (``templates=``): (i, j) and (j, i) are different comparisons, each a
+    trial, and the threshold admits no more of them than the FAR allows; a face is never compared with itself."""
+    from edgeface.evaluate.metrics import all_pairs_thresholds
+
+    rng = np.random.default_rng(2)
+    _, probes, ids = synthetic_report(rng, 1.2, people=60)
+    templates = probes + 0.3 * rng.normal(size=probes.shape)
+    templates /= np.linalg.norm(templates, axis=1, keepdims=True)
+    out = all_pairs_thresholds(probes, ids, block=37, templates=templates, at=0.5)
+    s = probes @ templates.T
+    other = ~np.eye(len(ids), dtype=bool)
+    impostor, genuine = s[other & (ids[:, None] != ids[None, :])], s[other & (ids[:, None] == ids[None, :])]
+    assert out["impostor_pairs"] == len(impostor) == 2 * (180 * 179 // 2 - 60 * 3)
+    assert out["genuine_pairs"] == len(genuine) == 60 * 6
+    for far, t in out["threshold_at_far"].items():
+        assert int((impostor >= t).sum()) <= int(float(far) * len(impostor))
+    assert out["far_at_model_threshold"] == pytest.approx(float(np.mean(impostor >= 0.5)))
+    assert out["tar_at_model_threshold"] == pytest.approx(float(np.mean(genuine >= 0.5)))
 
 
 def test_robust_threshold_holds_plain_far_and_the_looser_condition_far():

@@ -179,7 +179,7 @@ def test_every_shipped_name_works_where_a_model_is_taken(tmp_path: Path):
     """The names `edgeface models` lists are taken by every command that takes a model; a .tflite given to
     `export` is sent to the command that takes it, at once (before TensorFlow loads)."""
     listed = json.loads(run_cli("models", "--json").stdout)["shipped"]
-    assert {"default", "single", "fast", "small", "default-float32", "small-float32"} == {r["name"] for r in listed}
+    assert {"default", "fast", "small", "default-float32", "small-float32"} == {r["name"] for r in listed}
     assert json.loads(run_cli("info", "fast", "--json").stdout)["file"].endswith("edgeface-fast.tflite")
     bench = run_cli("bench", "default-float32", "--runs", "3", "--warmup", "1", "--json")
     assert bench.returncode == 0, bench.stderr
@@ -189,7 +189,7 @@ def test_every_shipped_name_works_where_a_model_is_taken(tmp_path: Path):
     assert max(len(line) for line in recognize_help.splitlines()) <= 80
     for flag in ("--unknown-events", "--no-unknown-events", "--mqtt-password-file", "--overlay-fps", "--detect-every"):
         assert flag in recognize_help  # whole, at 80 columns
-    for name in ("single", "small", "fast", "default-float32"):
+    for name in ("small", "fast", "default-float32"):
         assert name in " ".join(recognize_help.split())
     quantized = run_cli("quantize", "small-float32", "-o", str(tmp_path / "small-dynamic.tflite"), "--recipe",
                         "dynamic", "--json")

@@ -249,7 +249,7 @@ def test_gallery_upgrade_refuses_a_kept_face_that_holds_no_face(tmp_path: Path):
                    "AND id=(SELECT MIN(id) FROM templates WHERE person_id=(SELECT id FROM people WHERE "
                    "name='biden'))", (black,))
         before = db.execute("SELECT embedding FROM templates ORDER BY id").fetchall()
-    done = run_cli("gallery", "upgrade", "--model", "single", "--gallery", str(gallery))
+    done = run_cli("gallery", "upgrade", "--model", "fast", "--gallery", str(gallery))
     assert_one_line_error(done, "biden", "hold no face", "left as it was")
     with sqlite3.connect(gallery) as db:
         assert db.execute("SELECT embedding FROM templates ORDER BY id").fetchall() == before

@@ -1,13 +1,12 @@
 """Reproduce the stage-4 default model: dlib's public-domain ResNet on YuNet's dlib chip, optionally fine-tuned.
 
     python benchmarks/recipes/dlib_default.py --epochs 0 --run dlib-base --install     # the port as it is
-    python benchmarks/recipes/dlib_default.py --export-only --flip --run dlib-base \
+    python benchmarks/recipes/dlib_default.py --export-only --run dlib-base --templates flip \
         --model ~/.cache/edgeface/dlib-base/model.keras --install                           # the shipped default
-    python benchmarks/recipes/dlib_default.py --export-only --run dlib-base \
-        --model ~/.cache/edgeface/dlib-base/model.keras --install --install-as single       # the shipped single
+    python benchmarks/recipes/dlib_default.py --export-only --flip --run dlib-base \
+        --model ~/.cache/edgeface/dlib-base/model.keras --install      # the default until flip-averaged templates
     python benchmarks/recipes/dlib_default.py --epochs 3 --run dlib-ft --install       # fine-tuned from itself
     python benchmarks/recipes/dlib_default.py --export-only --flip --run dlib-ft2 --install   # the default until #40
-    python benchmarks/recipes/dlib_default.py --export-only --run dlib-ft2 --install --install-as single
     python benchmarks/recipes/dlib_default.py --run dlib-fast124 --drop-blocks --input-size 124 \
         --init ~/.cache/edgeface/dlib-ft2/model.keras \
         --teacher ~/.cache/edgeface/dlib-ft2-export/edgeface-float32.tflite --epochs 5 --lr 2e-4 \
@@ -24,7 +23,9 @@
 5. `edgeface export` float32 and int8 (int8 I/O, calibrated on prepared dlib chips), then
    `edgeface eval --save-threshold --hold-conditions` on LFW View 2: a threshold that keeps FAR <= 1e-3 on plain LFW
    and <= 3e-3 under every camera condition, stored in the file
-   (--flip: the file embeds the face and its mirror and sums the two, `edgeface export --flip`)
+   (--flip: the file embeds the face and its mirror and sums the two, `edgeface export --flip`; --templates flip:
+   one pass a face in the file, enrolled templates averaged with their mirror at run time, the threshold placed on
+   one-pass probes against them, `edgeface eval --templates flip`)
 6. with --install: both files into edgeface/assets/ as the default model
 """
 
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/commo
 from common import LFW, PAIRS, save, step_runner
 from common import TRAINING_SOURCES as SOURCES
 
+from edgeface.choices import TEMPLATE_MODES
 from edgeface.default_model import ASSETS, FLOAT_TWINS
 from edgeface.manifest import load_manifest
 from edgeface.training.train.dlib_port import save_dlib_keras, save_without_blocks
@@ -71,10 +73,13 @@ def main() -> None:
     parser.add_argument("--export-only", action="store_true",
                         help="no training: export --model (default: --run's model.keras) into <run>-export/")
     parser.add_argument("--model", type=Path, help="with --export-only: the Keras model to export")
-    parser.add_argument("--install-as", default="default", choices=("default", "single", "fast"),
+    parser.add_argument("--install-as", default="default", choices=("default", "fast"),
                         help="with --install: which shipped model the files become")
     parser.add_argument("--flip", action="store_true",
                         help="export flip-averaged files (edgeface export --flip) into <run>-flip/")
+    parser.add_argument("--templates", choices=TEMPLATE_MODES, default="single",
+                        help="how the shipped file's enrolled templates are made (flip: face and mirror averaged, "
+                             "probes one pass); stored with the threshold placed for it")
     parser.add_argument("--hold-conditions", action=argparse.BooleanOptionalAction, default=True,
                         help="place the LFW threshold so that it also holds under every camera condition (off: FAR "
                              "1e-3 on plain LFW only, when benchmarks/same_setting.py --install places it after)")
@@ -121,7 +126,8 @@ def main() -> None:
     else:
         run, model = base.parent, base
     if args.flip or args.export_only:  # a new folder (and results file): the run's own exports stay as they are
-        run = run.parent / f"{run.name}-{'flip' if args.flip else 'export'}"
+        kind = "flip" if args.flip else "templates" if args.templates == "flip" else "export"
+        run = run.parent / f"{run.name}-{kind}"
         run.mkdir(parents=True, exist_ok=True)
     calibration = [flag for name in ("celeba", "utkface-subset") for flag in ("--calib-data", str(prepared / name))]
     result["exports"], result["lfw"] = {}, {}
@@ -130,7 +136,8 @@ def main() -> None:
         result["exports"][mode] = step(f"export {mode}", "export", str(model), "-o", str(out), "--quantize", mode,
                                        *calibration, *(["--flip"] if args.flip else []))
         result["lfw"][mode] = step(f"eval {mode}", "eval", str(out), "--lfw-dir", str(LFW), "--pairs", str(PAIRS),
-                                   "--save-threshold", *(["--hold-conditions"] if args.hold_conditions else []))
+                                   "--save-threshold", *(["--hold-conditions"] if args.hold_conditions else []),
+                                   "--templates", args.templates)
         lfw = result["lfw"][mode]
         print(f"{mode}: LFW {100 * lfw['accuracy']:.2f} % +- {100 * lfw['accuracy_se']:.2f}, TAR at FAR 1e-3 "
               f"{100 * lfw['tar_at_far']['0.001']:.1f} %")

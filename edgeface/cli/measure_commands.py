@@ -16,6 +16,7 @@ from edgeface.cli.options import (
     InputScale,
     Json,
     ModelArg,
+    TemplateMode,
     pipeline_options,
 )
 from edgeface.errors import EdgefaceError
@@ -58,6 +59,10 @@ def eval_command(
         help="also every pair of these <person>/<photos> taken in one setting (your own camera's): the FAR and TAR "
              "at the model's threshold when strangers share the camera, beside LFW's (one model); with "
              "--save-threshold, raise the threshold until it holds among them too, also through harsh cameras")] = None,
+    templates: Annotated[Optional[TemplateMode], typer.Option(
+        help="how enrolled templates are made: single (one pass, like every probe) or flip (face and mirror "
+             "averaged, probes one pass); default: as the model's manifest says. With --save-threshold it is stored "
+             "with the threshold placed for it (one model)")] = None,
     json_out: Json = False,
 ) -> None:
     """Score models on LFW View 2: 10-fold accuracy +- SE, ROC AUC, TAR at FAR 1e-3 and 1e-2 (and the FAR at the
@@ -68,9 +73,9 @@ def eval_command(
     conditions, detectors = parse_conditions(condition), parse_detectors(detector)
     chosen: list[str | None] = list(models) if models else [None]
     single = len(chosen) == 1 and len(conditions) == 1 and len(detectors) == 1 and paired is None
-    if (save_threshold or plot or same_setting) and not single:
-        raise EdgefaceError("--save-threshold, --plot and --same-setting take one model, one detector and no "
-                            "--condition list or --paired")
+    if (save_threshold or plot or same_setting or templates) and not single:
+        raise EdgefaceError("--save-threshold, --plot, --same-setting and --templates take one model, one detector "
+                            "and no --condition list or --paired")
     if hold_conditions and not save_threshold:
         raise EdgefaceError("--hold-conditions places the threshold --save-threshold stores: add --save-threshold")
     if save_threshold and conditions != ["plain"]:
@@ -102,6 +107,8 @@ def eval_command(
 
     embedder = load_embedder(model, threads=threads, flip=flip, mean=input_mean, scale=input_scale,
                              channels=channels)
+    if templates is not None:
+        use_templates(embedder, templates.value)
     report = evaluate_lfw(embedder, lfw_dir, pairs, workers=threads, plot=plot, detector=detectors[0],
                           detect_size=detect_size, condition=conditions[0])
     if save_threshold:
@@ -125,6 +132,14 @@ def eval_command(
         print_json(report)
         return
     print_report(report)
+
+
+def use_templates(embedder: Embedder, mode: str) -> None:
+    """Evaluate (and with --save-threshold, store) ``embedder`` with its templates made the ``mode`` way."""
+    manifest = getattr(embedder, "manifest", None)
+    if manifest is None:
+        raise EdgefaceError(f"--templates needs a .tflite model with a manifest; {embedder.name} has none")
+    manifest.templates = mode
 
 
 def hold_in_setting(model: str, embedder: Embedder, root: Path, report: dict, **embedding: object) -> float:
@@ -318,6 +333,8 @@ def manifest_rows(manifest: dict | None) -> list[tuple[str, str]]:
                       f"{spec.get('scale')}"),
             ("alignment", manifest.get("alignment") or "?"), ("embedding", f"{manifest.get('embedding_size')}-d"),
             ("precision", manifest.get("dtype") or "?"),
+            ("templates", "face and mirror averaged at enrolment, probes one pass" if manifest.get("templates") ==
+             "flip" else "one pass, like every probe"),
             ("threshold", f"{manifest['threshold']:.4f} (FAR {manifest.get('threshold_far')}; "
                           f"{manifest.get('threshold_source', 'source not recorded')})" if manifest.get("threshold")
              else "none stored: run edgeface eval MODEL --save-threshold"),

@@ -21,6 +21,7 @@ from edgeface.choices import (
     RECIPES,
     STRATEGIES,
     TARGETS,
+    TEMPLATE_MODES,
     choice_enum,
 )
 from edgeface.default_model import shipped_names
@@ -88,6 +89,7 @@ AlignmentName = choice_enum("AlignmentName", ALIGNMENTS)
 Precision = choice_enum("Precision", MODES)
 IOType = choice_enum("IOType", IO_TYPES)
 Target = choice_enum("Target", TARGETS)
+TemplateMode = choice_enum("TemplateMode", TEMPLATE_MODES)
 ExportFormat = choice_enum("ExportFormat", EXPORT_FORMATS)
 
 
@@ -101,8 +103,8 @@ MinFace = Annotated[int, typer.Option("--min-face", help=MIN_FACE_HELP, callback
 
 
 ModelOpt = Annotated[Optional[str], typer.Option(
-    help=f"embedding model: a .tflite, or a shipped one by name ({', '.join(shipped_names())}); default: the "
-         "shipped default model")]
+    help=f"embedding model: a .tflite file, or a shipped model by its name ({', '.join(shipped_names())}); "
+         "default: the shipped default model")]
 
 
 ThresholdOpt = Annotated[Optional[float], typer.Option(

@@ -13,7 +13,7 @@ from edgeface.evaluate.metrics import all_pairs_thresholds, roc_curve, verificat
 from edgeface.manifest import InputSpec
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, alignment_of
 from edgeface.vision.embed import HELD_THRESHOLD_MARK, Embedder, manifest_gates
-from edgeface.vision.embedding_cache import embed_paths
+from edgeface.vision.embedding_cache import embed_paths, embed_templates
 from edgeface.vision.quality import REASONS, Gates
 
 
@@ -26,6 +26,12 @@ class Pairs:
     right: np.ndarray
     same: np.ndarray
     fold: np.ndarray
+
+    def both_ways(self) -> Pairs:
+        """Each pair twice, as (probe, template) and (template, probe): with templates made otherwise than probes
+        (flip-averaged) either photo may be the enrolled one, so both comparisons are trials, in the same fold."""
+        return Pairs(self.images, np.concatenate([self.left, self.right]), np.concatenate([self.right, self.left]),
+                     np.tile(self.same, 2), np.tile(self.fold, 2))
 
 
 def image_name(person: str, number: str, where: str) -> str:
@@ -81,8 +87,10 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
     (grey, one-sided light, 32 px between the eyes, JPEG 20, and the harsh ones) before detection, as a camera
     would. With light gates (``gates``, else the model's own from its manifest) the report also says what
     ``recognize`` would do: the share of faces turned away and the FAR and TAR at the model's threshold when a
-    turned-away face is never named (``gated``). ``with_measures`` keeps each image's measures, embedding, person
-    and the pairs in the report's ``_arrays`` (for calibrating gates; not printed).
+    turned-away face is never named (``gated``). A model whose manifest asks for flip-averaged templates is scored
+    as ``recognize`` uses it: each pair both ways, one-pass probe against template. ``with_measures`` keeps each
+    image's measures, embedding, template, person and the pairs in the report's ``_arrays`` (for calibrating gates;
+    not printed).
     """
     from edgeface.vision.conditions import condition_transform
 
@@ -100,12 +108,17 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
     done = embed_paths(paths, embedder, workers=workers, group=group, description=f"LFW View 2 ({condition})",
                        detector=detector, detect_size=detect_size, transform=transform, with_measures=measured)
     embeddings, fell_back = done[0], done[1]
-    scores = np.sum(embeddings[pairs.left] * embeddings[pairs.right], axis=1)
+    templates = embed_templates(paths, embedder, workers=workers, group=group, detector=detector,
+                                description=f"LFW View 2 ({condition}), templates", detect_size=detect_size,
+                                transform=transform)
+    if templates is not None:  # probes one pass against flip-averaged templates, as recognize compares them
+        pairs = pairs.both_ways()
+    scores = np.sum(embeddings[pairs.left] * (embeddings if templates is None else templates)[pairs.right], axis=1)
     report = verification_report(scores, pairs.same, pairs.fold)
     threshold = getattr(embedder, "threshold", None)
     # every cross-identity pair of the same images: the thresholds a stored threshold is placed with
     report["all_pairs"] = all_pairs_thresholds(embeddings, np.array([n.split("/")[0] for n in pairs.images]),
-                                               at=threshold)
+                                               at=threshold, templates=templates)
     if threshold is not None:  # what recognize would do with this model's own threshold under this condition
         report["model_threshold"] = float(threshold)
         report["far_at_model_threshold"] = float(np.mean(scores[~pairs.same] >= threshold))
@@ -113,7 +126,7 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
     if gates.active and threshold is not None:
         report["gated"] = gated_report(gates, done[2], scores, pairs, threshold)
     if with_measures:
-        report["_arrays"] = {"measures": done[2], "embeddings": embeddings, "pairs": pairs,
+        report["_arrays"] = {"measures": done[2], "embeddings": embeddings, "templates": templates, "pairs": pairs,
                              "people": np.array([n.split("/")[0] for n in pairs.images])}
     report.update({
         "model": embedder.name,
@@ -198,22 +211,26 @@ def save_threshold(model: str | Path, embedder: Embedder, report: dict, lfw_dir:
         report["conditions"] = {c: {k: r[k] for k in ("accuracy", "accuracy_se", "tar_at_far", "threshold_at_far",
                                                      "all_pairs")}
                                 for c, r in reports.items() if c != "plain"}
+    templates = embedder.manifest.templates if getattr(embedder, "manifest", None) else None
     report["manifest"] = str(record_in_manifest(model, report, embedder.spec, pairs_file, threshold=threshold,
-                                                source=source))
+                                                source=source, templates=templates))
     report["saved_threshold"] = report["all_pairs"]["threshold_at_far"]["0.001"] if threshold is None else threshold
     report["threshold_source"] = source
 
 
 def record_in_manifest(model: str | Path, report: dict, spec: InputSpec, pairs_file: str | Path,
                        far: float = 1e-3, threshold: float | None = None,
-                       source: str = "LFW View 2, all cross-identity pairs") -> Path:
-    """Write the LFW-calibrated threshold (``threshold`` if given, else the plain FAR one), the input spec it was
-    measured with and the headline metrics into the model's manifest (inside the .tflite)."""
+                       source: str = "LFW View 2, all cross-identity pairs", templates: str | None = None) -> Path:
+    """Write the LFW-calibrated threshold (``threshold`` if given, else the plain FAR one), the input spec and the
+    way templates are made (``templates``) it was measured with and the headline metrics into the model's manifest
+    (inside the .tflite)."""
     from edgeface.manifest import Manifest, load_manifest, save_manifest
 
     check_can_save_threshold(model, pairs_file)
     manifest = load_manifest(model) or Manifest()
     manifest.input = spec
+    if templates is not None:
+        manifest.templates = templates
     manifest.threshold = report["all_pairs"]["threshold_at_far"][str(far)] if threshold is None else threshold
     manifest.threshold_far = far
     manifest.threshold_source = source

@@ -148,19 +148,23 @@ def identification_top1(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np
 
 
 def all_pairs_thresholds(embeddings: np.ndarray, identities: np.ndarray, fars: tuple[float, ...] = (1e-4, 1e-3, 3e-3),
-                         at: float | None = None, block: int = 1024) -> dict:
+                         at: float | None = None, block: int = 1024, templates: np.ndarray | None = None) -> dict:
     """Thresholds (and TAR) at each FAR from *every* pair of the images, not only the protocol's pairs.
 
     Why: LFW View 2 has 3,000 impostor pairs, so its FAR 1e-3 threshold is the 4th-highest of 3,000 scores, a noisy
     tail: the shipped dlib model's, placed there, let through 3.0e-3 of the 29.6 million cross-identity pairs of the
     same 7,701 images. Here a threshold ``t`` admits (``score >= t``, as ``recognize`` compares) at most
     ``floor(far x impostors)`` impostors. Computed a block of rows at a time, keeping only the impostor tail.
-    ``at``: also the FAR and TAR at that threshold (the model's own).
+    ``at``: also the FAR and TAR at that threshold (the model's own). ``templates``: the same images' enrolled
+    templates when the model makes them otherwise than its probes (``vision.embed.template_embedder``): then every
+    ordered pair (probe i, template j), i != j, is a trial, as ``recognize`` compares a frame with a gallery.
     """
     ids = np.unique(np.asarray(identities), return_inverse=True)[1]
     n = len(ids)
     counts = np.bincount(ids)
-    impostors = n * (n - 1) // 2 - int((counts * (counts - 1) // 2).sum())
+    ordered = templates is not None  # probes against templates: (i, j) and (j, i) are two different comparisons
+    other = embeddings if templates is None else templates
+    impostors = (n * (n - 1) // 2 - int((counts * (counts - 1) // 2).sum())) * (2 if ordered else 1)
     if impostors < 1:
         raise EdgefaceError("all-pairs thresholds need images of at least two people")
     keep = min(impostors, int(np.ceil(max(fars) * impostors)) + 1)
@@ -168,8 +172,8 @@ def all_pairs_thresholds(embeddings: np.ndarray, identities: np.ndarray, fars: t
     columns = np.arange(n)
     for start in range(0, n, block):
         rows = columns[start : start + block]
-        scores = embeddings[rows] @ embeddings.T
-        upper = columns[None, :] > rows[:, None]
+        scores = embeddings[rows] @ other.T
+        upper = columns[None, :] != rows[:, None] if ordered else columns[None, :] > rows[:, None]
         same = ids[rows][:, None] == ids[None, :]
         impostor_scores = scores[upper & ~same]
         genuine.append(scores[upper & same])

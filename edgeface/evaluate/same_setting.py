@@ -26,13 +26,14 @@ from edgeface.manifest import load_manifest, save_manifest
 from edgeface.vision.conditions import grey, jpeg, rng_for, shading
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
 from edgeface.vision.embed import Embedder, l2_normalise, manifest_gates
-from edgeface.vision.embedding_cache import embed_paths
+from edgeface.vision.embedding_cache import embed_paths, embed_templates
 from edgeface.vision.image import is_image
 from edgeface.vision.quality import Gates
 
 PLAIN_FAR = 1e-3  # strangers through the plain shared camera: the promise LFW's threshold makes
 CAMERA_FAR = 3e-3  # through a harsh shared camera: what a held threshold allows under a camera condition
 MAX_TAR_LOSS = 0.1  # of the plain camera's genuine matches, the most holding the harsh cameras may cost
+View = tuple[np.ndarray, np.ndarray | None, np.ndarray]  # unit probes, unit templates (None: the probes), identities
 
 
 def ir_night(image: np.ndarray, key: str) -> np.ndarray:
@@ -93,8 +94,11 @@ def same_setting_report(embedder: Embedder, root: str | Path, threshold: float, 
     vectors, fell_back = embed_paths(paths, embedder, workers=workers, group=f"same-setting|{Path(root)}-{camera}",
                                      description="same-setting photos", detector=detector, detect_size=detect_size,
                                      transform=SHARED_CAMERAS[camera])
-    vectors = l2_normalise(vectors)
-    pairs = all_pairs_thresholds(vectors, ids, fars=(1e-3,), at=threshold)
+    templates = embed_templates(paths, embedder, workers=workers, group=f"same-setting|{Path(root)}-{camera}",
+                                description="same-setting photos, templates", detector=detector,
+                                detect_size=detect_size, transform=SHARED_CAMERAS[camera])
+    pairs = all_pairs_thresholds(l2_normalise(vectors), ids, fars=(1e-3,), at=threshold,
+                                 templates=None if templates is None else l2_normalise(templates))
     return {"dir": str(root), "camera": camera, "people": len(np.unique(ids)), "images": len(paths),
             "no_face_found": int(sum(fell_back)), "impostor_pairs": pairs["impostor_pairs"],
             "genuine_pairs": pairs["genuine_pairs"], "model_threshold": threshold,
@@ -106,28 +110,38 @@ def same_setting_report(embedder: Embedder, root: str | Path, threshold: float, 
 
 def setting_views(embedder: Embedder, paths: list[Path], ids: np.ndarray, group: str, workers: int = 2,
                   detector: str = DEFAULT_DETECTOR, detect_size: int = DEFAULT_DETECT_SIZE,
-                  cameras: tuple[str, ...] = tuple(SHARED_CAMERAS)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The photos through every shared camera: {camera: (unit embeddings, identities)} of the faces the model's light
-    gates keep (a face ``recognize`` turns away is never named, so it cannot be a false accept)."""
+                  cameras: tuple[str, ...] = tuple(SHARED_CAMERAS)) -> dict[str, View]:
+    """The photos through every shared camera: {camera: (unit probe embeddings, unit templates or None,
+    identities)} of the faces the model's light gates keep (a face ``recognize`` turns away is never named, so it
+    cannot be a false accept). Templates are given when the model makes them otherwise than probes."""
     gates = Gates.from_manifest(manifest_gates(embedder))
     views = {}
     for camera in cameras:
-        vectors, _, measures = embed_paths(paths, embedder, workers=workers, group=f"{group}-{camera}",
-                                           description=f"same setting, {camera}", detector=detector,
-                                           detect_size=detect_size, transform=SHARED_CAMERAS[camera],
-                                           with_measures=True)
+        options = {"workers": workers, "group": f"{group}-{camera}", "detector": detector, "detect_size": detect_size,
+                   "transform": SHARED_CAMERAS[camera]}
+        vectors, _, measures = embed_paths(paths, embedder, description=f"same setting, {camera}",
+                                           with_measures=True, **options)
+        templates = embed_templates(paths, embedder, description=f"same setting, {camera}, templates", **options)
         kept = gates.passed(measures)
-        views[camera] = (l2_normalise(vectors[kept]), ids[kept])
+        views[camera] = (l2_normalise(vectors[kept]),
+                         None if templates is None else l2_normalise(templates[kept]), ids[kept])
     return views
 
 
-def genuine_scores(vectors: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Every same-person pair's cosine, one person at a time (memory grows with the largest person, not the set)."""
-    scores = [(v @ v.T)[np.triu_indices(len(v), 1)] for v in (vectors[ids == k] for k in np.unique(ids))]
+def genuine_scores(vectors: np.ndarray, ids: np.ndarray, templates: np.ndarray | None = None) -> np.ndarray:
+    """Every same-person pair's cosine, one person at a time (memory grows with the largest person, not the set);
+    with ``templates``, every ordered pair (probe i, template j), i != j."""
+    scores = []
+    for k in np.unique(ids):
+        v = vectors[ids == k]
+        if templates is None:
+            scores.append((v @ v.T)[np.triu_indices(len(v), 1)])
+        else:
+            scores.append((v @ templates[ids == k].T)[~np.eye(len(v), dtype=bool)])
     return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
 
-def setting_threshold(views: dict[str, tuple[np.ndarray, np.ndarray]], plain_far: float = PLAIN_FAR,
+def setting_threshold(views: dict[str, View], plain_far: float = PLAIN_FAR,
                       camera_far: float = CAMERA_FAR, max_tar_loss: float = MAX_TAR_LOSS) -> dict:
     """The lowest threshold with FAR <= ``plain_far`` among strangers seen through the plain shared camera and <=
     ``camera_far`` through each harsh one, every cross-identity pair of the faces the gates keep counted
@@ -141,15 +155,17 @@ def setting_threshold(views: dict[str, tuple[np.ndarray, np.ndarray]], plain_far
     names nobody. The benchmark reports what each placement costs.
     """
     needed = {}
-    for camera, (vectors, ids) in views.items():
+    for camera, (vectors, templates, ids) in views.items():
         far = plain_far if camera == "plain" else camera_far
         if len(np.unique(ids)) < 2:
             continue  # every face turned away: nobody can be named, so nobody wrongly
-        needed[camera] = all_pairs_thresholds(vectors, ids, fars=(far,))["threshold_at_far"][str(far)]
+        needed[camera] = all_pairs_thresholds(vectors, ids, fars=(far,), templates=templates)["threshold_at_far"][
+            str(far)]
     if "plain" not in needed:
         raise EdgefaceError("the plain shared camera kept no faces of two people: no same-setting threshold can be "
                             "placed")
-    genuine = np.sort(genuine_scores(*views["plain"]))
+    plain, templates, ids = views["plain"]
+    genuine = np.sort(genuine_scores(plain, ids, templates))
     if len(genuine) == 0:
         raise EdgefaceError("no person has two photos the light gates keep: no same-setting threshold can be placed")
     floor = (1 - max_tar_loss) * np.mean(genuine >= needed["plain"])  # the TAR the placement must keep

@@ -18,7 +18,7 @@ from edgeface.recognize.gallery import MAX_STORED_FACE, Gallery, StoredFace, che
 from edgeface.vision.align import align_face
 from edgeface.vision.chip import SHARPNESS_CHIP
 from edgeface.vision.detect import FaceFinder
-from edgeface.vision.embed import Embedder
+from edgeface.vision.embed import Embedder, template_embedder
 from edgeface.vision.face import Face
 from edgeface.vision.image import check_image_file, decode_image, is_image, square_jpeg
 from edgeface.vision.quality import MAX_TURN, Gates, face_measures, sharpness
@@ -117,8 +117,10 @@ def enroll_person(gallery: Gallery, name: str, images: list, finder: FaceFinder,
     name and contents); a photo already in the gallery (same bytes) is skipped, not doubled. ``store_faces``: keep
     each face (a crop with margin, see ``keep_face``) so a later model can re-embed it without the photos; off for
     those who must not store face images. A face that already matches someone else at ``threshold`` is refused
-    (``lookalike``) unless ``new_person``."""
+    (``lookalike``) unless ``new_person``. Templates are made as the model's manifest says (``template_embedder``:
+    flip-averaged for the default)."""
     result = EnrolResult(check_name(name))
+    embedder = template_embedder(embedder)
     known = gallery.known_hashes()
     rows, hashes, quality, kept = [], [], [], []
     for k, item in enumerate(images):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from edgeface.default_model import DLIB_PORT, is_named_model
+from edgeface.default_model import DLIB_PORT, canonical_name, is_named_model
 from edgeface.errors import EdgefaceError, NotFound
 from edgeface.files import atomic_write, data_dir
 from edgeface.recognize.match import Match, Templates
@@ -67,7 +67,9 @@ def model_ref(model: str | Path | None) -> str:
     if model is None:
         return "default"
     text = str(model)
-    if is_named_model(text) or text in ("dlib", DLIB_PORT):
+    if is_named_model(text):
+        return canonical_name(text)
+    if text in ("dlib", DLIB_PORT):
         return text
     return str(Path(text).resolve())
 

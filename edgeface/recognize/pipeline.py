@@ -34,6 +34,7 @@ from edgeface.vision.embed import (
     embedder_identity,
     load_embedder,
     manifest_gates,
+    template_embedder,
     threshold_warning,
 )
 from edgeface.vision.face import SAME_FACE_IOU, Face, iou
@@ -61,6 +62,12 @@ class Pipeline:
         return cls(config.but(model=model_for(path, config.model)))
 
     # -- what the configuration decides ---------------------------------------------------------------------------
+
+    @cached_property
+    def templates(self) -> Embedder:
+        """What makes enrolled templates (``vision.embed.template_embedder``): the model itself, or with
+        ``templates: flip`` in its manifest the same interpreter averaging each face and its mirror."""
+        return template_embedder(self.embedder)
 
     @cached_property
     def finder(self) -> FaceFinder:
@@ -201,25 +208,29 @@ class Pipeline:
         return rgb, found
 
     def embed(self, image: Image, bgr: bool = False, all_faces: bool = False, aligned: bool = False,
-              boxes: list | np.ndarray | None = None, landmarks: list | np.ndarray | None = None) -> np.ndarray:
+              boxes: list | np.ndarray | None = None, landmarks: list | np.ndarray | None = None,
+              template: bool = False) -> np.ndarray:
         """The embedding (D,) of the image's main face (largest, most central), or (N, D) of every face with
         ``all_faces``, or of the faces at given ``boxes`` / ``landmarks`` (see ``faces_at``). ``aligned=True``: the
-        image is already a crop on the model's chip (from ``align``)."""
+        image is already a crop on the model's chip (from ``align``). ``template=True``: made as an enrolled
+        template is (``templates``: the default averages the face and its mirror); the threshold holds between a
+        template and a probe (``template=False``), the comparison ``recognize`` makes."""
+        embedder = self.templates if template else self.embedder
         if boxes is not None or landmarks is not None:
             rgb, faces = self.faces_at(image, boxes, landmarks, bgr)
-            return self.embedder.embed_faces(rgb, faces)
+            return embedder.embed_faces(rgb, faces)
         if aligned:
             crop = as_rgb(image, bgr)
             side = chip_of(self.embedder.alignment)[1]
             if crop.shape[:2] != (side, side):
                 raise EdgefaceError(f"an aligned face for this model is {side}x{side} (from .align), got "
                                     f"{crop.shape[1]}x{crop.shape[0]}")
-            return self.embedder.embed(crop[None])[0]
+            return embedder.embed(crop[None])[0]
         rgb, found = self.faces(image, bgr)
         if not found:
             raise EdgefaceError(f"no face found in {image if isinstance(image, (str, Path)) else 'the image'}")
         chosen = found if all_faces else [main_face(found, rgb.shape)]
-        vectors = self.embedder.embed_faces(rgb, chosen)
+        vectors = embedder.embed_faces(rgb, chosen)
         return vectors if all_faces else vectors[0]
 
     def align(self, image: Image, bgr: bool = False) -> np.ndarray:
@@ -235,15 +246,16 @@ class Pipeline:
         The main face (largest, most central) of each is compared, and ``faces`` says how many each image has, so
         a group photo is never silently reduced to one face; ``boxes`` are the two faces compared. ``all_faces``:
         every face of ``a`` against every face of ``b``, the best pair decides (is this person anywhere in the
-        other photo?)."""
+        other photo?). ``a`` is embedded as an enrolled template is, ``b`` as a camera frame is: the comparison the
+        threshold was placed for."""
         found = []
-        for label, image in (("first", a), ("second", b)):
+        for label, image, embedder in (("first", a, self.templates), ("second", b, self.embedder)):
             rgb, faces = self.faces(image, bgr)
             if not faces:
                 raise EdgefaceError(f"no face found in the {label} image"
                                     f"{f' ({image})' if isinstance(image, (str, Path)) else ''}")
             chosen = faces if all_faces else [main_face(faces, rgb.shape)]
-            found.append((len(faces), chosen, self.embedder.embed_faces(rgb, chosen)))
+            found.append((len(faces), chosen, embedder.embed_faces(rgb, chosen)))
         scores = found[0][2] @ found[1][2].T
         i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
         score = float(scores[i, j])

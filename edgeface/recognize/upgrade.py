@@ -15,7 +15,7 @@ from edgeface.progress import progress_bar
 from edgeface.recognize.gallery import Gallery, StoredFace
 from edgeface.vision.chip import chip_for
 from edgeface.vision.detect import FaceFinder
-from edgeface.vision.embed import Embedder, embedder_identity
+from edgeface.vision.embed import Embedder, embedder_identity, template_embedder
 from edgeface.vision.face import SAME_FACE_IOU, Face, iou
 from edgeface.vision.image import decode_image
 
@@ -51,6 +51,7 @@ def upgrade_gallery(store: Gallery, finder: FaceFinder, embedder: Embedder, mode
     aligns them) and bind the gallery to it (remembered as ``model``, a ``model_ref``), all or nothing; returns what
     was done. Refuses, naming the people, when a template keeps no face."""
     model_id, alignment = embedder_identity(embedder), finder.alignment
+    embedder = template_embedder(embedder)  # templates as enrolment makes them (flip-averaged for the default)
     rows = store.stored_faces()
     missing = [name for _, name, face in rows if face is None]
     if missing:

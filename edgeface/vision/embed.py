@@ -7,6 +7,7 @@ Each embedder has a ``key`` (model sha256 + everything that changes its output) 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from pathlib import Path
 from typing import Protocol
@@ -164,8 +165,18 @@ class TFLiteEmbedder(AlignedEmbedder):
         self.threshold = self.manifest.threshold if self.manifest else None
         # a manifest that names no alignment means the ArcFace template's: normalised once, here (``chip_for``)
         self.alignment = chip_for(self.manifest.alignment if self.manifest else None).alignment
-        settings = f"{self.sha256}|{self.spec}|flip={flip}" + chip_key(self.alignment)
-        self.key = hashlib.sha256(settings.encode()).hexdigest()[:24]
+        self.key = self.cache_key()
+
+    def cache_key(self) -> str:
+        settings = f"{self.sha256}|{self.spec}|flip={self.flip}" + chip_key(self.alignment)
+        return hashlib.sha256(settings.encode()).hexdigest()[:24]
+
+    def flipped(self) -> TFLiteEmbedder:
+        """The same model (one interpreter) averaging each face with its mirror: two passes a face."""
+        twin = copy.copy(self)
+        twin.flip = True
+        twin.key = twin.cache_key()
+        return twin
 
     def forward(self, aligned: np.ndarray) -> np.ndarray:
         return self.model(preprocess(aligned, self.spec))
@@ -264,9 +275,32 @@ class DlibPortEmbedder(DlibEmbedder):
         return self.model(((chip - np.array(DLIB_MEAN_RGB, np.float32)) / DLIB_DIVISOR)[None])[0]
 
 
+def flips_templates(embedder: Embedder) -> bool:
+    """Whether the model's manifest asks for flip-averaged templates (``templates: flip``) that its embedder does
+    not already make (a ``--flip`` embedder averages every face, probes too)."""
+    manifest = getattr(embedder, "manifest", None)
+    return manifest is not None and manifest.templates == "flip" and not getattr(embedder, "flip", False)
+
+
+def template_embedder(embedder: Embedder) -> Embedder:
+    """The embedder that makes enrolled templates (enrolment, ``gallery upgrade``): with ``templates: flip`` in the
+    manifest the face and its mirror averaged, else ``embedder`` itself.
+
+    Why: flip-averaging buys accuracy at twice the cost of every embedding. Enrolment is rare and probes are every
+    frame, so averaging only the templates keeps most of the gain at one pass a probe (the model card's "Flip at
+    single cost", from ``benchmarks/same_setting.py``); the threshold is placed on that mix
+    (``evaluate.metrics.all_pairs_thresholds(templates=...)``)."""
+    return embedder.flipped() if flips_templates(embedder) else embedder  # type: ignore[attr-defined]
+
+
 def embedder_identity(embedder: Embedder) -> str:
-    """What a gallery is bound to: a .tflite's sha256 without its manifest, else the embedder's cache key."""
-    return getattr(embedder, "sha256", None) or embedder.key
+    """What a gallery is bound to: a .tflite's sha256 without its manifest (with flip-averaged templates, a hash of
+    it and that mode: one-pass templates of the same network need ``gallery upgrade``), else the embedder's cache
+    key."""
+    sha = getattr(embedder, "sha256", None)
+    if sha and flips_templates(embedder):
+        return hashlib.sha256(f"{sha}|templates=flip".encode()).hexdigest()
+    return sha or embedder.key
 
 
 def load_embedder(model: str | Path | None, threads: int = 1, flip: bool = False, mean: float | None = None,

@@ -22,7 +22,7 @@ from edgeface.progress import progress_bar
 from edgeface.vision.align import align_face, centre_face
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
-from edgeface.vision.embed import AlignedEmbedder, Embedder
+from edgeface.vision.embed import AlignedEmbedder, Embedder, flips_templates, template_embedder
 from edgeface.vision.face import Face
 from edgeface.vision.image import read_image
 
@@ -167,3 +167,13 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
         measured.save()
     result = np.stack(out).astype(np.float32)
     return (result, fell_back, np.stack(measures).astype(np.float32)) if with_measures else (result, fell_back)
+
+
+def embed_templates(paths: Sequence[Path], embedder: Embedder, **options) -> np.ndarray | None:
+    """The same images as enrolled templates (``embed_paths`` with ``template_embedder``; the same ``options``,
+    cached apart), or None when the model makes its templates as it makes its probes. Every evaluation that places
+    or judges a threshold scores probes against these, since that is what ``recognize`` compares."""
+    if not flips_templates(embedder):
+        return None
+    options.pop("with_measures", None)
+    return embed_paths(paths, template_embedder(embedder), **options)[0]
