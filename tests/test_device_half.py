@@ -207,8 +207,9 @@ def test_the_package_import_graph_has_no_cycle():
 
 
 def test_the_manifest_sits_on_the_ground_floor():
-    """Reading and writing a model's manifest needs the file's bytes and the alignment names, never the detectors,
-    the interpreter or the recognition code: what it reaches, at any depth, is the ground floor alone."""
+    """Reading and writing a model's manifest needs the file's bytes and the alignment and template-mode names, never
+    the detectors, the interpreter or the recognition code: what it reaches, at any depth, is the ground floor
+    alone."""
     imports = import_graph()
     reached, stack = set(), ["edgeface.manifest"]
     while stack:
@@ -217,4 +218,5 @@ def test_the_manifest_sits_on_the_ground_floor():
                 reached.add(there)
                 stack.append(there)
     assert {m for m in reached if m.startswith("edgeface")} <= {
-        "edgeface.alignments", "edgeface.errors", "edgeface.files", "edgeface.tflite_metadata", "edgeface.version"}
+        "edgeface.alignments", "edgeface.choices", "edgeface.errors", "edgeface.files", "edgeface.tflite_metadata",
+        "edgeface.version"}

@@ -51,7 +51,7 @@ def test_a_changed_result_or_a_missing_file_fails_the_check(tmp_path: Path) -> N
     assert done.returncode == 1 and "README.md" in done.stderr and "differs" in done.stderr, done.stderr
     assert "50.00 %" not in (root / "README.md").read_text()  # --check changes nothing
     assert render("--root", str(root)).returncode == 0  # rendering writes the new value ...
-    assert "| default | 6.3 MB | 50.00 % |" in (root / "README.md").read_text()
+    assert "| default | 6.2 MB | 50.00 % |" in (root / "README.md").read_text()
     assert render("--check", "--root", str(root)).returncode == 0  # ... and the check passes again
     # a figure citing a results file that does not exist
     page = root / "docs" / "results.md"
