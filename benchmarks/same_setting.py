@@ -17,15 +17,16 @@ people's lens, light and background (issue #40 measured 3.5x to 16x more imposto
 * ``lfw``: the 7,701 View 2 images, every cross-identity pair: what the raised threshold costs on photos of one
   person taken years apart; with ``--conditions`` also ``lfw-<condition>`` under every ``eval --condition``.
 
-``--models dlib`` (the original network that ``default`` was ported and fine-tuned from, with its own alignment and
-no light gates) is placed by the same rules on the same faces, its LFW threshold measured here: the peer to beat
+``--models dlib`` (the original network that ``default`` was ported from, with its own alignment and no light
+gates) is placed by the same rules on the same faces, its LFW threshold measured here: the peer to beat
 (``--out same_setting_dlib.json``).
 
 Each row: the share of faces the model's light gates turn away (never named) and, among the faces kept, FAR and TAR
 at the LFW threshold (``before``) and at the placed one (``after``), the threshold for FAR 1e-3 there and the ROC
 AUC. ``--install`` raises each shipped file's stored threshold (and its float twin's, placed on its own embeddings)
-to the placed one. LFW View 2 10-fold (``lfw_flip``, skipped with ``--skip-lfw``): flip-averaged (the ``default``
-file), one-pass (``single``) and the asymmetric mix (templates flip-averaged, probes one pass).
+to the placed one. Where a model's templates are flip-averaged (``templates: flip``: the default), every row scores
+one-pass probes against them, as ``recognize`` compares. LFW View 2 10-fold (``lfw_flip``, skipped with
+``--skip-lfw``): the default's network flip-averaged on both sides, one pass on both, and the mix that ships.
 -> results/same_setting.json
 """
 
