@@ -29,7 +29,7 @@ from same_setting import CAMERAS, celeba, lfw_images, orl
 
 from edgeface.evaluate.metrics import all_pairs_thresholds
 from edgeface.vision.embed import Embedder, decision_threshold, l2_normalise, load_embedder
-from edgeface.vision.embedding_cache import embed_paths, embed_templates
+from edgeface.vision.embedding_cache import embed_sides
 
 COHORTS = (5, 20, 100)  # people in the camera's cohort
 
@@ -42,10 +42,8 @@ def scored(vectors: np.ndarray, ids: np.ndarray, threshold: float, templates: np
 
 def sides(paths: list, embedder: Embedder, workers: int, group: str, transform=None) -> tuple:
     """Unit probes and unit templates (None: the probes) of ``paths``, as ``recognize`` compares them."""
-    options = {"workers": workers, "group": group, "transform": transform}
-    probes = l2_normalise(embed_paths(paths, embedder, **options)[0])
-    templates = embed_templates(paths, embedder, **options)
-    return probes, None if templates is None else l2_normalise(templates)
+    done = embed_sides(paths, embedder, workers=workers, group=group, transform=transform)
+    return l2_normalise(done.probes), done.templates
 
 
 def centred(vectors: np.ndarray, templates: np.ndarray | None, mean: np.ndarray) -> tuple:

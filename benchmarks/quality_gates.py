@@ -42,7 +42,7 @@ from edgeface.evaluate.lfw import evaluate_lfw, turned_away_by
 from edgeface.evaluate.same_setting import SHARED_CAMERAS
 from edgeface.vision.condition_names import CONDITIONS
 from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder
-from edgeface.vision.embedding_cache import embed_paths, embed_templates
+from edgeface.vision.embedding_cache import embed_sides
 from edgeface.vision.quality import LIMITS, Gates
 
 BRIGHTNESS = (None, 20, 30, 40, 50, 60, 70)
@@ -132,17 +132,14 @@ def shared_cameras(model: str, workers: int) -> tuple[dict[str, dict], dict[str,
     paths, ids = [p for p, t in zip(paths, tune, strict=True) if t], ids[tune]
     reports, pairs = {}, {}
     for camera, transform in SHARED_CAMERAS.items():
-        options = {"workers": workers, "group": f"same-setting/celeba-{camera}", "transform": transform}
-        vectors, _, measures = embed_paths(paths, embedder, description=f"{model} camera {camera}",
-                                           with_measures=True, **options)
-        templates = embed_templates(paths, embedder, description=f"{model} camera {camera}, templates", **options)
-        vectors = l2_normalise(vectors)
-        templates = None if templates is None else l2_normalise(templates)
+        sides = embed_sides(paths, embedder, workers=workers, group=f"same-setting/celeba-{camera}",
+                            transform=transform, description=f"{model} camera {camera}", with_measures=True)
+        vectors = l2_normalise(sides.probes)
         name = f"camera-{camera}"
         reports[name] = {"accuracy": None, "accuracy_se": None, "roc_auc": None, "model_threshold": threshold,
-                         "_arrays": {"embeddings": vectors, "templates": templates, "people": ids,
-                                     "measures": measures}}
-        pairs[name] = AllPairs(vectors, ids, threshold, templates=templates)
+                         "_arrays": {"embeddings": vectors, "templates": sides.templates, "people": ids,
+                                     "measures": sides.measures}}
+        pairs[name] = AllPairs(vectors, ids, threshold, templates=sides.templates)
     return reports, pairs
 
 

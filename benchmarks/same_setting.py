@@ -48,7 +48,7 @@ from edgeface.vision.condition_names import CONDITIONS, HARSH_CONDITIONS
 from edgeface.vision.conditions import condition_transform
 from edgeface.vision.detector_options import DEFAULT_DETECTOR
 from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder, manifest_gates
-from edgeface.vision.embedding_cache import embed_paths, embed_templates
+from edgeface.vision.embedding_cache import embed_paths, embed_sides
 from edgeface.vision.quality import Gates
 
 CAMERAS = SHARED_CAMERAS  # one shared look per set: edgeface.evaluate.same_setting
@@ -101,9 +101,8 @@ def lfw_rows(workers: int) -> dict:
     paths = [LFW / name for name in pairs.images]
     ids = np.array([name.split("/")[0] for name in pairs.images])
     embedder = load_embedder("default")
-    one, _ = embed_paths(paths, embedder, workers=workers, group="lfw", description="lfw one pass")
-    flip, _ = embed_paths(paths, embedder.flipped(), workers=workers, group="lfw", description="lfw flip")
-    flip, one = l2_normalise(flip), l2_normalise(one)
+    sides = embed_sides(paths, embedder, workers=workers, group="lfw", description="lfw")
+    one, flip = l2_normalise(sides.probes), sides.templates  # the default's templates: flip-averaged
     threshold = decision_threshold(embedder)
     out = {}
     for name, (probes, templates, scored) in {"both_flip": (flip, flip, pairs), "both_single": (one, one, pairs),
@@ -175,14 +174,11 @@ def main() -> None:
             if name.startswith("lfw-") and (not args.conditions or ((peer or args.harsh_only)
                                                                      and name[4:] not in HARSH_CONDITIONS)):
                 continue  # a peer only under the harsh ones: where fine-tuning may have lost what it had
-            options = {"workers": args.workers, "group": group, "transform": transform}
-            vectors, fell_back, measures = embed_paths(paths, embedder, description=f"{model} {name}",
-                                                       with_measures=True, **options)
-            templates = embed_templates(paths, embedder, description=f"{model} {name}, templates", **options)
-            row = {"model": model, "set": name, "no_face_found": int(sum(fell_back)),
-                   **judged(l2_normalise(vectors), ids, gates.passed(measures),
-                            {"before": lfw_threshold, "after": after},
-                            None if templates is None else l2_normalise(templates))}
+            sides = embed_sides(paths, embedder, workers=args.workers, group=group, transform=transform,
+                                description=f"{model} {name}", with_measures=True)
+            row = {"model": model, "set": name, "no_face_found": int(sum(sides.fell_back)),
+                   **judged(l2_normalise(sides.probes), ids, gates.passed(sides.measures),
+                            {"before": lfw_threshold, "after": after}, sides.templates)}
             print(f"  {name}: FAR {row['before']['far']:.5f} -> {row['after']['far']:.5f}, TAR "
                   f"{row['before']['tar']} -> {row['after']['tar']}", flush=True)
             rows.append(row)

@@ -13,7 +13,7 @@ from edgeface.evaluate.metrics import all_pairs_thresholds, roc_curve, verificat
 from edgeface.manifest import InputSpec
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR, alignment_of
 from edgeface.vision.embed import HELD_THRESHOLD_MARK, Embedder, manifest_gates
-from edgeface.vision.embedding_cache import embed_paths, embed_templates
+from edgeface.vision.embedding_cache import embed_sides
 from edgeface.vision.quality import REASONS, Gates
 
 
@@ -105,12 +105,9 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
     if gates is None:
         gates = Gates.from_manifest(manifest_gates(embedder))
     measured = gates.active or with_measures
-    done = embed_paths(paths, embedder, workers=workers, group=group, description=f"LFW View 2 ({condition})",
-                       detector=detector, detect_size=detect_size, transform=transform, with_measures=measured)
-    embeddings, fell_back = done[0], done[1]
-    templates = embed_templates(paths, embedder, workers=workers, group=group, detector=detector,
-                                description=f"LFW View 2 ({condition}), templates", detect_size=detect_size,
-                                transform=transform)
+    sides = embed_sides(paths, embedder, workers=workers, group=group, description=f"LFW View 2 ({condition})",
+                        detector=detector, detect_size=detect_size, transform=transform, with_measures=measured)
+    embeddings, templates, fell_back = sides.probes, sides.templates, sides.fell_back
     if templates is not None:  # probes one pass against flip-averaged templates, as recognize compares them
         pairs = pairs.both_ways()
     scores = np.sum(embeddings[pairs.left] * (embeddings if templates is None else templates)[pairs.right], axis=1)
@@ -124,10 +121,10 @@ def evaluate_lfw(embedder: Embedder, lfw_dir: str | Path, pairs_file: str | Path
         report["far_at_model_threshold"] = float(np.mean(scores[~pairs.same] >= threshold))
         report["tar_at_model_threshold"] = float(np.mean(scores[pairs.same] >= threshold))
     if gates.active and threshold is not None:
-        report["gated"] = gated_report(gates, done[2], scores, pairs, threshold)
+        report["gated"] = gated_report(gates, sides.measures, scores, pairs, threshold)
     if with_measures:
-        report["_arrays"] = {"measures": done[2], "embeddings": embeddings, "templates": templates, "pairs": pairs,
-                             "people": np.array([n.split("/")[0] for n in pairs.images])}
+        report["_arrays"] = {"measures": sides.measures, "embeddings": embeddings, "templates": templates,
+                             "pairs": pairs, "people": np.array([n.split("/")[0] for n in pairs.images])}
     report.update({
         "model": embedder.name,
         "condition": condition,

@@ -26,7 +26,7 @@ from edgeface.manifest import load_manifest, save_manifest
 from edgeface.vision.conditions import grey, jpeg, rng_for, shading
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
 from edgeface.vision.embed import Embedder, l2_normalise, manifest_gates
-from edgeface.vision.embedding_cache import embed_paths, embed_templates
+from edgeface.vision.embedding_cache import embed_sides
 from edgeface.vision.image import is_image
 from edgeface.vision.quality import Gates
 
@@ -91,16 +91,13 @@ def same_setting_report(embedder: Embedder, root: str | Path, threshold: float, 
     if camera not in SHARED_CAMERAS:
         raise EdgefaceError(f"unknown camera {camera!r}; choose one of {', '.join(SHARED_CAMERAS)}")
     paths, ids = identity_photos(root)
-    vectors, fell_back = embed_paths(paths, embedder, workers=workers, group=f"same-setting|{Path(root)}-{camera}",
-                                     description="same-setting photos", detector=detector, detect_size=detect_size,
-                                     transform=SHARED_CAMERAS[camera])
-    templates = embed_templates(paths, embedder, workers=workers, group=f"same-setting|{Path(root)}-{camera}",
-                                description="same-setting photos, templates", detector=detector,
-                                detect_size=detect_size, transform=SHARED_CAMERAS[camera])
-    pairs = all_pairs_thresholds(l2_normalise(vectors), ids, fars=(1e-3,), at=threshold,
-                                 templates=None if templates is None else l2_normalise(templates))
+    sides = embed_sides(paths, embedder, workers=workers, group=f"same-setting|{Path(root)}-{camera}",
+                        description="same-setting photos", detector=detector, detect_size=detect_size,
+                        transform=SHARED_CAMERAS[camera])
+    pairs = all_pairs_thresholds(l2_normalise(sides.probes), ids, fars=(1e-3,), at=threshold,
+                                 templates=sides.templates)
     return {"dir": str(root), "camera": camera, "people": len(np.unique(ids)), "images": len(paths),
-            "no_face_found": int(sum(fell_back)), "impostor_pairs": pairs["impostor_pairs"],
+            "no_face_found": int(sum(sides.fell_back)), "impostor_pairs": pairs["impostor_pairs"],
             "genuine_pairs": pairs["genuine_pairs"], "model_threshold": threshold,
             "far_at_model_threshold": pairs["far_at_model_threshold"],
             "tar_at_model_threshold": pairs["tar_at_model_threshold"],
@@ -117,14 +114,12 @@ def setting_views(embedder: Embedder, paths: list[Path], ids: np.ndarray, group:
     gates = Gates.from_manifest(manifest_gates(embedder))
     views = {}
     for camera in cameras:
-        options = {"workers": workers, "group": f"{group}-{camera}", "detector": detector, "detect_size": detect_size,
-                   "transform": SHARED_CAMERAS[camera]}
-        vectors, _, measures = embed_paths(paths, embedder, description=f"same setting, {camera}",
-                                           with_measures=True, **options)
-        templates = embed_templates(paths, embedder, description=f"same setting, {camera}, templates", **options)
-        kept = gates.passed(measures)
-        views[camera] = (l2_normalise(vectors[kept]),
-                         None if templates is None else l2_normalise(templates[kept]), ids[kept])
+        sides = embed_sides(paths, embedder, workers=workers, group=f"{group}-{camera}", detector=detector,
+                            detect_size=detect_size, transform=SHARED_CAMERAS[camera],
+                            description=f"same setting, {camera}", with_measures=True)
+        kept = gates.passed(sides.measures)
+        views[camera] = (l2_normalise(sides.probes[kept]),
+                         None if sides.templates is None else sides.templates[kept], ids[kept])
     return views
 
 

@@ -31,6 +31,12 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def flip_average(unit: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+    """The flip-averaged embedding from a face's and its mirror image's unit embeddings: the one formula, whether
+    both passes run together (``flip``) or the mirror's is added to a probe already embedded (``embed_sides``)."""
+    return l2_normalise(unit + mirrored)
+
+
 class Embedder(Protocol):
     name: str
     key: str
@@ -104,16 +110,19 @@ class AlignedEmbedder:
     threshold: float | None = None
     alignment: str | None = None
     flip = False
+    mirror = False  # embeds each face's mirror image only: the second half of a flip average, kept apart
 
     def forward(self, aligned: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def embed(self, aligned: np.ndarray) -> np.ndarray:
         aligned = check_aligned(aligned)
-        out = check_embeddings(self.forward(aligned), self.name)
+        if self.mirror:
+            aligned = aligned[:, :, ::-1]
+        out = l2_normalise(check_embeddings(self.forward(aligned), self.name))
         if self.flip:
-            out = l2_normalise(out) + l2_normalise(check_embeddings(self.forward(aligned[:, :, ::-1]), self.name))
-        return l2_normalise(out)
+            return flip_average(out, l2_normalise(check_embeddings(self.forward(aligned[:, :, ::-1]), self.name)))
+        return out
 
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         if not faces:
@@ -168,15 +177,16 @@ class TFLiteEmbedder(AlignedEmbedder):
         self.key = self.cache_key()
 
     def cache_key(self) -> str:
-        settings = f"{self.sha256}|{self.spec}|flip={self.flip}" + chip_key(self.alignment)
-        return hashlib.sha256(settings.encode()).hexdigest()[:24]
+        settings = f"{self.sha256}|{self.spec}|flip={self.flip}" + ("|mirror" if self.mirror else "")
+        return hashlib.sha256((settings + chip_key(self.alignment)).encode()).hexdigest()[:24]
 
-    def flipped(self) -> TFLiteEmbedder:
-        """The same model (one interpreter) averaging each face with its mirror: two passes a face."""
-        twin = copy.copy(self)
-        twin.flip = True
-        twin.key = twin.cache_key()
-        return twin
+    def twin(self, **modes: bool) -> TFLiteEmbedder:
+        """The same model (one interpreter) in another mode (``flip``: each face averaged with its mirror, two
+        passes a face; ``mirror``: the mirror image alone), with its own cache key."""
+        other = copy.copy(self)
+        vars(other).update(modes)
+        other.key = other.cache_key()
+        return other
 
     def forward(self, aligned: np.ndarray) -> np.ndarray:
         return self.model(preprocess(aligned, self.spec))
@@ -290,7 +300,7 @@ def template_embedder(embedder: Embedder) -> Embedder:
     frame, so averaging only the templates keeps most of the gain at one pass a probe (the model card's "Flip at
     single cost", from ``benchmarks/same_setting.py``); the threshold is placed on that mix
     (``evaluate.metrics.all_pairs_thresholds(templates=...)``)."""
-    return embedder.flipped() if flips_templates(embedder) else embedder  # type: ignore[attr-defined]
+    return embedder.twin(flip=True) if flips_templates(embedder) else embedder  # type: ignore[attr-defined]
 
 
 def embedder_identity(embedder: Embedder) -> str:

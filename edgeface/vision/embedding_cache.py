@@ -12,7 +12,9 @@ import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +24,7 @@ from edgeface.progress import progress_bar
 from edgeface.vision.align import align_face, centre_face
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
-from edgeface.vision.embed import AlignedEmbedder, Embedder, flips_templates, template_embedder
+from edgeface.vision.embed import AlignedEmbedder, Embedder, flip_average, flips_templates
 from edgeface.vision.face import Face
 from edgeface.vision.image import read_image
 
@@ -169,11 +171,28 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
     return (result, fell_back, np.stack(measures).astype(np.float32)) if with_measures else (result, fell_back)
 
 
-def embed_templates(paths: Sequence[Path], embedder: Embedder, **options) -> np.ndarray | None:
-    """The same images as enrolled templates (``embed_paths`` with ``template_embedder``; the same ``options``,
-    cached apart), or None when the model makes its templates as it makes its probes. Every evaluation that places
-    or judges a threshold scores probes against these, since that is what ``recognize`` compares."""
-    if not flips_templates(embedder):
-        return None
-    options.pop("with_measures", None)
-    return embed_paths(paths, template_embedder(embedder), **options)[0]
+
+@dataclass
+class Sides:
+    """A set of images embedded as ``recognize`` compares them: ``probes`` as every camera frame is (one pass), and
+    ``templates`` as enrolment makes them (flip-averaged where the model's manifest says ``templates: flip``; None
+    where they are the probes), both unit vectors; each image's fallback flag and, when asked, its measures."""
+
+    probes: np.ndarray
+    templates: np.ndarray | None
+    fell_back: list[bool]
+    measures: np.ndarray | None = None
+
+
+def embed_sides(paths: Sequence[Path], embedder: Embedder, description: str = "embedding",
+                with_measures: bool = False, **options: Any) -> Sides:
+    """``embed_paths`` for every evaluation that places or judges a threshold: the probes, and where the model's
+    templates are flip-averaged, those too. A template is its probe averaged with the mirror image's embedding
+    (``flip_average``), so only the mirror pass runs again (cached apart), never the probe's twice."""
+    done = embed_paths(paths, embedder, description=description, with_measures=with_measures, **options)
+    templates = None
+    if flips_templates(embedder):
+        mirrored = embed_paths(paths, embedder.twin(mirror=True), description=f"{description}, mirror images",
+                               **options)[0]
+        templates = flip_average(done[0], mirrored)
+    return Sides(done[0], templates, done[1], done[2] if with_measures else None)
