@@ -19,6 +19,7 @@ from edgeface.files import portable, write_json
 RESULTS = Path(__file__).parent / "results"
 # what the default models are trained (or calibrated) on: name -> (source folder, `edgeface data prepare` flags);
 # labelled CelebA and ORL, the LFW people who are not in pairs.txt, unlabelled UTKFace
+TUNE_IDENTITIES = Path.home() / ".cache" / "edgeface" / "celeba-tune-identities.txt"  # written by tune_half_list()
 TRAINING_SOURCES = {
     "celeba": (CELEBA, ["--identities", str(CELEBA / "identities.txt"), "--prefix", "celeba_"]),
     "orl": (DATA / "orl", ["--prefix", "orl_"]),
@@ -26,6 +27,24 @@ TRAINING_SOURCES = {
     "utkface-subset": (DATA / "utkface-subset", ["--layout", "flat"]),
     "utkface-more": (DATA / "utkface-more", ["--layout", "flat"]),
 }
+
+# sources a recipe may choose instead: CelebA's tune half only, so that its held half stays a test (written when used)
+CHOSEN_SOURCES = {**TRAINING_SOURCES,
+                  "celeba-tune": (CELEBA, ["--identities", str(TUNE_IDENTITIES), "--prefix", "celeba_"])}
+
+
+def in_tune_half(identity: int) -> bool:
+    """CelebA's identities split once: even ids are the tune half (thresholds are placed there, and a robust
+    fine-tuning may learn from them), odd ids the held half no figure is tuned on (benchmarks/same_setting.py)."""
+    return identity % 2 == 0
+
+
+def tune_half_list() -> Path:
+    """The CelebA identities list cut to the tune half (``TUNE_IDENTITIES``), for ``data prepare --identities``."""
+    rows = [line.split() for line in (CELEBA / "identities.txt").read_text().splitlines() if line.strip()]
+    TUNE_IDENTITIES.parent.mkdir(parents=True, exist_ok=True)
+    TUNE_IDENTITIES.write_text("".join(f"{name} {i}\n" for name, i in rows if in_tune_half(int(i))))
+    return TUNE_IDENTITIES
 
 
 def machine() -> dict:

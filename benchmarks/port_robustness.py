@@ -4,7 +4,7 @@ exported the same way (flip-averaged int8, calibrated on the same faces) and jud
 shipped default's), on the sets where fine-tuning could have lost what dlib learned from ~3 M faces: strangers
 through one shared camera (CelebA's held identities), ORL, LFW View 2 and LFW under the harsh conditions.
 
-    python benchmarks/port_robustness.py [--fine-tuned FILE] [--workers 2]
+    python benchmarks/port_robustness.py [--fine-tuned FILE] [--name NAME] [--workers 2]
 
 Why: issue #40 measured that fine-tuning raised LFW but lowered a held-out point-light set's ROC AUC (0.9986 -> 0.9962
 within 50 degrees of light) and asked to ship only what is at least as robust as the port. The columns are
@@ -92,8 +92,12 @@ def main() -> None:
                         help="the fine-tuned flip-averaged int8 file (default: "
                              "<work>/dlib-ft2-flip/edgeface-int8.tflite, made by recipes/dlib_default.py --export-only "
                              "--flip --run dlib-ft2)")
+    parser.add_argument("--name", help="another comparison's name: results/port_robustness_<name>.json, "
+                                       "same_setting_<name>.json and same_setting_port_<name>.json (the first "
+                                       "comparison's files keep their names)")
     parser.add_argument("--workers", type=int, default=2, choices=range(1, 5))
     args = parser.parse_args()
+    suffix = f"_{args.name}" if args.name else ""
     started = time.time()
     tuned = args.fine_tuned or args.work / "dlib-ft2-flip" / "edgeface-int8.tflite"
     if not tuned.is_file():
@@ -103,14 +107,14 @@ def main() -> None:
     gates = load_manifest(resolve_model("default")).gates
     for model in (tuned, port):
         with_gates(model, gates)
-    rows = compare(judged(tuned, "same_setting_finetuned.json", args.workers),
-                   judged(port, "same_setting_port.json", args.workers))
+    rows = compare(judged(tuned, f"same_setting_{args.name or 'finetuned'}.json", args.workers),
+                   judged(port, f"same_setting_port{suffix}.json", args.workers))
     lfw = {name: edgeface_json("eval", str(model), "--lfw-dir", str(LFW), "--pairs", str(PAIRS), "--workers",
                                str(args.workers))
            for name, model in (("fine-tuned", tuned), ("port", port))}
     ahead = {figure: {who: sum(r[f"ahead_{figure}"] == who for r in rows) for who in ("fine-tuned", "port", "level")}
              for figure in FIGURES}
-    save("port_robustness.json", {
+    save(f"port_robustness{suffix}.json", {
         "files": {"fine-tuned": str(tuned), "port": str(port)}, "gates": gates,
         "lfw": {name: {"accuracy": r["accuracy"], "se": r["accuracy_se"], "roc_auc": r["roc_auc"],
                        "tar_at_far_1e-3": r["tar_at_far"]["0.001"]} for name, r in lfw.items()},

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import CELEBA, DATA, LFW, PAIRS, RESULTS, save
+from common import CELEBA, DATA, LFW, PAIRS, RESULTS, in_tune_half, save
 
 from edgeface.default_model import FLOAT_TWINS, resolve_model
 from edgeface.evaluate.lfw import parse_pairs
@@ -137,7 +137,8 @@ def main() -> None:
     earlier = RESULTS / args.out
     earlier_flip = read_json(earlier).get("lfw_flip") if earlier.is_file() else None
     celeba_paths, celeba_ids = celeba()
-    tune, held = celeba_ids % 2 == 0, celeba_ids % 2 == 1
+    tune = np.array([in_tune_half(int(i)) for i in celeba_ids])
+    held = ~tune
     tune_paths, held_paths = [p for p, t in zip(celeba_paths, tune, strict=True) if t], \
         [p for p, h in zip(celeba_paths, held, strict=True) if h]
     lfw_paths, lfw_ids = lfw_images()

@@ -21,6 +21,7 @@ TARGETS = ("latency", "size")  # what an optimisation search ranks by
 EXPORT_FORMATS = ("tflite",)
 # how enrolled templates are made (a manifest's ``templates``): one pass like every probe, or face and mirror averaged
 TEMPLATE_MODES = ("single", "flip")
+VIEW_KINDS = ("camera", "harsh")  # training views (data views): everyday damage, or harsh light
 
 
 def choice_enum(name: str, values: tuple[str, ...]) -> type[Enum]:

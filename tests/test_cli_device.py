@@ -86,6 +86,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         ((*peer, "--lfw-dir", str(tmp_path / "nope"), "--pairs", str(pairs)), "not found"),
         ((*peer, "--lfw-dir", str(lfw), "--pairs", str(one)), "empty image"),
         ((*peer, "--lfw-dir", str(LFW), "--pairs", str(pairs), "--threads", "0"), "threads"),
+        ((*peer, "--lfw-dir", str(LFW), "--pairs", str(pairs), "--workers", "100000"), "--workers/--threads must be"),
         ((*peer, "--lfw-dir", str(LFW), "--pairs", str(pairs), "--flip", "--save-threshold"), "without --flip"),
         (("eval", str(PEER_FLOAT), "--lfw-dir", str(LFW), "--pairs", str(pairs)), "--input-mean"),
         (("info", str(tmp_path / "missing.tflite")), "not found"),

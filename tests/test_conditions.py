@@ -70,6 +70,38 @@ def test_views_are_seeded_resumable_and_a_prepared_folder(tmp_path: Path):
         make_views(faces, faces)
 
 
+def test_harsh_views_draw_each_harsh_light_from_a_family_around_the_evaluation_condition(tmp_path: Path):
+    """``data views --kind harsh``: a cast shadow, a dim room at the gain limit, a night camera, each with its own
+    parameters per view (the evaluation's are one point inside), seeded by the view's name."""
+    from edgeface.vision.conditions import random_harsh, rng_for
+    from edgeface.vision.detect import FaceFinder
+
+    image = read_image(FACE)
+    face = FaceFinder().find(image)[0]
+    x0, y0, x1, y1 = (int(v) for v in face.box)
+    clean = image[y0:y1, x0:x1].astype(float)
+    drawn: dict[str, list[np.ndarray]] = {}
+    for i in range(24):
+        view, steps = random_harsh(image, face.box, rng_for(f"view{i}"))
+        assert view.shape == image.shape and len(steps) == 1
+        drawn.setdefault(steps[0], []).append(view)
+        again, _ = random_harsh(image, face.box, rng_for(f"view{i}"))
+        assert np.array_equal(view, again)
+    assert set(drawn) == {"shadow", "dark", "nir"}
+    for view in drawn["nir"]:  # one grey channel
+        assert np.abs(view[..., 0].astype(int) - view[..., 2]).max() <= 12  # JPEG's chroma rounding only
+    for view in drawn["shadow"]:  # one part of the face in deep shadow, another still lit
+        ratio = (view[y0:y1, x0:x1].astype(float).mean(axis=2) + 1) / (clean.mean(axis=2) + 1)
+        assert np.percentile(ratio, 5) < 0.4 and np.percentile(ratio, 95) > 0.9
+    # sensor noise: the dim room's views differ from the clean face pixel to pixel far more than a smooth gain would
+    noise = [np.abs(np.diff(v[y0:y1, x0:x1].astype(float), axis=1)).mean() for v in drawn["dark"]]
+    assert min(noise) > 1.3 * np.abs(np.diff(clean, axis=1)).mean(), noise
+    faces = prepared_orl(tmp_path / "orl", people=1)
+    assert_one_line_error(run_cli("data", "views", str(faces), str(tmp_path / "v"), "--kind", "fog"), "fog")
+    assert_one_line_error(run_cli("data", "views", str(faces), str(tmp_path / "v"), "--workers", "100000"),
+                          "--workers must be a whole number from 1 to")
+
+
 def test_eval_under_a_condition_scores_other_pixels_and_reports_the_threshold(tmp_path: Path):
     pairs = small_pairs(tmp_path / "pairs.txt", folds=2, per=4)
     reports = {}

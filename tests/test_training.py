@@ -87,6 +87,42 @@ def test_distill_from_a_tflite_teacher_reduces_the_loss(faces, tmp_path):
     assert resumed["epochs_run"] == 1 and resumed["history"]["loss"][0] < loss[0] - 0.05, resumed["history"]
 
 
+def test_clean_targets_teach_each_harsh_view_the_teachers_embedding_of_its_clean_face(faces, tmp_path):
+    """``distill --clean-targets``: a view's target is the teacher's reading of the clean face it was made from (the
+    teacher never looks at the damage), so the student learns to see through the light."""
+    from edgeface.data.prepare import MANIFEST, read_manifest
+    from edgeface.data.views import make_views
+    from edgeface.training.export import export
+    from edgeface.training.models import build_model
+    from edgeface.training.train.dataset import clean_faces, prepared_faces
+    from edgeface.training.train.distill import distill
+    from edgeface.training.train.loop import TrainConfig
+    from edgeface.training.train.targets import teacher_targets
+
+    views = tmp_path / "views"
+    made = make_views(faces, views, per_face=1, workers=1, kind="harsh")
+    assert made["kind"] == "harsh" and set(made["conditions_drawn"]) <= {"shadow", "dark", "nir"}
+    paths, _ = prepared_faces([faces, views])
+    keys, folders = clean_faces([faces, views])
+    assert folders == [faces.resolve()] and len(keys) == len(paths) == 2 * made["faces"]
+    records = read_manifest(views)
+    assert keys[made["faces"]:] == [str(faces.resolve() / r["of"]) for r in records]
+    teacher, _ = export(build_model("tiny", embedding_size=16), tmp_path / "teacher.tflite")
+    clean = teacher_targets(folders, str(teacher), workers=1)
+    damaged = teacher_targets([views], str(teacher), workers=1)
+    first = records[0]
+    # the teacher reads the damage differently: what a view would learn without --clean-targets
+    assert float(clean[keys[made["faces"]]] @ damaged[str(views / first["file"])]) < 0.999
+    config = TrainConfig(arch="tiny", out=tmp_path / "student", epochs=1, batch=16, lr=1e-3)
+    summary = distill([views], str(teacher), config, workers=1, clean_targets=True)
+    assert summary["views_taught_their_clean_face"] == made["faces"]
+    # views made by an edgeface that did not record their clean folder are refused, not taught their own reading
+    old = [{k: v for k, v in r.items() if k != "of_root"} for r in records]
+    (views / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in old))
+    with pytest.raises(Exception, match="make the views again"):
+        clean_faces([views])
+
+
 def test_relation_loss_is_zero_only_when_the_similarities_match():
     from edgeface.training.train.distill import relation_loss
 

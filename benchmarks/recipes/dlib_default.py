@@ -38,10 +38,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
-from common import LFW, PAIRS, save, step_runner
-from common import TRAINING_SOURCES as SOURCES
+from common import CHOSEN_SOURCES, LFW, PAIRS, TRAINING_SOURCES, save, step_runner, tune_half_list
 
-from edgeface.choices import TEMPLATE_MODES
+from edgeface.choices import TEMPLATE_MODES, VIEW_KINDS
 from edgeface.default_model import ASSETS, FLOAT_TWINS
 from edgeface.manifest import load_manifest
 from edgeface.training.train.dlib_port import save_dlib_keras, save_without_blocks
@@ -57,6 +56,14 @@ def main() -> None:
     parser.add_argument("--identity-weight", default="0.02", help="ArcFace loss weight on labelled faces")
     parser.add_argument("--relation-weight", default="2", help="batch relation loss weight")
     parser.add_argument("--views-per-face", default="2")
+    parser.add_argument("--sources", default=",".join(TRAINING_SOURCES),
+                        help=f"what it learns from, of {', '.join(CHOSEN_SOURCES)} (celeba-tune: CelebA's tune half "
+                             "only, so that its held half stays a test)")
+    parser.add_argument("--view-kind", choices=VIEW_KINDS, default="camera",
+                        help="edgeface data views --kind: everyday damage, or harsh light (into <work>/views-harsh)")
+    parser.add_argument("--clean-targets", action="store_true",
+                        help="edgeface distill --clean-targets: each view learns the teacher's embedding of its clean "
+                             "face")
     parser.add_argument("--val-every", default="1")
     parser.add_argument("--run", default="dlib-ft", help="run folder under --work")
     parser.add_argument("--install", action="store_true", help="copy the result into edgeface/assets")
@@ -85,7 +92,14 @@ def main() -> None:
                              "1e-3 on plain LFW only, when benchmarks/same_setting.py --install places it after)")
     args = parser.parse_args()
     work = Path(args.work)
-    prepared, views, run = work / "prepared-dlib", work / "views-dlib", work / args.run
+    unknown = sorted(set(args.sources.split(",")) - set(CHOSEN_SOURCES))
+    if unknown:
+        parser.error(f"unknown --sources {', '.join(unknown)}; choose from {', '.join(CHOSEN_SOURCES)}")
+    sources = {name: CHOSEN_SOURCES[name] for name in args.sources.split(",")}
+    if "celeba-tune" in sources:
+        tune_half_list()
+    views_dir = "views-dlib" if args.view_kind == "camera" else f"views-{args.view_kind}"
+    prepared, views, run = work / "prepared-dlib", work / views_dir, work / args.run
     started = time.time()
     steps: dict[str, dict] = {}
     step = step_runner(steps)
@@ -103,10 +117,11 @@ def main() -> None:
             step("export teacher", "export", str(base), "-o", str(teacher), "--quantize", "float32")
         result["prepared"] = {name: step(f"prepare {name}", "data", "prepare", str(src), str(prepared / name), *extra,
                                          "--alignment", DLIB_CHIP_ALIGNMENT)
-                              for name, (src, extra) in SOURCES.items()}
+                              for name, (src, extra) in sources.items()}
         result["views"] = {name: step(f"views {name}", "data", "views", str(prepared / name), str(views / name),
-                                      "--per-face", args.views_per_face) for name in SOURCES}
-        folders = [str(prepared / n) for n in SOURCES] + [str(views / n) for n in SOURCES]
+                                      "--per-face", args.views_per_face, "--kind", args.view_kind)
+                           for name in sources}
+        folders = [str(prepared / n) for n in sources] + [str(views / n) for n in sources]
         arch, init = "dlib-resnet", args.init
         if args.drop_blocks:
             if not args.init:
@@ -121,6 +136,7 @@ def main() -> None:
             "--val-lfw-dir", str(LFW), "--val-pairs", str(PAIRS), "--val-every", args.val_every,
             "--identity-weight", args.identity_weight, "--relation-weight", args.relation_weight,
             "--input-size", args.input_size, *(["--resume"] if args.resume else []),
+            *(["--clean-targets"] if args.clean_targets else []),
             *(["--init", init] if init else []))
         model = run / "model.keras"
     else:

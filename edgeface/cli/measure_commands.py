@@ -17,10 +17,12 @@ from edgeface.cli.options import (
     Json,
     ModelArg,
     TemplateMode,
+    checked,
     pipeline_options,
 )
 from edgeface.errors import EdgefaceError
 from edgeface.recognize.config import PipelineConfig
+from edgeface.runtime.threads import check_workers
 from edgeface.vision.condition_names import CONDITION_HELP
 from edgeface.vision.detector_options import (
     DEFAULT_DETECT_SIZE,
@@ -40,7 +42,8 @@ def eval_command(
         help="one or more .tflite files, 'dlib', Keras models or shipped names; default: the shipped model")] = None,
     flip: Annotated[bool, typer.Option(help="average the embeddings of each face and its mirror image")] = False,
     threads: Annotated[int, typer.Option("--workers", "--threads", help="processes embedding the images in "
-                                                                      "parallel")] = 2,
+                                                                      "parallel (1 to 4 per core)",
+                                         callback=checked(lambda n: check_workers(n, "--workers/--threads")))] = 2,
     input_mean: InputMean = None,
     input_scale: InputScale = None,
     channels: Channels = None,

@@ -22,6 +22,7 @@ from edgeface.choices import (
     STRATEGIES,
     TARGETS,
     TEMPLATE_MODES,
+    VIEW_KINDS,
     choice_enum,
 )
 from edgeface.default_model import shipped_names
@@ -33,7 +34,7 @@ from edgeface.recognize.config import (
     check_turn,
 )
 from edgeface.recognize.sinks import EventOptions
-from edgeface.runtime.threads import check_threads
+from edgeface.runtime.threads import check_threads, check_workers
 from edgeface.vision.detector_options import (
     DEFAULT_MAX_TURN,
     DETECT_SIZE_HELP,
@@ -66,6 +67,10 @@ Threads = Annotated[int, typer.Option("--threads", "-t", help="CPU threads for i
                                       callback=checked(check_threads))]
 
 
+Workers = Annotated[int, typer.Option("--workers", help="worker processes side by side (1 to 4 per core)",
+                                      callback=checked(check_workers))]
+
+
 Json = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of a table")]
 
 
@@ -91,6 +96,7 @@ IOType = choice_enum("IOType", IO_TYPES)
 Target = choice_enum("Target", TARGETS)
 TemplateMode = choice_enum("TemplateMode", TEMPLATE_MODES)
 ExportFormat = choice_enum("ExportFormat", EXPORT_FORMATS)
+ViewKind = choice_enum("ViewKind", VIEW_KINDS)
 
 
 DetectorOpt = Annotated[DetectorName, typer.Option("--detector", help=DETECTOR_HELP)]

@@ -15,6 +15,8 @@ from edgeface.cli.options import (
     Json,
     Layout,
     StrategyName,
+    ViewKind,
+    Workers,
     finite,
     option_group,
 )
@@ -33,7 +35,7 @@ def data_prepare_command(
     exclude_pairs: Annotated[Optional[Path], typer.Option(
         help="skip every person named in this LFW pairs.txt (keeps View 2 out of training)")] = None,
     prefix: Annotated[str, typer.Option(help="prefix for identity names (keeps datasets apart)")] = "",
-    workers: Annotated[int, typer.Option(help="worker processes")] = 2,
+    workers: Workers = 2,
     limit: Annotated[int, typer.Option(help="stop after this many source images (0: all)")] = 0,
     detector: DetectorOpt = DetectorName.yunet,
     detect_size: DetectSize = DEFAULT_DETECT_SIZE,
@@ -61,15 +63,18 @@ def data_views_command(
     dst: Annotated[Path, typer.Argument(help="new prepared folder for the views (crops, damaged photos, manifest)")],
     per_face: Annotated[int, typer.Option(help="damaged views of each face")] = 1,
     seed: Annotated[int, typer.Option(help="another seed draws other damage")] = 0,
-    workers: Annotated[int, typer.Option(help="worker processes")] = 2,
+    kind: Annotated[ViewKind, typer.Option(
+        help="camera: everyday damage; harsh: hard cast shadow, dim room at the gain limit, night camera")
+    ] = ViewKind.camera,
+    workers: Workers = 2,
     json_out: Json = False,
 ) -> None:
     """Damaged views of every prepared face (grey, shading, shadow, blur, small-face detail, JPEG, occlusion,
-    colour) for a teacher to label: a prepared folder that distill takes like any other; resumable."""
+    colour; or harsh light) for a teacher to label: a prepared folder that distill takes like any other; resumable."""
     from edgeface.data.views import make_views
     from edgeface.tables import print_json, print_table
 
-    summary = make_views(src, dst, per_face=per_face, seed=seed, workers=workers)
+    summary = make_views(src, dst, per_face=per_face, seed=seed, workers=workers, kind=kind.value)
     if json_out:
         print_json(summary)
         return
@@ -223,7 +228,7 @@ def distill_command(
     teacher: Annotated[str, typer.Option(
         help="'dlib', 'dlib-port' (dlib's network on LiteRT, from face-api's weights), a .tflite or Keras model")],
     out: Out = Path("runs/distill"),
-    workers: Annotated[int, typer.Option(help="processes computing teacher embeddings (cached)")] = 2,
+    workers: Workers = 2,
     identity_weight: Annotated[float, typer.Option(
         help="weight of an ArcFace loss on the labelled faces beside distillation (0: distillation only)",
         callback=finite)] = 0.0,
@@ -235,6 +240,9 @@ def distill_command(
     centre: Annotated[bool, typer.Option(
         " /--raw-targets", help="--raw-targets: match the teacher's embeddings as they are instead of centred on "
                                 "their mean (for a student that starts as the teacher: --arch dlib-resnet)")] = True,
+    clean_targets: Annotated[bool, typer.Option(
+        help="a damaged view (data views) learns the teacher's embedding of the clean face it was made from, not "
+             "the teacher's reading of the damage: the student learns to see through it")] = False,
     json_out: Json = False,
 ) -> None:
     """Train a student to reproduce a teacher's embeddings (cosine loss); works on unlabelled folders."""
@@ -242,4 +250,4 @@ def distill_command(
 
     print_training(distill(data, teacher, train_config(out, run), workers=workers, identity_weight=identity_weight,
                            margin=run["margin"], scale=run["scale"], relation_weight=relation_weight,
-                           teacher_flip=teacher_flip, centre=centre), json_out)
+                           teacher_flip=teacher_flip, centre=centre, clean_targets=clean_targets), json_out)

@@ -18,3 +18,12 @@ def check_threads(threads: int) -> int:
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= high:
         raise EdgefaceError(f"--threads must be a whole number from 1 to {high} (4 per core), got {threads!r}")
     return threads
+
+
+def check_workers(workers: int, option: str = "--workers") -> int:
+    """Worker processes or threads a command starts side by side: bounded like ``--threads`` (a pool of 100,000
+    would exhaust the machine's process and thread limits before it did any work)."""
+    high = max_threads()
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= high:
+        raise EdgefaceError(f"{option} must be a whole number from 1 to {high} (4 per core), got {workers!r}")
+    return workers

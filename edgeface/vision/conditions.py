@@ -146,26 +146,59 @@ def cast_shadow(image: np.ndarray, key: str) -> np.ndarray:
     return jpeg(shading(image, centre, 0.5 * min(h, w), angle, 0.08, 1.4, hard=True), 70)
 
 
-def low_exposure(image: np.ndarray, key: str) -> np.ndarray:
-    """A dim room at night: a tenth of the light reaches the sensor (shot noise ~ sqrt of the signal, read noise 2
-    levels, the dark frame's 8-bit steps), and the camera's gain, at its limit, brings it only to 40 % (x4, with
-    the noise); JPEG 60."""
-    rng = rng_for(key, "dark")
-    signal = image.astype(np.float32) * 0.1
+def dim(image: np.ndarray, rng: np.random.Generator, light: float, gain: float, quality: int) -> np.ndarray:
+    """A dim room: ``light`` of the light reaches the sensor (shot noise ~ sqrt of the signal, read noise 2 levels,
+    the dark frame's 8-bit steps), the camera's gain multiplies it (with the noise), then JPEG at ``quality``."""
+    signal = image.astype(np.float32) * light
     noisy = signal + rng.normal(0, 1, signal.shape[:2])[..., None] * np.sqrt(signal + 4.0)
     dark = np.clip(np.round(noisy), 0, 255)  # what the sensor's 8 bits hold before the gain
-    return jpeg(np.clip(dark * 4.0, 0, 255).astype(np.uint8), 60)
+    return jpeg(np.clip(dark * gain, 0, 255).astype(np.uint8), quality)
+
+
+def low_exposure(image: np.ndarray, key: str) -> np.ndarray:
+    """A dim room at night: a tenth of the light reaches the sensor, and the camera's gain, at its limit, brings it
+    only to 40 % (x4, with the noise); JPEG 60."""
+    return dim(image, rng_for(key, "dark"), 0.1, 4.0, 60)
+
+
+def infrared(image: np.ndarray, rng: np.random.Generator, weights: tuple[float, float, float], flatten: float,
+             noise: float, soften: float, quality: int) -> np.ndarray:
+    """A night camera's IR illuminator: one grey channel weighted to red (``weights`` of R, G, B; skin reflects
+    near-IR: brighter, flatter), contrast lowered by ``flatten`` towards a bright grey, sensor noise, a soft lens."""
+    rgb = image.astype(np.float32)
+    ir = weights[0] * rgb[..., 0] + weights[1] * rgb[..., 1] + weights[2] * rgb[..., 2]
+    flat = (1.0 - flatten) * ir + flatten * 170.0
+    noisy = flat + rng.normal(0, noise, flat.shape)
+    soft = cv2.GaussianBlur(np.clip(noisy, 0, 255).astype(np.uint8), (0, 0), soften)
+    return jpeg(cv2.cvtColor(soft, cv2.COLOR_GRAY2RGB), quality)
 
 
 def near_infrared(image: np.ndarray, key: str) -> np.ndarray:
-    """A night camera's IR illuminator: one grey channel weighted to red (skin reflects near-IR: brighter, flatter),
-    contrast lowered towards a bright grey, soft, sensor noise (sigma 5), JPEG 60."""
-    rgb = image.astype(np.float32)
-    ir = 0.6 * rgb[..., 0] + 0.3 * rgb[..., 1] + 0.1 * rgb[..., 2]
-    flat = 0.65 * ir + 0.35 * 170.0
-    noisy = flat + rng_for(key, "nir").normal(0, 5, flat.shape)
-    soft = cv2.GaussianBlur(np.clip(noisy, 0, 255).astype(np.uint8), (0, 0), 1.0)
-    return jpeg(cv2.cvtColor(soft, cv2.COLOR_GRAY2RGB), 60)
+    """The evaluation's night camera: 60 % red, contrast 65 % towards grey 170, noise sigma 5, blur 1, JPEG 60."""
+    return infrared(image, rng_for(key, "nir"), (0.6, 0.3, 0.1), 0.35, 5.0, 1.0, 60)
+
+
+def random_harsh(image: np.ndarray, box: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """One harsh training view: a hard cast shadow, a dim room at the gain limit, or a night camera's IR look, each
+    drawn from a family around the evaluation condition of that name.
+
+    Why a family and not the condition itself: a student trained on the exact pixels it is judged on would look robust
+    on ``eval --condition`` and learn nothing about real light; the evaluation's parameters are one point inside each
+    range, so the harsh conditions still measure something, but the real-light photos decide.
+    """
+    x0, y0, x1, y1 = (float(v) for v in box)
+    centre, width = ((x0 + x1) / 2 + rng.uniform(-0.1, 0.1) * (x1 - x0), (y0 + y1) / 2), x1 - x0
+    kind = ("shadow", "dark", "nir")[int(rng.integers(3))]
+    if kind == "shadow":
+        out = shading(image, centre, width, rng.uniform(0, 2 * np.pi), rng.uniform(0.04, 0.3), rng.uniform(1.0, 1.6),
+                      hard=True)
+        return jpeg(out, int(rng.integers(50, 91))), [kind]
+    if kind == "dark":
+        return dim(image, rng, rng.uniform(0.06, 0.25), rng.uniform(2.0, 5.0), int(rng.integers(40, 81))), [kind]
+    red = rng.uniform(0.45, 0.75)
+    weights = (red, 0.75 * (1.0 - red), 0.25 * (1.0 - red))
+    return infrared(image, rng, weights, rng.uniform(0.2, 0.5), rng.uniform(2.0, 8.0), rng.uniform(0.5, 1.5),
+                    int(rng.integers(40, 81))), [kind]
 
 
 HARSH: dict[str, Callable[[np.ndarray, str], np.ndarray]] = {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.data.prepare import read_manifest
+from edgeface.data.prepare import MANIFEST, read_manifest
 from edgeface.errors import EdgefaceError
 from edgeface.manifest import InputSpec
 from edgeface.training.tf_setup import tf
@@ -33,6 +33,30 @@ def prepared_faces(roots: Sequence[str | Path]) -> tuple[list[str], list[str | N
             paths.append(str(root / r["file"]))
             identities.append(r.get("identity"))
     return paths, identities
+
+
+def clean_faces(roots: Sequence[str | Path]) -> tuple[list[str], list[Path]]:
+    """For every ok face of the prepared folders (in ``prepared_faces``' order): the key (``<folder>/<file>``,
+    resolved) of the clean face whose teacher embedding is its target, the face itself unless it is a view
+    (``data views``: ``of`` in ``of_root``); and the folders those clean faces are in."""
+    keys: list[str] = []
+    folders: dict[Path, None] = {}
+    for root in roots:
+        root = Path(root)
+        for n, r in enumerate((r for r in read_manifest(root) if r.get("status") == "ok"), 1):
+            if "of" not in r:
+                folder, file = root.resolve(), r["file"]
+            elif isinstance(r.get("of_root"), str) and isinstance(r["of"], str):
+                folder, file = Path(r["of_root"]), r["of"]
+            else:
+                raise EdgefaceError(f"{root / MANIFEST} ok record {n} is a view that does not name the folder of its "
+                                    "clean face (made by an older edgeface): make the views again with 'edgeface "
+                                    "data views'")
+            if not (folder / file).is_file():
+                raise EdgefaceError(f"{root / MANIFEST} ok record {n}: its clean face {folder / file} is missing")
+            keys.append(str(folder / file))
+            folders[folder] = None
+    return keys, list(folders)
 
 
 def prepared_alignment(roots: Sequence[str | Path]) -> str:

@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.errors import EdgefaceError
-from edgeface.training.train.dataset import encode_labels, make_dataset, prepared_alignment, prepared_faces
+from edgeface.training.train.dataset import (
+    clean_faces,
+    encode_labels,
+    make_dataset,
+    prepared_alignment,
+    prepared_faces,
+)
 from edgeface.training.train.loop import TrainConfig, fit
 from edgeface.training.train.targets import teacher_targets
 from edgeface.vision.embed import DLIB_PORT, l2_normalise
@@ -96,20 +102,28 @@ def check_teacher(teacher: str, alignment: str) -> None:
 
 def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 2, identity_weight: float = 0.0,
             margin: float = 0.3, scale: float = 32.0, relation_weight: float = 0.0,
-            callbacks: list | None = None, teacher_flip: bool = False, centre: bool = True) -> dict:
+            callbacks: list | None = None, teacher_flip: bool = False, centre: bool = True,
+            clean_targets: bool = False) -> dict:
     """Train ``config.arch`` on the teacher's embeddings of every prepared face in ``data`` (and, with
     ``identity_weight``, on the identities of the labelled ones).
 
     ``teacher_flip``: the teacher's embedding is the mean of the face's and its mirror's (a better teacher, at no
     cost to the student). ``centre=False`` keeps the teacher's own geometry: a student that starts as the teacher
-    (``--arch dlib-resnet``) must not be moved to centred targets, which cost dlib's descriptor 1.2 pp on LFW."""
+    (``--arch dlib-resnet``) must not be moved to centred targets, which cost dlib's descriptor 1.2 pp on LFW.
+
+    ``clean_targets``: a damaged view (``data views``) is taught the teacher's embedding of the clean face it was made
+    from, not the teacher's reading of the damage. Why: a student taught the teacher's view of a face in a dim room
+    can at best be as lost as the teacher there; taught the clean face, it learns to see through the light, and the
+    batch relation loss then keeps strangers under one harsh light as far apart as the teacher keeps them in daylight
+    (the same-setting strangers issue #40 measured)."""
     if identity_weight < 0 or relation_weight < 0:
         raise EdgefaceError("--identity-weight and --relation-weight must be >= 0")
     alignment = prepared_alignment(data)
     check_teacher(teacher, alignment)
     paths, identities = prepared_faces(data)
-    table = teacher_targets(list(data), teacher, workers=workers, flip=teacher_flip)
-    raw = np.stack([table[p] for p in paths]).astype(np.float32)
+    keys, folders = clean_faces(data) if clean_targets else (paths, list(data))
+    table = teacher_targets(folders, teacher, workers=workers, flip=teacher_flip)
+    raw = np.stack([table[k] for k in keys]).astype(np.float32)
     # raw targets keep the plain cosine even in a crowded teacher space (unlike FaceSet's fine-tuning after
     # compression): comparing both minus the teacher's shared direction gave a 106 px student of dlib's network
     # 94.55 % on LFW after a pass against 94.97 % with the plain cosine, and the shipped recipe was made without it
@@ -117,7 +131,9 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
     config.embedding_size = targets.shape[1]
     described = f"cosine to {'centred ' if centre else ''}teacher embedding" + (
         f" + {relation_weight} x batch relation (similarity matrix MSE)" if relation_weight else "")
-    extra = {"step": "distill", "teacher": teacher, "teacher_flip": teacher_flip, "faces": len(paths),
+    taught_clean = sum(k != str(Path(p).resolve()) for k, p in zip(keys, paths, strict=True)) if clean_targets else 0
+    extra = {"step": "distill", "teacher": teacher, "teacher_flip": teacher_flip,
+             "views_taught_their_clean_face": taught_clean, "faces": len(paths),
              "loss": described, "alignment": alignment}
     distil_loss = distillation_loss(relation_weight)
     steps = len(paths) // config.batch
