@@ -19,6 +19,7 @@ from edgeface.data.layouts import Item, list_items
 from edgeface.errors import EdgefaceError
 from edgeface.evaluate.lfw import parse_pairs
 from edgeface.progress import progress_bar
+from edgeface.runtime.threads import check_workers
 from edgeface.vision.detector_options import (
     BLAZEFACE_ALIGNMENT,
     DEFAULT_DETECT_SIZE,
@@ -153,8 +154,7 @@ def prepare(src: str | Path, dst: str | Path, identities: Path | None = None, la
     from edgeface.vision.detect import FaceFinder
 
     src, dst = Path(src), Path(dst)
-    if workers < 1:
-        raise EdgefaceError(f"--workers must be at least 1, got {workers}")
+    check_workers(workers)
     if limit < 0:
         raise EdgefaceError(f"--limit must be 0 (all) or more, got {limit}")
     if prefix:

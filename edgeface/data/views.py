@@ -23,6 +23,7 @@ from edgeface.choices import VIEW_KINDS
 from edgeface.data.prepare import MANIFEST, read_manifest, record_face, record_file
 from edgeface.errors import EdgefaceError
 from edgeface.progress import progress_bar
+from edgeface.runtime.threads import check_workers
 
 SOURCES = "sources"
 
@@ -56,8 +57,9 @@ def make_views(src: str | Path, dst: str | Path, per_face: int = 1, seed: int = 
     ``dst``; returns counts and how often each condition was drawn. ``kind``: ``camera`` (everyday damage,
     ``random_view``) or ``harsh`` (``random_harsh``: the light a door camera meets at night and at noon)."""
     src, dst = Path(src), Path(dst)
-    if per_face < 1 or workers < 1:
-        raise EdgefaceError("--per-face and --workers must be at least 1")
+    if per_face < 1:
+        raise EdgefaceError("--per-face must be at least 1")
+    check_workers(workers)
     if kind not in VIEW_KINDS:
         raise EdgefaceError(f"unknown view kind {kind!r}; choose one of {', '.join(VIEW_KINDS)}")
     if src.resolve() == dst.resolve():

@@ -21,6 +21,7 @@ import numpy as np
 from edgeface.errors import EdgefaceError
 from edgeface.files import atomic_write, cache_dir
 from edgeface.progress import progress_bar
+from edgeface.runtime.threads import check_workers
 from edgeface.vision.align import align_face, centre_face
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
@@ -144,7 +145,7 @@ def embed_paths(paths: Sequence[Path], embedder: Embedder, workers: int = 2, det
         return i, (chip if batched else image), face, face_measures(chip, image, face) if with_measures else None
 
     try:
-        with progress_bar() as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        with progress_bar() as bar, ThreadPoolExecutor(max_workers=check_workers(workers)) as pool:
             task = bar.add_task(description, total=len(todo))
             for start in range(0, len(todo), 64):
                 chunk = list(pool.map(load, todo[start : start + 64]))

@@ -15,6 +15,7 @@ import numpy as np
 from edgeface.data.prepare import read_manifest, record_face
 from edgeface.errors import EdgefaceError
 from edgeface.progress import progress_bar
+from edgeface.runtime.threads import check_workers
 from edgeface.vision.embedding_cache import KeyedArrayCache, cache_file
 from edgeface.vision.image import read_image
 
@@ -40,6 +41,7 @@ def teacher_targets(roots: list[Path], teacher: str, workers: int = 2, flip: boo
     face's and its mirror's embedding)."""
     from edgeface.training.train.keras_embedder import load_any_embedder
 
+    check_workers(workers)
     key = load_any_embedder(teacher, flip=flip).key
     out: dict[str, np.ndarray] = {}
     for root in roots:
