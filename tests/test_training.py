@@ -134,6 +134,15 @@ def test_relation_loss_is_zero_only_when_the_similarities_match():
     assert float(np.max(relation_loss(teacher, 3.0 * teacher @ rotation))) < 1e-10
     shuffled = teacher[rng.permutation(16)]
     assert float(np.mean(relation_loss(teacher, shuffled))) > 0.05
+    # --tail-weight: two strangers pulled together cost more than the same error pushing them apart
+    def pair(cos: float) -> np.ndarray:  # two unit faces at this cosine
+        return np.array([[1, 0, 0], [cos, np.sqrt(1 - cos * cos), 0]], np.float32)
+
+    plain = [float(np.sum(relation_loss(pair(0.5), pair(c)))) for c in (0.7, 0.3)]
+    tail = [float(np.sum(relation_loss(pair(0.5), pair(c), tail_weight=4.0))) for c in (0.7, 0.3)]
+    assert plain[0] == pytest.approx(plain[1], rel=1e-4)  # the symmetric loss cannot tell the two errors apart
+    assert tail[1] == pytest.approx(plain[1], rel=1e-5)  # pushed apart: the tail term does not see it
+    assert tail[0] == pytest.approx(5 * plain[0], rel=1e-4)  # pulled together: counted 1 + 4 times
 
 
 def test_distill_with_identities_then_warm_start(faces, tmp_path):

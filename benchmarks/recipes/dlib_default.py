@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--lr", default="1e-4")
     parser.add_argument("--identity-weight", default="0.02", help="ArcFace loss weight on labelled faces")
     parser.add_argument("--relation-weight", default="2", help="batch relation loss weight")
+    parser.add_argument("--tail-weight", default="0", help="distill --tail-weight: impostor pairs pulled closer "
+                                                          "than the teacher's count this much more")
     parser.add_argument("--views-per-face", default="2")
     parser.add_argument("--sources", default=",".join(TRAINING_SOURCES),
                         help=f"what it learns from, of {', '.join(CHOSEN_SOURCES)} (celeba-tune: CelebA's tune half "
@@ -135,6 +137,7 @@ def main() -> None:
             "--raw-targets", "--epochs", args.epochs, "--batch", args.batch, "--lr", args.lr, "--out", str(run),
             "--val-lfw-dir", str(LFW), "--val-pairs", str(PAIRS), "--val-every", args.val_every,
             "--identity-weight", args.identity_weight, "--relation-weight", args.relation_weight,
+            "--tail-weight", args.tail_weight,
             "--input-size", args.input_size, *(["--resume"] if args.resume else []),
             *(["--clean-targets"] if args.clean_targets else []),
             *(["--init", init] if init else []))

@@ -240,6 +240,9 @@ def distill_command(
     centre: Annotated[bool, typer.Option(
         " /--raw-targets", help="--raw-targets: match the teacher's embeddings as they are instead of centred on "
                                 "their mean (for a student that starts as the teacher: --arch dlib-resnet)")] = True,
+    tail_weight: Annotated[float, typer.Option(
+        help="relation loss: pairs of different faces the student puts closer than the teacher count 1 + this many "
+             "times (the impostor tail a low-FAR threshold reads)", callback=finite)] = 0.0,
     clean_targets: Annotated[bool, typer.Option(
         help="a damaged view (data views) learns the teacher's embedding of the clean face it was made from, not "
              "the teacher's reading of the damage: the student learns to see through it")] = False,
@@ -250,4 +253,5 @@ def distill_command(
 
     print_training(distill(data, teacher, train_config(out, run), workers=workers, identity_weight=identity_weight,
                            margin=run["margin"], scale=run["scale"], relation_weight=relation_weight,
-                           teacher_flip=teacher_flip, centre=centre, clean_targets=clean_targets), json_out)
+                           teacher_flip=teacher_flip, centre=centre, clean_targets=clean_targets,
+                           tail_weight=tail_weight), json_out)

@@ -34,21 +34,27 @@ def cosine_loss(y_true, y_pred):
     return 1.0 - tf.reduce_sum(tf.math.l2_normalize(y_pred, axis=-1) * y_true, axis=-1)
 
 
-def relation_loss(y_true, y_pred):
+def relation_loss(y_true, y_pred, tail_weight: float = 0.0):
     """Mean squared difference between the batch's student and teacher cosine-similarity matrices.
 
     Why beside the per-face cosine: a student that misses each target by the same small angle can still get the
     *relations* wrong (two strangers pulled closer than the teacher puts them), and relations are what a
-    verification threshold reads.
+    verification threshold reads. ``tail_weight`` adds that error once more, ``tail_weight`` times, for pairs of
+    different faces the student puts *closer* than the teacher: the impostor tail a threshold at FAR 1e-3 reads,
+    which a symmetric loss lets grow as long as other pairs move apart.
     """
     from edgeface.training.tf_setup import tf
 
     student = tf.math.l2_normalize(y_pred, axis=-1)
-    diff = tf.matmul(student, student, transpose_b=True) - tf.matmul(y_true, y_true, transpose_b=True)
-    return tf.reduce_mean(tf.square(diff), axis=-1)  # per face: its row of the matrix
+    teacher = tf.matmul(y_true, y_true, transpose_b=True)
+    diff = tf.matmul(student, student, transpose_b=True) - teacher
+    loss = tf.reduce_mean(tf.square(diff), axis=-1)  # per face: its row of the matrix
+    if tail_weight:  # one face's rows (the diagonal, a view and its clean face: teacher cosine 1) cannot be closer
+        loss += tail_weight * tf.reduce_mean(tf.square(tf.nn.relu(diff)), axis=-1)
+    return loss
 
 
-def distillation_loss(relation_weight: float, centre: np.ndarray | None = None):
+def distillation_loss(relation_weight: float, centre: np.ndarray | None = None, tail_weight: float = 0.0):
     """Cosine to the teacher, plus ``relation_weight`` x the relation loss when it is above zero. With ``centre``
     (the teacher's mean unit embedding; the targets then centred on it, see ``centred_targets``) both compare the
     student's unit embedding minus that mean: the student stays in the teacher's space, and the loss weighs the
@@ -62,7 +68,7 @@ def distillation_loss(relation_weight: float, centre: np.ndarray | None = None):
 
             y_pred = tf.math.l2_normalize(y_pred, axis=-1) - tf.constant(centre, tf.float32)
         out = cosine_loss(y_true, y_pred)
-        return out + relation_weight * relation_loss(y_true, y_pred) if relation_weight else out
+        return out + relation_weight * relation_loss(y_true, y_pred, tail_weight) if relation_weight else out
 
     return loss
 
@@ -103,7 +109,7 @@ def check_teacher(teacher: str, alignment: str) -> None:
 def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 2, identity_weight: float = 0.0,
             margin: float = 0.3, scale: float = 32.0, relation_weight: float = 0.0,
             callbacks: list | None = None, teacher_flip: bool = False, centre: bool = True,
-            clean_targets: bool = False) -> dict:
+            clean_targets: bool = False, tail_weight: float = 0.0) -> dict:
     """Train ``config.arch`` on the teacher's embeddings of every prepared face in ``data`` (and, with
     ``identity_weight``, on the identities of the labelled ones).
 
@@ -116,8 +122,10 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
     can at best be as lost as the teacher there; taught the clean face, it learns to see through the light, and the
     batch relation loss then keeps strangers under one harsh light as far apart as the teacher keeps them in daylight
     (the same-setting strangers issue #40 measured)."""
-    if identity_weight < 0 or relation_weight < 0:
-        raise EdgefaceError("--identity-weight and --relation-weight must be >= 0")
+    if identity_weight < 0 or relation_weight < 0 or tail_weight < 0:
+        raise EdgefaceError("--identity-weight, --relation-weight and --tail-weight must be >= 0")
+    if tail_weight and not relation_weight:
+        raise EdgefaceError("--tail-weight weighs part of the relation loss: give --relation-weight too")
     alignment = prepared_alignment(data)
     check_teacher(teacher, alignment)
     paths, identities = prepared_faces(data)
@@ -130,12 +138,14 @@ def distill(data: list[Path], teacher: str, config: TrainConfig, workers: int = 
     targets = centred_targets(raw)[0] if centre else l2_normalise(raw)
     config.embedding_size = targets.shape[1]
     described = f"cosine to {'centred ' if centre else ''}teacher embedding" + (
-        f" + {relation_weight} x batch relation (similarity matrix MSE)" if relation_weight else "")
+        f" + {relation_weight} x batch relation (similarity matrix MSE"
+        + (f", pairs pulled closer than the teacher's x {1 + tail_weight})" if tail_weight else ")")
+        if relation_weight else "")
     taught_clean = sum(k != str(Path(p).resolve()) for k, p in zip(keys, paths, strict=True)) if clean_targets else 0
     extra = {"step": "distill", "teacher": teacher, "teacher_flip": teacher_flip,
              "views_taught_their_clean_face": taught_clean, "faces": len(paths),
              "loss": described, "alignment": alignment}
-    distil_loss = distillation_loss(relation_weight)
+    distil_loss = distillation_loss(relation_weight, tail_weight=tail_weight)
     steps = len(paths) // config.batch
     if identity_weight == 0:
         def datasets(spec, batch):
