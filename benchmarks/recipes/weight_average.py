@@ -1,7 +1,7 @@
 """Average a fine-tuned dlib network's weights with the port it started from (WiSE-FT), then export and score it.
 
     python benchmarks/recipes/weight_average.py --tuned ~/.cache/edgeface/dlib-robust-tail/model.keras \
-        --alpha 0.5 --run dlib-robust-tail-wise
+        --alpha 0.3 --run dlib-robust-tail-wise30
     python benchmarks/port_robustness.py --name robust-tail-wise \
         --fine-tuned ~/.cache/edgeface/dlib-robust-tail-wise-flip/edgeface-int8.tflite
 
