@@ -43,7 +43,7 @@ def scored(vectors: np.ndarray, ids: np.ndarray, threshold: float, templates: np
 def sides(paths: list, embedder: Embedder, workers: int, group: str, transform=None) -> tuple:
     """Unit probes and unit templates (None: the probes) of ``paths``, as ``recognize`` compares them."""
     done = embed_sides(paths, embedder, workers=workers, group=group, transform=transform)
-    return l2_normalise(done.probes), done.templates
+    return done.probes, done.templates
 
 
 def centred(vectors: np.ndarray, templates: np.ndarray | None, mean: np.ndarray) -> tuple:

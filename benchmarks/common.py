@@ -33,9 +33,9 @@ CHOSEN_SOURCES = {**TRAINING_SOURCES,
                   "celeba-tune": (CELEBA, ["--identities", str(TUNE_IDENTITIES), "--prefix", "celeba_"])}
 
 
-def in_tune_half(identity: int) -> bool:
-    """CelebA's identities split once: even ids are the tune half (thresholds are placed there, and a robust
-    fine-tuning may learn from them), odd ids the held half no figure is tuned on (benchmarks/same_setting.py)."""
+def in_tune_half(identity):
+    """CelebA's identities split once (an id or an array of them): even ids are the tune half (thresholds and gates
+    are placed there, and a robust fine-tuning may learn from them), odd ids the held half no figure is tuned on."""
     return identity % 2 == 0
 
 

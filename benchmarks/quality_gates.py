@@ -34,14 +34,14 @@ import time
 
 import cv2
 import numpy as np
-from common import DATA, LFW, PAIRS, install_gates, save
+from common import DATA, LFW, PAIRS, in_tune_half, install_gates, save
 from same_setting import celeba
 
 from edgeface.default_model import resolve_model
 from edgeface.evaluate.lfw import evaluate_lfw, turned_away_by
 from edgeface.evaluate.same_setting import SHARED_CAMERAS
 from edgeface.vision.condition_names import CONDITIONS
-from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder
+from edgeface.vision.embed import decision_threshold, load_embedder
 from edgeface.vision.embedding_cache import embed_sides
 from edgeface.vision.quality import LIMITS, Gates
 
@@ -128,13 +128,13 @@ def shared_cameras(model: str, workers: int) -> tuple[dict[str, dict], dict[str,
     embedder = load_embedder(str(resolve_model(model)), threads=1)
     threshold = decision_threshold(embedder)
     paths, ids = celeba()
-    tune = ids % 2 == 0
+    tune = in_tune_half(ids)
     paths, ids = [p for p, t in zip(paths, tune, strict=True) if t], ids[tune]
     reports, pairs = {}, {}
     for camera, transform in SHARED_CAMERAS.items():
         sides = embed_sides(paths, embedder, workers=workers, group=f"same-setting/celeba-{camera}",
                             transform=transform, description=f"{model} camera {camera}", with_measures=True)
-        vectors = l2_normalise(sides.probes)
+        vectors = sides.probes
         name = f"camera-{camera}"
         reports[name] = {"accuracy": None, "accuracy_se": None, "roc_auc": None, "model_threshold": threshold,
                          "_arrays": {"embeddings": vectors, "templates": sides.templates, "people": ids,

@@ -102,7 +102,7 @@ def lfw_rows(workers: int) -> dict:
     ids = np.array([name.split("/")[0] for name in pairs.images])
     embedder = load_embedder("default")
     sides = embed_sides(paths, embedder, workers=workers, group="lfw", description="lfw")
-    one, flip = l2_normalise(sides.probes), sides.templates  # the default's templates: flip-averaged
+    one, flip = sides.probes, sides.templates  # the default's templates: flip-averaged
     threshold = decision_threshold(embedder)
     out = {}
     for name, (probes, templates, scored) in {"both_flip": (flip, flip, pairs), "both_single": (one, one, pairs),
@@ -137,7 +137,7 @@ def main() -> None:
     earlier = RESULTS / args.out
     earlier_flip = read_json(earlier).get("lfw_flip") if earlier.is_file() else None
     celeba_paths, celeba_ids = celeba()
-    tune = np.array([in_tune_half(int(i)) for i in celeba_ids])
+    tune = in_tune_half(celeba_ids)
     held = ~tune
     tune_paths, held_paths = [p for p, t in zip(celeba_paths, tune, strict=True) if t], \
         [p for p, h in zip(celeba_paths, held, strict=True) if h]
@@ -178,7 +178,7 @@ def main() -> None:
             sides = embed_sides(paths, embedder, workers=args.workers, group=group, transform=transform,
                                 description=f"{model} {name}", with_measures=True)
             row = {"model": model, "set": name, "no_face_found": int(sum(sides.fell_back)),
-                   **judged(l2_normalise(sides.probes), ids, gates.passed(sides.measures),
+                   **judged(sides.probes, ids, gates.passed(sides.measures),
                             {"before": lfw_threshold, "after": after}, sides.templates)}
             print(f"  {name}: FAR {row['before']['far']:.5f} -> {row['after']['far']:.5f}, TAR "
                   f"{row['before']['tar']} -> {row['after']['tar']}", flush=True)

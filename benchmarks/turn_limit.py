@@ -30,7 +30,7 @@ from edgeface.evaluate.same_setting import CAMERA_FAR
 from edgeface.progress import track
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_MAX_TURN
-from edgeface.vision.embed import decision_threshold, l2_normalise, load_embedder, manifest_gates
+from edgeface.vision.embed import decision_threshold, load_embedder, manifest_gates
 from edgeface.vision.embedding_cache import KeyedArrayCache, cache_file, embed_sides, file_signature
 from edgeface.vision.image import read_image
 from edgeface.vision.quality import Gates
@@ -111,7 +111,7 @@ def main() -> None:
             sides = embed_sides(paths, embedder, workers=args.workers, group=group, description=f"{model} {name}",
                                 with_measures=True)
             kept = gates.passed(sides.measures) & np.isfinite(measured[name])
-            bins[name] = by_turn(l2_normalise(sides.probes[kept]), np.asarray(ids)[kept], measured[name][kept],
+            bins[name] = by_turn(sides.probes[kept], np.asarray(ids)[kept], measured[name][kept],
                                  threshold, None if sides.templates is None else sides.templates[kept])
             rows += [{"model": model, "set": name, "threshold": threshold, **row} for row in bins[name]]
         limit = choose(bins, measured["lfw"], args.min_faces, args.max_plain)

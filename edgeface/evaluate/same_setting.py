@@ -25,7 +25,7 @@ from edgeface.evaluate.metrics import all_pairs_thresholds
 from edgeface.manifest import load_manifest, save_manifest
 from edgeface.vision.conditions import grey, jpeg, rng_for, shading
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
-from edgeface.vision.embed import Embedder, l2_normalise, manifest_gates
+from edgeface.vision.embed import Embedder, manifest_gates
 from edgeface.vision.embedding_cache import embed_sides
 from edgeface.vision.image import is_image
 from edgeface.vision.quality import Gates
@@ -94,7 +94,7 @@ def same_setting_report(embedder: Embedder, root: str | Path, threshold: float, 
     sides = embed_sides(paths, embedder, workers=workers, group=f"same-setting|{Path(root)}-{camera}",
                         description="same-setting photos", detector=detector, detect_size=detect_size,
                         transform=SHARED_CAMERAS[camera])
-    pairs = all_pairs_thresholds(l2_normalise(sides.probes), ids, fars=(1e-3,), at=threshold,
+    pairs = all_pairs_thresholds(sides.probes, ids, fars=(1e-3,), at=threshold,
                                  templates=sides.templates)
     return {"dir": str(root), "camera": camera, "people": len(np.unique(ids)), "images": len(paths),
             "no_face_found": int(sum(sides.fell_back)), "impostor_pairs": pairs["impostor_pairs"],
@@ -118,7 +118,7 @@ def setting_views(embedder: Embedder, paths: list[Path], ids: np.ndarray, group:
                             detect_size=detect_size, transform=SHARED_CAMERAS[camera],
                             description=f"same setting, {camera}", with_measures=True)
         kept = gates.passed(sides.measures)
-        views[camera] = (l2_normalise(sides.probes[kept]),
+        views[camera] = (sides.probes[kept],
                          None if sides.templates is None else sides.templates[kept], ids[kept])
     return views
 

@@ -13,17 +13,19 @@ def max_threads() -> int:
     return 4 * (os.cpu_count() or 1)
 
 
-def check_threads(threads: int) -> int:
+def check_count(count: int, option: str) -> int:
+    """A count of threads or processes a user asked for, refused outside 1 to ``max_threads()`` with one line."""
     high = max_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= high:
-        raise EdgefaceError(f"--threads must be a whole number from 1 to {high} (4 per core), got {threads!r}")
-    return threads
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= high:
+        raise EdgefaceError(f"{option} must be a whole number from 1 to {high} (4 per core), got {count!r}")
+    return count
+
+
+def check_threads(threads: int) -> int:
+    return check_count(threads, "--threads")
 
 
 def check_workers(workers: int, option: str = "--workers") -> int:
     """Worker processes or threads a command starts side by side: bounded like ``--threads`` (a pool of 100,000
     would exhaust the machine's process and thread limits before it did any work)."""
-    high = max_threads()
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= high:
-        raise EdgefaceError(f"{option} must be a whole number from 1 to {high} (4 per core), got {workers!r}")
-    return workers
+    return check_count(workers, option)

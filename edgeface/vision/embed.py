@@ -119,10 +119,11 @@ class AlignedEmbedder:
         aligned = check_aligned(aligned)
         if self.mirror:
             aligned = aligned[:, :, ::-1]
-        out = l2_normalise(check_embeddings(self.forward(aligned), self.name))
-        if self.flip:
-            return flip_average(out, l2_normalise(check_embeddings(self.forward(aligned[:, :, ::-1]), self.name)))
-        return out
+        out = self._unit(aligned)
+        return flip_average(out, self._unit(aligned[:, :, ::-1])) if self.flip else out
+
+    def _unit(self, aligned: np.ndarray) -> np.ndarray:
+        return l2_normalise(check_embeddings(self.forward(aligned), self.name))
 
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         if not faces:
@@ -235,9 +236,9 @@ class DlibEmbedder:
                 mirrored = np.ascontiguousarray(image[:, ::-1])
                 w = image.shape[1]
                 box = np.array([w - face.box[2], face.box[1], w - face.box[0], face.box[3]])
-                vec = vec + l2_normalise(self._descriptor(mirrored, box))
+                vec = flip_average(vec, l2_normalise(self._descriptor(mirrored, box)))
             rows.append(vec)
-        return l2_normalise(np.stack(rows))
+        return np.stack(rows)
 
     def embed(self, aligned: np.ndarray) -> np.ndarray:
         """Aligned crops: the whole crop is the face box for dlib's own landmarking."""

@@ -25,7 +25,7 @@ from edgeface.runtime.threads import check_workers
 from edgeface.vision.align import align_face, centre_face
 from edgeface.vision.detect import FaceFinder, main_face
 from edgeface.vision.detector_options import DEFAULT_DETECT_SIZE, DEFAULT_DETECTOR
-from edgeface.vision.embed import AlignedEmbedder, Embedder, flip_average, flips_templates
+from edgeface.vision.embed import AlignedEmbedder, Embedder, flip_average, flips_templates, l2_normalise
 from edgeface.vision.face import Face
 from edgeface.vision.image import read_image
 
@@ -196,4 +196,4 @@ def embed_sides(paths: Sequence[Path], embedder: Embedder, description: str = "e
         mirrored = embed_paths(paths, embedder.twin(mirror=True), description=f"{description}, mirror images",
                                **options)[0]
         templates = flip_average(done[0], mirrored)
-    return Sides(done[0], templates, done[1], done[2] if with_measures else None)
+    return Sides(l2_normalise(done[0]), templates, done[1], done[2] if with_measures else None)
