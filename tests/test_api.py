@@ -124,6 +124,9 @@ def test_gallery_enroll_identify_remove(tmp_path: Path):
         result = people.enroll("obama", OBAMA)
         assert result["accepted"] == [str(OBAMA)] and result["templates"] == 1
         assert people.enroll("obama", OBAMA)["skipped"]  # the same photo twice is not two templates
+        # the same photo under another name is refused naming its holder, even for a declared new person
+        with pytest.raises(edgeface.EdgefaceError, match="already enrolled as obama"):
+            people.enroll("someone", OBAMA, new_person=True)
         people.enroll("biden", BIDEN)
         found = {r["name"] for r in people.identify(TWO)}
         assert found == {"obama", "biden"}

@@ -118,7 +118,7 @@ def enroll_person(gallery: Gallery, name: str, images: list, finder: FaceFinder,
     each face (a crop with margin, see ``keep_face``) so a later model can re-embed it without the photos; off for
     those who must not store face images. A face that already matches someone else at ``threshold`` is refused
     (``lookalike``) unless ``new_person``. Templates are made as the model's manifest says (``template_embedder``:
-    flip-averaged for the default)."""
+    flip-averaged for the default). A photo enrolled under another name is refused, naming who holds it."""
     result = EnrolResult(check_name(name))
     embedder = template_embedder(embedder)
     known = gallery.known_hashes()
@@ -139,9 +139,12 @@ def enroll_person(gallery: Gallery, name: str, images: list, finder: FaceFinder,
                     raise EdgefaceError(f"an image array must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
                 data = str(image.shape).encode() + image.tobytes()
             digest = hashlib.sha256(data).hexdigest()
-            if digest in known:
+            if digest in known and known[digest] == result.name:
                 result.skipped[label] = f"already enrolled as {known[digest]}"
                 continue
+            if digest in known:  # the very photo is somebody else's template: never a silent no-op
+                raise EdgefaceError(f"this photo is already enrolled as {known[digest]}: add it to "
+                                    f"{known[digest]}, or use another photo")
             vec, q, face = face_template(image, finder, embedder, max_turn, gates)
             refusal = None if new_person else lookalike(gallery, result.name, vec, threshold)
             if refusal is not None:
