@@ -42,15 +42,15 @@ def figure(row: dict, path: str) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--flip-file", type=Path,
-                        default=Path.home() / ".cache" / "edgeface" / "dlib-base-flip" / "edgeface-int8.tflite",
-                        help="the network flip-averaged inside the file (recipes/dlib_default.py --export-only --flip "
-                             "--run dlib-base)")
+                        default=Path.home() / ".cache/edgeface/dlib-robust-tail-wise30-flip/edgeface-int8.tflite",
+                        help="the default's network flip-averaged inside the file (recipes/weight_average.py "
+                             "--alpha 0.3 --run dlib-robust-tail-wise30 writes it)")
     parser.add_argument("--workers", type=int, default=2, choices=range(1, 5))
     args = parser.parse_args()
     started = time.time()
     if not args.flip_file.is_file():
         raise SystemExit(f"{args.flip_file} not found: python benchmarks/recipes/dlib_default.py --export-only --flip "
-                         "--run dlib-base --model ~/.cache/edgeface/dlib-base/model.keras")
+                         "--run dlib-robust-tail-wise30 --model ~/.cache/edgeface/dlib-robust-tail-wise30/model.keras")
     shipped = Path(resolve_model("default"))
     with_gates(args.flip_file, load_manifest(shipped).gates)
     out = "same_setting_flip_in_file.json"

@@ -13,7 +13,8 @@ A figure is a Markdown comment naming its source, followed by what it renders to
 
 and a value inside prose is ``<!-- value: {"file": ..., "path": "a/b", "format": "pct2"} -->99.22 %<!-- /value -->``.
 ``rows`` and ``path`` walk the JSON by keys separated by ``/`` (a mapping of mappings becomes rows with its keys as
-``key``); every table ends with a line naming the results file, the command that made it and when.
+``key``; in a list, ``model=default,set=orl`` picks the one row with those fields); every table ends with a line
+naming the results file, the command that made it and when.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def formatted(value: Any, how: str | None) -> str:
 
 def walk(doc: Any, path: str, source: str) -> Any:
     for key in [k for k in path.split("/") if k]:
+        if isinstance(doc, list) and "=" in key:  # "model=default,set=orl": the one row with those fields
+            wanted = dict(pair.split("=", 1) for pair in key.split(","))
+            found = [row for row in doc if isinstance(row, dict)
+                     and all(str(row.get(k)) == v for k, v in wanted.items())]
+            if len(found) != 1:
+                raise Stale(f"{source} has {len(found)} rows for {key!r} in {path!r}, not one")
+            doc = found[0]
+            continue
         if not isinstance(doc, dict) or key not in doc:
             raise Stale(f"{source} has no {path!r}")
         doc = doc[key]

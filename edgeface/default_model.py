@@ -3,6 +3,7 @@ ones a command takes by name (``--model small``)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from edgeface.errors import EdgefaceError
@@ -17,6 +18,9 @@ NAMED_MODELS = {
     # dlib's network less four residual blocks at 124 px (-50 % FLOPs), distilled from the default's: 1.6x
     # single's speed at 0.65 pp less LFW, faster and 2.1 pp better than small (see the README)
     "fast": "edgeface-fast.tflite",
+    # dlib's network with dlib's own public-domain weights, untouched: the default until it was fine-tuned for
+    # harsh light on research data (CelebA, UTKFace, LFW), for whom those data's terms rule the default out
+    "port": "edgeface-port.tflite",
 }
 # names kept for what they named before: ``single`` was the default's network at one pass a face, beside a default
 # that averaged every face with its mirror; the default now runs one pass a probe itself (flip-averaged templates)
@@ -24,9 +28,10 @@ ALIASES = {"single": "default"}
 FLOAT_TWINS = {"default", "small"}  # these also ship "<stem>-float32.tflite", named "<name>-float32"
 # what each shipped model is for (the README's "which model for which board" says why)
 USES = {
-    "default": "boards with int8 dot products (Pi 5, Orange Pi 5, x86): the most accurate",
+    "default": "boards with int8 dot products (Pi 5, Orange Pi 5, x86): the most accurate, also in harsh light",
     "fast": "video where frames a second matter most: a fine-tuned copy of the network, less four blocks",
     "small": "boards short of memory: the smallest file",
+    "port": "dlib's public-domain weights untouched: where the others' research training data's terms rule them out",
     "default-float32": "boards without int8 dot products (Pi 4): float runs faster there",
     "small-float32": "a float source for 'edgeface quantize'",
 }
@@ -92,3 +97,22 @@ def resolve_model(model: str | Path | None) -> str | Path:
         name = NAMED_MODELS[base]
         return default_model_path(name if base == text else name.replace(".tflite", "-float32.tflite"))
     return model
+
+
+@functools.cache
+def shipped_identity(name: str) -> str:
+    """What a gallery enrolled with the shipped model ``name`` is bound to (``vision.embed.embedder_identity`` of its
+    embedder), from the file and its manifest, without building an interpreter."""
+    from edgeface.manifest import load_manifest
+    from edgeface.tflite_metadata import gallery_identity, model_identity
+
+    path = Path(resolve_model(name))
+    manifest = load_manifest(path)
+    return gallery_identity(model_identity(path.read_bytes()), manifest is not None and manifest.templates == "flip")
+
+
+def shipped_name_of(identity: str) -> str | None:
+    """The shipped model a gallery bound to ``identity`` was enrolled with, by its name now (None: none ships). A
+    gallery enrolled with an earlier default remembers "default"; when the default changes, its model usually still
+    ships under another name (the dlib port as ``port``), and using that keeps the gallery working unchanged."""
+    return next((name for name in shipped_names() if shipped_identity(name) == identity), None)

@@ -166,6 +166,12 @@ def model_identity(data: bytes) -> str:
     return hashlib.sha256(strip_manifest(data)).hexdigest()
 
 
+def gallery_identity(model_sha: str, flip_templates: bool) -> str:
+    """What a gallery is bound to for a model of identity ``model_sha``: that, or with flip-averaged templates a hash
+    of it and that mode (one-pass templates of the same network are not comparable: ``gallery upgrade``)."""
+    return hashlib.sha256(f"{model_sha}|templates=flip".encode()).hexdigest() if flip_templates else model_sha
+
+
 def check_tflite_file(path: str | Path) -> bytes:
     """Read a model file and refuse anything that is not a TFLite flatbuffer, with a message naming the file."""
     path = Path(path)

@@ -102,7 +102,8 @@ def test_models_lists_the_architectures_from_the_cache_without_tensorflow(tmp_pa
     rows = json.loads(first.stdout)
     assert {r["name"]: r["embedding"] for r in rows["architectures"]}["tiny"] == 32
     # the shipped models, each by the name every command takes, with the LFW figures of its own file
-    assert [r["name"] for r in rows["shipped"]] == ["default", "small", "fast", "default-float32", "small-float32"]
+    assert [r["name"] for r in rows["shipped"]] == ["default", "small", "fast", "port", "default-float32",
+                                                    "small-float32"]
     assert all(0.95 < r["lfw_accuracy"] < 1 and 0 < r["threshold"] < 1 for r in rows["shipped"])
     code = BLOCK_TF + ("from edgeface.cli import main\nsys.argv = ['edgeface', 'models', '--architectures', "
                        "'--json']\nmain()\n")

@@ -53,6 +53,15 @@ def test_a_changed_result_or_a_missing_file_fails_the_check(tmp_path: Path) -> N
     assert render("--root", str(root)).returncode == 0  # rendering writes the new value ...
     assert "| default | 6.2 MB | 50.00 % |" in (root / "README.md").read_text()
     assert render("--check", "--root", str(root)).returncode == 0  # ... and the check passes again
+    # a value in prose picked from a list of rows by its fields (rows/model=default,condition=shadow/...)
+    gates = root / "benchmarks" / "results" / "quality_gates.json"
+    doc = json.loads(gates.read_text())
+    next(r for r in doc["rows"] if r["model"] == "default" and r["condition"] == "shadow")["turned_away"] = 0.999
+    gates.write_text(json.dumps(doc))
+    done = render("--check", "--root", str(root))
+    assert done.returncode == 1 and "model-card.md" in done.stderr, done.stderr
+    assert render("--root", str(root)).returncode == 0
+    assert "99.9 %<!-- /value --> of faces (port" in (root / "docs" / "model-card.md").read_text()
     # a figure citing a results file that does not exist
     page = root / "docs" / "results.md"
     page.write_text(page.read_text().replace("peers_lfw.json", "peers_lfw_gone.json", 1))

@@ -179,7 +179,7 @@ def test_every_shipped_name_works_where_a_model_is_taken(tmp_path: Path):
     """The names `edgeface models` lists are taken by every command that takes a model; a .tflite given to
     `export` is sent to the command that takes it, at once (before TensorFlow loads)."""
     listed = json.loads(run_cli("models", "--json").stdout)["shipped"]
-    assert {"default", "fast", "small", "default-float32", "small-float32"} == {r["name"] for r in listed}
+    assert {"default", "fast", "small", "port", "default-float32", "small-float32"} == {r["name"] for r in listed}
     assert json.loads(run_cli("info", "fast", "--json").stdout)["file"].endswith("edgeface-fast.tflite")
     bench = run_cli("bench", "default-float32", "--runs", "3", "--warmup", "1", "--json")
     assert bench.returncode == 0, bench.stderr

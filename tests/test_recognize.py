@@ -309,6 +309,26 @@ def test_gallery_upgrade_moves_a_gallery_to_another_model_without_the_photos(pee
                                   *options), "gallery upgrade")
 
 
+def test_a_gallery_of_an_earlier_default_keeps_its_model_under_the_name_it_ships_as_now(tmp_path):
+    """A gallery enrolled before the default changed remembers "default" and the earlier default's identity. That
+    model still ships (dlib's own weights, now ``port``), so the gallery is opened with it, unchanged, and names the
+    same people; asked for the new default, the refusal names the model to use or the upgrade; ``gallery upgrade``
+    then moves it, and the new default names them."""
+    gallery = tmp_path / "old.sqlite"
+    done = run_cli("enroll", "--dir", str(MEDIA / "gallery"), "--gallery", str(gallery), "--model", "port", "--json")
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(gallery) as db:  # what the earlier release wrote: the model by the name it had then
+        db.execute("UPDATE meta SET value='default' WHERE key='model'")
+    probe = ["--source", str(PROBES / "two_people.jpg"), "--gallery", str(gallery)]
+    events, _ = recognize(gallery, PROBES / "two_people.jpg")
+    assert sorted(e["name"] for e in events) == ["biden", "obama"]
+    assert_one_line_error(run_cli("recognize", *probe, "--model", "default"), "--model port", "gallery upgrade")
+    assert json.loads(run_cli("gallery", "upgrade", "--gallery", str(gallery), "--json").stdout)["upgraded"]
+    events, _ = recognize(gallery, PROBES / "two_people.jpg", "--model", "default")
+    assert sorted(e["name"] for e in events) == ["biden", "obama"]
+    assert_one_line_error(run_cli("recognize", *probe, "--model", "port"), "gallery upgrade")
+
+
 def test_gallery_upgrade_finds_faces_again_for_a_model_on_other_landmarks(peer, tmp_path):
     """A model aligned on BlazeFace's landmarks cannot use the stored YuNet points: each kept face is detected
     again on its crop, and the moved gallery still names the probes."""

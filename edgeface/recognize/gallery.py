@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from edgeface.default_model import DLIB_PORT, canonical_name, is_named_model
+from edgeface.default_model import DLIB_PORT, canonical_name, is_named_model, shipped_identity, shipped_name_of
 from edgeface.errors import EdgefaceError, NotFound
 from edgeface.files import atomic_write, data_dir
 from edgeface.recognize.match import Match, Templates
@@ -82,10 +82,13 @@ def gallery_model(path: str | Path | None) -> str | None:
         return None
     try:
         with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as db:
-            row = db.execute("SELECT value FROM meta WHERE key='model'").fetchone()
+            meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('model', 'model_sha256')").fetchall())
     except sqlite3.Error:
         return None
-    return row[0] if row else None
+    model, identity = meta.get("model"), meta.get("model_sha256")
+    if model and identity and is_named_model(model) and shipped_identity(model) != identity:
+        return shipped_name_of(identity) or model  # the model it was enrolled with, under its name now
+    return model
 
 
 def check_name(name: str) -> str:
@@ -392,10 +395,12 @@ class Gallery:
             if sha != model_sha256 or (embedding_size and int(dim or 0) != embedding_size):
                 theirs = f"{self.meta('model')} " if self.meta("model") else ""
                 ours = f"{model} " if model else ""
+                shipped = shipped_name_of(sha)
+                use = f"use that model (--model {shipped}, as it ships now)" if shipped else "use that model"
                 raise EdgefaceError(
                     f"gallery {self.path} was enrolled with model {theirs}({sha[:12]}, {dim}-d), not with this "
                     f"model {ours}({model_sha256[:12]}, {embedding_size}-d): move it to this model with 'edgeface "
-                    "gallery upgrade', use that model, or enrol into a new --gallery")
+                    f"gallery upgrade', {use}, or enrol into a new --gallery")
             if alignment and alignment != self.alignment:
                 detector = self.alignment.split("-")[0]
                 raise EdgefaceError(

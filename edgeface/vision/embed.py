@@ -20,7 +20,7 @@ from edgeface.errors import EdgefaceError
 from edgeface.files import sha256_file
 from edgeface.manifest import InputSpec, Manifest, check_threshold, load_manifest
 from edgeface.runtime.interpreter import Model
-from edgeface.tflite_metadata import model_identity
+from edgeface.tflite_metadata import gallery_identity, model_identity
 from edgeface.vision.align import align_face, chip_key
 from edgeface.vision.chip import DLIB_CHIP_SIZE, chip_for
 from edgeface.vision.face import Face
@@ -309,9 +309,7 @@ def embedder_identity(embedder: Embedder) -> str:
     it and that mode: one-pass templates of the same network need ``gallery upgrade``), else the embedder's cache
     key."""
     sha = getattr(embedder, "sha256", None)
-    if sha and flips_templates(embedder):
-        return hashlib.sha256(f"{sha}|templates=flip".encode()).hexdigest()
-    return sha or embedder.key
+    return gallery_identity(sha, flips_templates(embedder)) if sha else embedder.key
 
 
 def load_embedder(model: str | Path | None, threads: int = 1, flip: bool = False, mean: float | None = None,
