@@ -28,7 +28,7 @@ ALIASES = {"single": "default"}
 FLOAT_TWINS = {"default", "small"}  # these also ship "<stem>-float32.tflite", named "<name>-float32"
 # what each shipped model is for (the README's "which model for which board" says why)
 USES = {
-    "default": "boards with int8 dot products (Pi 5, Orange Pi 5, x86): the most accurate, also in harsh light",
+    "default": "boards with int8 dot products (Pi 5, Orange Pi 5, x86): the most accurate under harsh light",
     "fast": "video where frames a second matter most: a fine-tuned copy of the network, less four blocks",
     "small": "boards short of memory: the smallest file",
     "port": "dlib's public-domain weights untouched: where the others' research training data's terms rule them out",

@@ -208,7 +208,8 @@ def test_gallery_enroll_fails_loudly_and_takes_lists_folders_and_frames(tmp_path
         assert people.enroll("kit", MEDIA / "gallery" / "kit_harington")["templates"] >= 1  # a folder of photos
         results = people.enroll_folder(MEDIA / "gallery")
         assert set(results) == {"alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie"}
-        assert results["kit_harington"]["skipped"]  # enrolled above
+        refused = results["kit_harington"]["rejected"]  # the same photos, enrolled above as "kit": not a second person
+        assert refused and all("already enrolled as kit" in why for why in refused.values()), refused
 
 
 def test_api_errors_are_edgeface_errors(tmp_path: Path):
