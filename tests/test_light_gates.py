@@ -157,7 +157,7 @@ def test_clean_photos_pass_every_shipped_models_gates():
     from edgeface.vision.quality import Gates, face_measures
 
     photos = sorted((MEDIA / "gallery").glob("*/*")) + sorted((MEDIA / "probes").glob("*"))
-    for name in ("default", "fast", "small"):
+    for name in ("default", "fast", "small", "port"):
         manifest = load_manifest(resolve_model(name))
         gates, finder = Gates.from_manifest(manifest.gates), FaceFinder(alignment=manifest.alignment)
         assert gates.active, name
