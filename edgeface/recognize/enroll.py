@@ -139,12 +139,13 @@ def enroll_person(gallery: Gallery, name: str, images: list, finder: FaceFinder,
                     raise EdgefaceError(f"an image array must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
                 data = str(image.shape).encode() + image.tobytes()
             digest = hashlib.sha256(data).hexdigest()
-            if digest in known and known[digest] == result.name:
-                result.skipped[label] = f"already enrolled as {known[digest]}"
+            holder = known.get(digest)
+            if holder == result.name:
+                result.skipped[label] = f"already enrolled as {holder}"
                 continue
-            if digest in known:  # the very photo is somebody else's template: never a silent no-op
-                raise EdgefaceError(f"this photo is already enrolled as {known[digest]}: add it to "
-                                    f"{known[digest]}, or use another photo")
+            if holder is not None:  # the very photo is somebody else's template: never a silent no-op
+                raise EdgefaceError(f"this photo is already enrolled as {holder}: add it to {holder}, or use "
+                                    "another photo")
             vec, q, face = face_template(image, finder, embedder, max_turn, gates)
             refusal = None if new_person else lookalike(gallery, result.name, vec, threshold)
             if refusal is not None:
