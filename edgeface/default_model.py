@@ -107,8 +107,9 @@ def shipped_identity(name: str) -> str:
     from edgeface.tflite_metadata import gallery_identity, model_identity
 
     path = Path(resolve_model(name))
-    manifest = load_manifest(path)
-    return gallery_identity(model_identity(path.read_bytes()), manifest is not None and manifest.templates == "flip")
+    content = path.read_bytes()  # read once: the manifest is inside these bytes
+    manifest = load_manifest(path, content=content)
+    return gallery_identity(model_identity(content), manifest is not None and manifest.templates == "flip")
 
 
 def shipped_name_of(identity: str) -> str | None:
